@@ -1,0 +1,120 @@
+"""The Flask app: Meta's webhook verification, the signed webhook, and a health check."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from functools import partial
+from http import HTTPStatus
+from typing import Mapping
+
+from flask import Flask, Response, current_app, jsonify, request
+
+from bot import Bot
+from config import Settings, load_settings, settings_from_mapping
+from events import BadBody, parse_body
+from gpt import ChatModel
+from logs import configure_logging
+from messenger import Messenger
+from signature import is_valid_signature
+from store import MemoryStore
+from workers import KeyedWorkers
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+EXTENSION = "messenger_gpt"
+
+
+class Service:
+    """The parts that outlive a request, shared by every request of one app."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.store = MemoryStore(
+            max_messages=settings.history_max_messages,
+            max_tokens=settings.history_max_tokens,
+            ttl=settings.conversation_ttl,
+            max_conversations=settings.max_conversations,
+            dedup_ttl=settings.dedup_ttl,
+            dedup_max_ids=settings.dedup_max_ids,
+        )
+        self.messenger = Messenger(settings)
+        self.bot = Bot(settings, self.store, self.messenger, ChatModel(settings))
+        self.workers = KeyedWorkers(settings.worker_threads)
+
+
+def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
+    """Build the app; settings come from `config` if given, else from the environment and `.env`."""
+    if isinstance(config, Settings):
+        settings = config
+    elif config is not None:
+        settings = settings_from_mapping(config)
+    else:
+        settings = load_settings()
+    configure_logging(settings.log_level, settings.secrets())
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions[EXTENSION] = Service(settings)
+    app.add_url_rule("/", "verify", verify, methods=["GET"])
+    app.add_url_rule("/", "webhook", webhook, methods=["POST"])
+    app.add_url_rule("/healthz", "health", health, methods=["GET"])
+    logger.info("ready: model=%s graph=%s workers=%d", settings.openai_model, settings.graph_api_url, settings.worker_threads)
+    return app
+
+
+def service() -> Service:
+    """Return the current app's Service."""
+    return current_app.extensions[EXTENSION]
+
+
+def verify() -> Response:
+    """Answer Meta's subscription check with the challenge, if the verify token matches."""
+    args = request.args
+    token = args.get("hub.verify_token", "")
+    expected = service().settings.verify_token.reveal()
+    challenge = args.get("hub.challenge", "")
+    if args.get("hub.mode") == "subscribe" and challenge and hmac.compare_digest(token.encode(), expected.encode()):
+        logger.info("webhook verified by Meta")
+        return Response(challenge, HTTPStatus.OK, mimetype="text/plain")
+    logger.warning("webhook verification refused: wrong mode or verify token")
+    return Response("Forbidden", HTTPStatus.FORBIDDEN, mimetype="text/plain")
+
+
+def webhook() -> Response:
+    """Check, parse and queue a webhook POST, and answer Meta at once."""
+    svc = service()
+    body = request.get_data(cache=False)
+    if not is_valid_signature(body, request.headers.get("X-Hub-Signature-256"), svc.settings.app_secret.reveal()):
+        logger.warning("webhook refused: missing or wrong X-Hub-Signature-256 (%d bytes)", len(body))
+        return plain("Forbidden", HTTPStatus.FORBIDDEN)
+    try:
+        parsed = parse_body(json.loads(body))
+    except (ValueError, RecursionError) as exc:
+        reason = exc if isinstance(exc, BadBody) else "not JSON"
+        logger.warning("webhook refused: %s", reason)
+        return plain(f"Bad Request: {reason}", HTTPStatus.BAD_REQUEST)
+
+    duplicates = 0
+    for event in parsed.events:
+        if svc.store.claim_event(event.event_id):
+            svc.workers.submit(event.psid, partial(svc.bot.handle, event))
+        else:
+            duplicates += 1
+    logger.info(
+        "webhook: %d queued, %d redelivered, skipped %s",
+        len(parsed.events) - duplicates, duplicates, dict(parsed.skipped) or "none",
+    )
+    return plain("EVENT_RECEIVED", HTTPStatus.OK)
+
+
+def health() -> Response:
+    """Say the service is up; needs no signature."""
+    return jsonify(status="ok")
+
+
+def plain(text: str, status: HTTPStatus) -> Response:
+    """Return a short text/plain response."""
+    return Response(text, status, mimetype="text/plain")

@@ -1,0 +1,206 @@
+"""Settings for the bot, read from the environment and `.env`, checked once at start."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a friendly, helpful assistant answering people in Facebook Messenger. "
+    "Keep answers short and conversational: a few sentences, plain text, no Markdown "
+    "tables or headings. If you don't know something, say so."
+)
+
+
+class ConfigError(Exception):
+    """Raised when settings are missing or malformed; the message names every problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(
+            f"The bot cannot start: {len(problems)} setting(s) missing or invalid.\n{lines}\n"
+            "Set them in the environment or in a .env file (see .env.example)."
+        )
+
+
+class Secret:
+    """A string that never shows its value in a repr, str or log line."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret value, for the one place that must send it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the service uses; built by `load_settings`."""
+
+    page_access_token: Secret
+    verify_token: Secret
+    app_secret: Secret
+    openai_api_key: Secret
+    openai_model: str = "gpt-4.1-mini"
+    openai_base_url: str | None = None
+    openai_timeout: float = 30.0
+    openai_max_retries: int = 2
+    reply_max_tokens: int = 500
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    graph_api_url: str = "https://graph.facebook.com/v23.0"
+    graph_timeout: float = 10.0
+    graph_max_retries: int = 3
+    graph_backoff: float = 0.5
+    history_max_messages: int = 20
+    history_max_tokens: int = 3000
+    conversation_ttl: float = 24 * 3600.0
+    max_conversations: int = 10_000
+    dedup_ttl: float = 36 * 3600.0
+    dedup_max_ids: int = 100_000
+    worker_threads: int = 64
+    typing_renew_seconds: float = 15.0
+    get_started_payload: str = "GET_STARTED"
+    log_level: str = "INFO"
+
+    def secrets(self) -> list[str]:
+        """Return the secret values, for scrubbing them from log output."""
+        return [value.reveal() for value in vars(self).values() if isinstance(value, Secret)]
+
+
+REQUIRED = ("PAGE_ACCESS_TOKEN", "VERIFY_TOKEN", "APP_SECRET", "OPENAI_API_KEY")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be 1 or more")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a number above 0")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("must be a number, 0 or more")
+    return value
+
+
+def _http_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http(s) URL such as https://example.com/v1")
+    return raw.rstrip("/")
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _text(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw
+
+
+# Environment variable -> (Settings field, parser). Required secrets are handled apart.
+OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
+    "OPENAI_MODEL": ("openai_model", _text),
+    "OPENAI_BASE_URL": ("openai_base_url", _http_url),
+    "OPENAI_TIMEOUT": ("openai_timeout", _positive_float),
+    "OPENAI_MAX_RETRIES": ("openai_max_retries", _non_negative_int),
+    "REPLY_MAX_TOKENS": ("reply_max_tokens", _positive_int),
+    "SYSTEM_PROMPT": ("system_prompt", _text),
+    "GRAPH_API_URL": ("graph_api_url", _http_url),
+    "GRAPH_TIMEOUT": ("graph_timeout", _positive_float),
+    "GRAPH_MAX_RETRIES": ("graph_max_retries", _non_negative_int),
+    "GRAPH_BACKOFF": ("graph_backoff", _non_negative_float),
+    "HISTORY_MAX_MESSAGES": ("history_max_messages", _positive_int),
+    "HISTORY_MAX_TOKENS": ("history_max_tokens", _positive_int),
+    "CONVERSATION_TTL": ("conversation_ttl", _positive_float),
+    "MAX_CONVERSATIONS": ("max_conversations", _positive_int),
+    "DEDUP_TTL": ("dedup_ttl", _positive_float),
+    "DEDUP_MAX_IDS": ("dedup_max_ids", _positive_int),
+    "WORKER_THREADS": ("worker_threads", _positive_int),
+    "TYPING_RENEW_SECONDS": ("typing_renew_seconds", _positive_float),
+    "GET_STARTED_PAYLOAD": ("get_started_payload", _text),
+    "LOG_LEVEL": ("log_level", _log_level),
+}
+
+
+def settings_from_mapping(source: Mapping[str, str]) -> Settings:
+    """Build settings from a mapping of variable names to strings, or raise ConfigError."""
+    problems: list[str] = []
+    values: dict[str, object] = {}
+    for name in REQUIRED:
+        raw = (source.get(name) or "").strip()
+        if raw:
+            values[name.lower()] = Secret(raw)
+        else:
+            problems.append(f"{name} is missing")
+    for name, (field, parse) in OPTIONAL.items():
+        raw = source.get(name)
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            values[field] = parse(raw.strip() if field != "system_prompt" else raw)
+        except ValueError as exc:
+            # The value itself is not repeated: a mistyped secret may have landed here.
+            problems.append(f"{name} is invalid: {_reason(exc)}")
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**values)
+
+
+def _reason(exc: ValueError) -> str:
+    text = str(exc)
+    if text.startswith(("invalid literal", "could not convert")):
+        return "must be a number"
+    return text
+
+
+def load_settings(overrides: Mapping[str, str] | None = None, env_file: str | Path = ".env") -> Settings:
+    """Read settings from `.env`, then the environment (which wins), then `overrides`."""
+    source: dict[str, str] = {
+        key: value for key, value in dotenv_values(env_file).items() if value is not None
+    }
+    source.update(os.environ)
+    source.update(overrides or {})
+    return settings_from_mapping(source)
+

@@ -1,0 +1,197 @@
+"""Turn a Messenger webhook body into the small typed events the bot answers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+# Keys of a `messaging` item that name its kind; the first one present wins.
+KNOWN_KINDS = (
+    "message",
+    "postback",
+    "delivery",
+    "read",
+    "reaction",
+    "message_edit",
+    "referral",
+    "optin",
+    "account_linking",
+    "pass_thread_control",
+    "take_thread_control",
+    "request_thread_control",
+    "app_roles",
+    "policy_enforcement",
+)
+
+
+class BadBody(ValueError):
+    """The body is JSON but not a Messenger page webhook."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One attachment of a message."""
+
+    type: str
+    url: str | None = None
+    sticker_id: int | None = None
+
+    @property
+    def is_sticker(self) -> bool:
+        """True for stickers and the thumbs-up like (an image with a sticker_id)."""
+        return self.type == "sticker" or self.sticker_id is not None
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message a person sent to the page."""
+
+    psid: str
+    mid: str
+    timestamp: int
+    text: str | None = None
+    quick_reply_payload: str | None = None
+    reply_to_mid: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+
+    @property
+    def event_id(self) -> str:
+        """The id Meta repeats when it redelivers this event."""
+        return self.mid
+
+
+@dataclass(frozen=True)
+class Postback:
+    """A button the person tapped, such as Get Started."""
+
+    psid: str
+    payload: str
+    title: str
+    timestamp: int
+    mid: str | None = None
+
+    @property
+    def event_id(self) -> str:
+        """The id Meta repeats when it redelivers this event."""
+        # Postbacks before Graph v11 carry no mid; the tap's time and payload identify it.
+        return self.mid or f"postback:{self.psid}:{self.timestamp}:{self.payload}"
+
+
+Event = Union[Message, Postback]
+
+
+@dataclass(frozen=True)
+class ParsedBody:
+    """The events to answer, and a count of what was skipped, by kind."""
+
+    events: tuple[Event, ...]
+    skipped: Counter = field(default_factory=Counter)
+
+
+def parse_body(body: Any) -> ParsedBody:
+    """Parse a decoded webhook body; raise BadBody if it is not a page webhook."""
+    if not isinstance(body, dict) or not isinstance(body.get("entry"), list):
+        raise BadBody("expected an object with an 'entry' list")
+    if body.get("object") != "page":
+        raise BadBody("not a page webhook")
+    events: list[Event] = []
+    skipped: Counter = Counter()
+    for entry in body["entry"]:
+        if not isinstance(entry, dict):
+            skipped["malformed"] += 1
+            continue
+        # Events in `standby` belong to another app that owns the thread: never answered.
+        standby = entry.get("standby")
+        if isinstance(standby, list):
+            skipped["standby"] += len(standby)
+        messaging = entry.get("messaging")
+        if not isinstance(messaging, list):
+            continue
+        page_id = str(entry.get("id", ""))
+        for item in messaging:
+            event, kind = parse_item(item, page_id)
+            if event is None:
+                skipped[kind] += 1
+            else:
+                events.append(event)
+    return ParsedBody(tuple(events), skipped)
+
+
+def parse_item(item: Any, page_id: str) -> tuple[Event | None, str]:
+    """Parse one `messaging` item; return the event (or None if skipped) and its kind."""
+    if not isinstance(item, dict):
+        return None, "malformed"
+    kind = next((key for key in KNOWN_KINDS if key in item), "unknown")
+    if kind not in ("message", "postback"):
+        return None, kind
+    psid = _id(item.get("sender"))
+    if psid is None:
+        return None, "malformed"
+    timestamp = item.get("timestamp") if isinstance(item.get("timestamp"), int) else 0
+    if kind == "postback":
+        event = _postback(item["postback"], psid, timestamp)
+    else:
+        message = item["message"]
+        if isinstance(message, dict) and (message.get("is_echo") or psid == page_id):
+            return None, "echo"
+        event = _message(message, psid, timestamp)
+    return (event, kind) if event else (None, "malformed")
+
+
+def _id(party: Any) -> str | None:
+    if isinstance(party, dict) and isinstance(party.get("id"), (str, int)) and str(party["id"]):
+        return str(party["id"])
+    return None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _message(message: Any, psid: str, timestamp: int) -> Message | None:
+    if not isinstance(message, dict):
+        return None
+    mid = _str(message.get("mid"))
+    if not mid:
+        return None
+    quick_reply_payload = _str(_dict(message.get("quick_reply")).get("payload"))
+    raw_attachments = message.get("attachments")
+    attachments = tuple(
+        _attachment(raw) for raw in raw_attachments if isinstance(raw, dict)
+    ) if isinstance(raw_attachments, list) else ()
+    return Message(
+        psid=psid,
+        mid=mid,
+        timestamp=timestamp,
+        text=_str(message.get("text")),
+        quick_reply_payload=quick_reply_payload,
+        reply_to_mid=_str(_dict(message.get("reply_to")).get("mid")),
+        attachments=attachments,
+    )
+
+
+def _attachment(raw: dict) -> Attachment:
+    payload = _dict(raw.get("payload"))  # a `fallback` may carry `payload: null`
+    sticker_id = payload.get("sticker_id")
+    return Attachment(
+        type=_str(raw.get("type")) or "unknown",
+        url=_str(payload.get("url")),
+        sticker_id=sticker_id if isinstance(sticker_id, int) and not isinstance(sticker_id, bool) else None,
+    )
+
+
+def _postback(postback: Any, psid: str, timestamp: int) -> Postback | None:
+    if not isinstance(postback, dict):
+        return None
+    return Postback(
+        psid=psid,
+        payload=_str(postback.get("payload")) or "",
+        title=_str(postback.get("title")) or "",
+        timestamp=timestamp,
+        mid=_str(postback.get("mid")),
+    )

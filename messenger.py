@@ -1,0 +1,194 @@
+"""The Graph API Send API: text replies and sender actions, with retries for passing failures."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import time
+from http import HTTPStatus
+from typing import Callable
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from config import Settings
+
+logger = logging.getLogger(__name__)
+
+MAX_TEXT_LENGTH = 2000
+MAX_BACKOFF_SECONDS = 8.0
+
+TRANSIENT_CODES = {1, 2, 4, 17, 32, 613, 1200}
+# What a permanent error means for the page owner, logged once when it happens.
+PERMANENT_MEANINGS = {
+    190: "the page access token is invalid or expired: renew PAGE_ACCESS_TOKEN",
+    10: "the person last wrote more than 24 hours ago, so the page may not answer",
+    551: "this person is not available (they blocked the page or left Messenger)",
+    100: "Meta rejected a parameter (for example the recipient id)",
+    200: "the app lacks a permission: check pages_messaging is granted for this page",
+    230: "the app lacks a permission: check pages_messaging is granted for this page",
+}
+SUBCODE_MEANINGS = {
+    2018278: PERMANENT_MEANINGS[10],
+    2018001: "no person matches this recipient id for this page",
+    460: "the page access token was invalidated by a password change: renew PAGE_ACCESS_TOKEN",
+    463: "the page access token has expired: renew PAGE_ACCESS_TOKEN",
+}
+
+
+class GraphError(Exception):
+    """A Send API call that failed; `transient` says whether trying again may help."""
+
+    def __init__(self, status: int, code: int | None, subcode: int | None, transient: bool, meaning: str):
+        super().__init__(f"Graph API error (HTTP {status}, code {code}, subcode {subcode}): {meaning}")
+        self.status = status
+        self.code = code
+        self.subcode = subcode
+        self.transient = transient
+        self.meaning = meaning
+
+
+def error_from_response(response: requests.Response) -> GraphError:
+    """Build a GraphError from a failed Send API response."""
+    try:
+        error = response.json().get("error") or {}
+    except (ValueError, AttributeError):
+        error = {}
+    code = error.get("code") if isinstance(error.get("code"), int) else None
+    subcode = error.get("error_subcode") if isinstance(error.get("error_subcode"), int) else None
+    transient = (
+        response.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR
+        or response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+        or code in TRANSIENT_CODES
+        or error.get("is_transient") is True
+    ) and code not in PERMANENT_MEANINGS
+    meaning = SUBCODE_MEANINGS.get(subcode) or PERMANENT_MEANINGS.get(code) or (
+        "a temporary failure at Meta" if transient else "the request was refused"
+    )
+    return GraphError(response.status_code, code, subcode, transient, meaning)
+
+
+def backoff_delay(attempt: int, base: float) -> float:
+    """Return the wait before retry number `attempt` (0-based): doubling, capped."""
+    return min(MAX_BACKOFF_SECONDS, base * 2**attempt)
+
+
+class Messenger:
+    """Sends messages and sender actions to people through the Send API."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self._url = f"{settings.graph_api_url}/me/messages"
+        token = settings.page_access_token.reveal()
+        proof = hmac.new(settings.app_secret.reveal().encode(), token.encode(), hashlib.sha256).hexdigest()
+        self._params = {"access_token": token, "appsecret_proof": proof}
+        self._timeout = settings.graph_timeout
+        self._max_retries = settings.graph_max_retries
+        self._backoff = settings.graph_backoff
+        self._sleep = sleep
+        self._session = session or requests.Session()
+        # Every worker thread may be sending at once: keep a pooled connection for each.
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.worker_threads)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+
+    def send_text(self, psid: str, text: str) -> int:
+        """Send `text` as one or more messages, in order; return how many were sent."""
+        pieces = [piece for piece in split_text(text) if piece.strip()]
+        for piece in pieces:
+            self._post(
+                {"recipient": {"id": psid}, "messaging_type": "RESPONSE", "message": {"text": piece}},
+                what="message",
+                retry_timeouts=False,
+            )
+        return len(pieces)
+
+    def send_action(self, psid: str, action: str) -> bool:
+        """Send a sender action (mark_seen, typing_on, typing_off); return False if it failed."""
+        try:
+            self._post({"recipient": {"id": psid}, "sender_action": action}, what=action, retry_timeouts=True)
+        except GraphError:
+            return False
+        return True
+
+    def _post(self, payload: dict, *, what: str, retry_timeouts: bool) -> None:
+        psid = payload["recipient"]["id"]
+        for attempt in range(self._max_retries + 1):
+            error = self._attempt(payload, retry_timeouts)
+            if error is None:
+                return
+            if not error.transient or attempt == self._max_retries:
+                break
+            logger.info("Graph %s for psid=%s failed (%s); retry %d", what, psid, error.meaning, attempt + 1)
+            self._sleep(backoff_delay(attempt, self._backoff))
+        level = logging.ERROR if error.code in (190, 200, 230) else logging.WARNING
+        logger.log(level, "Graph %s for psid=%s failed: %s", what, psid, error)
+        raise error
+
+    def _attempt(self, payload: dict, retry_timeouts: bool) -> GraphError | None:
+        """Make one call; return None on success, or the error."""
+        try:
+            response = self._session.post(self._url, params=self._params, json=payload, timeout=self._timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            # The exception text holds the URL and so the token: only its type is reported.
+            # A read timeout may mean the message was delivered, so a message is not resent.
+            unsent = isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.ReadTimeout)
+            transient = unsent or retry_timeouts
+            return GraphError(0, None, None, transient, f"no answer from Meta ({type(exc).__name__})")
+        if response.ok:
+            return None
+        return error_from_response(response)
+
+
+# Where to cut a long reply, best first: paragraphs, lines, sentences, words.
+BREAKS = (
+    re.compile(r"\n\s*\n\s*"),
+    re.compile(r"\n\s*"),
+    re.compile(r"(?:[.!?…]['\"”’)\]]*\s+|[。！？]\s*)"),
+    re.compile(r"\s+"),
+)
+
+
+def split_text(text: str, limit: int = MAX_TEXT_LENGTH) -> list[str]:
+    """Split text into pieces of at most `limit` UTF-16 units whose concatenation is `text`."""
+    pieces: list[str] = []
+    rest = text
+    while _utf16_length(rest) > limit:
+        window = rest[: _fitting_prefix(rest, limit)]
+        cut = _best_cut(window)
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+def _best_cut(window: str) -> int:
+    # A break in the first quarter would leave a tiny piece, so a finer kind of break further
+    # on is preferred; any break still beats cutting a word in two.
+    for shortest in (len(window) // 4, 0):
+        for pattern in BREAKS:
+            ends = [match.end() for match in pattern.finditer(window) if match.end() > shortest]
+            if ends:
+                return ends[-1]
+    return len(window)
+
+
+def _utf16_length(text: str) -> int:
+    # Meta counts characters as JavaScript does: an emoji outside the BMP counts twice.
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+
+
+def _fitting_prefix(text: str, limit: int) -> int:
+    units = 0
+    for index, char in enumerate(text):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > limit:
+            return index
+    return len(text)

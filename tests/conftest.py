@@ -1,0 +1,165 @@
+"""Fixtures: a fresh app per test, a fake OpenAI server, the Graph API mocked with responses."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import deque
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import responses
+
+from app import EXTENSION, create_app
+from fakes import FakeOpenAI
+from signature import sign
+
+DATA = Path(__file__).resolve().parent / "data"
+PAGE_TOKEN = "EAAGtestpagetoken0123456789"
+APP_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+VERIFY_TOKEN = "my-verify-token-42"
+OPENAI_KEY = "sk-test-0123456789abcdef"
+GRAPH_URL = "https://graph.facebook.com/v23.0"
+SEND_URL = f"{GRAPH_URL}/me/messages"
+PAGE_ID = "1234567890"
+PSID = "6543210987654321"
+
+
+def meta_json(payload: object) -> bytes:
+    """Serialise as Meta does: non-ASCII as \\uXXXX escapes and '/' as '\\/'."""
+    return json.dumps(payload, ensure_ascii=True, separators=(",", ":")).replace("/", "\\/").encode()
+
+
+def load(name: str) -> dict:
+    """Return a webhook payload from tests/data."""
+    return json.loads((DATA / name).read_text())
+
+
+def text_event(text: str, psid: str = PSID, mid: str | None = None) -> dict:
+    """One `messaging` item for a text message."""
+    mid = mid or f"m_{abs(hash((psid, text))) % 10**12}"
+    return {
+        "sender": {"id": psid},
+        "recipient": {"id": PAGE_ID},
+        "timestamp": 1764064800000,
+        "message": {"mid": mid, "text": text},
+    }
+
+
+def page_body(*items: dict) -> dict:
+    """A webhook body with the items in one entry."""
+    return {"object": "page", "entry": [{"id": PAGE_ID, "time": 1764064800000, "messaging": list(items)}]}
+
+
+class Graph:
+    """Records what the app sends to the Send API and answers like Meta, or fails on demand."""
+
+    def __init__(self, mock: responses.RequestsMock):
+        self.calls: list[dict] = []
+        self.failures: deque[tuple[int, dict]] = deque()
+        self.on_call = None  # optional hook, called with each recorded call
+        self._lock = threading.Lock()
+        mock.add_callback(responses.POST, re.compile(re.escape(SEND_URL) + r"(\?.*)?$"), self._answer)
+
+    def fail_next(self, status: int, code: int, subcode: int | None = None, times: int = 1, transient: bool | None = None) -> None:
+        """Make the next `times` calls fail with a Graph error body."""
+        error = {"message": "(#%d) test error" % code, "type": "OAuthException", "code": code, "fbtrace_id": "AbCdEf"}
+        if subcode is not None:
+            error["error_subcode"] = subcode
+        if transient is not None:
+            error["is_transient"] = transient
+        for _ in range(times):
+            self.failures.append((status, {"error": error}))
+
+    def _answer(self, request) -> tuple[int, dict, str]:
+        call = {"params": {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}, **json.loads(request.body)}
+        with self._lock:
+            self.calls.append(call)
+            failure = self.failures.popleft() if self.failures else None
+        if self.on_call:
+            self.on_call(call)
+        if failure:
+            return failure[0], {}, json.dumps(failure[1])
+        return 200, {}, json.dumps({"recipient_id": call["recipient"]["id"], "message_id": "m_reply"})
+
+    def texts(self, psid: str | None = None) -> list[str]:
+        """Texts sent, in order, to one person or to all."""
+        return [c["message"]["text"] for c in self.calls if "message" in c and psid in (None, c["recipient"]["id"])]
+
+    def actions(self, psid: str | None = None) -> list[str]:
+        """Sender actions sent, in order."""
+        return [c["sender_action"] for c in self.calls if "sender_action" in c and psid in (None, c["recipient"]["id"])]
+
+    def sequence(self, psid: str) -> list[str]:
+        """Everything sent to one person, in order: actions by name, messages as 'text:...'."""
+        return [
+            c.get("sender_action") or "text:" + c["message"]["text"]
+            for c in self.calls if c["recipient"]["id"] == psid
+        ]
+
+
+@pytest.fixture
+def openai_server():
+    """A fake OpenAI chat-completions server on 127.0.0.1."""
+    server = FakeOpenAI()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def graph():
+    """The Send API, mocked at the requests edge."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield Graph(mock)
+
+
+@pytest.fixture
+def config(openai_server) -> dict:
+    """Settings for a test app; a test may change them before using `app`."""
+    return {
+        "PAGE_ACCESS_TOKEN": PAGE_TOKEN,
+        "VERIFY_TOKEN": VERIFY_TOKEN,
+        "APP_SECRET": APP_SECRET,
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENAI_BASE_URL": openai_server.base_url,
+        "OPENAI_MAX_RETRIES": "0",
+        "OPENAI_TIMEOUT": "5",
+        "GRAPH_API_URL": GRAPH_URL,
+        "GRAPH_BACKOFF": "0",
+    }
+
+
+@pytest.fixture
+def app(config, graph):
+    """A fresh app with the test's settings; its worker threads are stopped afterwards."""
+    app = create_app(config)
+    yield app
+    app.extensions[EXTENSION].workers.shutdown()
+
+
+@pytest.fixture
+def service(app):
+    """The app's long-lived parts (store, workers, bot)."""
+    return app.extensions[EXTENSION]
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def post(client, service):
+    """POST a body to the webhook as Meta would (signed), wait for the replies, return the response."""
+
+    def post(body: dict | bytes, *, signature: str | None = None, wait: bool = True):
+        raw = body if isinstance(body, bytes) else meta_json(body)
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature or sign(raw, APP_SECRET)}
+        response = client.post("/", data=raw, headers=headers)
+        if wait:
+            assert service.workers.wait_idle(timeout=30), "replies did not finish"
+        return response
+
+    return post

@@ -1,0 +1,146 @@
+"""Local stand-ins for OpenAI's chat-completions API and Meta's Send API, served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+
+@dataclass
+class Reply:
+    """What the fake server answers to one request."""
+
+    status: int = HTTPStatus.OK
+    body: dict = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)
+    hold: bool = False  # answer only once `released` is set (or the fake is closed)
+
+
+def completion(text: str | None, finish_reason: str = "stop", prompt_tokens: int = 50, completion_tokens: int = 10) -> Reply:
+    """A chat completion shaped like OpenAI's."""
+    return Reply(body={
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": "gpt-4.1-mini-2025-04-14",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": text, "refusal": None},
+            "finish_reason": finish_reason,
+        }],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    })
+
+
+def openai_error(status: int, message: str, type_: str, code: str | None = None) -> Reply:
+    """An error body shaped like OpenAI's."""
+    return Reply(status=status, body={"error": {"message": message, "type": type_, "param": None, "code": code}})
+
+
+def echo_answer(request: dict) -> Reply:
+    """By default the fake model answers with the last thing the person said."""
+    return completion(f"You said: {request['messages'][-1]['content']}")
+
+
+class _Server:
+    """A threaded HTTP server that records JSON requests and answers from a script or a function."""
+
+    def __init__(self, default: Callable[[dict], Reply]):
+        self.requests: list[dict] = []
+        self.paths: list[str] = []
+        self.headers: list[dict] = []
+        self.script: deque[Reply] = deque()
+        self.default = default
+        self.released = threading.Event()
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def close(self) -> None:
+        """Release held requests and stop serving."""
+        self.released.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def _answer(self, path: str, headers: dict, request: dict) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            self.paths.append(path)
+            self.headers.append(headers)
+            scripted = self.script.popleft() if self.script else None
+        return scripted or self.default(request)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    request = json.loads(raw)
+                except ValueError:
+                    request = {"_raw": raw.decode("utf-8", "replace")}
+                reply = server._answer(self.path, dict(self.headers), request)
+                if reply.hold:
+                    server.released.wait()
+                payload = json.dumps(reply.body).encode()
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    pass  # the client gave up (a timeout test)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler
+
+
+class FakeOpenAI(_Server):
+    """OpenAI's `POST /v1/chat/completions`, answering like the real one."""
+
+    def __init__(self, default: Callable[[dict], Reply] = echo_answer):
+        super().__init__(default)
+
+    @property
+    def base_url(self) -> str:
+        """The value for OPENAI_BASE_URL."""
+        return self.url + "/v1"
+
+
+class FakeGraph(_Server):
+    """Meta's Send API `POST /vXX.0/me/messages`, for a server running in another process."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda request: Reply(body={"recipient_id": request.get("recipient", {}).get("id"), "message_id": "m_sent"}))
+
+    def texts(self) -> list[str]:
+        """The text of every message received so far, in order."""
+        with self._lock:
+            return [r["message"]["text"] for r in self.requests if "message" in r]

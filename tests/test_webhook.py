@@ -1,0 +1,231 @@
+"""The webhook as Meta sees it: verification, signatures, body checks, and what each event gets."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import pytest
+
+from fakes import completion
+from conftest import APP_SECRET, PAGE_ID, PSID, VERIFY_TOKEN, load, meta_json, page_body, text_event
+from signature import sign
+
+import bot
+
+
+# --- GET / verification ---
+
+def test_verification_echoes_the_bare_challenge(client):
+    response = client.get(f"/?hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1158201444")
+    assert response.status_code == HTTPStatus.OK
+    assert response.get_data(as_text=True) == "1158201444"
+    assert response.mimetype == "text/plain"
+
+
+@pytest.mark.parametrize("query", [
+    f"hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1",
+    f"hub.mode=unsubscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1",
+    f"hub.verify_token={VERIFY_TOKEN}&hub.challenge=1",
+    f"hub.mode=subscribe&hub.challenge=1",
+    f"hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}",
+    f"hub.mode=subscribe&hub.verify_token=%C3%A9t%C3%A9&hub.challenge=1",
+    "",
+])
+def test_verification_refuses_anything_else(client, query):
+    assert client.get(f"/?{query}").status_code == HTTPStatus.FORBIDDEN
+
+
+def test_health_needs_no_signature(client):
+    response = client.get("/healthz")
+    assert response.status_code == HTTPStatus.OK
+    assert response.get_json() == {"status": "ok"}
+
+
+# --- POST / authentication and body checks ---
+
+@pytest.mark.parametrize("signature", [
+    None,
+    "",
+    "sha256=",
+    "sha256=zz",
+    "sha256=" + "0" * 64,
+    "sha1=" + "0" * 40,
+    "not-a-signature",
+    "sha256=é",
+])
+def test_unsigned_or_wrongly_signed_posts_are_refused_and_ignored(client, graph, openai_server, signature):
+    raw = meta_json(load("text.json"))
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers["X-Hub-Signature-256"] = signature
+    assert client.post("/", data=raw, headers=headers).status_code == HTTPStatus.FORBIDDEN
+    assert graph.calls == [] and openai_server.requests == []
+
+
+def test_sha1_signature_alone_is_refused_even_when_correct(client, graph):
+    import hashlib
+    import hmac
+
+    raw = meta_json(load("text.json"))
+    sha1 = "sha1=" + hmac.new(APP_SECRET.encode(), raw, hashlib.sha1).hexdigest()
+    response = client.post("/", data=raw, headers={"X-Hub-Signature": sha1})
+    assert response.status_code == HTTPStatus.FORBIDDEN
+
+
+def test_signature_is_checked_over_the_raw_escaped_body(post, graph, openai_server):
+    # Meta signs the body as sent, with \u00e9 escapes and \/; a re-serialised body would not match.
+    raw = meta_json(page_body(text_event("Café à Paris? 🍷 http://a/b")))
+    assert b"\\u00e9" in raw and b"\\/" in raw
+    assert post(raw).status_code == HTTPStatus.OK
+    assert openai_server.requests[0]["messages"][-1]["content"] == "Café à Paris? 🍷 http://a/b"
+
+
+def test_body_over_one_mib_is_refused(client, graph):
+    raw = b'{"object":"page","entry":[]}' + b" " * (1024 * 1024)
+    response = client.post("/", data=raw, headers={"X-Hub-Signature-256": sign(raw, APP_SECRET)})
+    assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+@pytest.mark.parametrize("raw", [
+    b"",
+    b"not json",
+    b"\xff\xfe\x00",
+    b"[" * 100_000,
+    b'"a string"',
+    b"[]",
+    b"null",
+    b'{"object":"page"}',
+    b'{"object":"page","entry":{}}',
+    b'{"object":"instagram","entry":[]}',
+    b'{"entry":[]}',
+])
+def test_bodies_that_are_not_page_webhooks_get_400(post, graph, raw):
+    assert post(raw).status_code == HTTPStatus.BAD_REQUEST
+    assert graph.calls == []
+
+
+@pytest.mark.parametrize("entry", [
+    [1, "x", None, []],
+    [{"messaging": "nope"}],
+    [{"messaging": [1, None, "x", {}]}],
+    [{"messaging": [{"message": {"mid": "m1", "text": "no sender"}}]}],
+    [{"messaging": [{"sender": {"id": PSID}, "message": None}]}],
+    [{"messaging": [{"sender": {"id": PSID}, "message": {"text": "no mid"}}]}],
+    [{"messaging": [{"sender": {"id": PSID}, "message": {"mid": "m2", "text": 5, "attachments": "x"}}]}],
+    [{"messaging": [{"sender": {"id": PSID}, "message": {"mid": "m3", "attachments": [None, {"type": 3, "payload": []}]}}]}],
+    [{"messaging": [{"sender": {"id": [1]}, "postback": {"payload": "GET_STARTED"}}]}],
+    [{"messaging": [{"sender": {"id": PSID}, "postback": "GET_STARTED"}]}],
+])
+def test_malformed_events_inside_a_page_body_are_skipped_not_500(post, entry):
+    assert post({"object": "page", "entry": entry}).status_code == HTTPStatus.OK
+
+
+def test_answers_meta_before_the_model_replies(client, service, graph, openai_server):
+    held = completion("Paris.")
+    held.hold = True
+    openai_server.script.append(held)
+    raw = meta_json(load("text.json"))
+    response = client.post("/", data=raw, headers={"X-Hub-Signature-256": sign(raw, APP_SECRET)})
+    # The model has not answered (it never will until released), yet Meta already has its 200.
+    assert response.status_code == HTTPStatus.OK
+    assert graph.texts() == []
+    openai_server.released.set()
+    assert service.workers.wait_idle(timeout=30)
+    assert graph.texts(PSID) == ["Paris."]
+
+
+# --- every event kind ---
+
+def test_text_is_answered_by_the_model(post, graph, openai_server):
+    assert post(load("text.json")).status_code == HTTPStatus.OK
+    assert openai_server.requests[0]["messages"][-1] == {"role": "user", "content": "What is the capital of France?"}
+    assert graph.sequence(PSID) == ["mark_seen", "typing_on", "text:You said: What is the capital of France?"]
+    call = graph.calls[-1]
+    assert call["messaging_type"] == "RESPONSE" and call["recipient"] == {"id": PSID}
+
+
+def test_quick_reply_counts_as_its_text(post, graph, openai_server):
+    post(load("quick_reply.json"))
+    assert openai_server.requests[0]["messages"][-1]["content"] == "Tell me more"
+
+
+def test_reply_to_a_message_is_answered_as_text(post, openai_server):
+    post(load("reply_to.json"))
+    assert openai_server.requests[0]["messages"][-1]["content"] == "and this one?"
+
+
+@pytest.mark.parametrize("name", ["image.json", "audio.json", "video.json", "file.json", "fallback_null.json"])
+def test_media_gets_a_text_only_answer_without_the_model(post, graph, openai_server, name):
+    assert post(load(name)).status_code == HTTPStatus.OK
+    assert graph.texts(PSID) == [bot.TEXT_ONLY]
+    assert openai_server.requests == []
+
+
+@pytest.mark.parametrize("name", ["like.json", "sticker.json"])
+def test_like_and_sticker_get_a_friendly_acknowledgement(post, graph, openai_server, name):
+    assert post(load(name)).status_code == HTTPStatus.OK
+    assert graph.texts(PSID) == [bot.STICKER_THANKS]
+    assert openai_server.requests == []
+
+
+def test_a_link_with_text_is_answered_from_its_text(post, openai_server):
+    post(load("fallback_with_text.json"))
+    assert openai_server.requests[0]["messages"][-1]["content"] == "look at this https://example.com/article"
+
+
+def test_get_started_gets_the_greeting(post, graph, openai_server):
+    post(load("postback_get_started.json"))
+    assert graph.texts(PSID) == [bot.GREETING]
+    assert openai_server.requests == []
+
+
+def test_other_postbacks_are_answered_as_their_title(post, openai_server, graph):
+    post(load("postback_menu.json"))
+    assert openai_server.requests[0]["messages"][-1]["content"] == "Opening hours"
+    assert graph.texts(PSID) == ["You said: Opening hours"]
+
+
+@pytest.mark.parametrize("name", [
+    "echo.json", "delivery.json", "read.json", "reaction.json", "message_edit.json",
+    "referral.json", "optin.json", "standby.json", "unknown_kind.json",
+])
+def test_events_that_need_no_answer_get_none(post, graph, openai_server, name):
+    assert post(load(name)).status_code == HTTPStatus.OK
+    assert graph.calls == [] and openai_server.requests == []
+
+
+def test_every_entry_and_every_event_of_a_batch_is_handled(post, graph, openai_server):
+    assert post(load("batch.json")).status_code == HTTPStatus.OK
+    assert graph.texts("1111") == ["You said: first from 1111", "You said: second from 1111"]
+    assert graph.texts("2222") == ["You said: hello from 2222"]
+    assert graph.texts("3333") == [bot.GREETING]
+    assert len(openai_server.requests) == 3  # the echo and the delivery were not answered
+
+
+# --- redelivery ---
+
+def test_a_redelivered_event_gets_no_second_reply(post, graph, openai_server):
+    body = load("text.json")
+    post(body)
+    post(body)
+    post(page_body(*body["entry"][0]["messaging"] * 2))
+    assert len(openai_server.requests) == 1
+    assert graph.texts(PSID) == ["You said: What is the capital of France?"]
+
+
+def test_a_redelivered_postback_gets_no_second_greeting(post, graph):
+    post(load("postback_get_started.json"))
+    post(load("postback_get_started.json"))
+    assert graph.texts(PSID) == [bot.GREETING]
+
+
+def test_postbacks_without_mid_are_told_apart_by_time(post, graph):
+    tap = {"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "timestamp": 1, "postback": {"title": "Get Started", "payload": "GET_STARTED"}}
+    later = {**tap, "timestamp": 2}
+    post(page_body(tap, tap, later))
+    assert graph.texts(PSID) == [bot.GREETING, bot.GREETING]
+
+
+def test_response_body_is_plain_text(post):
+    response = post(load("read.json"))
+    assert response.get_data(as_text=True) == "EVENT_RECEIVED"
