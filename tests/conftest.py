@@ -58,26 +58,31 @@ class Graph:
 
     def __init__(self, mock: responses.RequestsMock):
         self.calls: list[dict] = []
-        self.failures: deque[tuple[int, dict]] = deque()
+        self.failures: deque[tuple[int, dict, bool]] = deque()
         self.on_call = None  # optional hook, called with each recorded call
         self._lock = threading.Lock()
         mock.add_callback(responses.POST, re.compile(re.escape(SEND_URL) + r"(\?.*)?$"), self._answer)
 
-    def fail_next(self, status: int, code: int, subcode: int | None = None, times: int = 1, transient: bool | None = None) -> None:
-        """Make the next `times` calls fail with a Graph error body."""
+    def fail_next(
+        self, status: int, code: int, subcode: int | None = None, *,
+        times: int = 1, transient: bool | None = None, messages_only: bool = False,
+    ) -> None:
+        """Make the next `times` calls (or text messages only) fail with a Graph error body."""
         error = {"message": "(#%d) test error" % code, "type": "OAuthException", "code": code, "fbtrace_id": "AbCdEf"}
         if subcode is not None:
             error["error_subcode"] = subcode
         if transient is not None:
             error["is_transient"] = transient
         for _ in range(times):
-            self.failures.append((status, {"error": error}))
+            self.failures.append((status, {"error": error}, messages_only))
 
     def _answer(self, request) -> tuple[int, dict, str]:
         call = {"params": {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}, **json.loads(request.body)}
         with self._lock:
             self.calls.append(call)
-            failure = self.failures.popleft() if self.failures else None
+            failure = next((f for f in self.failures if "message" in call or not f[2]), None)
+            if failure:
+                self.failures.remove(failure)
         if self.on_call:
             self.on_call(call)
         if failure:
@@ -132,11 +137,24 @@ def config(openai_server) -> dict:
 
 
 @pytest.fixture
-def app(config, graph):
-    """A fresh app with the test's settings; its worker threads are stopped afterwards."""
-    app = create_app(config)
-    yield app
-    app.extensions[EXTENSION].workers.shutdown()
+def make_app(graph):
+    """Build fresh apps from settings; their worker threads are stopped after the test."""
+    apps = []
+
+    def make_app(config: dict):
+        app = create_app(config)
+        apps.append(app)
+        return app
+
+    yield make_app
+    for app in apps:
+        app.extensions[EXTENSION].workers.shutdown()
+
+
+@pytest.fixture
+def app(make_app, config):
+    """A fresh app with the test's settings."""
+    return make_app(config)
 
 
 @pytest.fixture
@@ -150,16 +168,29 @@ def client(app):
     return app.test_client()
 
 
-@pytest.fixture
-def post(client, service):
-    """POST a body to the webhook as Meta would (signed), wait for the replies, return the response."""
+def poster(app):
+    """Return a function that POSTs a body to the app's webhook as Meta would, then waits for the replies."""
+    client = app.test_client()
+    workers = app.extensions[EXTENSION].workers
 
     def post(body: dict | bytes, *, signature: str | None = None, wait: bool = True):
         raw = body if isinstance(body, bytes) else meta_json(body)
         headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature or sign(raw, APP_SECRET)}
         response = client.post("/", data=raw, headers=headers)
         if wait:
-            assert service.workers.wait_idle(timeout=30), "replies did not finish"
+            assert workers.wait_idle(timeout=30), "replies did not finish"
         return response
 
     return post
+
+
+@pytest.fixture
+def post(app):
+    """POST to the test's app as Meta would (signed), wait for the replies, return the response."""
+    return poster(app)
+
+
+@pytest.fixture
+def app_with(make_app):
+    """Build an app from changed settings and return its `post` function."""
+    return lambda config: poster(make_app(config))

@@ -52,6 +52,12 @@ def echo_answer(request: dict) -> Reply:
     return completion(f"You said: {request['messages'][-1]['content']}")
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    # Real APIs accept many connections at once; the default backlog of 5 would queue them.
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 class _Server:
     """A threaded HTTP server that records JSON requests and answers from a script or a function."""
 
@@ -63,8 +69,7 @@ class _Server:
         self.default = default
         self.released = threading.Event()
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._httpd.daemon_threads = True
+        self._httpd = _HTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
@@ -101,7 +106,7 @@ class _Server:
                     request = json.loads(raw)
                 except ValueError:
                     request = {"_raw": raw.decode("utf-8", "replace")}
-                reply = server._answer(self.path, dict(self.headers), request)
+                reply = server._answer(self.path, {k.lower(): v for k, v in self.headers.items()}, request)
                 if reply.hold:
                     server.released.wait()
                 payload = json.dumps(reply.body).encode()

@@ -1,0 +1,46 @@
+"""The person sees the bot working: seen and typing before the model call, typing renewed while it runs."""
+
+from __future__ import annotations
+
+import threading
+
+from conftest import PSID, page_body, text_event
+from fakes import Reply, completion
+
+
+def test_seen_and_typing_are_sent_before_the_model_is_asked(post, graph, openai_server):
+    seen_by_model: list[list[str]] = []
+
+    def answer(request: dict) -> Reply:
+        seen_by_model.append(graph.actions(PSID))
+        return completion("hi")
+
+    openai_server.default = answer
+    post(page_body(text_event("hello")))
+    assert seen_by_model == [["mark_seen", "typing_on"]]
+    assert graph.sequence(PSID) == ["mark_seen", "typing_on", "text:hi"]
+
+
+def test_typing_is_renewed_during_a_long_model_call_and_stops_with_the_reply(config, graph, openai_server, app_with):
+    config.update(TYPING_RENEW_SECONDS="0.02")
+    renewed = threading.Event()
+    graph.on_call = lambda call: graph.actions(PSID).count("typing_on") >= 3 and renewed.set()
+
+    def answer_once_renewed(request: dict) -> Reply:
+        # The model "thinks" until typing has been renewed twice after the first typing_on.
+        if not renewed.wait(timeout=20):
+            return Reply(status=500, body={"error": {"message": "typing was not renewed", "type": "server_error"}})
+        return completion("done thinking")
+
+    openai_server.default = answer_once_renewed
+    post = app_with(config)
+    post(page_body(text_event("a hard question")))
+    sequence = graph.sequence(PSID)
+    assert sequence[:2] == ["mark_seen", "typing_on"]
+    assert sequence.count("typing_on") >= 3
+    assert sequence[-1] == "text:done thinking"
+
+
+def test_commands_and_stickers_get_no_typing_indicator(post, graph):
+    post(page_body(text_event("/help")))
+    assert "typing_on" not in graph.actions(PSID)
