@@ -13,6 +13,8 @@ from config import Settings
 
 logger = logging.getLogger(__name__)
 
+OPENAI_API_URL = "https://api.openai.com/v1"
+
 
 class Failure(Enum):
     """Why the model gave no reply; the bot picks the apology from it."""
@@ -55,7 +57,8 @@ class ChatModel:
         self._model = settings.openai_model
         self._client = client or OpenAI(
             api_key=settings.openai_api_key.reveal(),
-            base_url=settings.openai_base_url,
+            # Explicit, so a stray OPENAI_BASE_URL the settings did not read cannot redirect the key.
+            base_url=settings.openai_base_url or OPENAI_API_URL,
             timeout=settings.openai_timeout,
             max_retries=settings.openai_max_retries,
         )

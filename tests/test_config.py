@@ -80,3 +80,9 @@ def test_flask_cli_shows_the_problems_at_start(tmp_path):
     assert result.returncode != 0
     for name in REQUIRED:
         assert f"{name} is missing" in result.stderr
+
+
+def test_env_example_lists_every_setting():
+    from dotenv import dotenv_values
+
+    assert set(dotenv_values(ROOT / ".env.example")) == set(REQUIRED) | set(OPTIONAL)
