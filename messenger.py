@@ -105,22 +105,22 @@ class Messenger:
             self._post(
                 {"recipient": {"id": psid}, "messaging_type": "RESPONSE", "message": {"text": piece}},
                 what="message",
-                retry_timeouts=False,
+                resend_if_unsure=False,
             )
         return len(pieces)
 
     def send_action(self, psid: str, action: str) -> bool:
         """Send a sender action (mark_seen, typing_on, typing_off); return False if it failed."""
         try:
-            self._post({"recipient": {"id": psid}, "sender_action": action}, what=action, retry_timeouts=True)
+            self._post({"recipient": {"id": psid}, "sender_action": action}, what=action, resend_if_unsure=True)
         except GraphError:
             return False
         return True
 
-    def _post(self, payload: dict, *, what: str, retry_timeouts: bool) -> None:
+    def _post(self, payload: dict, *, what: str, resend_if_unsure: bool) -> None:
         psid = payload["recipient"]["id"]
         for attempt in range(self._max_retries + 1):
-            error = self._attempt(payload, retry_timeouts)
+            error = self._attempt(payload, resend_if_unsure)
             if error is None:
                 return
             if not error.transient or attempt == self._max_retries:
@@ -131,15 +131,15 @@ class Messenger:
         logger.log(level, "Graph %s for psid=%s failed: %s", what, psid, error)
         raise error
 
-    def _attempt(self, payload: dict, retry_timeouts: bool) -> GraphError | None:
+    def _attempt(self, payload: dict, resend_if_unsure: bool) -> GraphError | None:
         """Make one call; return None on success, or the error."""
         try:
             response = self._session.post(self._url, params=self._params, json=payload, timeout=self._timeout)
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except requests.RequestException as exc:
             # The exception text holds the URL and so the token: only its type is reported.
-            # A read timeout may mean the message was delivered, so a message is not resent.
-            unsent = isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.ReadTimeout)
-            transient = unsent or retry_timeouts
+            # Only a failed connection proves nothing reached Meta; after a read timeout or a
+            # broken answer the message may have been delivered, so a message is not resent.
+            transient = isinstance(exc, requests.ConnectionError) or resend_if_unsure
             return GraphError(0, None, None, transient, f"no answer from Meta ({type(exc).__name__})")
         if response.ok:
             return None
