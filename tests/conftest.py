@@ -6,7 +6,6 @@ import json
 import re
 import threading
 from collections import deque
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -14,44 +13,8 @@ import responses
 
 from app import EXTENSION, create_app
 from fakes import FakeOpenAI
+from helpers import APP_SECRET, GRAPH_URL, OPENAI_KEY, PAGE_TOKEN, SEND_URL, VERIFY_TOKEN, meta_json
 from signature import sign
-
-DATA = Path(__file__).resolve().parent / "data"
-PAGE_TOKEN = "EAAGtestpagetoken0123456789"
-APP_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
-VERIFY_TOKEN = "my-verify-token-42"
-OPENAI_KEY = "sk-test-0123456789abcdef"
-GRAPH_URL = "https://graph.facebook.com/v23.0"
-SEND_URL = f"{GRAPH_URL}/me/messages"
-PAGE_ID = "1234567890"
-PSID = "6543210987654321"
-
-
-def meta_json(payload: object) -> bytes:
-    """Serialise as Meta does: non-ASCII as \\uXXXX escapes and '/' as '\\/'."""
-    return json.dumps(payload, ensure_ascii=True, separators=(",", ":")).replace("/", "\\/").encode()
-
-
-def load(name: str) -> dict:
-    """Return a webhook payload from tests/data."""
-    return json.loads((DATA / name).read_text())
-
-
-def text_event(text: str, psid: str = PSID, mid: str | None = None) -> dict:
-    """One `messaging` item for a text message."""
-    mid = mid or f"m_{abs(hash((psid, text))) % 10**12}"
-    return {
-        "sender": {"id": psid},
-        "recipient": {"id": PAGE_ID},
-        "timestamp": 1764064800000,
-        "message": {"mid": mid, "text": text},
-    }
-
-
-def page_body(*items: dict) -> dict:
-    """A webhook body with the items in one entry."""
-    return {"object": "page", "entry": [{"id": PAGE_ID, "time": 1764064800000, "messaging": list(items)}]}
-
 
 class Graph:
     """Records what the app sends to the Send API and answers like Meta, or fails on demand."""

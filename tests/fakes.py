@@ -20,6 +20,7 @@ class Reply:
     body: dict = field(default_factory=dict)
     headers: dict = field(default_factory=dict)
     hold: bool = False  # answer only once `released` is set (or the fake is closed)
+    delay: float = 0.0  # seconds the real service would take to answer (a model thinking)
 
 
 def completion(text: str | None, finish_reason: str = "stop", prompt_tokens: int = 50, completion_tokens: int = 10) -> Reply:
@@ -65,10 +66,11 @@ class _Server:
         self.requests: list[dict] = []
         self.paths: list[str] = []
         self.headers: list[dict] = []
+        self.arrived: list[float] = []  # time.monotonic() of each request
         self.script: deque[Reply] = deque()
         self.default = default
         self.released = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._httpd = _HTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
@@ -85,12 +87,26 @@ class _Server:
         self._httpd.shutdown()
         self._httpd.server_close()
 
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 30) -> bool:
+        """Block until `condition()` holds, re-checked at every request; False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(condition, timeout)
+
+    def reset(self) -> None:
+        """Forget what was received and scripted."""
+        with self._lock:
+            for records in (self.requests, self.paths, self.headers, self.arrived):
+                records.clear()
+            self.script.clear()
+
     def _answer(self, path: str, headers: dict, request: dict) -> Reply:
         with self._lock:
             self.requests.append(request)
             self.paths.append(path)
             self.headers.append(headers)
+            self.arrived.append(time.monotonic())
             scripted = self.script.popleft() if self.script else None
+            self._lock.notify_all()
         return scripted or self.default(request)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -109,6 +125,8 @@ class _Server:
                 reply = server._answer(self.path, {k.lower(): v for k, v in self.headers.items()}, request)
                 if reply.hold:
                     server.released.wait()
+                if reply.delay:
+                    time.sleep(reply.delay)
                 payload = json.dumps(reply.body).encode()
                 try:
                     self.send_response(reply.status)
@@ -145,7 +163,14 @@ class FakeGraph(_Server):
     def __init__(self) -> None:
         super().__init__(lambda request: Reply(body={"recipient_id": request.get("recipient", {}).get("id"), "message_id": "m_sent"}))
 
-    def texts(self) -> list[str]:
-        """The text of every message received so far, in order."""
+    def texts(self, psid: str | None = None) -> list[str]:
+        """The text of every message received so far, in order, to one person or to all."""
+        return [text for kind, text in self.sequence(psid) if kind == "text"]
+
+    def sequence(self, psid: str | None = None) -> list[tuple[str, str]]:
+        """Everything received, in order, as (kind, value): ("text", ...) or ("action", ...)."""
         with self._lock:
-            return [r["message"]["text"] for r in self.requests if "message" in r]
+            return [
+                ("text", r["message"].get("text")) if "message" in r else ("action", r.get("sender_action"))
+                for r in self.requests if psid in (None, r.get("recipient", {}).get("id"))
+            ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import bot
-from conftest import OPENAI_KEY, PSID, page_body, text_event
+from helpers import OPENAI_KEY, PSID, page_body, text_event
 from fakes import Reply, completion, openai_error
 from store import estimate_tokens
 

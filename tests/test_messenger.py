@@ -11,7 +11,7 @@ import responses
 from hypothesis import given, settings, strategies as st
 
 from config import settings_from_mapping
-from conftest import APP_SECRET, PAGE_TOKEN, PSID, SEND_URL
+from helpers import APP_SECRET, PAGE_TOKEN, PSID, SEND_URL
 from messenger import MAX_BACKOFF_SECONDS, GraphError, Messenger, backoff_delay, split_text
 
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from conftest import APP_SECRET, OPENAI_KEY, PAGE_TOKEN, PSID, VERIFY_TOKEN, load, page_body, text_event
+from helpers import APP_SECRET, OPENAI_KEY, PAGE_TOKEN, PSID, VERIFY_TOKEN, load, page_body, text_event
 from logs import RedactSecrets
 
 SECRETS = (PAGE_TOKEN, APP_SECRET, OPENAI_KEY, VERIFY_TOKEN)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from conftest import PSID, page_body, text_event
+from helpers import PSID, page_body, text_event
 from fakes import Reply, completion
 
 

@@ -7,7 +7,7 @@ from http import HTTPStatus
 import pytest
 
 from fakes import completion
-from conftest import APP_SECRET, PAGE_ID, PSID, VERIFY_TOKEN, load, meta_json, page_body, text_event
+from helpers import APP_SECRET, PAGE_ID, PSID, VERIFY_TOKEN, load, meta_json, page_body, text_event
 from signature import sign
 
 import bot

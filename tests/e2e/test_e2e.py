@@ -1,0 +1,113 @@
+"""The whole service over real HTTP: gunicorn, signed webhooks in, what reaches Meta and OpenAI out."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import bot
+from helpers import PAGE_ID, load, page_body, text_event
+from fakes import Reply, completion, openai_error
+
+
+def replies_arrived(graph, psid: str, count: int) -> bool:
+    return graph.wait_for(lambda: len(graph.texts(psid)) >= count)
+
+
+def test_a_message_is_answered_with_seen_typing_then_the_reply(service, fakes, person):
+    graph, model = fakes
+    assert service.post(page_body(text_event("Bonjour, ça va ?", psid=person))).status_code == HTTPStatus.OK
+    assert replies_arrived(graph, person, 1)
+    assert graph.sequence(person) == [("action", "mark_seen"), ("action", "typing_on"), ("text", "You said: Bonjour, ça va ?")]
+    assert model.requests[-1]["messages"][-1] == {"role": "user", "content": "Bonjour, ça va ?"}
+    assert graph.paths[-1].startswith("/v23.0/me/messages?access_token=")
+
+
+def test_replies_come_in_the_order_messages_were_sent(service, fakes, person):
+    graph, model = fakes
+    model.default = lambda request: Reply(**{**vars(completion("re: " + request["messages"][-1]["content"])), "delay": 0.05})
+    for n in range(5):
+        assert service.post(page_body(text_event(f"message {n}", psid=person))).status_code == HTTPStatus.OK
+    assert replies_arrived(graph, person, 5)
+    assert graph.texts(person) == [f"re: message {n}" for n in range(5)]
+
+
+def test_history_carries_over_between_messages(service, fakes, person):
+    graph, model = fakes
+    service.post(page_body(text_event("my name is Ada", psid=person)))
+    assert replies_arrived(graph, person, 1)
+    service.post(page_body(text_event("what is my name?", psid=person)))
+    assert replies_arrived(graph, person, 2)
+    assert [m["content"] for m in model.requests[-1]["messages"][1:]] == [
+        "my name is Ada", "You said: my name is Ada", "what is my name?",
+    ]
+
+
+def test_a_long_reply_arrives_split_and_whole(service, fakes, person):
+    graph, model = fakes
+    long_reply = "\n\n".join(f"Part {n}. " + "lorem ipsum " * 120 for n in range(5)).strip()
+    model.script.append(completion(long_reply))
+    service.post(page_body(text_event("a long answer please", psid=person)))
+    assert graph.wait_for(lambda: "".join(graph.texts(person)) == long_reply)
+    assert len(graph.texts(person)) > 1 and all(len(t) <= 2000 for t in graph.texts(person))
+
+
+def test_a_passing_graph_failure_is_retried(service, fakes, person):
+    graph, model = fakes
+    graph.script.extend([Reply(), Reply()])  # mark_seen and typing_on succeed
+    graph.script.append(Reply(status=500, body={"error": {"message": "An unknown error occurred", "type": "OAuthException", "code": 1, "is_transient": True}}))
+    service.post(page_body(text_event("retry me", psid=person)))
+    assert replies_arrived(graph, person, 2)
+    assert graph.texts(person) == ["You said: retry me", "You said: retry me"]  # refused once, then delivered
+
+
+def test_echoes_receipts_and_other_events_get_no_reply(service, fakes, person):
+    graph, model = fakes
+    quiet = [
+        {"sender": {"id": PAGE_ID}, "recipient": {"id": person}, "timestamp": 1, "message": {"mid": f"echo-{person}", "is_echo": True, "text": "echo"}},
+        {"sender": {"id": person}, "recipient": {"id": PAGE_ID}, "timestamp": 2, "delivery": {"mids": ["x"], "watermark": 1}},
+        {"sender": {"id": person}, "recipient": {"id": PAGE_ID}, "timestamp": 3, "read": {"watermark": 1}},
+        {"sender": {"id": person}, "recipient": {"id": PAGE_ID}, "timestamp": 4, "reaction": {"reaction": "like", "action": "react", "mid": "x"}},
+    ]
+    # The last message comes after the others from the same person: once it is answered,
+    # anything the others had caused would have arrived before it.
+    service.post(page_body(*quiet, text_event("the only question", psid=person)))
+    assert replies_arrived(graph, person, 1)
+    assert graph.texts(person) == ["You said: the only question"]
+    assert len(model.requests) == 1
+
+
+def test_a_redelivered_event_is_answered_once(service, fakes, person):
+    graph, model = fakes
+    body = page_body(text_event("only once", psid=person, mid=f"m_once_{person}"))
+    for _ in range(3):
+        assert service.post(body).status_code == HTTPStatus.OK
+    service.post(page_body(text_event("after that", psid=person)))
+    assert replies_arrived(graph, person, 2)
+    assert graph.texts(person) == ["You said: only once", "You said: after that"]
+
+
+def test_the_person_gets_an_apology_when_the_model_fails(service, fakes, person):
+    graph, model = fakes
+    model.script.append(openai_error(500, "The server had an error while processing your request.", "server_error"))
+    service.post(page_body(text_event("are you ok?", psid=person)))
+    assert replies_arrived(graph, person, 1)
+    assert graph.texts(person) == [bot.APOLOGY_TRY_LATER]
+
+
+def test_a_batch_from_many_people_is_answered_for_each(service, fakes, person):
+    graph, model = fakes
+    people = [f"{person}{n}" for n in range(10)]
+    service.post(page_body(*(text_event(f"hi from {p}", psid=p) for p in people)))
+    assert graph.wait_for(lambda: all(graph.texts(p) for p in people))
+    for p in people:
+        assert graph.texts(p) == [f"You said: hi from {p}"]
+
+
+def test_verification_and_signatures_over_http(service, fakes):
+    url = service.url
+    ok = service.session.get(url + "/", params={"hub.mode": "subscribe", "hub.verify_token": "my-verify-token-42", "hub.challenge": "987"})
+    assert (ok.status_code, ok.text) == (HTTPStatus.OK, "987")
+    assert service.session.get(url + "/", params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "1"}).status_code == HTTPStatus.FORBIDDEN
+    assert service.post(load("text.json"), signature="sha256=" + "0" * 64).status_code == HTTPStatus.FORBIDDEN
+    assert service.post(b"x" * (1024 * 1024 + 10)).status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    assert service.session.get(url + "/healthz").json()["status"] == "ok"

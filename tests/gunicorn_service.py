@@ -1,0 +1,104 @@
+"""The real service under gunicorn with the project's config, on a free loopback port, for e2e tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import requests
+
+from signature import sign
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def meta_json(payload: object) -> bytes:
+    """Serialise as Meta does: non-ASCII as \\uXXXX escapes and '/' as '\\/'."""
+    return json.dumps(payload, ensure_ascii=True, separators=(",", ":")).replace("/", "\\/").encode()
+
+
+class Lines:
+    """Reads a process's output on a thread, so a caller can wait for a given line."""
+
+    def __init__(self, stream) -> None:
+        self.seen: list[str] = []
+        self._queue: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put("")
+
+    def wait_for(self, text: str, timeout: float = 30) -> str:
+        """Return the first unread line containing `text`; fail if the output ends first."""
+        while True:
+            line = self._queue.get(timeout=timeout)
+            self.seen.append(line)
+            if text in line:
+                return line
+            if not line:
+                raise AssertionError(f"process ended before printing {text!r}:\n{''.join(self.seen)}")
+
+
+class GunicornService:
+    """`gunicorn -c gunicorn.conf.py` started with the given settings; stopped with SIGTERM."""
+
+    def __init__(self, settings: dict[str, str], app: str | None = None, ready_line: str = "ready:"):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app_secret = settings["APP_SECRET"]
+        env = {**os.environ, **settings, "PYTHONPATH": str(ROOT), "HOST": "127.0.0.1", "PORT": str(self.port)}
+        command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
+        if app:
+            command.append(app)
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        self.lines = Lines(self.process.stderr)
+        self.lines.wait_for(ready_line)
+        self.session = requests.Session()
+
+    def post(self, payload: object, signature: str | None = None, timeout: float = 30) -> requests.Response:
+        """POST a webhook body signed as Meta signs it."""
+        raw = payload if isinstance(payload, bytes) else meta_json(payload)
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature or sign(raw, self.app_secret)}
+        return self.session.post(self.url + "/", data=raw, headers=headers, timeout=timeout)
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the master's children (the gunicorn workers)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()]
+
+    def rss_kib(self, field: str = "VmRSS") -> int:
+        """Resident memory (or VmHWM, its peak) of master and workers together, in KiB."""
+        total = 0
+        for pid in [self.process.pid, *self.worker_pids()]:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    total += int(line.split()[1])
+        return total
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, as a redeploy does; return the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()

@@ -1,0 +1,43 @@
+"""Test data shared by the unit and end-to-end tests: secrets, ids, and realistic webhook payloads."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+from gunicorn_service import meta_json
+
+DATA = Path(__file__).resolve().parent / "data"
+PAGE_TOKEN = "EAAGtestpagetoken0123456789"
+APP_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+VERIFY_TOKEN = "my-verify-token-42"
+OPENAI_KEY = "sk-test-0123456789abcdef"
+GRAPH_URL = "https://graph.facebook.com/v23.0"
+SEND_URL = f"{GRAPH_URL}/me/messages"
+PAGE_ID = "1234567890"
+PSID = "6543210987654321"
+
+
+_mids = itertools.count(1)
+
+
+def load(name: str) -> dict:
+    """Return a webhook payload from tests/data."""
+    return json.loads((DATA / name).read_text())
+
+
+def text_event(text: str, psid: str = PSID, mid: str | None = None) -> dict:
+    """One `messaging` item for a text message."""
+    mid = mid or f"m_{next(_mids)}"
+    return {
+        "sender": {"id": psid},
+        "recipient": {"id": PAGE_ID},
+        "timestamp": 1764064800000,
+        "message": {"mid": mid, "text": text},
+    }
+
+
+def page_body(*items: dict) -> dict:
+    """A webhook body with the items in one entry."""
+    return {"object": "page", "entry": [{"id": PAGE_ID, "time": 1764064800000, "messaging": list(items)}]}
