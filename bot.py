@@ -59,9 +59,7 @@ class Bot:
         self._store = store
         self._messenger = messenger
         self._model = model
-        self._typing = TypingIndicator(
-            lambda psid: messenger.send_action(psid, "typing_on"), settings.typing_renew_seconds
-        )
+        self._typing = TypingIndicator(messenger.send_action, settings.typing_renew_seconds, settings.worker_threads)
 
     def handle(self, event: Event) -> None:
         """Answer one event."""
@@ -82,7 +80,6 @@ class Bot:
     def _handle_message(self, message: Message) -> None:
         psid = message.psid
         text = (message.text or message.quick_reply_payload or "").strip()
-        self._messenger.send_action(psid, "mark_seen")
         if text.lower() in RESET_COMMANDS:
             self._store.reset(psid)
             logger.info("message psid=%s: /reset", psid)

@@ -93,8 +93,8 @@ class Messenger:
         self._backoff = settings.graph_backoff
         self._sleep = sleep
         self._session = session or requests.Session()
-        # Every worker thread may be sending at once: keep a pooled connection for each.
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.worker_threads)
+        # Every reply thread and its typing indicator may be sending at once: a connection each.
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2 * settings.worker_threads)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
 
@@ -105,25 +105,26 @@ class Messenger:
             self._post(
                 {"recipient": {"id": psid}, "messaging_type": "RESPONSE", "message": {"text": piece}},
                 what="message",
-                resend_if_unsure=False,
+                max_retries=self._max_retries,
             )
         return len(pieces)
 
     def send_action(self, psid: str, action: str) -> bool:
-        """Send a sender action (mark_seen, typing_on, typing_off); return False if it failed."""
+        """Send a sender action (mark_seen, typing_on, typing_off) once; return False if it failed."""
+        # Not retried: an indicator that comes late is worse than none, and the reply waits for it.
         try:
-            self._post({"recipient": {"id": psid}, "sender_action": action}, what=action, resend_if_unsure=True)
+            self._post({"recipient": {"id": psid}, "sender_action": action}, what=action, max_retries=0)
         except GraphError:
             return False
         return True
 
-    def _post(self, payload: dict, *, what: str, resend_if_unsure: bool) -> None:
+    def _post(self, payload: dict, *, what: str, max_retries: int) -> None:
         psid = payload["recipient"]["id"]
-        for attempt in range(self._max_retries + 1):
-            error = self._attempt(payload, resend_if_unsure)
+        for attempt in range(max_retries + 1):
+            error = self._attempt(payload)
             if error is None:
                 return
-            if not error.transient or attempt == self._max_retries:
+            if not error.transient or attempt == max_retries:
                 break
             logger.info("Graph %s for psid=%s failed (%s); retry %d", what, psid, error.meaning, attempt + 1)
             self._sleep(backoff_delay(attempt, self._backoff))
@@ -131,16 +132,16 @@ class Messenger:
         logger.log(level, "Graph %s for psid=%s failed: %s", what, psid, error)
         raise error
 
-    def _attempt(self, payload: dict, resend_if_unsure: bool) -> GraphError | None:
+    def _attempt(self, payload: dict) -> GraphError | None:
         """Make one call; return None on success, or the error."""
         try:
             response = self._session.post(self._url, params=self._params, json=payload, timeout=self._timeout)
         except requests.RequestException as exc:
             # The exception text holds the URL and so the token: only its type is reported.
             # Only a failed connection proves nothing reached Meta; after a read timeout or a
-            # broken answer the message may have been delivered, so a message is not resent.
-            transient = isinstance(exc, requests.ConnectionError) or resend_if_unsure
-            return GraphError(0, None, None, transient, f"no answer from Meta ({type(exc).__name__})")
+            # broken answer the message may have been delivered, so it is not sent again.
+            unsent = isinstance(exc, requests.ConnectionError)
+            return GraphError(0, None, None, unsent, f"no answer from Meta ({type(exc).__name__})")
         if response.ok:
             return None
         return error_from_response(response)

@@ -1,63 +1,73 @@
-"""Keep Messenger's typing indicator on while a reply is being written."""
+"""Show a person that the bot has seen their message and is typing, while the model writes the reply."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 logger = logging.getLogger(__name__)
 
+SendAction = Callable[[str, str], object]
+
 
 class TypingIndicator:
-    """Shows typing to a person and renews it from one background thread until the reply is ready."""
+    """Sends mark_seen and typing_on beside the model call, renews typing, and never lets it follow the reply."""
 
-    def __init__(self, send_typing: Callable[[str], object], interval: float, clock: Callable[[], float] = time.monotonic):
-        self._send_typing = send_typing
+    def __init__(self, send_action: SendAction, interval: float, max_workers: int, clock: Callable[[], float] = time.monotonic):
+        self._send_action = send_action
         self._interval = interval
         self._clock = clock
+        # The indicator's calls run on threads of their own so the model call starts at once
+        # instead of waiting two Send API round trips.
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="typing")
         self._changed = threading.Condition()
         self._due: dict[str, float] = {}
-        self._sending: set[str] = set()
-        self._thread: threading.Thread | None = None
+        self._in_flight: dict[str, Future] = {}
+        self._renewer: threading.Thread | None = None
 
     @contextmanager
     def shown(self, psid: str) -> Iterator[None]:
-        """Show typing now and keep it on until the block ends."""
-        self._send_typing(psid)
+        """Show seen and typing while the block runs; on leaving, wait out any indicator call under way."""
         with self._changed:
+            self._in_flight[psid] = self._pool.submit(self._send, psid, "mark_seen", "typing_on")
             self._due[psid] = self._clock() + self._interval
-            if self._thread is None:
-                # Started on first use rather than at import, so a forking server gets it per worker.
-                self._thread = threading.Thread(target=self._renew_forever, name="typing", daemon=True)
-                self._thread.start()
+            if self._renewer is None:
+                # Started on first use, not at import, so that each forked server worker has its own.
+                self._renewer = threading.Thread(target=self._renew_forever, name="typing-renewer", daemon=True)
+                self._renewer.start()
             self._changed.notify_all()
         try:
             yield
         finally:
             with self._changed:
                 del self._due[psid]
-                # A renewal landing after the reply would show typing for 20 s more: wait it out.
-                self._changed.wait_for(lambda: psid not in self._sending)
+                call = self._in_flight.pop(psid)
+            # Typing that arrived after the reply would show for 20 s more: the reply waits for
+            # a call already under way, and one not yet started is dropped.
+            if not call.cancel():
+                call.result()
+
+    def _send(self, psid: str, *actions: str) -> None:
+        try:
+            for action in actions:
+                self._send_action(psid, action)
+        except Exception:
+            # Only an indicator: its failure must not cost the person their reply.
+            logger.exception("typing indicator for psid=%s failed", psid)
 
     def _renew_forever(self) -> None:
         while True:
             with self._changed:
-                due = self._take_due()
-                while not due:
-                    # Woken early whenever someone starts or stops typing, to recompute the wait.
+                while not (due := self._take_due()):
+                    # Woken whenever someone starts or stops typing, to recompute the wait.
                     self._changed.wait(self._next_wait())
-                    due = self._take_due()
-                self._sending.update(due)
-            for psid in due:
-                try:
-                    self._send_typing(psid)
-                finally:
-                    with self._changed:
-                        self._sending.discard(psid)
-                        self._changed.notify_all()
+                for psid in due:
+                    if self._in_flight[psid].done():
+                        self._in_flight[psid] = self._pool.submit(self._send, psid, "typing_on")
 
     def _take_due(self) -> list[str]:
         now = self._clock()

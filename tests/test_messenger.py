@@ -96,9 +96,10 @@ def test_permanent_failures_are_not_retried_and_logged_once(messenger, graph, sl
     assert PAGE_TOKEN not in caplog.text
 
 
-def test_a_failed_sender_action_does_not_raise(messenger, graph):
-    graph.fail_next(400, 551)
-    assert messenger.send_action(PSID, "mark_seen") is False
+def test_a_failed_sender_action_does_not_raise_and_is_not_retried(messenger, graph, sleeps):
+    graph.fail_next(500, 2, times=3)
+    assert messenger.send_action(PSID, "typing_on") is False
+    assert len(graph.calls) == 1 and sleeps == []
 
 
 def test_connection_errors_are_retried_without_leaking_the_token(messenger, sleeps, caplog):

@@ -8,17 +8,37 @@ from helpers import PSID, page_body, text_event
 from fakes import Reply, completion
 
 
-def test_seen_and_typing_are_sent_before_the_model_is_asked(post, graph, openai_server):
-    seen_by_model: list[list[str]] = []
+def test_seen_and_typing_are_shown_while_the_model_thinks(post, graph, openai_server):
+    typing_shown = threading.Event()
+    graph.on_call = lambda call: call.get("sender_action") == "typing_on" and typing_shown.set()
 
-    def answer(request: dict) -> Reply:
-        seen_by_model.append(graph.actions(PSID))
+    def answer_once_typing_shows(request: dict) -> Reply:
+        # The model is already thinking when typing appears: the indicator does not delay it.
+        if not typing_shown.wait(timeout=20):
+            return Reply(status=500, body={"error": {"message": "no typing indicator", "type": "server_error"}})
         return completion("hi")
 
-    openai_server.default = answer
+    openai_server.default = answer_once_typing_shows
     post(page_body(text_event("hello")))
-    assert seen_by_model == [["mark_seen", "typing_on"]]
     assert graph.sequence(PSID) == ["mark_seen", "typing_on", "text:hi"]
+
+
+def test_a_reply_never_overtakes_a_typing_call_under_way(post, graph, openai_server):
+    reply_sent = threading.Event()
+    order: list[str] = []
+
+    def slow_typing(call: dict) -> None:
+        if call.get("sender_action") == "typing_on":
+            # Meta is slow with the indicator; a reply sent meanwhile would land before it.
+            overtaken = reply_sent.wait(timeout=0.5)
+            order.append("reply came while typing was under way" if overtaken else "typing done")
+        elif "message" in call:
+            reply_sent.set()
+            order.append("reply")
+
+    graph.on_call = slow_typing
+    post(page_body(text_event("quick question")))
+    assert order == ["typing done", "reply"]
 
 
 def test_typing_is_renewed_during_a_long_model_call_and_stops_with_the_reply(config, graph, openai_server, app_with):
