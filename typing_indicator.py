@@ -15,7 +15,7 @@ SendAction = Callable[[str, str], object]
 
 
 class TypingIndicator:
-    """Sends mark_seen and typing_on beside the model call, renews typing, and never lets it follow the reply."""
+    """Sends typing_on and mark_seen beside the model call, renews typing, and never lets it follow the reply."""
 
     def __init__(self, send_action: SendAction, interval: float, max_workers: int, clock: Callable[[], float] = time.monotonic):
         self._send_action = send_action
@@ -33,7 +33,8 @@ class TypingIndicator:
     def shown(self, psid: str) -> Iterator[None]:
         """Show seen and typing while the block runs; on leaving, wait out any indicator call under way."""
         with self._changed:
-            self._in_flight[psid] = self._pool.submit(self._send, psid, "mark_seen", "typing_on")
+            # Typing first: it is what tells the person an answer is coming.
+            self._in_flight[psid] = self._pool.submit(self._send, psid, "typing_on", "mark_seen")
             self._due[psid] = self._clock() + self._interval
             if self._renewer is None:
                 # Started on first use, not at import, so that each forked server worker has its own.

@@ -93,6 +93,14 @@ class GunicornService:
                     total += int(line.split()[1])
         return total
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by master and workers."""
+        ticks = 0
+        for pid in [self.process.pid, *self.worker_pids()]:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM, as a redeploy does; return the exit code."""
         if self.process.poll() is None:

@@ -20,7 +20,7 @@ def test_seen_and_typing_are_shown_while_the_model_thinks(post, graph, openai_se
 
     openai_server.default = answer_once_typing_shows
     post(page_body(text_event("hello")))
-    assert graph.sequence(PSID) == ["mark_seen", "typing_on", "text:hi"]
+    assert graph.sequence(PSID) == ["typing_on", "mark_seen", "text:hi"]
 
 
 def test_a_reply_never_overtakes_a_typing_call_under_way(post, graph, openai_server):
@@ -56,7 +56,7 @@ def test_typing_is_renewed_during_a_long_model_call_and_stops_with_the_reply(con
     post = app_with(config)
     post(page_body(text_event("a hard question")))
     sequence = graph.sequence(PSID)
-    assert sequence[:2] == ["mark_seen", "typing_on"]
+    assert sequence[:2] == ["typing_on", "mark_seen"]
     assert sequence.count("typing_on") >= 3
     assert sequence[-1] == "text:done thinking"
 

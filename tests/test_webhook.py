@@ -139,7 +139,7 @@ def test_answers_meta_before_the_model_replies(client, service, graph, openai_se
 def test_text_is_answered_by_the_model(post, graph, openai_server):
     assert post(load("text.json")).status_code == HTTPStatus.OK
     assert openai_server.requests[0]["messages"][-1] == {"role": "user", "content": "What is the capital of France?"}
-    assert graph.sequence(PSID) == ["mark_seen", "typing_on", "text:You said: What is the capital of France?"]
+    assert graph.sequence(PSID) == ["typing_on", "mark_seen", "text:You said: What is the capital of France?"]
     call = graph.calls[-1]
     assert call["messaging_type"] == "RESPONSE" and call["recipient"] == {"id": PSID}
 

@@ -1,0 +1,51 @@
+"""What the benchmarks share: the fakes and the service from tests/, settings, and percentiles."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from fakes import FakeGraph, FakeOpenAI  # noqa: E402
+from gunicorn_service import GunicornService  # noqa: E402
+from helpers import APP_SECRET, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN  # noqa: E402
+
+BASELINE_APP = "bench.baseline:create_app()"
+
+
+def settings(graph: FakeGraph, model: FakeOpenAI, **extra: str) -> dict[str, str]:
+    """Service settings wired to the fakes."""
+    return {
+        "PAGE_ACCESS_TOKEN": PAGE_TOKEN, "VERIFY_TOKEN": VERIFY_TOKEN, "APP_SECRET": APP_SECRET,
+        "OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": model.base_url, "OPENAI_MAX_RETRIES": "0",
+        "GRAPH_API_URL": graph.url + "/v23.0", "LOG_LEVEL": "WARNING", **extra,
+    }
+
+
+def start(graph: FakeGraph, model: FakeOpenAI, baseline: bool = False, **extra: str) -> GunicornService:
+    """The service (or the seed design) under gunicorn with the project's config."""
+    if baseline:
+        service = GunicornService(settings(graph, model, **extra), app=BASELINE_APP, ready_line="ready: baseline")
+    else:
+        # LOG_LEVEL=WARNING hides the "ready:" line: a first request waits for the app to load.
+        service = GunicornService(settings(graph, model, **extra), ready_line="Booting worker")
+        service.session.get(service.url + "/healthz", timeout=30).raise_for_status()
+    return service
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank) of `values`."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def machine() -> str:
+    """A one-line description of this machine."""
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"

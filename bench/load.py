@@ -1,0 +1,135 @@
+"""Load benchmark: N people each sending messages one after another, against a model that takes a second.
+
+    python bench/load.py --people 40
+    python bench/load.py --people 200
+    python bench/load.py --people 40 --baseline     # the seed design, for comparison
+
+Each person sends a message as Meta delivers it (one signed POST), waits for the reply to reach
+the fake Graph API and be delivered (the Graph API's answer), and sends the next. Reported: webhook ack latency, reply latency (message
+sent -> reply received by the Graph API) as a ratio to the model's delay, typing indicator
+latency, throughput, peak RSS of the service, and lost or duplicated replies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import queue
+import random
+import threading
+import time
+from collections import defaultdict
+
+import requests
+
+from common import FakeGraph, FakeOpenAI, machine, percentile, start
+from fakes import Reply, completion
+from signature import sign
+from helpers import APP_SECRET, PAGE_ID, meta_json
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--people", type=int, default=40)
+    parser.add_argument("--messages", type=int, default=5, help="messages each person sends, one after another")
+    parser.add_argument("--model-delay", type=float, default=1.0, help="seconds the fake model takes to answer")
+    parser.add_argument("--graph-latency", type=float, default=0.1, help="seconds the fake Graph API takes to answer")
+    parser.add_argument("--baseline", action="store_true", help="run the seed design instead")
+    parser.add_argument("--burst", action="store_true", help="everyone sends the first message at the same instant")
+    args = parser.parse_args()
+    print(run(args.people, args.messages, args.model_delay, args.graph_latency, args.baseline, args.burst))
+
+
+def run(people: int, messages: int, model_delay: float, graph_latency: float, baseline: bool, burst: bool) -> str:
+    replies: dict[str, queue.Queue[float]] = defaultdict(queue.Queue)
+    typing: dict[str, list[float]] = defaultdict(list)
+
+    def graph_answer(request: dict) -> Reply:
+        now = time.monotonic()
+        psid = request.get("recipient", {}).get("id", "")
+        if "message" in request:
+            replies[psid].put(now)
+        elif request.get("sender_action") == "typing_on":
+            typing[psid].append(now)
+        return Reply(body={"recipient_id": psid, "message_id": "m_sent"}, delay=graph_latency)
+
+    graph, model = FakeGraph(), FakeOpenAI()
+    graph.default = graph_answer
+    model.default = lambda request: Reply(**{**vars(completion("An answer of a typical length, a sentence or two.")), "delay": model_delay})
+    service = start(graph, model, baseline=baseline, WORKER_THREADS=str(max(64, people)))
+    mids = itertools.count()
+    acks: list[float] = []
+    reply_latencies: list[float] = []
+    typing_latencies: list[float] = []
+    lost = 0
+    lock = threading.Lock()
+    ready = threading.Barrier(people + 1)
+
+    def person(psid: str, offset: float) -> None:
+        nonlocal lost
+        session = requests.Session()
+        ready.wait()
+        # People start writing at random moments within the first model delay, not all in
+        # the same millisecond; after that each writes as soon as the last reply is delivered.
+        time.sleep(offset)
+        for n in range(messages):
+            event = {"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": int(time.time() * 1000),
+                     "message": {"mid": f"m_{next(mids)}", "text": f"question {n} from {psid}"}}
+            raw = meta_json({"object": "page", "entry": [{"id": PAGE_ID, "time": 0, "messaging": [event]}]})
+            sent = time.monotonic()
+            response = session.post(service.url + "/", data=raw, timeout=120,
+                                    headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(raw, APP_SECRET)})
+            acked = time.monotonic()
+            try:
+                arrived = replies[psid].get(timeout=model_delay * 20 + 30)
+            except queue.Empty:
+                with lock:
+                    lost += 1
+                continue
+            # The person reads the reply once Meta has taken it, one Graph API round trip later.
+            time.sleep(max(0.0, arrived + graph_latency - time.monotonic()))
+            shown = [t for t in typing[psid] if t >= sent]
+            with lock:
+                acks.append(acked - sent)
+                reply_latencies.append(arrived - sent)
+                if shown:
+                    typing_latencies.append(shown[0] - sent)
+            assert response.status_code == 200
+
+    start_within = 0.0 if burst else model_delay
+    offsets = random.Random(people)
+    threads = [threading.Thread(target=person, args=(str(10**15 + n), offsets.uniform(0, start_within))) for n in range(people)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    began = time.monotonic()
+    cpu_before = service.cpu_seconds()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    peak_rss_mib = service.rss_kib("VmHWM") / 1024
+    cpu_seconds = service.cpu_seconds() - cpu_before
+    service.stop()
+    duplicated = sum(q.qsize() for q in replies.values())  # replies beyond one per message
+    graph.close()
+    model.close()
+
+    design = "seed design (model called inline)" if baseline else "this service"
+    ms = lambda seconds: f"{seconds * 1000:.0f} ms"  # noqa: E731
+    lines = [
+        f"{design}: {people} people x {messages} messages, model {model_delay:g} s, Graph API {graph_latency * 1000:.0f} ms"
+        + (", all starting at once" if burst else ""),
+        f"  machine: {machine()}",
+        f"  webhook ack      p50 {ms(percentile(acks, 50))}  p95 {ms(percentile(acks, 95))}  p99 {ms(percentile(acks, 99))}",
+        f"  reply latency    p50 {percentile(reply_latencies, 50) / model_delay:.2f}x  p95 {percentile(reply_latencies, 95) / model_delay:.2f}x  (of the model's delay)",
+        f"  typing shown     p95 {ms(percentile(typing_latencies, 95))}" if typing_latencies else "  typing shown     never",
+        f"  throughput       {len(reply_latencies) / elapsed:.1f} replies/s over {elapsed:.1f} s",
+        f"  service CPU      {cpu_seconds / max(1, len(reply_latencies)) * 1000:.1f} ms per reply",
+        f"  peak RSS         {peak_rss_mib:.0f} MiB (gunicorn master + worker)",
+        f"  lost replies     {lost}   duplicated replies {duplicated}",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
