@@ -5,21 +5,29 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import sys
+import time
 from functools import partial
 from http import HTTPStatus
+from pathlib import Path
 from typing import Mapping
 
 from flask import Flask, Response, current_app, jsonify, request
 
+import usage
 from bot import Bot
 from config import Settings, load_settings, settings_from_mapping
 from events import BadBody, parse_body
 from gpt import ChatModel
+from limits import Limits
 from logs import configure_logging
 from messenger import Messenger
 from signature import is_valid_signature
 from store import MemoryStore
+from terminal import COMMANDS_WITHOUT_MESSENGER, terminal_commands
 from workers import KeyedWorkers
+
+__version__ = "1.0.0"
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +48,9 @@ class Service:
             dedup_ttl=settings.dedup_ttl,
             dedup_max_ids=settings.dedup_max_ids,
         )
-        self.messenger = Messenger(settings)
-        self.bot = Bot(settings, self.store, self.messenger, ChatModel(settings))
+        self.model = ChatModel(settings)
+        self.limits = Limits(settings, self.store)
+        self.bot = Bot(settings, self.store, Messenger(settings), self.model, self.limits)
         self.workers = KeyedWorkers(settings.worker_threads)
 
 
@@ -52,17 +61,28 @@ def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
     elif config is not None:
         settings = settings_from_mapping(config)
     else:
-        settings = load_settings()
+        settings = load_settings(meta_required=not started_for_a_terminal_command())
     configure_logging(settings.log_level, settings.secrets())
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.extensions[EXTENSION] = Service(settings)
-    app.add_url_rule("/", "verify", verify, methods=["GET"])
-    app.add_url_rule("/", "webhook", webhook, methods=["POST"])
+    app.extensions[EXTENSION] = service = Service(settings)
     app.add_url_rule("/healthz", "health", health, methods=["GET"])
-    logger.info("ready: model=%s graph=%s workers=%d", settings.openai_model, settings.graph_api_url, settings.worker_threads)
+    for command in terminal_commands(service):
+        app.cli.add_command(command)
+    if settings.meta_configured:
+        app.add_url_rule("/", "verify", verify, methods=["GET"])
+        app.add_url_rule("/", "webhook", webhook, methods=["POST"])
+        logger.info("ready: model=%s graph=%s workers=%d", settings.openai_model, settings.graph_api_url, settings.worker_threads)
     return app
+
+
+def started_for_a_terminal_command() -> bool:
+    """True when the Flask CLI was started for `chat` or `usage`, which need no Messenger settings."""
+    # Flask builds the app before it looks the command up, so the command line is the only witness.
+    program = Path(sys.argv[0])
+    from_flask_cli = program.name == "flask" or program.parent.name == "flask"
+    return from_flask_cli and any(command in sys.argv[1:] for command in COMMANDS_WITHOUT_MESSENGER)
 
 
 def service() -> Service:
@@ -97,22 +117,33 @@ def webhook() -> Response:
         logger.warning("webhook refused: %s", reason)
         return plain(f"Bad Request: {reason}", HTTPStatus.BAD_REQUEST)
 
+    events = parsed.events[: svc.settings.max_events_per_post]
+    if len(events) < len(parsed.events):
+        logger.warning("webhook: %d events over MAX_EVENTS_PER_POST dropped", len(parsed.events) - len(events))
     duplicates = 0
-    for event in parsed.events:
+    for event in events:
         if svc.store.claim_event(event.event_id):
             svc.workers.submit(event.psid, partial(svc.bot.handle, event))
         else:
             duplicates += 1
     logger.info(
         "webhook: %d queued, %d redelivered, skipped %s",
-        len(parsed.events) - duplicates, duplicates, dict(parsed.skipped) or "none",
+        len(events) - duplicates, duplicates, dict(parsed.skipped) or "none",
     )
     return plain("EVENT_RECEIVED", HTTPStatus.OK)
 
 
-def health() -> Response:
-    """Say the service is up; needs no signature."""
-    return jsonify(status="ok")
+def health() -> tuple[Response, HTTPStatus]:
+    """Say whether the service and its store are up, and today's usage; needs no signature."""
+    store = service().store
+    reachable = store.ping()
+    body = jsonify(
+        status="ok" if reachable else "degraded",
+        version=__version__,
+        store="ok" if reachable else "unreachable",
+        usage_today=usage.totals(store, time.time()),
+    )
+    return body, HTTPStatus.OK if reachable else HTTPStatus.SERVICE_UNAVAILABLE
 
 
 def plain(text: str, status: HTTPStatus) -> Response:

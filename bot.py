@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 import time
 
+from typing import Callable, Protocol
+
+import usage
 from config import Settings
 from events import Event, Message, Postback
 from gpt import ChatModel, Failure, ModelError
-from messenger import GraphError, Messenger
+from limits import Limits
+from messenger import GraphError
 from store import Store, Turn, estimate_tokens, newest_turns_within
 from typing_indicator import TypingIndicator
 
@@ -28,6 +32,8 @@ RESET_DONE = "Done: I've forgotten our conversation. What would you like to talk
 TEXT_ONLY = "I can only read text for now. Could you type your message?"
 STICKER_THANKS = "👍"
 EMPTY_REPLY = "Sorry, I don't have an answer to that. Could you put it another way?"
+NOT_ALLOWED = "Sorry, this bot is being tested and isn't open to everyone yet."
+TRUNCATED = "Your message was long, so I've only read its first {limit:,} characters."
 
 RESET_COMMANDS = {"/reset", "reset"}
 HELP_COMMANDS = {"/help"}
@@ -51,15 +57,30 @@ APOLOGIES = {
 OWNER_MUST_ACT = {Failure.QUOTA, Failure.AUTH, Failure.FORBIDDEN, Failure.NOT_FOUND}
 
 
+class Channel(Protocol):
+    """Where replies go: Messenger's Send API, or the terminal."""
+
+    def send_text(self, psid: str, text: str) -> int:
+        """Send a reply; return how many messages it took. May raise GraphError."""
+
+    def send_action(self, psid: str, action: str) -> bool:
+        """Show a sender action such as typing_on; return False if it failed."""
+
+
 class Bot:
     """Answers one event at a time for a person: commands, attachments, and model replies."""
 
-    def __init__(self, settings: Settings, store: Store, messenger: Messenger, model: ChatModel):
+    def __init__(
+        self, settings: Settings, store: Store, channel: Channel, model: ChatModel, limits: Limits,
+        clock: Callable[[], float] = time.time,
+    ):
         self._settings = settings
         self._store = store
-        self._messenger = messenger
+        self._channel = channel
         self._model = model
-        self._typing = TypingIndicator(messenger.send_action, settings.typing_renew_seconds, settings.worker_threads)
+        self._limits = limits
+        self._clock = clock
+        self._typing = TypingIndicator(channel.send_action, settings.typing_renew_seconds, settings.worker_threads)
 
     def handle(self, event: Event) -> None:
         """Answer one event."""
@@ -75,7 +96,7 @@ class Bot:
             return
         # A menu button the page owner set up: answered as if the person typed its title.
         logger.info("postback psid=%s: answered as text", postback.psid)
-        self._answer(postback.psid, postback.title or postback.payload)
+        self._answer(postback.psid, postback.title or postback.payload, postback.timestamp)
 
     def _handle_message(self, message: Message) -> None:
         psid = message.psid
@@ -88,7 +109,7 @@ class Bot:
             logger.info("message psid=%s: /help", psid)
             self._send(psid, HELP)
         elif text:
-            self._answer(psid, text)
+            self._answer(psid, text, message.timestamp)
         elif message.attachments and all(a.is_sticker for a in message.attachments):
             logger.info("message psid=%s: sticker", psid)
             self._send(psid, STICKER_THANKS)
@@ -97,8 +118,24 @@ class Bot:
             logger.info("message psid=%s: attachment (%s), text only for now", psid, kinds)
             self._send(psid, TEXT_ONLY)
 
-    def _answer(self, psid: str, text: str) -> None:
+    def _answer(self, psid: str, text: str, timestamp_ms: int) -> None:
         """Ask the model with the person's history, send its reply, and remember the turn."""
+        if self._settings.allowed_psids and psid not in self._settings.allowed_psids:
+            logger.info("psid=%s is not in ALLOWED_PSIDS", psid)
+            self._send(psid, NOT_ALLOWED)
+            return
+        # Limits count messages by when they were sent, which Meta stamps on each event.
+        decision = self._limits.check(psid, timestamp_ms / 1000 if timestamp_ms else self._clock())
+        if not decision.allowed:
+            logger.info("psid=%s over a limit: %s", psid, "notified" if decision.notice else "silent")
+            if decision.notice:
+                self._send(psid, decision.notice)
+            return
+        limit = self._settings.max_message_chars
+        if len(text) > limit:
+            logger.info("message from psid=%s cut from %d to %d characters", psid, len(text), limit)
+            text = text[:limit]
+            self._send(psid, TRUNCATED.format(limit=limit))
         started = time.monotonic()
         with self._typing.shown(psid):
             try:
@@ -109,6 +146,7 @@ class Bot:
                 self._send(psid, APOLOGIES[error.failure])
                 return
         model_ms = (time.monotonic() - started) * 1000
+        usage.record(self._store, completion, self._clock())
         if completion.finish_reason == "length":
             logger.info("reply for psid=%s hit REPLY_MAX_TOKENS and was cut short", psid)
         reply = completion.text or EMPTY_REPLY
@@ -132,6 +170,6 @@ class Bot:
     def _send(self, psid: str, text: str) -> int:
         """Send a reply; return how many messages went out (0 if Meta refused, already logged)."""
         try:
-            return self._messenger.send_text(psid, text)
+            return self._channel.send_text(psid, text)
         except GraphError:
             return 0

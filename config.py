@@ -80,14 +80,26 @@ class Settings:
     worker_threads: int = 64
     typing_renew_seconds: float = 15.0
     get_started_payload: str = "GET_STARTED"
+    limit_per_minute: int = 10
+    limit_per_day: int = 200
+    limit_global_per_day: int = 5000
+    max_message_chars: int = 2000
+    max_events_per_post: int = 1000
+    allowed_psids: frozenset[str] = frozenset()
     log_level: str = "INFO"
+
+    @property
+    def meta_configured(self) -> bool:
+        """True when the Messenger settings are there (they may be left out for the terminal chat)."""
+        return all(secret.reveal() for secret in (self.page_access_token, self.verify_token, self.app_secret))
 
     def secrets(self) -> list[str]:
         """Return the secret values, for scrubbing them from log output."""
         return [value.reveal() for value in vars(self).values() if isinstance(value, Secret)]
 
 
-REQUIRED = ("PAGE_ACCESS_TOKEN", "VERIFY_TOKEN", "APP_SECRET", "OPENAI_API_KEY")
+META_REQUIRED = ("PAGE_ACCESS_TOKEN", "VERIFY_TOKEN", "APP_SECRET")
+REQUIRED = (*META_REQUIRED, "OPENAI_API_KEY")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -133,6 +145,13 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _psid_list(raw: str) -> frozenset[str]:
+    psids = {part.strip() for part in raw.split(",") if part.strip()}
+    if not all(psid.isdigit() for psid in psids):
+        raise ValueError("must be page-scoped ids (digits) separated by commas")
+    return frozenset(psids)
+
+
 def _text(raw: str) -> str:
     if not raw.strip():
         raise ValueError("must not be empty")
@@ -160,17 +179,26 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "WORKER_THREADS": ("worker_threads", _positive_int),
     "TYPING_RENEW_SECONDS": ("typing_renew_seconds", _positive_float),
     "GET_STARTED_PAYLOAD": ("get_started_payload", _text),
+    "LIMIT_PER_MINUTE": ("limit_per_minute", _non_negative_int),
+    "LIMIT_PER_DAY": ("limit_per_day", _non_negative_int),
+    "LIMIT_GLOBAL_PER_DAY": ("limit_global_per_day", _non_negative_int),
+    "MAX_MESSAGE_CHARS": ("max_message_chars", _positive_int),
+    "MAX_EVENTS_PER_POST": ("max_events_per_post", _positive_int),
+    "ALLOWED_PSIDS": ("allowed_psids", _psid_list),
     "LOG_LEVEL": ("log_level", _log_level),
 }
 
 
-def settings_from_mapping(source: Mapping[str, str]) -> Settings:
-    """Build settings from a mapping of variable names to strings, or raise ConfigError."""
+def settings_from_mapping(source: Mapping[str, str], meta_required: bool = True) -> Settings:
+    """Build settings from a mapping of variable names to strings, or raise ConfigError.
+
+    Without `meta_required` (the terminal chat), only the OpenAI key must be there.
+    """
     problems: list[str] = []
     values: dict[str, object] = {}
     for name in REQUIRED:
         raw = (source.get(name) or "").strip()
-        if raw:
+        if raw or (name in META_REQUIRED and not meta_required):
             values[name.lower()] = Secret(raw)
         else:
             problems.append(f"{name} is missing")
@@ -195,12 +223,11 @@ def _reason(exc: ValueError) -> str:
     return text
 
 
-def load_settings(overrides: Mapping[str, str] | None = None, env_file: str | Path = ".env") -> Settings:
-    """Read settings from `.env`, then the environment (which wins), then `overrides`."""
+def load_settings(env_file: str | Path = ".env", meta_required: bool = True) -> Settings:
+    """Read settings from `.env` and the environment (which wins)."""
     source: dict[str, str] = {
         key: value for key, value in dotenv_values(env_file).items() if value is not None
     }
     source.update(os.environ)
-    source.update(overrides or {})
-    return settings_from_mapping(source)
+    return settings_from_mapping(source, meta_required)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -71,6 +72,15 @@ class Store(Protocol):
     def claim_event(self, event_id: str) -> bool:
         """Record an event id; return True only the first time it is seen within its lifetime."""
 
+    def increment(self, key: str, amount: int, ttl: float) -> int:
+        """Add to a counter that lives `ttl` seconds from its first increment; return its new value."""
+
+    def counter(self, key: str) -> int:
+        """Return a counter's value; 0 if it does not exist or has expired."""
+
+    def ping(self) -> bool:
+        """Return True if the store can be reached."""
+
 
 @dataclass
 class _Conversation:
@@ -103,6 +113,9 @@ class MemoryStore:
         # Both maps are kept in order of last use, so expiry and eviction pop from the front.
         self._conversations: OrderedDict[str, _Conversation] = OrderedDict()
         self._event_ids: OrderedDict[str, float] = OrderedDict()
+        # Counters have different lifetimes, so their expiry times are kept in a heap.
+        self._counters: dict[str, tuple[int, float]] = {}
+        self._counter_expiry: list[tuple[float, str]] = []
 
     def get(self, psid: str) -> list[Turn]:
         """Return the person's turns, oldest first; empty if none or expired."""
@@ -147,6 +160,27 @@ class MemoryStore:
                 self._event_ids.popitem(last=False)
             return True
 
+    def increment(self, key: str, amount: int, ttl: float) -> int:
+        """Add to a counter that lives `ttl` seconds from its first increment; return its new value."""
+        with self._lock:
+            now = self._clock()
+            self._expire_locked(now)
+            value, expires = self._counters.get(key, (0, now + ttl))
+            if key not in self._counters:
+                heapq.heappush(self._counter_expiry, (expires, key))
+            self._counters[key] = (value + amount, expires)
+            return value + amount
+
+    def counter(self, key: str) -> int:
+        """Return a counter's value; 0 if it does not exist or has expired."""
+        with self._lock:
+            self._expire_locked(self._clock())
+            return self._counters.get(key, (0, 0.0))[0]
+
+    def ping(self) -> bool:
+        """Return True: memory is always there."""
+        return True
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._conversations)
@@ -164,4 +198,9 @@ class MemoryStore:
             if now - seen_at < self._dedup_ttl:
                 break
             del self._event_ids[event_id]
+        while self._counter_expiry and self._counter_expiry[0][0] <= now:
+            _, key = heapq.heappop(self._counter_expiry)
+            del self._counters[key]
+        if removed:
+            logger.info("forgot %d idle conversations; %d remain", removed, len(self._conversations))
         return removed

@@ -44,6 +44,11 @@ class Lines:
             self._queue.put(line)
         self._queue.put("")
 
+    def skip_past(self) -> None:
+        """Mark everything printed so far as read."""
+        while not self._queue.empty():
+            self.seen.append(self._queue.get_nowait())
+
     def wait_for(self, text: str, timeout: float = 30) -> str:
         """Return the first unread line containing `text`; fail if the output ends first."""
         while True:

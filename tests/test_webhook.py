@@ -35,10 +35,14 @@ def test_verification_refuses_anything_else(client, query):
     assert client.get(f"/?{query}").status_code == HTTPStatus.FORBIDDEN
 
 
-def test_health_needs_no_signature(client):
+def test_health_needs_no_signature_and_shows_usage(post, client):
+    post(load("text.json"))
     response = client.get("/healthz")
     assert response.status_code == HTTPStatus.OK
-    assert response.get_json() == {"status": "ok"}
+    body = response.get_json()
+    assert body["status"] == "ok" and body["store"] == "ok" and body["version"]
+    assert body["usage_today"]["replies"] == 1
+    assert body["usage_today"]["prompt_tokens"] == 50 and body["usage_today"]["completion_tokens"] == 10
 
 
 # --- POST / authentication and body checks ---

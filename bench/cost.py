@@ -1,0 +1,86 @@
+"""Cost benchmark: the prompt sent to the model over one person's 200-turn conversation.
+
+    python bench/cost.py
+    python bench/cost.py --turns 200 --context-window 128000
+
+This service (bounded history) against the seed design (the whole history, every time), both
+under gunicorn, talking to a fake model that refuses prompts over its context window as a
+real one does. Prompt size is measured at the fake model, in characters and in tokens by
+OpenAI's rule of thumb of four characters a token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+
+from common import FakeGraph, FakeOpenAI, start
+from fakes import Reply, completion, openai_error
+from helpers import PAGE_ID
+
+CHECKPOINTS = (10, 50, 100, 200)
+WORDS = ("the a to of and in is it you that for on with as be this are have can not but what "
+         "how when which would could should about there their time people water garden recipe "
+         "train ticket weather tomorrow holiday battery phone laptop booking price delivery "
+         "order refund address question answer help thanks please maybe really great").split()
+
+
+def sentence(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words)).capitalize() + "."
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--context-window", type=int, default=128_000, help="tokens the fake model accepts")
+    args = parser.parse_args()
+    ours = conversation(args.turns, args.context_window, baseline=False)
+    seed = conversation(args.turns, args.context_window, baseline=True)
+    print(f"One person, {args.turns} turns; user messages ~20 words, replies ~80 words; context window {args.context_window:,} tokens")
+    print(f"{'turn':>6} | {'this service':>22} | {'seed design':>22}")
+    for turn in [t for t in CHECKPOINTS if t <= args.turns]:
+        print(f"{turn:>6} | {describe(ours, turn):>22} | {describe(seed, turn):>22}")
+    for name, sizes in (("this service", ours), ("seed design", seed)):
+        sent = [s for s in sizes if s is not None]
+        print(f"{name}: {sum(sent) // 4:,} prompt tokens over {len(sent)} answered turns")
+
+
+def describe(sizes: list[int | None], turn: int) -> str:
+    size = sizes[turn - 1]
+    return "refused (too long)" if size is None else f"{size // 4:,} tok ({size:,} chars)"
+
+
+def conversation(turns: int, context_window: int, baseline: bool) -> list[int | None]:
+    """Return the prompt size in characters at each turn, or None where the model refused it."""
+    rng = random.Random(7)
+    sizes: list[int | None] = []
+
+    def model(request: dict) -> Reply:
+        chars = sum(len(m["content"]) for m in request["messages"])
+        sizes.append(chars)
+        if chars // 4 > context_window:
+            sizes[-1] = None
+            return openai_error(400, f"This model's maximum context length is {context_window} tokens.",
+                                "invalid_request_error", "context_length_exceeded")
+        return completion(" ".join(sentence(rng, 16) for _ in range(5)))
+
+    graph, fake_model = FakeGraph(), FakeOpenAI(model)
+    service = start(graph, fake_model, baseline=baseline)
+    psid = "4242"
+    try:
+        for turn in range(turns):
+            event = {"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": turn,
+                     "message": {"mid": f"m_cost_{turn}", "text": sentence(rng, 20)}}
+            service.post({"object": "page", "entry": [{"id": PAGE_ID, "time": turn, "messaging": [event]}]}, timeout=60)
+            # The next message is sent once the model has been asked and the reply is out.
+            fake_model.wait_for(lambda: len(fake_model.requests) > turn)
+            graph.wait_for(lambda: len(graph.texts(psid)) > turn or sizes[-1] is None, timeout=10)
+    finally:
+        service.stop()
+        graph.close()
+        fake_model.close()
+    return sizes
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Memory benchmark: 20,000 people writing once each; the service's RSS at its peak and after idle expiry.
+
+    python bench/memory.py
+    python bench/memory.py --people 2000 --ttl 10     # a quick look
+
+The store holds at most MAX_CONVERSATIONS people (default 10,000) and forgets a conversation
+after CONVERSATION_TTL seconds of silence (shortened here so the run ends in minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import threading
+import time
+
+from common import FakeGraph, FakeOpenAI, machine, start
+from fakes import Reply, completion
+from helpers import PAGE_ID
+
+BATCH = 100  # events per webhook POST (Meta batches up to 1,000)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--people", type=int, default=20_000)
+    parser.add_argument("--ttl", type=float, default=240.0, help="CONVERSATION_TTL for the run, seconds (longer than the writing)")
+    args = parser.parse_args()
+
+    delivered = threading.Semaphore(0)
+
+    def graph_answer(request: dict) -> Reply:
+        if "message" in request:
+            delivered.release()
+        return Reply(body={"recipient_id": request["recipient"]["id"], "message_id": "m_sent"})
+
+    graph, model = FakeGraph(), FakeOpenAI(lambda request: completion("A reply of an ordinary length for a chat, a sentence or two long."))
+    graph.default = graph_answer
+    service = start(graph, model, CONVERSATION_TTL=str(args.ttl), LOG_LEVEL="INFO")
+    rss_idle = service.rss_kib() / 1024
+
+    def write(first: int, last: int) -> None:
+        for start_at in range(first, last, BATCH):
+            events = [
+                {"sender": {"id": str(10**14 + n)}, "recipient": {"id": PAGE_ID}, "timestamp": n,
+                 "message": {"mid": f"m_mem_{n}", "text": f"Hello, this is person {n}. What's the weather like?"}}
+                for n in range(start_at, min(start_at + BATCH, last))
+            ]
+            assert service.post({"object": "page", "entry": [{"id": PAGE_ID, "time": 0, "messaging": events}]}).status_code == 200
+
+    began = time.monotonic()
+    share = args.people // 4
+    writers = [threading.Thread(target=write, args=(k * share, args.people if k == 3 else (k + 1) * share)) for k in range(4)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    for _ in range(args.people):
+        assert delivered.acquire(timeout=120), "a reply never arrived"
+    written_in = time.monotonic() - began
+    rss_written = service.rss_kib() / 1024
+    peak = service.rss_kib("VmHWM") / 1024
+
+    time.sleep(args.ttl + 1)  # everyone falls silent for longer than the TTL
+    service.lines.skip_past()
+    write(args.people, args.people + 1)  # one new message makes the store expire the rest
+    forgot = service.lines.wait_for("idle conversations", timeout=60)
+    assert delivered.acquire(timeout=60)
+    rss_expired = service.rss_kib() / 1024
+    service.stop()
+    graph.close()
+    model.close()
+
+    held = re.search(r"forgot (\d+) idle conversations; (\d+) remain", forgot)
+    print(f"{args.people:,} people writing once each (batches of {BATCH}), CONVERSATION_TTL {args.ttl:g} s, MAX_CONVERSATIONS 10,000")
+    print(f"  machine: {machine()}")
+    print(f"  RSS at start        {rss_idle:.0f} MiB")
+    print(f"  RSS after writing   {rss_written:.0f} MiB  (peak {peak:.0f} MiB; {written_in:.0f} s to answer everyone)")
+    print(f"  idle expiry forgot  {held.group(1)} conversations, {held.group(2)} remain")
+    print(f"  RSS after expiry    {rss_expired:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

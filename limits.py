@@ -1,0 +1,64 @@
+"""Caps on model calls, per person and for the whole page, so a busy or abusive chat cannot run up the bill."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from config import Settings
+from store import Store
+
+logger = logging.getLogger(__name__)
+
+MINUTE = 60
+DAY = 24 * 3600
+
+TOO_FAST = "You're sending messages faster than I can keep up. Please wait a minute, then try again."
+DAILY_LIMIT = "You've reached today's limit of messages. Let's talk again tomorrow!"
+BACK_TOMORROW = "I've answered all the messages I can for today. Please come back tomorrow!"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether a model call may be made, and if not, the notice to send (None: stay silent)."""
+
+    allowed: bool
+    notice: str | None = None
+
+
+ALLOW = Decision(True)
+
+
+class Limits:
+    """Counts model calls in the store, in fixed windows: the minute and the UTC day of each message."""
+
+    def __init__(self, settings: Settings, store: Store):
+        self._per_minute = settings.limit_per_minute
+        self._per_day = settings.limit_per_day
+        self._global_per_day = settings.limit_global_per_day
+        self._store = store
+
+    def check(self, psid: str, sent_at: float) -> Decision:
+        """Count one model call for a message `psid` sent at Unix time `sent_at`; say whether it may go ahead."""
+        minute, day = int(sent_at // MINUTE), today(sent_at)
+        for limit, key, ttl, notice in (
+            (self._per_minute, f"limit:{psid}:minute:{minute}", 2 * MINUTE, TOO_FAST),
+            (self._per_day, f"limit:{psid}:day:{day}", 2 * DAY, DAILY_LIMIT),
+        ):
+            if limit and (count := self._store.increment(key, 1, ttl)) > limit:
+                # One notice when the limit is first passed; the messages after it get none.
+                return Decision(False, notice if count == limit + 1 else None)
+        if self._global_per_day:
+            count = self._store.increment(f"limit:global:day:{day}", 1, 2 * DAY)
+            if count > self._global_per_day:
+                if count == self._global_per_day + 1:
+                    logger.warning("daily cap of %d model calls reached: everyone is told to come back tomorrow", self._global_per_day)
+                told = self._store.increment(f"limit:{psid}:told-tomorrow:{day}", 1, 2 * DAY)
+                return Decision(False, BACK_TOMORROW if told == 1 else None)
+        return ALLOW
+
+
+def today(now: float) -> str:
+    """The UTC date of a Unix time, as YYYY-MM-DD."""
+    return datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")

@@ -1,0 +1,64 @@
+"""The terminal chat and usage commands, driven through Flask's CLI runner and the real `flask` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import bot
+from config import REQUIRED
+from fakes import openai_error
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_chat_answers_with_the_same_logic_as_messenger(app, openai_server):
+    result = app.test_cli_runner().invoke(args=["chat"], input="hello\n/help\nwhat did I say?\n/reset\nagain\n")
+    assert result.exit_code == 0, result.output
+    lines = result.output
+    assert "bot> You said: hello" in lines
+    assert bot.HELP.splitlines()[0] in lines
+    assert bot.RESET_DONE in lines
+    history = [m["content"] for m in openai_server.requests[1]["messages"][1:]]
+    assert history == ["hello", "You said: hello", "what did I say?"]
+    assert [m["content"] for m in openai_server.requests[2]["messages"][1:]] == ["again"]
+
+
+def test_chat_errors_read_as_on_messenger(app, openai_server):
+    openai_server.script.append(openai_error(429, "You exceeded your current quota", "insufficient_quota", "insufficient_quota"))
+    result = app.test_cli_runner().invoke(args=["chat"], input="hi\n")
+    assert f"bot> {bot.APOLOGY_UNAVAILABLE}" in result.output
+    assert result.exit_code == 0
+
+
+def test_chat_ends_cleanly_at_end_of_input(app):
+    result = app.test_cli_runner().invoke(args=["chat"], input="")
+    assert result.exit_code == 0
+
+
+def flask(*args: str, stdin: str = "", **settings: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in REQUIRED}
+    env.update(PYTHONPATH=str(ROOT), **settings)
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], input=stdin, cwd=ROOT / "tests",
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_flask_chat_needs_only_the_openai_key(openai_server):
+    result = flask("chat", stdin="bonjour\n", OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=openai_server.base_url)
+    assert result.returncode == 0, result.stderr
+    assert "bot> You said: bonjour" in result.stdout
+
+
+def test_serving_still_needs_the_messenger_settings():
+    result = flask("routes", OPENAI_API_KEY="sk-test")
+    assert result.returncode != 0
+    assert "PAGE_ACCESS_TOKEN is missing" in result.stderr
+
+
+def test_usage_command_shows_todays_totals(app, openai_server):
+    runner = app.test_cli_runner()
+    runner.invoke(args=["chat"], input="one\ntwo\n")
+    result = runner.invoke(args=["usage"])
+    assert "2 replies, 100 prompt tokens, 20 completion tokens" in result.output
