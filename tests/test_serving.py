@@ -1,0 +1,78 @@
+"""Serving files: gunicorn.conf.py, the Dockerfile (linted: it cannot be built here) and the Procfile."""
+
+from __future__ import annotations
+
+import re
+import runpy
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """A Dockerfile's instructions as (KEYWORD, arguments), continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", path.read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+
+
+@pytest.fixture
+def gunicorn_conf(monkeypatch) -> dict:
+    monkeypatch.setenv("PORT", "5123")
+    monkeypatch.delenv("HOST", raising=False)
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def test_gunicorn_conf_fits_the_service(gunicorn_conf):
+    defaults = {field.name: field.default for field in fields(Settings)}
+    assert gunicorn_conf["bind"] == "0.0.0.0:5123"
+    assert gunicorn_conf["wsgi_app"] == "app:create_app()"
+    assert gunicorn_conf["worker_class"] == "gthread" and gunicorn_conf["threads"] >= 4
+    assert gunicorn_conf["workers"] == 1  # the in-memory store lives in one process
+    # Graceful shutdown covers a model call with all its retries.
+    assert gunicorn_conf["graceful_timeout"] >= defaults["openai_timeout"] * (1 + defaults["openai_max_retries"])
+    assert gunicorn_conf["timeout"] >= 20  # Meta's own limit on a webhook call
+
+
+def test_access_log_never_prints_query_strings(gunicorn_conf):
+    log_format = gunicorn_conf["access_log_format"]
+    assert "%(U)s" in log_format
+    assert not re.search(r"%\((r|q|\{.*\}e)\)s", log_format)  # request line, query, environ
+
+
+def test_dockerfile_follows_the_serving_rules():
+    steps = instructions(ROOT / "Dockerfile")
+    keywords = [keyword for keyword, _ in steps]
+    arguments = dict(steps)
+    assert re.fullmatch(r"python:3\.\d+-slim", arguments["FROM"])
+    assert any(k == "RUN" and "ca-certificates" in a and "apt-get install" in a for k, a in steps)
+    # Dependencies are installed before the code is copied, so their layer stays cached.
+    install = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "pip install -r requirements-serve.txt" in a)
+    copy_requirements = next(i for i, (k, a) in enumerate(steps) if k == "COPY" and a.startswith("requirements-serve.txt"))
+    copy_code = next(i for i, (k, a) in enumerate(steps) if k == "COPY" and "*.py" in a)
+    assert copy_requirements < install < copy_code
+    user = arguments["USER"]
+    assert user not in ("root", "0") and keywords.index("USER") < keywords.index("CMD")
+    assert "/healthz" in arguments["HEALTHCHECK"]
+    assert "gunicorn.conf.py" in arguments["CMD"]
+
+
+def test_dockerignore_keeps_secrets_and_tests_out_of_the_image():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".env", ".git", "tests", "bench"} <= set(ignored)
+
+
+def test_image_installs_what_the_service_imports():
+    serve = (ROOT / "requirements-serve.txt").read_text()
+    for package in ("flask", "requests", "openai", "python-dotenv", "gunicorn"):
+        assert re.search(rf"^{package}>=", serve, re.MULTILINE)
+    assert "-r requirements-serve.txt" in (ROOT / "requirements.txt").read_text()
+
+
+def test_procfile_runs_gunicorn_with_the_config():
+    assert (ROOT / "Procfile").read_text().strip() == "web: gunicorn -c gunicorn.conf.py"
