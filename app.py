@@ -7,7 +7,6 @@ import json
 import logging
 import sys
 import time
-from functools import partial
 from http import HTTPStatus
 from pathlib import Path
 from typing import Mapping
@@ -16,16 +15,16 @@ from flask import Flask, Response, current_app, jsonify, request
 
 import usage
 from bot import Bot
-from config import Settings, load_settings, settings_from_mapping
+from config import ConfigError, Settings, load_settings, settings_from_mapping
 from events import BadBody, parse_body
 from gpt import ChatModel
 from limits import Limits
 from logs import configure_logging
 from messenger import Messenger
 from signature import is_valid_signature
-from store import MemoryStore
+from store import StoreUnavailable, open_store
 from terminal import COMMANDS_WITHOUT_MESSENGER, terminal_commands
-from workers import KeyedWorkers
+from workers import Dispatcher, KeyedWorkers
 
 __version__ = "1.0.0"
 
@@ -40,18 +39,27 @@ class Service:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.store = MemoryStore(
-            max_messages=settings.history_max_messages,
-            max_tokens=settings.history_max_tokens,
-            ttl=settings.conversation_ttl,
-            max_conversations=settings.max_conversations,
-            dedup_ttl=settings.dedup_ttl,
-            dedup_max_ids=settings.dedup_max_ids,
-        )
+        try:
+            self.store = open_store(settings)
+        except StoreUnavailable as exc:
+            raise ConfigError([str(exc)]) from None
         self.model = ChatModel(settings)
         self.limits = Limits(settings, self.store)
         self.bot = Bot(settings, self.store, Messenger(settings), self.model, self.limits)
         self.workers = KeyedWorkers(settings.worker_threads)
+        self.dispatcher = Dispatcher(self.store, self.bot.handle, self.workers, lock_ttl(settings))
+        if not settings.store_url.startswith("memory:"):
+            # Another process may have stopped with events queued, or crashed holding a lock.
+            self.dispatcher.resume()
+            self.dispatcher.resume_every(lock_ttl(settings) / 4)
+
+
+def lock_ttl(settings: Settings) -> float:
+    """How long a person's lock lasts: twice the longest an event can take to answer."""
+    model = settings.openai_timeout * (1 + settings.openai_max_retries)
+    graph = (settings.graph_timeout + settings.graph_backoff * 16) * (1 + settings.graph_max_retries)
+    # Typing and seen, then a reply of up to two messages, each with its retries.
+    return 2 * (model + 3 * graph)
 
 
 def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
@@ -120,12 +128,12 @@ def webhook() -> Response:
     events = parsed.events[: svc.settings.max_events_per_post]
     if len(events) < len(parsed.events):
         logger.warning("webhook: %d events over MAX_EVENTS_PER_POST dropped", len(parsed.events) - len(events))
-    duplicates = 0
-    for event in events:
-        if svc.store.claim_event(event.event_id):
-            svc.workers.submit(event.psid, partial(svc.bot.handle, event))
-        else:
-            duplicates += 1
+    try:
+        duplicates = sum(not svc.dispatcher.submit(event) for event in events)
+    except StoreUnavailable as exc:
+        # Meta sends the events again later; none was lost.
+        logger.error("webhook not taken: the store is unavailable (%s)", exc)
+        return plain("Service Unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
     logger.info(
         "webhook: %d queued, %d redelivered, skipped %s",
         len(events) - duplicates, duplicates, dict(parsed.skipped) or "none",

@@ -86,6 +86,7 @@ class Settings:
     max_message_chars: int = 2000
     max_events_per_post: int = 1000
     allowed_psids: frozenset[str] = frozenset()
+    store_url: str = "memory://"
     log_level: str = "INFO"
 
     @property
@@ -95,7 +96,9 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Return the secret values, for scrubbing them from log output."""
-        return [value.reveal() for value in vars(self).values() if isinstance(value, Secret)]
+        values = [value.reveal() for value in vars(self).values() if isinstance(value, Secret)]
+        store_password = urlsplit(self.store_url).password
+        return values + ([store_password] if store_password else [])
 
 
 META_REQUIRED = ("PAGE_ACCESS_TOKEN", "VERIFY_TOKEN", "APP_SECRET")
@@ -152,6 +155,12 @@ def _psid_list(raw: str) -> frozenset[str]:
     return frozenset(psids)
 
 
+def _store_url(raw: str) -> str:
+    if raw.split(":", 1)[0] not in ("memory", "sqlite", "redis", "rediss") or ":" not in raw:
+        raise ValueError("must start with memory://, sqlite:/// or redis://")
+    return raw
+
+
 def _text(raw: str) -> str:
     if not raw.strip():
         raise ValueError("must not be empty")
@@ -185,6 +194,7 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "MAX_MESSAGE_CHARS": ("max_message_chars", _positive_int),
     "MAX_EVENTS_PER_POST": ("max_events_per_post", _positive_int),
     "ALLOWED_PSIDS": ("allowed_psids", _psid_list),
+    "STORE_URL": ("store_url", _store_url),
     "LOG_LEVEL": ("log_level", _log_level),
 }
 

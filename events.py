@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Union
 
 # Keys of a `messaging` item that name its kind; the first one present wins.
@@ -195,3 +196,17 @@ def _postback(postback: Any, psid: str, timestamp: int) -> Postback | None:
         timestamp=timestamp,
         mid=_str(postback.get("mid")),
     )
+
+
+def encode(event: Event) -> str:
+    """Serialise an event for a store's queue."""
+    return json.dumps({"kind": type(event).__name__, **asdict(event)})
+
+
+def decode(text: str) -> Event:
+    """The event `encode` serialised."""
+    data = json.loads(text)
+    if data.pop("kind") == "Postback":
+        return Postback(**data)
+    data["attachments"] = tuple(Attachment(**attachment) for attachment in data["attachments"])
+    return Message(**data)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 import threading
 from collections import deque
 from urllib.parse import parse_qs, urlsplit
@@ -13,6 +16,7 @@ import responses
 
 from app import EXTENSION, create_app
 from fakes import FakeOpenAI
+from gunicorn_service import free_port
 from helpers import APP_SECRET, GRAPH_URL, OPENAI_KEY, PAGE_TOKEN, SEND_URL, VERIFY_TOKEN, meta_json
 from signature import sign
 
@@ -66,6 +70,39 @@ class Graph:
             c.get("sender_action") or "text:" + c["message"]["text"]
             for c in self.calls if c["recipient"]["id"] == psid
         ]
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A real redis-server on a free loopback port for the whole session (CI installs it)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed: .ci/run installs it")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    for line in server.stdout:
+        if "Ready to accept connections" in line:
+            break
+    else:
+        pytest.fail("redis-server did not start")
+    yield f"redis://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """A Redis database emptied for this test."""
+    import redis
+
+    url = f"{redis_server}/0"
+    redis.Redis.from_url(url).flushdb()
+    return url
 
 
 @pytest.fixture

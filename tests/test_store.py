@@ -1,41 +1,56 @@
-"""The in-memory store: whole turns, bounds on history, people and event ids, expiry, threads."""
+"""The store contract, run against every backend: memory, a real SQLite file, and a real redis-server."""
 
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import replace
 
 import pytest
 
-from store import MemoryStore, Turn, estimate_tokens, newest_turns_within
+from store import Bounds, StoreUnavailable, Turn, estimate_tokens, newest_turns_within
+from store.memory import MemoryStore
+from store.redis import RedisStore
+from store.sqlite import SQLiteStore
+
+BOUNDS = Bounds(max_messages=6, max_tokens=10_000, ttl=3600, max_conversations=100, dedup_ttl=600, dedup_max_ids=1000)
 
 
 class Clock:
     """A clock the test moves by hand."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = 1_764_072_000.0
 
     def __call__(self) -> float:
         return self.now
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def backend(request, tmp_path):
+    """Return make(bounds) building a store of one backend on a clock the test can move."""
+    clock = Clock()
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
 
+    def make(**changes):
+        bounds = replace(BOUNDS, **changes)
+        if request.param == "memory":
+            return MemoryStore(bounds, clock)
+        if request.param == "sqlite":
+            return SQLiteStore(f"sqlite:///{tmp_path}/bot.db", bounds, clock)
+        return RedisStore(url, bounds, clock)
 
-def make_store(clock: Clock, **bounds) -> MemoryStore:
-    options = dict(max_messages=6, max_tokens=10_000, ttl=3600, max_conversations=100, dedup_ttl=600, dedup_max_ids=1000)
-    options.update(bounds)
-    return MemoryStore(clock=clock, **options)
+    make.kind, make.clock = request.param, clock
+    return make
 
 
 def turn(n: int) -> Turn:
     return Turn(f"question {n}", f"answer {n}")
 
 
-def test_turns_come_back_oldest_first_per_person(clock):
-    store = make_store(clock)
+def test_turns_come_back_oldest_first_per_person(backend):
+    store = backend()
     store.append("a", turn(1))
     store.append("a", turn(2))
     store.append("b", turn(3))
@@ -44,61 +59,35 @@ def test_turns_come_back_oldest_first_per_person(clock):
     assert store.get("nobody") == []
 
 
-def test_history_is_trimmed_to_the_message_count_by_whole_turns(clock):
-    store = make_store(clock, max_messages=5)
+def test_unicode_survives_the_round_trip(backend):
+    store = backend()
+    store.append("a", Turn("Ça va ? 你好 🎉", "Très bien ! 👍"))
+    assert store.get("a") == [Turn("Ça va ? 你好 🎉", "Très bien ! 👍")]
+
+
+def test_history_is_trimmed_to_the_message_count_by_whole_turns(backend):
+    store = backend(max_messages=5)
     for n in range(10):
         store.append("a", turn(n))
     assert store.get("a") == [turn(8), turn(9)]  # 5 messages allow two whole turns
 
 
-def test_history_is_trimmed_to_the_token_budget(clock):
+def test_history_is_trimmed_to_the_token_budget(backend):
     big = Turn("x" * 300, "y" * 300)
-    store = make_store(clock, max_messages=100, max_tokens=big.tokens() * 3)
+    store = backend(max_messages=100, max_tokens=big.tokens() * 3)
     for _ in range(10):
         store.append("a", big)
     assert len(store.get("a")) == 3
 
 
-def test_a_turn_larger_than_the_budget_is_not_kept(clock):
-    store = make_store(clock, max_tokens=10)
+def test_a_turn_larger_than_the_budget_is_not_kept(backend):
+    store = backend(max_tokens=10)
     store.append("a", Turn("x" * 100, "y"))
     assert store.get("a") == []
 
 
-def test_idle_conversations_expire(clock):
-    store = make_store(clock, ttl=60)
-    store.append("old", turn(1))
-    clock.now += 30
-    store.append("recent", turn(2))
-    clock.now += 31
-    assert store.get("old") == []
-    assert store.get("recent") == [turn(2)]
-    assert len(store) == 1  # really removed, not just hidden
-    clock.now += 60
-    assert store.expire() == 1 and len(store) == 0
-
-
-def test_writing_keeps_a_conversation_alive(clock):
-    store = make_store(clock, ttl=60)
-    for n in range(5):
-        store.append("a", turn(n))
-        clock.now += 50
-    assert len(store.get("a")) == 3
-
-
-def test_the_number_of_people_is_bounded_least_recent_first(clock):
-    store = make_store(clock, max_conversations=3)
-    for person in "abcd":
-        store.append(person, turn(1))
-        clock.now += 1
-    assert len(store) == 3 and store.get("a") == []
-    store.append("b", turn(2))  # b becomes the most recent
-    store.append("e", turn(1))
-    assert store.get("c") == [] and store.get("b") == [turn(1), turn(2)]
-
-
-def test_reset_forgets_one_person(clock):
-    store = make_store(clock)
+def test_reset_forgets_one_person(backend):
+    store = backend()
     store.append("a", turn(1))
     store.append("b", turn(1))
     store.reset("a")
@@ -106,42 +95,173 @@ def test_reset_forgets_one_person(clock):
     assert store.get("a") == [] and store.get("b") == [turn(1)]
 
 
-def test_an_event_id_is_claimed_once_within_its_lifetime(clock):
-    store = make_store(clock, dedup_ttl=600)
-    assert store.claim_event("m_1") is True
-    assert store.claim_event("m_1") is False
-    clock.now += 599
-    assert store.claim_event("m_1") is False
-    clock.now += 1
-    assert store.claim_event("m_1") is True
+def test_the_number_of_people_is_bounded_least_recent_first(backend):
+    store = backend(max_conversations=3)
+    for person in "abcd":
+        store.append(person, turn(1))
+        backend.clock.now += 1
+    assert store.get("a") == [] and store.get("d") == [turn(1)]
+    store.append("b", turn(2))  # b becomes the most recent
+    backend.clock.now += 1
+    store.append("e", turn(1))
+    assert store.get("c") == [] and store.get("b") == [turn(1), turn(2)]
 
 
-def test_event_ids_are_bounded_in_count(clock):
-    store = make_store(clock, dedup_max_ids=3)
+def test_idle_conversations_expire_and_are_removed(backend):
+    store = backend(ttl=60)
+    store.append("old", turn(1))
+    if backend.kind == "redis":
+        # Redis deletes a key when its TTL runs out; the store sets the TTL on every write.
+        pttl = store._redis.pttl("mgpt:conv:old")
+        assert 0 < pttl <= 60_000
+        return
+    backend.clock.now += 30
+    store.append("recent", turn(2))
+    backend.clock.now += 31
+    assert store.expire() == 1
+    assert len(store) == 1  # really removed, not just hidden
+    assert store.get("old") == []
+    assert store.get("recent") == [turn(2)]
+    backend.clock.now += 60
+    assert store.get("recent") == []
+
+
+def test_an_idle_conversation_does_not_come_back_with_the_next_message(backend):
+    store = backend(ttl=60)
+    store.append("a", turn(1))
+    if backend.kind == "redis":
+        store._redis.delete("mgpt:conv:a")  # what Redis does when the TTL runs out
+    backend.clock.now += 61
+    store.append("a", turn(2))
+    assert store.get("a") == [turn(2)]
+
+
+def test_an_event_is_queued_once_within_its_lifetime(backend):
+    store = backend(dedup_ttl=600)
+    assert store.accept("m_1", "a", "first") is True
+    assert store.accept("m_1", "a", "again") is False
+    assert store.peek("a") == "first"
+    store.pop("a")
+    assert store.peek("a") is None
+    if backend.kind == "redis":
+        assert 0 < store._redis.pttl("mgpt:event:m_1") <= 600_000
+        return
+    backend.clock.now += 599
+    assert store.accept("m_1", "a", "later") is False
+    backend.clock.now += 1
+    assert store.accept("m_1", "a", "much later") is True
+
+
+def test_event_ids_are_bounded_in_count(backend):
+    if backend.kind == "redis":
+        pytest.skip("Redis bounds event ids by their TTL alone")
+    store = backend(dedup_max_ids=3)
     for n in range(5):
-        assert store.claim_event(f"m_{n}")
-    assert store.claim_event("m_4") is False
-    assert store.claim_event("m_0") is True  # the oldest ids were let go
+        assert store.accept(f"m_{n}", "a", str(n))
+        backend.clock.now += 1
+    store.expire()
+    assert store.accept("m_4", "a", "x") is False
+    assert store.accept("m_0", "a", "x") is True  # the oldest ids were let go
 
 
-def test_concurrent_appends_and_claims_lose_nothing(clock):
-    store = make_store(clock, max_messages=10_000, max_conversations=10_000, dedup_max_ids=100_000)
-    claimed: list[bool] = []
+def test_queues_keep_order_per_person_and_list_who_is_waiting(backend):
+    store = backend()
+    for n in range(3):
+        store.accept(f"a{n}", "a", f"a-{n}")
+    store.accept("b0", "b", "b-0")
+    assert sorted(store.pending()) == ["a", "b"]
+    taken = []
+    while (item := store.peek("a")) is not None:
+        taken.append(item)
+        store.pop("a")
+    assert taken == ["a-0", "a-1", "a-2"]
+    assert store.pending() == ["b"]
+
+
+def test_a_lock_has_one_holder_until_released_or_expired(backend):
+    store = backend()
+    assert store.take_lock("a", "worker-1", ttl=30)
+    assert not store.take_lock("a", "worker-2", ttl=30)
+    assert store.take_lock("a", "worker-1", ttl=30)  # the holder extends it
+    assert store.take_lock("b", "worker-2", ttl=30)  # locks are per person
+    store.release_lock("a", "worker-2")  # not the holder: nothing happens
+    assert not store.take_lock("a", "worker-2", ttl=30)
+    store.release_lock("a", "worker-1")
+    assert store.take_lock("a", "worker-2", ttl=30)
+
+
+def test_a_crashed_holders_lock_expires(backend):
+    store = backend()
+    ttl = 0.2 if backend.kind == "redis" else 30
+    assert store.take_lock("a", "crashed", ttl=ttl)
+    if backend.kind == "redis":
+        store._redis.delete("mgpt:lock:a")  # what Redis does when the PX runs out
+        assert store._redis.pttl("mgpt:lock:a") == -2
+    else:
+        backend.clock.now += 31
+    assert store.take_lock("a", "survivor", ttl=30)
+
+
+def test_counters_add_up_and_start_again_after_their_lifetime(backend):
+    store = backend()
+    assert store.increment("k", 1, ttl=60) == 1
+    assert store.increment("k", 5, ttl=60) == 6
+    assert store.counter("k") == 6 and store.counter("other") == 0
+    if backend.kind == "redis":
+        assert 0 < store._redis.pttl("mgpt:counter:k") <= 60_000
+        return
+    backend.clock.now += 60
+    assert store.counter("k") == 0
+    assert store.increment("k", 1, ttl=60) == 1
+
+
+def test_concurrent_appends_and_accepts_lose_nothing(backend):
+    store = backend(max_messages=10_000, max_conversations=10_000, dedup_max_ids=100_000)
+    queued: list[bool] = []
     start = threading.Barrier(8)
 
     def work(worker: int) -> None:
         start.wait()
-        for n in range(200):
-            store.append(f"p{n % 10}", turn(worker * 1000 + n))
-            claimed.append(store.claim_event(f"m_{n}"))
+        for n in range(50):
+            store.append(f"p{n % 5}", turn(worker * 1000 + n))
+            queued.append(store.accept(f"m_{n}", "q", str(n)))
 
     threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sum(len(store.get(f"p{n}")) for n in range(10)) == 8 * 200
-    assert claimed.count(True) == 200
+    assert sum(len(store.get(f"p{n}")) for n in range(5)) == 8 * 50
+    assert queued.count(True) == 50
+
+
+def test_ping(backend):
+    assert backend().ping() is True
+
+
+def test_an_unreachable_redis_is_reported_clearly():
+    with pytest.raises(StoreUnavailable, match=r"cannot reach Redis at 127\.0\.0\.1:9/0"):
+        RedisStore("redis://:hunter2@127.0.0.1:9/0", BOUNDS)
+
+
+def test_a_sqlite_file_in_a_missing_folder_is_reported_clearly(tmp_path):
+    with pytest.raises(StoreUnavailable, match="does not exist"):
+        SQLiteStore(f"sqlite:///{tmp_path}/nope/bot.db", BOUNDS)
+
+
+def test_sqlite_survives_reopening(tmp_path):
+    url = f"sqlite:///{tmp_path}/bot.db"
+    SQLiteStore(url, BOUNDS).append("a", turn(1))
+    assert SQLiteStore(url, BOUNDS).get("a") == [turn(1)]
+
+
+def test_sqlite_refuses_a_newer_schema(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "bot.db"
+    sqlite3.connect(path).execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreUnavailable, match="newer version"):
+        SQLiteStore(f"sqlite:///{path}", BOUNDS)
 
 
 def test_newest_turns_within_keeps_the_newest_that_fit():
@@ -156,3 +276,10 @@ def test_token_estimate_never_undercounts_english_or_cjk():
     assert estimate_tokens(english) >= 200
     chinese = "我们今天去公园散步吧" * 20  # about one token per character
     assert estimate_tokens(chinese) >= 200
+
+
+def test_memory_bound_holds_for_many_people():
+    store = MemoryStore(replace(BOUNDS, max_conversations=1000), time.monotonic)
+    for n in range(5000):
+        store.append(str(n), turn(n))
+    assert len(store) == 1000

@@ -1,4 +1,4 @@
-"""Each person's conversation history and the ids of events already handled, kept in memory."""
+"""The in-memory store: fast, bounded, and gone when the process stops."""
 
 from __future__ import annotations
 
@@ -6,80 +6,13 @@ import heapq
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol
+from typing import Callable
+
+from store import Bounds, Turn, newest_turns_within
 
 logger = logging.getLogger(__name__)
-
-# Every chat message costs a few tokens of framing on top of its text.
-MESSAGE_OVERHEAD_TOKENS = 4
-
-
-def estimate_tokens(text: str) -> int:
-    """Return a deliberately high token estimate for a chat message of this text."""
-    # One token per three UTF-8 bytes over-counts English (about four characters a token)
-    # and roughly matches scripts of three-byte characters, so a budget is never undercounted
-    # by much without needing a tokenizer download.
-    return -(-len(text.encode("utf-8")) // 3) + MESSAGE_OVERHEAD_TOKENS
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One exchange: what the person said and what the bot answered."""
-
-    user: str
-    assistant: str
-
-    def messages(self) -> list[dict[str, str]]:
-        """Return the turn as chat-completion messages."""
-        return [{"role": "user", "content": self.user}, {"role": "assistant", "content": self.assistant}]
-
-    def tokens(self) -> int:
-        """Return the estimated tokens of both messages."""
-        return estimate_tokens(self.user) + estimate_tokens(self.assistant)
-
-
-def newest_turns_within(turns: Iterable[Turn], max_messages: int, max_tokens: int) -> list[Turn]:
-    """Return the newest whole turns that fit both budgets, oldest first."""
-    kept: list[Turn] = []
-    used_messages = used_tokens = 0
-    for turn in reversed(list(turns)):
-        used_messages += 2
-        used_tokens += turn.tokens()
-        if used_messages > max_messages or used_tokens > max_tokens:
-            break
-        kept.append(turn)
-    kept.reverse()
-    return kept
-
-
-class Store(Protocol):
-    """What the bot needs from a store; a shared backend implements the same methods."""
-
-    def get(self, psid: str) -> list[Turn]:
-        """Return the person's turns, oldest first; empty if none or expired."""
-
-    def append(self, psid: str, turn: Turn) -> None:
-        """Add a whole turn to the person's history, trimming it to the bounds."""
-
-    def reset(self, psid: str) -> None:
-        """Forget the person's history."""
-
-    def expire(self) -> int:
-        """Remove idle conversations and old event ids; return how many conversations went."""
-
-    def claim_event(self, event_id: str) -> bool:
-        """Record an event id; return True only the first time it is seen within its lifetime."""
-
-    def increment(self, key: str, amount: int, ttl: float) -> int:
-        """Add to a counter that lives `ttl` seconds from its first increment; return its new value."""
-
-    def counter(self, key: str) -> int:
-        """Return a counter's value; 0 if it does not exist or has expired."""
-
-    def ping(self) -> bool:
-        """Return True if the store can be reached."""
 
 
 @dataclass
@@ -91,23 +24,13 @@ class _Conversation:
 class MemoryStore:
     """A thread-safe in-memory store, bounded in people, turns per person, and event ids."""
 
-    def __init__(
-        self,
-        *,
-        max_messages: int,
-        max_tokens: int,
-        ttl: float,
-        max_conversations: int,
-        dedup_ttl: float,
-        dedup_max_ids: int,
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        self._max_messages = max_messages
-        self._max_tokens = max_tokens
-        self._ttl = ttl
-        self._max_conversations = max_conversations
-        self._dedup_ttl = dedup_ttl
-        self._dedup_max_ids = dedup_max_ids
+    def __init__(self, bounds: Bounds, clock: Callable[[], float] = time.monotonic):
+        self._max_messages = bounds.max_messages
+        self._max_tokens = bounds.max_tokens
+        self._ttl = bounds.ttl
+        self._max_conversations = bounds.max_conversations
+        self._dedup_ttl = bounds.dedup_ttl
+        self._dedup_max_ids = bounds.dedup_max_ids
         self._clock = clock
         self._lock = threading.Lock()
         # Both maps are kept in order of last use, so expiry and eviction pop from the front.
@@ -116,6 +39,8 @@ class MemoryStore:
         # Counters have different lifetimes, so their expiry times are kept in a heap.
         self._counters: dict[str, tuple[int, float]] = {}
         self._counter_expiry: list[tuple[float, str]] = []
+        self._queues: dict[str, deque[str]] = {}
+        self._locks: dict[str, tuple[str, float]] = {}
 
     def get(self, psid: str) -> list[Turn]:
         """Return the person's turns, oldest first; empty if none or expired."""
@@ -148,8 +73,8 @@ class MemoryStore:
         with self._lock:
             return self._expire_locked(self._clock())
 
-    def claim_event(self, event_id: str) -> bool:
-        """Record an event id; return True only the first time it is seen within its lifetime."""
+    def accept(self, event_id: str, psid: str, item: str) -> bool:
+        """Queue an event for the person unless its id was seen within its lifetime; return whether it was queued."""
         with self._lock:
             now = self._clock()
             self._expire_locked(now)
@@ -158,6 +83,7 @@ class MemoryStore:
             self._event_ids[event_id] = now
             while len(self._event_ids) > self._dedup_max_ids:
                 self._event_ids.popitem(last=False)
+            self._queues.setdefault(psid, deque()).append(item)
             return True
 
     def increment(self, key: str, amount: int, ttl: float) -> int:
@@ -180,6 +106,42 @@ class MemoryStore:
     def ping(self) -> bool:
         """Return True: memory is always there."""
         return True
+
+    def peek(self, psid: str) -> str | None:
+        """Return the first event of the person's queue, or None."""
+        with self._lock:
+            queue = self._queues.get(psid)
+            return queue[0] if queue else None
+
+    def pop(self, psid: str) -> None:
+        """Remove the first event of the person's queue, once it has been handled."""
+        with self._lock:
+            queue = self._queues.get(psid)
+            if queue:
+                queue.popleft()
+            if not queue:
+                self._queues.pop(psid, None)
+
+    def pending(self) -> list[str]:
+        """Return the people whose queues hold events."""
+        with self._lock:
+            return list(self._queues)
+
+    def take_lock(self, psid: str, owner: str, ttl: float) -> bool:
+        """Take (or, for its owner, extend) the person's lock for `ttl` seconds; False if another holds it."""
+        with self._lock:
+            now = self._clock()
+            holder, expires = self._locks.get(psid, (owner, now))
+            if holder != owner and expires > now:
+                return False
+            self._locks[psid] = (owner, now + ttl)
+            return True
+
+    def release_lock(self, psid: str, owner: str) -> None:
+        """Let go of the person's lock, if `owner` holds it."""
+        with self._lock:
+            if self._locks.get(psid, ("", 0.0))[0] == owner:
+                del self._locks[psid]
 
     def __len__(self) -> int:
         with self._lock:

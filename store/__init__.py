@@ -1,0 +1,176 @@
+"""Where conversations live: each person's history, the events already taken, counters, and per-person queues.
+
+`open_store(settings)` picks the backend from STORE_URL: memory:// (one process), sqlite:///path
+(one machine, any number of workers and restarts) or redis://host:port/db (several machines).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from config import Settings
+
+logger = logging.getLogger(__name__)
+
+# Every chat message costs a few tokens of framing on top of its text.
+MESSAGE_OVERHEAD_TOKENS = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """Return a deliberately high token estimate for a chat message of this text."""
+    # One token per three UTF-8 bytes over-counts English (about four characters a token)
+    # and roughly matches scripts of three-byte characters, so a budget is never undercounted
+    # by much without needing a tokenizer download.
+    return -(-len(text.encode("utf-8")) // 3) + MESSAGE_OVERHEAD_TOKENS
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One exchange: what the person said and what the bot answered."""
+
+    user: str
+    assistant: str
+
+    def messages(self) -> list[dict[str, str]]:
+        """Return the turn as chat-completion messages."""
+        return [{"role": "user", "content": self.user}, {"role": "assistant", "content": self.assistant}]
+
+    def tokens(self) -> int:
+        """Return the estimated tokens of both messages."""
+        return estimate_tokens(self.user) + estimate_tokens(self.assistant)
+
+
+def newest_turns_within(turns: Iterable[Turn], max_messages: int, max_tokens: int) -> list[Turn]:
+    """Return the newest whole turns that fit both budgets, oldest first."""
+    kept: list[Turn] = []
+    used_messages = used_tokens = 0
+    for turn in reversed(list(turns)):
+        used_messages += 2
+        used_tokens += turn.tokens()
+        if used_messages > max_messages or used_tokens > max_tokens:
+            break
+        kept.append(turn)
+    kept.reverse()
+    return kept
+
+
+class Store(Protocol):
+    """What the bot needs from a store; a shared backend implements the same methods."""
+
+    def get(self, psid: str) -> list[Turn]:
+        """Return the person's turns, oldest first; empty if none or expired."""
+
+    def append(self, psid: str, turn: Turn) -> None:
+        """Add a whole turn to the person's history, trimming it to the bounds."""
+
+    def reset(self, psid: str) -> None:
+        """Forget the person's history."""
+
+    def expire(self) -> int:
+        """Remove idle conversations and old event ids; return how many conversations went."""
+
+    def accept(self, event_id: str, psid: str, item: str) -> bool:
+        """Queue an event for the person unless its id was seen within its lifetime; return whether it was queued."""
+
+    def increment(self, key: str, amount: int, ttl: float) -> int:
+        """Add to a counter that lives `ttl` seconds from its first increment; return its new value."""
+
+    def counter(self, key: str) -> int:
+        """Return a counter's value; 0 if it does not exist or has expired."""
+
+    def ping(self) -> bool:
+        """Return True if the store can be reached; never raises."""
+
+    def peek(self, psid: str) -> str | None:
+        """Return the first event of the person's queue, or None."""
+
+    def pop(self, psid: str) -> None:
+        """Remove the first event of the person's queue, once it has been handled."""
+
+    def pending(self) -> list[str]:
+        """Return the people whose queues hold events."""
+
+    def take_lock(self, psid: str, owner: str, ttl: float) -> bool:
+        """Take (or, for its owner, extend) the person's lock for `ttl` seconds; False if another holds it."""
+
+    def release_lock(self, psid: str, owner: str) -> None:
+        """Let go of the person's lock, if `owner` holds it."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How much a store keeps: history per person, people, and event ids."""
+
+    max_messages: int
+    max_tokens: int
+    ttl: float
+    max_conversations: int
+    dedup_ttl: float
+    dedup_max_ids: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Bounds:
+        """The bounds the settings ask for."""
+        return cls(
+            max_messages=settings.history_max_messages,
+            max_tokens=settings.history_max_tokens,
+            ttl=settings.conversation_ttl,
+            max_conversations=settings.max_conversations,
+            dedup_ttl=settings.dedup_ttl,
+            dedup_max_ids=settings.dedup_max_ids,
+        )
+
+
+class StoreUnavailable(Exception):
+    """The store named by STORE_URL cannot be used (now, or at all)."""
+
+
+StoreClass = TypeVar("StoreClass", bound=type)
+
+
+def unavailable_on(*errors: type[Exception]) -> Callable[[StoreClass], StoreClass]:
+    """Class decorator: a backend's public methods raise its client's `errors` as StoreUnavailable."""
+
+    def translate(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def wrapper(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except errors as exc:
+                raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+        return wrapper
+
+    def decorate(cls: StoreClass) -> StoreClass:
+        for name, member in list(vars(cls).items()):
+            if callable(member) and not name.startswith("_"):
+                setattr(cls, name, translate(member))
+        return cls
+
+    return decorate
+
+
+def open_store(settings: Settings) -> Store:
+    """Open the store STORE_URL names; raise StoreUnavailable if it cannot be reached."""
+    url = settings.store_url
+    bounds = Bounds.from_settings(settings)
+    scheme = url.split(":", 1)[0]
+    if scheme == "memory":
+        from store.memory import MemoryStore
+
+        return MemoryStore(bounds)
+    if scheme == "sqlite":
+        from store.sqlite import SQLiteStore
+
+        return SQLiteStore(url, bounds)
+    if scheme in ("redis", "rediss"):
+        from store.redis import RedisStore
+
+        return RedisStore(url, bounds)
+    raise StoreUnavailable(f"STORE_URL has an unknown scheme {scheme!r}: use memory://, sqlite:/// or redis://")
+
+

@@ -1,0 +1,164 @@
+"""The Redis store: conversations shared by workers on several machines, trimmed atomically by Lua scripts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Callable
+from urllib.parse import urlsplit
+
+import redis
+
+from store import Bounds, StoreUnavailable, Turn, unavailable_on
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "mgpt:"
+
+# Appends a turn, drops the oldest whole turns past the bounds, refreshes the idle expiry, and
+# forgets the least recently active people past the limit: all in one atomic step.
+APPEND = """
+local conversation, people = KEYS[1], KEYS[2]
+local max_messages, max_tokens = tonumber(ARGV[2]), tonumber(ARGV[3])
+local ttl_ms, now, max_people = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+redis.call('RPUSH', conversation, ARGV[1])
+local turns = redis.call('LRANGE', conversation, 0, -1)
+local kept, tokens = 0, 0
+for i = #turns, 1, -1 do
+  local turn_tokens = cjson.decode(turns[i])['t']
+  if (kept + 1) * 2 > max_messages or tokens + turn_tokens > max_tokens then break end
+  kept, tokens = kept + 1, tokens + turn_tokens
+end
+if kept == 0 then
+  redis.call('DEL', conversation)
+else
+  redis.call('LTRIM', conversation, #turns - kept, -1)
+  redis.call('PEXPIRE', conversation, ttl_ms)
+end
+redis.call('ZADD', people, now, ARGV[7])
+redis.call('ZREMRANGEBYSCORE', people, '-inf', now - ttl_ms / 1000)
+local excess = redis.call('ZCARD', people) - max_people
+if excess > 0 then
+  local gone = redis.call('ZPOPMIN', people, excess)
+  for i = 1, #gone, 2 do redis.call('DEL', ARGV[8] .. gone[i]) end
+end
+"""
+ACCEPT = """
+if not redis.call('SET', KEYS[1], 1, 'NX', 'PX', ARGV[1]) then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+return 1
+"""
+INCREMENT = """
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+if value == tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return value
+"""
+POP = """
+redis.call('LPOP', KEYS[1])
+if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
+"""
+TAKE_LOCK = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+"""
+
+
+def where(url: str) -> str:
+    """host:port/db of a Redis URL, without the password it may carry."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"
+
+
+@unavailable_on(redis.RedisError)
+class RedisStore:
+    """Conversations in Redis: a list per person with an idle expiry, SET NX EX marks, Lua for atomic steps."""
+
+    def __init__(self, url: str, bounds: Bounds, clock: Callable[[], float] = time.time):
+        self._bounds = bounds
+        self._clock = clock
+        self._redis = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            self._redis.ping()
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"STORE_URL: cannot reach Redis at {where(url)} ({type(exc).__name__})") from None
+        self._append = self._redis.register_script(APPEND)
+        self._accept = self._redis.register_script(ACCEPT)
+        self._increment = self._redis.register_script(INCREMENT)
+        self._pop = self._redis.register_script(POP)
+        self._take_lock = self._redis.register_script(TAKE_LOCK)
+        self._release_lock = self._redis.register_script(RELEASE_LOCK)
+
+    def get(self, psid: str) -> list[Turn]:
+        """Return the person's turns, oldest first; empty if none or expired."""
+        return [Turn(t["u"], t["a"]) for t in map(json.loads, self._redis.lrange(PREFIX + "conv:" + psid, 0, -1))]
+
+    def append(self, psid: str, turn: Turn) -> None:
+        """Add a whole turn to the person's history, trimming it to the bounds, atomically."""
+        b = self._bounds
+        self._append(
+            keys=[PREFIX + "conv:" + psid, PREFIX + "people"],
+            args=[json.dumps({"u": turn.user, "a": turn.assistant, "t": turn.tokens()}), b.max_messages, b.max_tokens,
+                  int(b.ttl * 1000), self._clock(), b.max_conversations, psid, PREFIX + "conv:"],
+        )
+
+    def reset(self, psid: str) -> None:
+        """Forget the person's history."""
+        with self._redis.pipeline() as pipe:
+            pipe.delete(PREFIX + "conv:" + psid).zrem(PREFIX + "people", psid).execute()
+
+    def expire(self) -> int:
+        """Drop idle people from the activity index (Redis itself deletes their expired histories)."""
+        removed = self._redis.zremrangebyscore(PREFIX + "people", "-inf", self._clock() - self._bounds.ttl)
+        if removed:
+            logger.info("forgot %d idle conversations", removed)
+        return removed
+
+    def accept(self, event_id: str, psid: str, item: str) -> bool:
+        """Queue an event for the person unless its id was seen within its lifetime; return whether it was queued."""
+        keys = [PREFIX + "event:" + event_id, PREFIX + "queue:" + psid, PREFIX + "pending"]
+        return bool(self._accept(keys=keys, args=[int(self._bounds.dedup_ttl * 1000), item, psid]))
+
+    def increment(self, key: str, amount: int, ttl: float) -> int:
+        """Add to a counter that lives `ttl` seconds from its first increment; return its new value."""
+        return int(self._increment(keys=[PREFIX + "counter:" + key], args=[amount, int(ttl * 1000)]))
+
+    def counter(self, key: str) -> int:
+        """Return a counter's value; 0 if it does not exist or has expired."""
+        return int(self._redis.get(PREFIX + "counter:" + key) or 0)
+
+    def ping(self) -> bool:
+        """Return True if Redis answers."""
+        try:
+            return bool(self._redis.ping())
+        except redis.RedisError:
+            return False
+
+    def __len__(self) -> int:
+        return self._redis.zcard(PREFIX + "people")
+
+    def peek(self, psid: str) -> str | None:
+        """Return the first event of the person's queue, or None."""
+        return self._redis.lindex(PREFIX + "queue:" + psid, 0)
+
+    def pop(self, psid: str) -> None:
+        """Remove the first event of the person's queue, once it has been handled."""
+        self._pop(keys=[PREFIX + "queue:" + psid, PREFIX + "pending"], args=[psid])
+
+    def pending(self) -> list[str]:
+        """Return the people whose queues hold events."""
+        return sorted(self._redis.smembers(PREFIX + "pending"))
+
+    def take_lock(self, psid: str, owner: str, ttl: float) -> bool:
+        """Take (or, for its owner, extend) the person's lock for `ttl` seconds; False if another holds it."""
+        return bool(self._take_lock(keys=[PREFIX + "lock:" + psid], args=[owner, int(ttl * 1000)]))
+
+    def release_lock(self, psid: str, owner: str) -> None:
+        """Let go of the person's lock, if `owner` holds it."""
+        self._release_lock(keys=[PREFIX + "lock:" + psid], args=[owner])

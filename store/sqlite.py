@@ -1,0 +1,234 @@
+"""The SQLite store: one file shared by every worker process on a machine, surviving restarts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from store import Bounds, StoreUnavailable, Turn, newest_turns_within, unavailable_on
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE conversations (psid TEXT PRIMARY KEY, last_active REAL NOT NULL);
+CREATE INDEX conversations_by_activity ON conversations (last_active);
+CREATE TABLE turns (id INTEGER PRIMARY KEY AUTOINCREMENT, psid TEXT NOT NULL, user TEXT NOT NULL, assistant TEXT NOT NULL);
+CREATE INDEX turns_by_person ON turns (psid, id);
+CREATE TABLE events (id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+CREATE INDEX events_by_expiry ON events (expires_at);
+CREATE TABLE counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT, psid TEXT NOT NULL, item TEXT NOT NULL);
+CREATE INDEX queue_by_person ON queue (psid, id);
+"""
+# Expired rows are deleted at most this often per process; reads skip them meanwhile.
+PURGE_EVERY = 60.0
+
+
+def database_path(url: str) -> Path:
+    """The file a sqlite:/// URL names (sqlite:///bot.db is relative, sqlite:////var/bot.db absolute)."""
+    if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
+        raise StoreUnavailable("STORE_URL for SQLite looks like sqlite:///path/to/bot.db")
+    return Path(url[len("sqlite:///"):])
+
+
+@unavailable_on(sqlite3.Error)
+class SQLiteStore:
+    """Conversations in a SQLite file in WAL mode, with one connection per thread and process."""
+
+    def __init__(self, url: str, bounds: Bounds, clock: Callable[[], float] = time.time):
+        self._path = database_path(url)
+        self._bounds = bounds
+        self._clock = clock
+        self._local = threading.local()
+        self._purged_at = 0.0
+        if not self._path.parent.is_dir():
+            raise StoreUnavailable(f"STORE_URL: the folder {self._path.parent} does not exist")
+        try:
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"STORE_URL: cannot open the SQLite database ({exc})") from None
+
+    def _connection(self) -> sqlite3.Connection:
+        # A connection must not cross a fork or a thread: one per (process, thread).
+        if getattr(self._local, "pid", None) != os.getpid():
+            connection = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            # Deleted conversations are overwritten on disk, not just unlinked from the tree.
+            connection.execute("PRAGMA secure_delete=ON")
+            self._local.connection, self._local.pid = connection, os.getpid()
+        return self._local.connection
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreUnavailable(f"{self._path} was written by a newer version (schema {version})")
+            if version == 0:
+                for statement in SCHEMA.strip().split(";\n"):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def get(self, psid: str) -> list[Turn]:
+        """Return the person's turns, oldest first; empty if none or expired."""
+        db = self._connection()
+        active = db.execute(
+            "SELECT 1 FROM conversations WHERE psid = ? AND last_active > ?", (psid, self._clock() - self._bounds.ttl)
+        ).fetchone()
+        if not active:
+            return []
+        rows = db.execute("SELECT user, assistant FROM turns WHERE psid = ? ORDER BY id", (psid,)).fetchall()
+        return [Turn(user, assistant) for user, assistant in rows]
+
+    def append(self, psid: str, turn: Turn) -> None:
+        """Add a whole turn to the person's history, trimming it to the bounds, in one transaction."""
+        now = self._clock()
+        with self._transaction() as db:
+            expired = db.execute(
+                "SELECT 1 FROM conversations WHERE psid = ? AND last_active <= ?", (psid, now - self._bounds.ttl)
+            ).fetchone()
+            if expired:
+                db.execute("DELETE FROM turns WHERE psid = ?", (psid,))
+            db.execute(
+                "INSERT INTO conversations (psid, last_active) VALUES (?, ?) "
+                "ON CONFLICT (psid) DO UPDATE SET last_active = excluded.last_active",
+                (psid, now),
+            )
+            db.execute("INSERT INTO turns (psid, user, assistant) VALUES (?, ?, ?)", (psid, turn.user, turn.assistant))
+            rows = db.execute("SELECT id, user, assistant FROM turns WHERE psid = ? ORDER BY id", (psid,)).fetchall()
+            kept = newest_turns_within([Turn(u, a) for _, u, a in rows], self._bounds.max_messages, self._bounds.max_tokens)
+            first_kept = rows[len(rows) - len(kept)][0] if kept else rows[-1][0] + 1
+            db.execute("DELETE FROM turns WHERE psid = ? AND id < ?", (psid, first_kept))
+            self._forget_least_active(db)
+        self._purge_now_and_then(now)
+
+    def _forget_least_active(self, db: sqlite3.Connection) -> None:
+        excess = db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0] - self._bounds.max_conversations
+        if excess > 0:
+            psids = [row[0] for row in db.execute(
+                "SELECT psid FROM conversations ORDER BY last_active LIMIT ?", (excess,))]
+            db.executemany("DELETE FROM turns WHERE psid = ?", [(p,) for p in psids])
+            db.executemany("DELETE FROM conversations WHERE psid = ?", [(p,) for p in psids])
+
+    def reset(self, psid: str) -> None:
+        """Forget the person's history."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM turns WHERE psid = ?", (psid,))
+            db.execute("DELETE FROM conversations WHERE psid = ?", (psid,))
+
+    def expire(self) -> int:
+        """Delete idle conversations, old event ids, counters and locks; return how many conversations went."""
+        now = self._clock()
+        self._purged_at = now
+        with self._transaction() as db:
+            idle = [row[0] for row in db.execute(
+                "SELECT psid FROM conversations WHERE last_active <= ?", (now - self._bounds.ttl,))]
+            db.executemany("DELETE FROM turns WHERE psid = ?", [(p,) for p in idle])
+            db.executemany("DELETE FROM conversations WHERE psid = ?", [(p,) for p in idle])
+            db.execute("DELETE FROM events WHERE expires_at <= ?", (now,))
+            db.execute(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY expires_at LIMIT "
+                "max(0, (SELECT COUNT(*) FROM events) - ?))", (self._bounds.dedup_max_ids,))
+            db.execute("DELETE FROM counters WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM locks WHERE expires_at <= ?", (now,))
+            remaining = db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
+        if idle:
+            logger.info("forgot %d idle conversations; %d remain", len(idle), remaining)
+        return len(idle)
+
+    def _purge_now_and_then(self, now: float) -> None:
+        if now - self._purged_at >= PURGE_EVERY:
+            self.expire()
+
+    def accept(self, event_id: str, psid: str, item: str) -> bool:
+        """Queue an event for the person unless its id was seen within its lifetime; return whether it was queued."""
+        now = self._clock()
+        with self._transaction() as db:
+            first_sighting = db.execute(
+                "INSERT INTO events (id, expires_at) VALUES (?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE events.expires_at <= ?",
+                (event_id, now + self._bounds.dedup_ttl, now),
+            ).rowcount == 1
+            if first_sighting:
+                db.execute("INSERT INTO queue (psid, item) VALUES (?, ?)", (psid, item))
+        self._purge_now_and_then(now)
+        return first_sighting
+
+    def increment(self, key: str, amount: int, ttl: float) -> int:
+        """Add to a counter that lives `ttl` seconds from its first increment; return its new value."""
+        now = self._clock()
+        row = self._connection().execute(
+            "INSERT INTO counters (key, value, expires_at) VALUES (:key, :amount, :expires) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            "value = CASE WHEN counters.expires_at <= :now THEN :amount ELSE counters.value + :amount END, "
+            "expires_at = CASE WHEN counters.expires_at <= :now THEN :expires ELSE counters.expires_at END "
+            "RETURNING value",
+            {"key": key, "amount": amount, "expires": now + ttl, "now": now},
+        ).fetchone()
+        return row[0]
+
+    def counter(self, key: str) -> int:
+        """Return a counter's value; 0 if it does not exist or has expired."""
+        row = self._connection().execute(
+            "SELECT value FROM counters WHERE key = ? AND expires_at > ?", (key, self._clock())).fetchone()
+        return row[0] if row else 0
+
+    def ping(self) -> bool:
+        """Return True if the database answers."""
+        try:
+            self._connection().execute("SELECT 1").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
+
+    def __len__(self) -> int:
+        return self._connection().execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
+
+    def peek(self, psid: str) -> str | None:
+        """Return the first event of the person's queue, or None."""
+        row = self._connection().execute(
+            "SELECT item FROM queue WHERE psid = ? ORDER BY id LIMIT 1", (psid,)).fetchone()
+        return row[0] if row else None
+
+    def pop(self, psid: str) -> None:
+        """Remove the first event of the person's queue, once it has been handled."""
+        self._connection().execute(
+            "DELETE FROM queue WHERE id = (SELECT MIN(id) FROM queue WHERE psid = ?)", (psid,))
+
+    def pending(self) -> list[str]:
+        """Return the people whose queues hold events."""
+        return [row[0] for row in self._connection().execute("SELECT DISTINCT psid FROM queue")]
+
+    def take_lock(self, psid: str, owner: str, ttl: float) -> bool:
+        """Take (or, for its owner, extend) the person's lock for `ttl` seconds; False if another holds it."""
+        now = self._clock()
+        cursor = self._connection().execute(
+            "INSERT INTO locks (name, owner, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at "
+            "WHERE locks.owner = excluded.owner OR locks.expires_at <= ?",
+            (psid, owner, now + ttl, now),
+        )
+        return cursor.rowcount == 1
+
+    def release_lock(self, psid: str, owner: str) -> None:
+        """Let go of the person's lock, if `owner` holds it."""
+        self._connection().execute("DELETE FROM locks WHERE name = ? AND owner = ?", (psid, owner))
