@@ -2,12 +2,18 @@
 
 import os
 
+from dotenv import dotenv_values
+
 wsgi_app = "app:create_app()"
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 
-# One process: conversations and the ids of events already answered live in its memory, and
-# a second process would hold a different half of them.
-workers = 1
+# Worker processes. With the in-memory store, conversations and the ids of events already
+# answered live in one process's memory, so there must be one; a shared store (STORE_URL
+# sqlite:/// or redis://) lets several processes serve, each using a core.
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+store_url = os.environ.get("STORE_URL") or dotenv_values(".env").get("STORE_URL") or "memory://"
+if workers > 1 and store_url.startswith("memory"):
+    raise SystemExit("WEB_CONCURRENCY above 1 needs a shared store: set STORE_URL to sqlite:///bot.db or redis://...")
 # Meta's webhook calls take milliseconds (replies are written on the app's own thread pool,
 # WORKER_THREADS), so a few request threads are plenty; gthread keeps a slow client from
 # holding up Meta.
@@ -25,4 +31,4 @@ keepalive = 15
 # The access log shows the path only: verification requests carry the verify token in the
 # query string.
 accesslog = "-"
-access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+access_log_format = '%(p)s %(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'

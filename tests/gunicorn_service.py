@@ -32,7 +32,7 @@ def meta_json(payload: object) -> bytes:
 
 
 class Lines:
-    """Reads a process's output on a thread, so a caller can wait for a given line."""
+    """Reads a process's output on a thread, so a caller can wait for a given line (and none is lost)."""
 
     def __init__(self, stream) -> None:
         self.seen: list[str] = []
@@ -72,9 +72,9 @@ class GunicornService:
         if app:
             command.append(app)
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
-        self.lines = Lines(self.process.stderr)
+        self.lines = Lines(self.process.stdout)
         self.lines.wait_for(ready_line)
         self.session = requests.Session()
 

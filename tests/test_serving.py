@@ -24,8 +24,18 @@ def instructions(path: Path) -> list[tuple[str, str]]:
 @pytest.fixture
 def gunicorn_conf(monkeypatch) -> dict:
     monkeypatch.setenv("PORT", "5123")
-    monkeypatch.delenv("HOST", raising=False)
+    for name in ("HOST", "WEB_CONCURRENCY", "STORE_URL"):
+        monkeypatch.delenv(name, raising=False)
     return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def test_several_workers_need_a_shared_store(monkeypatch):
+    monkeypatch.setenv("WEB_CONCURRENCY", "4")
+    monkeypatch.setenv("STORE_URL", "memory://")
+    with pytest.raises(SystemExit, match="needs a shared store"):
+        runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    monkeypatch.setenv("STORE_URL", "sqlite:///bot.db")
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["workers"] == 4
 
 
 def test_gunicorn_conf_fits_the_service(gunicorn_conf):

@@ -1,0 +1,110 @@
+"""Several gunicorn workers on a shared store (SQLite, then Redis): order, one reply per event, history, crashes."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+from http import HTTPStatus
+
+import pytest
+import requests
+
+from e2e.conftest import service_settings
+from fakes import FakeGraph, FakeOpenAI, Reply, completion
+from gunicorn_service import GunicornService, meta_json
+from helpers import APP_SECRET, page_body, text_event
+from signature import sign
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/bot.db"
+    return request.getfixturevalue("redis_url")
+
+
+@pytest.fixture
+def fakes():
+    graph, model = FakeGraph(), FakeOpenAI()
+    yield graph, model
+    graph.close()
+    model.close()
+
+
+def post_on_a_new_connection(service: GunicornService, body: dict) -> int:
+    """POST as Meta does, on a connection of its own, so the kernel may hand it to any worker."""
+    raw = meta_json(body)
+    headers = {"Content-Type": "application/json", "Connection": "close", "X-Hub-Signature-256": sign(raw, APP_SECRET)}
+    return requests.post(service.url + "/", data=raw, headers=headers, timeout=30).status_code
+
+
+def test_four_workers_answer_each_person_once_in_order(store_url, fakes):
+    graph, model = fakes
+    jitter = random.Random(4)
+    # The model takes a little while, differently each time, so workers really overlap.
+    model.default = lambda request: Reply(**{**vars(completion("re: " + request["messages"][-1]["content"])),
+                                             "delay": jitter.uniform(0.0, 0.05)})
+    settings = {**service_settings(graph, model), "STORE_URL": store_url, "WEB_CONCURRENCY": "4",
+                "HISTORY_MAX_MESSAGES": "100", "HISTORY_MAX_TOKENS": "100000", "LIMIT_PER_MINUTE": "0"}
+    service = GunicornService(settings)
+    try:
+        bodies = [page_body(text_event(f"message {n}", psid="4000")) for n in range(20)]
+        others = [page_body(text_event(f"hello from {p}", psid=p)) for p in ("4001", "4002", "4003", "4004")]
+        # One person's messages go out one after another, as Meta delivers them; the others at once.
+        writers = [threading.Thread(target=lambda b=b: post_on_a_new_connection(service, b)) for b in others]
+        for writer in writers:
+            writer.start()
+        for body in bodies:
+            assert post_on_a_new_connection(service, body) == HTTPStatus.OK
+        assert post_on_a_new_connection(service, bodies[3]) == HTTPStatus.OK  # a redelivery
+        for writer in writers:
+            writer.join()
+        assert graph.wait_for(lambda: len(graph.texts("4000")) >= 20 and all(graph.texts(p) for p in ("4001", "4002", "4003", "4004")))
+        assert graph.texts("4000") == [f"re: message {n}" for n in range(20)]
+        for person in ("4001", "4002", "4003", "4004"):
+            assert graph.texts(person) == [f"re: hello from {person}"]
+        last = [r for r in model.requests if r["messages"][-1]["content"] == "message 19"][0]
+        history = [m["content"] for m in last["messages"][1:-1]]
+        assert history == [text for n in range(19) for text in (f"message {n}", f"re: message {n}")]
+        service.lines.skip_past()
+        answered_by = {line.split()[0] for line in service.lines.seen if '"POST / ' in line}
+        assert len(answered_by) > 1, "every webhook reached the same worker: the test proves nothing"
+    finally:
+        service.stop()
+
+
+def test_a_crashed_worker_loses_no_answered_turn_and_its_last_message_is_answered(store_url, fakes):
+    graph, model = fakes
+    settings = {**service_settings(graph, model), "STORE_URL": store_url,
+                "OPENAI_TIMEOUT": "1", "GRAPH_TIMEOUT": "1", "GRAPH_MAX_RETRIES": "0"}
+    service = GunicornService(settings)
+    asked = threading.Event()
+    try:
+        for n in range(3):
+            service.post(page_body(text_event(f"turn {n}", psid="5000")))
+            assert graph.wait_for(lambda: len(graph.texts("5000")) > n)
+        held = completion("never delivered")
+        held.hold = True
+        model.script.append(held)
+        model.default = lambda request: (asked.set(), completion("re: " + request["messages"][-1]["content"]))[1]
+        service.post(page_body(text_event("turn 3", psid="5000")))
+        assert model.wait_for(lambda: len(model.requests) == 4)
+        for pid in [*service.worker_pids(), service.process.pid]:
+            os.kill(pid, signal.SIGKILL)
+        service.process.wait()
+    finally:
+        service.stop()
+
+    restarted = GunicornService(settings)
+    try:
+        # The crashed worker's lock runs out, then the new one answers the message left queued.
+        assert graph.wait_for(lambda: "re: turn 3" in graph.texts("5000"), timeout=60)
+        history = [m["content"] for m in model.requests[-1]["messages"][1:]]
+        assert history == ["turn 0", "You said: turn 0", "turn 1", "You said: turn 1",
+                           "turn 2", "You said: turn 2", "turn 3"]
+        assert graph.texts("5000").count("re: turn 3") == 1
+    finally:
+        restarted.stop()
+        model.released.set()
