@@ -36,7 +36,9 @@ def main() -> None:
 
     graph, model = FakeGraph(), FakeOpenAI(lambda request: completion("A reply of an ordinary length for a chat, a sentence or two long."))
     graph.default = graph_answer
-    service = start(graph, model, CONVERSATION_TTL=str(args.ttl), LOG_LEVEL="INFO")
+    # Limits off: the global daily cap would stop the model calls long before 20,000 people.
+    service = start(graph, model, CONVERSATION_TTL=str(args.ttl), LOG_LEVEL="INFO",
+                    LIMIT_PER_MINUTE="0", LIMIT_PER_DAY="0", LIMIT_GLOBAL_PER_DAY="0")
     rss_idle = service.rss_kib() / 1024
 
     def write(first: int, last: int) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 import threading
 from collections import deque
 from urllib.parse import parse_qs, urlsplit
@@ -16,7 +14,7 @@ import responses
 
 from app import EXTENSION, create_app
 from fakes import FakeOpenAI
-from gunicorn_service import free_port
+from redis_server import RedisServer
 from helpers import APP_SECRET, GRAPH_URL, OPENAI_KEY, PAGE_TOKEN, SEND_URL, VERIFY_TOKEN, meta_json
 from signature import sign
 
@@ -75,24 +73,14 @@ class Graph:
 @pytest.fixture(scope="session")
 def redis_server():
     """A real redis-server on a free loopback port for the whole session (CI installs it)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    try:
+        server = RedisServer()
+    except FileNotFoundError as missing:
         if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed: .ci/run installs it")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    for line in server.stdout:
-        if "Ready to accept connections" in line:
-            break
-    else:
-        pytest.fail("redis-server did not start")
-    yield f"redis://127.0.0.1:{port}"
-    server.terminate()
-    server.wait(timeout=10)
+            pytest.fail(f"{missing}: .ci/run installs it")
+        pytest.skip(str(missing))
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture
