@@ -87,6 +87,14 @@ class Settings:
     max_events_per_post: int = 1000
     allowed_psids: frozenset[str] = frozenset()
     store_url: str = "memory://"
+    vision: bool = True
+    vision_detail: str = "low"
+    max_images: int = 4
+    transcribe: bool = True
+    transcribe_model: str = "gpt-4o-mini-transcribe"
+    max_audio_bytes: int = 25 * 1024 * 1024
+    media_timeout: float = 15.0
+    allow_http_media: bool = False
     log_level: str = "INFO"
 
     @property
@@ -161,6 +169,21 @@ def _store_url(raw: str) -> str:
     return raw
 
 
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be on or off (1/0, true/false, yes/no)")
+
+
+def _detail(raw: str) -> str:
+    if raw.lower() not in ("low", "high", "auto"):
+        raise ValueError("must be low, high or auto")
+    return raw.lower()
+
+
 def _text(raw: str) -> str:
     if not raw.strip():
         raise ValueError("must not be empty")
@@ -195,6 +218,14 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "MAX_EVENTS_PER_POST": ("max_events_per_post", _positive_int),
     "ALLOWED_PSIDS": ("allowed_psids", _psid_list),
     "STORE_URL": ("store_url", _store_url),
+    "VISION": ("vision", _flag),
+    "VISION_DETAIL": ("vision_detail", _detail),
+    "MAX_IMAGES": ("max_images", _positive_int),
+    "TRANSCRIBE": ("transcribe", _flag),
+    "TRANSCRIBE_MODEL": ("transcribe_model", _text),
+    "MAX_AUDIO_BYTES": ("max_audio_bytes", _positive_int),
+    "MEDIA_TIMEOUT": ("media_timeout", _positive_float),
+    "ALLOW_HTTP_MEDIA": ("allow_http_media", _flag),
     "LOG_LEVEL": ("log_level", _log_level),
 }
 

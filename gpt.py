@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 
 import openai
 from openai import OpenAI
@@ -55,6 +56,7 @@ class ChatModel:
 
     def __init__(self, settings: Settings, client: OpenAI | None = None):
         self._model = settings.openai_model
+        self._transcribe_model = settings.transcribe_model
         self._client = client or OpenAI(
             api_key=settings.openai_api_key.reveal(),
             # Explicit, so a stray OPENAI_BASE_URL the settings did not read cannot redirect the key.
@@ -66,6 +68,15 @@ class ChatModel:
         # many compatible servers (older Ollama and vLLM) only know max_tokens.
         token_param = "max_tokens" if settings.openai_base_url else "max_completion_tokens"
         self._limits = {token_param: settings.reply_max_tokens}
+
+    def transcribe(self, audio: Path) -> str:
+        """Return what is said in an audio file."""
+        try:
+            with audio.open("rb") as file:
+                result = self._client.audio.transcriptions.create(model=self._transcribe_model, file=file)
+        except openai.APIError as exc:
+            raise ModelError(classify(exc), getattr(exc, "status_code", None)) from None
+        return (getattr(result, "text", None) or "").strip()
 
     def complete(self, messages: list[dict]) -> Completion:
         """Return the model's reply to `messages`; on a context-length error retry once, shorter."""

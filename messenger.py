@@ -98,16 +98,18 @@ class Messenger:
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
 
-    def send_text(self, psid: str, text: str) -> int:
-        """Send `text` as one or more messages, in order; return how many were sent."""
-        pieces = [piece for piece in split_text(text) if piece.strip()]
-        for piece in pieces:
-            self._post(
-                {"recipient": {"id": psid}, "messaging_type": "RESPONSE", "message": {"text": piece}},
-                what="message",
-                max_retries=self._max_retries,
-            )
-        return len(pieces)
+    def send_text(self, psid: str, text: str) -> list[tuple[str, str]]:
+        """Send `text` as one or more messages, in order; return (message id, text) for each."""
+        sent = []
+        for piece in split_text(text):
+            if piece.strip():
+                answer = self._post(
+                    {"recipient": {"id": psid}, "messaging_type": "RESPONSE", "message": {"text": piece}},
+                    what="message",
+                    max_retries=self._max_retries,
+                )
+                sent.append((str(answer.get("message_id", "")), piece))
+        return sent
 
     def send_action(self, psid: str, action: str) -> bool:
         """Send a sender action (mark_seen, typing_on, typing_off) once; return False if it failed."""
@@ -118,12 +120,12 @@ class Messenger:
             return False
         return True
 
-    def _post(self, payload: dict, *, what: str, max_retries: int) -> None:
+    def _post(self, payload: dict, *, what: str, max_retries: int) -> dict:
         psid = payload["recipient"]["id"]
         for attempt in range(max_retries + 1):
-            error = self._attempt(payload)
+            answer, error = self._attempt(payload)
             if error is None:
-                return
+                return answer
             if not error.transient or attempt == max_retries:
                 break
             logger.info("Graph %s for psid=%s failed (%s); retry %d", what, psid, error.meaning, attempt + 1)
@@ -132,8 +134,8 @@ class Messenger:
         logger.log(level, "Graph %s for psid=%s failed: %s", what, psid, error)
         raise error
 
-    def _attempt(self, payload: dict) -> GraphError | None:
-        """Make one call; return None on success, or the error."""
+    def _attempt(self, payload: dict) -> tuple[dict, GraphError | None]:
+        """Make one call; return Meta's answer, or the error."""
         try:
             response = self._session.post(self._url, params=self._params, json=payload, timeout=self._timeout)
         except requests.RequestException as exc:
@@ -141,10 +143,14 @@ class Messenger:
             # Only a failed connection proves nothing reached Meta; after a read timeout or a
             # broken answer the message may have been delivered, so it is not sent again.
             unsent = isinstance(exc, requests.ConnectionError)
-            return GraphError(0, None, None, unsent, f"no answer from Meta ({type(exc).__name__})")
-        if response.ok:
-            return None
-        return error_from_response(response)
+            return {}, GraphError(0, None, None, unsent, f"no answer from Meta ({type(exc).__name__})")
+        if not response.ok:
+            return {}, error_from_response(response)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {}
+        return answer if isinstance(answer, dict) else {}, None
 
 
 # Where to cut a long reply, best first: paragraphs, lines, sentences, words.

@@ -23,10 +23,13 @@ COMMANDS_WITHOUT_MESSENGER = ("chat", "usage")
 class TerminalChannel:
     """Prints replies where Messenger would send them."""
 
-    def send_text(self, psid: str, text: str) -> int:
+    def __init__(self) -> None:
+        self._replies = itertools.count()
+
+    def send_text(self, psid: str, text: str) -> list[tuple[str, str]]:
         """Print the reply."""
         click.echo(f"bot> {text}")
-        return 1
+        return [(f"terminal-reply-{next(self._replies)}", text)]
 
     def send_action(self, psid: str, action: str) -> bool:
         """Typing and seen have nothing to show in a terminal."""

@@ -36,11 +36,15 @@ def main() -> None:
     parser.add_argument("--graph-latency", type=float, default=0.1, help="seconds the fake Graph API takes to answer")
     parser.add_argument("--baseline", action="store_true", help="run the seed design instead")
     parser.add_argument("--burst", action="store_true", help="everyone sends the first message at the same instant")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (WEB_CONCURRENCY)")
+    parser.add_argument("--store", default="memory://", help="STORE_URL; several workers need sqlite:/// or redis://")
     args = parser.parse_args()
-    print(run(args.people, args.messages, args.model_delay, args.graph_latency, args.baseline, args.burst))
+    print(run(args.people, args.messages, args.model_delay, args.graph_latency, args.baseline, args.burst,
+              args.workers, args.store))
 
 
-def run(people: int, messages: int, model_delay: float, graph_latency: float, baseline: bool, burst: bool) -> str:
+def run(people: int, messages: int, model_delay: float, graph_latency: float, baseline: bool, burst: bool,
+        workers: int = 1, store_url: str = "memory://") -> str:
     replies: dict[str, queue.Queue[float]] = defaultdict(queue.Queue)
     typing: dict[str, list[float]] = defaultdict(list)
 
@@ -56,8 +60,8 @@ def run(people: int, messages: int, model_delay: float, graph_latency: float, ba
     graph, model = FakeGraph(), FakeOpenAI()
     graph.default = graph_answer
     model.default = lambda request: Reply(**{**vars(completion("An answer of a typical length, a sentence or two.")), "delay": model_delay})
-    service = start(graph, model, baseline=baseline, WORKER_THREADS=str(max(64, people)),
-                    LIMIT_PER_MINUTE="0", LIMIT_PER_DAY="0", LIMIT_GLOBAL_PER_DAY="0")
+    service = start(graph, model, baseline=baseline, WORKER_THREADS=str(max(64, people)), WEB_CONCURRENCY=str(workers),
+                    STORE_URL=store_url, LIMIT_PER_MINUTE="0", LIMIT_PER_DAY="0", LIMIT_GLOBAL_PER_DAY="0")
     mids = itertools.count()
     acks: list[float] = []
     reply_latencies: list[float] = []
@@ -119,14 +123,14 @@ def run(people: int, messages: int, model_delay: float, graph_latency: float, ba
     ms = lambda seconds: f"{seconds * 1000:.0f} ms"  # noqa: E731
     lines = [
         f"{design}: {people} people x {messages} messages, model {model_delay:g} s, Graph API {graph_latency * 1000:.0f} ms"
-        + (", all starting at once" if burst else ""),
+        + (", all starting at once" if burst else "") + f", {workers} worker(s), {store_url}",
         f"  machine: {machine()}",
         f"  webhook ack      p50 {ms(percentile(acks, 50))}  p95 {ms(percentile(acks, 95))}  p99 {ms(percentile(acks, 99))}",
         f"  reply latency    p50 {percentile(reply_latencies, 50) / model_delay:.2f}x  p95 {percentile(reply_latencies, 95) / model_delay:.2f}x  (of the model's delay)",
         f"  typing shown     p95 {ms(percentile(typing_latencies, 95))}" if typing_latencies else "  typing shown     never",
         f"  throughput       {len(reply_latencies) / elapsed:.1f} replies/s over {elapsed:.1f} s",
         f"  service CPU      {cpu_seconds / max(1, len(reply_latencies)) * 1000:.1f} ms per reply",
-        f"  peak RSS         {peak_rss_mib:.0f} MiB (gunicorn master + worker)",
+        f"  peak RSS         {peak_rss_mib:.0f} MiB (gunicorn master + workers)",
         f"  lost replies     {lost}   duplicated replies {duplicated}",
     ]
     return "\n".join(lines)

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Messages remembered per person for replies that quote them.
+MAX_QUOTES = 50
+
 # Every chat message costs a few tokens of framing on top of its text.
 MESSAGE_OVERHEAD_TOKENS = 4
 
@@ -68,7 +71,13 @@ class Store(Protocol):
         """Add a whole turn to the person's history, trimming it to the bounds."""
 
     def reset(self, psid: str) -> None:
-        """Forget the person's history."""
+        """Forget the person's history and remembered messages."""
+
+    def remember(self, psid: str, mid: str, text: str) -> None:
+        """Keep a message's text (the newest MAX_QUOTES per person), so a reply to it can quote it."""
+
+    def recall(self, psid: str, mid: str) -> str | None:
+        """Return a remembered message's text, or None."""
 
     def expire(self) -> int:
         """Remove idle conversations and old event ids; return how many conversations went."""

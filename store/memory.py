@@ -7,10 +7,10 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
-from store import Bounds, Turn, newest_turns_within
+from store import MAX_QUOTES, Bounds, Turn, newest_turns_within
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 class _Conversation:
     turns: list[Turn]
     last_active: float
+    quotes: OrderedDict[str, str] = field(default_factory=OrderedDict)
 
 
 class MemoryStore:
@@ -52,16 +53,36 @@ class MemoryStore:
     def append(self, psid: str, turn: Turn) -> None:
         """Add a whole turn to the person's history, trimming it to the bounds."""
         with self._lock:
-            now = self._clock()
-            self._expire_locked(now)
-            conversation = self._conversations.pop(psid, None) or _Conversation([], now)
+            conversation = self._touch_locked(psid)
             conversation.turns = newest_turns_within(
                 [*conversation.turns, turn], self._max_messages, self._max_tokens
             )
-            conversation.last_active = now
-            self._conversations[psid] = conversation
-            while len(self._conversations) > self._max_conversations:
-                self._conversations.popitem(last=False)
+
+    def remember(self, psid: str, mid: str, text: str) -> None:
+        """Keep a message's text (the newest MAX_QUOTES per person), so a reply to it can quote it."""
+        with self._lock:
+            quotes = self._touch_locked(psid).quotes
+            quotes[mid] = text
+            while len(quotes) > MAX_QUOTES:
+                quotes.popitem(last=False)
+
+    def recall(self, psid: str, mid: str) -> str | None:
+        """Return a remembered message's text, or None."""
+        with self._lock:
+            self._expire_locked(self._clock())
+            conversation = self._conversations.get(psid)
+            return conversation.quotes.get(mid) if conversation else None
+
+    def _touch_locked(self, psid: str) -> _Conversation:
+        """The person's conversation, created if need be, marked as the most recently active."""
+        now = self._clock()
+        self._expire_locked(now)
+        conversation = self._conversations.pop(psid, None) or _Conversation([], now)
+        conversation.last_active = now
+        self._conversations[psid] = conversation
+        while len(self._conversations) > self._max_conversations:
+            self._conversations.popitem(last=False)
+        return conversation
 
     def reset(self, psid: str) -> None:
         """Forget the person's history."""

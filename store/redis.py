@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from store import Bounds, StoreUnavailable, Turn, unavailable_on
+from store import MAX_QUOTES, Bounds, StoreUnavailable, Turn, unavailable_on
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,20 @@ redis.call('ZREMRANGEBYSCORE', people, '-inf', now - ttl_ms / 1000)
 local excess = redis.call('ZCARD', people) - max_people
 if excess > 0 then
   local gone = redis.call('ZPOPMIN', people, excess)
-  for i = 1, #gone, 2 do redis.call('DEL', ARGV[8] .. gone[i]) end
+  for i = 1, #gone, 2 do
+    redis.call('DEL', ARGV[8] .. 'conv:' .. gone[i], ARGV[8] .. 'quotes:' .. gone[i], ARGV[8] .. 'quote-order:' .. gone[i])
+  end
 end
+"""
+# Keeps a message's text in the person's hash, dropping the oldest past the limit.
+REMEMBER = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('RPUSH', KEYS[2], ARGV[1])
+while redis.call('LLEN', KEYS[2]) > tonumber(ARGV[3]) do
+  redis.call('HDEL', KEYS[1], redis.call('LPOP', KEYS[2]))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 """
 ACCEPT = """
 if not redis.call('SET', KEYS[1], 1, 'NX', 'PX', ARGV[1]) then return 0 end
@@ -90,6 +102,7 @@ class RedisStore:
             raise StoreUnavailable(f"STORE_URL: cannot reach Redis at {where(url)} ({type(exc).__name__})") from None
         self._append = self._redis.register_script(APPEND)
         self._accept = self._redis.register_script(ACCEPT)
+        self._remember = self._redis.register_script(REMEMBER)
         self._increment = self._redis.register_script(INCREMENT)
         self._pop = self._redis.register_script(POP)
         self._take_lock = self._redis.register_script(TAKE_LOCK)
@@ -105,13 +118,23 @@ class RedisStore:
         self._append(
             keys=[PREFIX + "conv:" + psid, PREFIX + "people"],
             args=[json.dumps({"u": turn.user, "a": turn.assistant, "t": turn.tokens()}), b.max_messages, b.max_tokens,
-                  int(b.ttl * 1000), self._clock(), b.max_conversations, psid, PREFIX + "conv:"],
+                  int(b.ttl * 1000), self._clock(), b.max_conversations, psid, PREFIX],
         )
 
     def reset(self, psid: str) -> None:
-        """Forget the person's history."""
+        """Forget the person's history and remembered messages."""
         with self._redis.pipeline() as pipe:
-            pipe.delete(PREFIX + "conv:" + psid).zrem(PREFIX + "people", psid).execute()
+            pipe.delete(PREFIX + "conv:" + psid, PREFIX + "quotes:" + psid, PREFIX + "quote-order:" + psid)
+            pipe.zrem(PREFIX + "people", psid).execute()
+
+    def remember(self, psid: str, mid: str, text: str) -> None:
+        """Keep a message's text (the newest MAX_QUOTES per person), so a reply to it can quote it."""
+        self._remember(keys=[PREFIX + "quotes:" + psid, PREFIX + "quote-order:" + psid],
+                       args=[mid, text, MAX_QUOTES, int(self._bounds.ttl * 1000)])
+
+    def recall(self, psid: str, mid: str) -> str | None:
+        """Return a remembered message's text, or None."""
+        return self._redis.hget(PREFIX + "quotes:" + psid, mid)
 
     def expire(self) -> int:
         """Drop idle people from the activity index (Redis itself deletes their expired histories)."""

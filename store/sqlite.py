@@ -11,12 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from store import Bounds, StoreUnavailable, Turn, newest_turns_within, unavailable_on
+from store import MAX_QUOTES, Bounds, StoreUnavailable, Turn, newest_turns_within, unavailable_on
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-SCHEMA = """
+# Each version's statements bring a database from the version before it to this one.
+MIGRATIONS = {
+    1: """
 CREATE TABLE conversations (psid TEXT PRIMARY KEY, last_active REAL NOT NULL);
 CREATE INDEX conversations_by_activity ON conversations (last_active);
 CREATE TABLE turns (id INTEGER PRIMARY KEY AUTOINCREMENT, psid TEXT NOT NULL, user TEXT NOT NULL, assistant TEXT NOT NULL);
@@ -27,7 +28,13 @@ CREATE TABLE counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at 
 CREATE TABLE locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
 CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT, psid TEXT NOT NULL, item TEXT NOT NULL);
 CREATE INDEX queue_by_person ON queue (psid, id);
-"""
+""",
+    2: """
+CREATE TABLE quotes (id INTEGER PRIMARY KEY AUTOINCREMENT, psid TEXT NOT NULL, mid TEXT NOT NULL, text TEXT NOT NULL);
+CREATE UNIQUE INDEX quotes_by_message ON quotes (psid, mid);
+""",
+}
+SCHEMA_VERSION = max(MIGRATIONS)
 # Expired rows are deleted at most this often per process; reads skip them meanwhile.
 PURGE_EVERY = 60.0
 
@@ -83,10 +90,10 @@ class SQLiteStore:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreUnavailable(f"{self._path} was written by a newer version (schema {version})")
-            if version == 0:
-                for statement in SCHEMA.strip().split(";\n"):
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step].strip().split(";\n"):
                     db.execute(statement)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def get(self, psid: str) -> list[Turn]:
         """Return the person's turns, oldest first; empty if none or expired."""
@@ -103,37 +110,54 @@ class SQLiteStore:
         """Add a whole turn to the person's history, trimming it to the bounds, in one transaction."""
         now = self._clock()
         with self._transaction() as db:
-            expired = db.execute(
-                "SELECT 1 FROM conversations WHERE psid = ? AND last_active <= ?", (psid, now - self._bounds.ttl)
-            ).fetchone()
-            if expired:
-                db.execute("DELETE FROM turns WHERE psid = ?", (psid,))
-            db.execute(
-                "INSERT INTO conversations (psid, last_active) VALUES (?, ?) "
-                "ON CONFLICT (psid) DO UPDATE SET last_active = excluded.last_active",
-                (psid, now),
-            )
+            self._touch(db, psid, now)
             db.execute("INSERT INTO turns (psid, user, assistant) VALUES (?, ?, ?)", (psid, turn.user, turn.assistant))
             rows = db.execute("SELECT id, user, assistant FROM turns WHERE psid = ? ORDER BY id", (psid,)).fetchall()
             kept = newest_turns_within([Turn(u, a) for _, u, a in rows], self._bounds.max_messages, self._bounds.max_tokens)
             first_kept = rows[len(rows) - len(kept)][0] if kept else rows[-1][0] + 1
             db.execute("DELETE FROM turns WHERE psid = ? AND id < ?", (psid, first_kept))
-            self._forget_least_active(db)
         self._purge_now_and_then(now)
 
     def _forget_least_active(self, db: sqlite3.Connection) -> None:
         excess = db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0] - self._bounds.max_conversations
         if excess > 0:
-            psids = [row[0] for row in db.execute(
-                "SELECT psid FROM conversations ORDER BY last_active LIMIT ?", (excess,))]
-            db.executemany("DELETE FROM turns WHERE psid = ?", [(p,) for p in psids])
-            db.executemany("DELETE FROM conversations WHERE psid = ?", [(p,) for p in psids])
+            _forget(db, [row[0] for row in db.execute(
+                "SELECT psid FROM conversations ORDER BY last_active LIMIT ?", (excess,))])
 
     def reset(self, psid: str) -> None:
-        """Forget the person's history."""
+        """Forget the person's history and remembered messages."""
         with self._transaction() as db:
-            db.execute("DELETE FROM turns WHERE psid = ?", (psid,))
-            db.execute("DELETE FROM conversations WHERE psid = ?", (psid,))
+            _forget(db, [psid])
+
+    def remember(self, psid: str, mid: str, text: str) -> None:
+        """Keep a message's text (the newest MAX_QUOTES per person), so a reply to it can quote it."""
+        with self._transaction() as db:
+            self._touch(db, psid, self._clock())
+            db.execute("INSERT OR REPLACE INTO quotes (psid, mid, text) VALUES (?, ?, ?)", (psid, mid, text))
+            db.execute(
+                "DELETE FROM quotes WHERE psid = ? AND id NOT IN "
+                "(SELECT id FROM quotes WHERE psid = ? ORDER BY id DESC LIMIT ?)", (psid, psid, MAX_QUOTES))
+
+    def recall(self, psid: str, mid: str) -> str | None:
+        """Return a remembered message's text, or None."""
+        row = self._connection().execute(
+            "SELECT text FROM quotes JOIN conversations USING (psid) "
+            "WHERE psid = ? AND mid = ? AND last_active > ?", (psid, mid, self._clock() - self._bounds.ttl)).fetchone()
+        return row[0] if row else None
+
+    def _touch(self, db: sqlite3.Connection, psid: str, now: float) -> None:
+        """Mark the person active now, forgetting first what they said before going idle."""
+        expired = db.execute(
+            "SELECT 1 FROM conversations WHERE psid = ? AND last_active <= ?", (psid, now - self._bounds.ttl)
+        ).fetchone()
+        if expired:
+            _forget(db, [psid])
+        db.execute(
+            "INSERT INTO conversations (psid, last_active) VALUES (?, ?) "
+            "ON CONFLICT (psid) DO UPDATE SET last_active = excluded.last_active",
+            (psid, now),
+        )
+        self._forget_least_active(db)
 
     def expire(self) -> int:
         """Delete idle conversations, old event ids, counters and locks; return how many conversations went."""
@@ -142,8 +166,7 @@ class SQLiteStore:
         with self._transaction() as db:
             idle = [row[0] for row in db.execute(
                 "SELECT psid FROM conversations WHERE last_active <= ?", (now - self._bounds.ttl,))]
-            db.executemany("DELETE FROM turns WHERE psid = ?", [(p,) for p in idle])
-            db.executemany("DELETE FROM conversations WHERE psid = ?", [(p,) for p in idle])
+            _forget(db, idle)
             db.execute("DELETE FROM events WHERE expires_at <= ?", (now,))
             db.execute(
                 "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY expires_at LIMIT "
@@ -232,3 +255,9 @@ class SQLiteStore:
     def release_lock(self, psid: str, owner: str) -> None:
         """Let go of the person's lock, if `owner` holds it."""
         self._connection().execute("DELETE FROM locks WHERE name = ? AND owner = ?", (psid, owner))
+
+
+def _forget(db: sqlite3.Connection, psids: list[str]) -> None:
+    """Delete everything kept about these people's conversations."""
+    for table in ("turns", "quotes", "conversations"):
+        db.executemany(f"DELETE FROM {table} WHERE psid = ?", [(psid,) for psid in psids])

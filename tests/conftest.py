@@ -22,6 +22,7 @@ class Graph:
     """Records what the app sends to the Send API and answers like Meta, or fails on demand."""
 
     def __init__(self, mock: responses.RequestsMock):
+        self.mock = mock
         self.calls: list[dict] = []
         self.failures: deque[tuple[int, dict, bool]] = deque()
         self.on_call = None  # optional hook, called with each recorded call
@@ -52,7 +53,7 @@ class Graph:
             self.on_call(call)
         if failure:
             return failure[0], {}, json.dumps(failure[1])
-        return 200, {}, json.dumps({"recipient_id": call["recipient"]["id"], "message_id": "m_reply"})
+        return 200, {}, json.dumps({"recipient_id": call["recipient"]["id"], "message_id": f"m_reply_{len(self.calls)}"})
 
     def texts(self, psid: str | None = None) -> list[str]:
         """Texts sent, in order, to one person or to all."""

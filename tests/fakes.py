@@ -49,8 +49,11 @@ def openai_error(status: int, message: str, type_: str, code: str | None = None)
 
 
 def echo_answer(request: dict) -> Reply:
-    """By default the fake model answers with the last thing the person said."""
-    return completion(f"You said: {request['messages'][-1]['content']}")
+    """By default the fake model answers with the last thing the person said (the text of it)."""
+    content = request["messages"][-1]["content"]
+    if isinstance(content, list):
+        content = " ".join(part["text"] for part in content if part.get("type") == "text")
+    return completion(f"You said: {content}")
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -107,7 +110,11 @@ class _Server:
             self.arrived.append(time.monotonic())
             scripted = self.script.popleft() if self.script else None
             self._lock.notify_all()
-        return scripted or self.default(request)
+        return scripted or self.route(path, request)
+
+    def route(self, path: str, request: dict) -> Reply:
+        """The answer when nothing is scripted."""
+        return self.default(request)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -124,7 +131,7 @@ class _Server:
                 try:
                     request = json.loads(raw)
                 except ValueError:
-                    request = {"_raw": raw.decode("utf-8", "replace")}
+                    request = {"_body": raw}  # a multipart upload, kept as bytes
                 reply = server._answer(self.path, {k.lower(): v for k, v in self.headers.items()}, request)
                 if reply.hold:
                     server.released.wait()
@@ -149,10 +156,16 @@ class _Server:
 
 
 class FakeOpenAI(_Server):
-    """OpenAI's `POST /v1/chat/completions`, answering like the real one."""
+    """OpenAI's `POST /v1/chat/completions` and `/v1/audio/transcriptions`, answering like the real ones."""
 
     def __init__(self, default: Callable[[dict], Reply] = echo_answer):
         super().__init__(default)
+        self.transcript = "what time is it in Tokyo"
+
+    def route(self, path: str, request: dict) -> Reply:
+        if path.endswith("/audio/transcriptions"):
+            return Reply(body={"text": self.transcript, "usage": {"type": "duration", "seconds": 3}})
+        return self.default(request)
 
     @property
     def base_url(self) -> str:

@@ -235,6 +235,50 @@ def test_concurrent_appends_and_accepts_lose_nothing(backend):
     assert queued.count(True) == 50
 
 
+def test_messages_are_remembered_for_quoting_per_person_and_bounded(backend):
+    from store import MAX_QUOTES
+
+    store = backend()
+    store.remember("a", "m_1", "Paris is the capital of France.")
+    assert store.recall("a", "m_1") == "Paris is the capital of France."
+    assert store.recall("b", "m_1") is None and store.recall("a", "m_2") is None
+    for n in range(MAX_QUOTES + 5):
+        store.remember("a", f"m_{n + 10}", f"message {n}")
+    assert store.recall("a", "m_1") is None  # the oldest went first
+    assert store.recall("a", f"m_{MAX_QUOTES + 14}") == f"message {MAX_QUOTES + 4}"
+    store.reset("a")
+    assert store.recall("a", f"m_{MAX_QUOTES + 14}") is None
+
+
+def test_remembered_messages_expire_with_the_conversation(backend):
+    store = backend(ttl=60)
+    store.remember("a", "m_1", "hello")
+    if backend.kind == "redis":
+        assert 0 < store._redis.pttl("mgpt:quotes:a") <= 60_000
+        return
+    backend.clock.now += 61
+    assert store.recall("a", "m_1") is None
+    store.expire()
+    assert len(store) == 0
+
+
+def test_sqlite_upgrades_a_version_1_database(tmp_path):
+    import sqlite3
+
+    from store.sqlite import MIGRATIONS
+
+    path = tmp_path / "bot.db"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[1] + "PRAGMA user_version = 1;")
+    db.execute("INSERT INTO conversations VALUES ('a', 1e12)")
+    db.execute("INSERT INTO turns (psid, user, assistant) VALUES ('a', 'hi', 'hello')")
+    db.commit()
+    store = SQLiteStore(f"sqlite:///{path}", BOUNDS, lambda: 1e12 + 1)
+    assert store.get("a") == [Turn("hi", "hello")]
+    store.remember("a", "m_1", "kept")
+    assert store.recall("a", "m_1") == "kept"
+
+
 def test_ping(backend):
     assert backend().ping() is True
 

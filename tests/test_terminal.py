@@ -19,7 +19,7 @@ def test_chat_answers_with_the_same_logic_as_messenger(app, openai_server):
     assert result.exit_code == 0, result.output
     lines = result.output
     assert "bot> You said: hello" in lines
-    assert bot.HELP.splitlines()[0] in lines
+    assert "/reset: forget our conversation" in lines
     assert bot.RESET_DONE in lines
     history = [m["content"] for m in openai_server.requests[1]["messages"][1:]]
     assert history == ["hello", "You said: hello", "what did I say?"]

@@ -158,10 +158,14 @@ def test_reply_to_a_message_is_answered_as_text(post, openai_server):
     assert openai_server.requests[0]["messages"][-1]["content"] == "and this one?"
 
 
-@pytest.mark.parametrize("name", ["image.json", "audio.json", "video.json", "file.json", "fallback_null.json"])
-def test_media_gets_a_text_only_answer_without_the_model(post, graph, openai_server, name):
+@pytest.mark.parametrize("name,answer", [
+    ("video.json", bot.CANNOT_USE["video"]),
+    ("file.json", bot.CANNOT_USE["file"]),
+    ("fallback_null.json", bot.CANNOT_OPEN),
+])
+def test_what_the_bot_cannot_use_gets_an_honest_answer_without_the_model(post, graph, openai_server, name, answer):
     assert post(load(name)).status_code == HTTPStatus.OK
-    assert graph.texts(PSID) == [bot.TEXT_ONLY]
+    assert graph.texts(PSID) == [answer]
     assert openai_server.requests == []
 
 
