@@ -48,7 +48,7 @@ class Service:
         self.bot = Bot(settings, self.store, Messenger(settings), self.model, self.limits)
         self.workers = KeyedWorkers(settings.worker_threads)
         self.dispatcher = Dispatcher(self.store, self.bot.handle, self.workers, lock_ttl(settings))
-        if not settings.store_url.startswith("memory:"):
+        if settings.meta_configured and not settings.store_url.startswith("memory:"):
             # Another process may have stopped with events queued, or crashed holding a lock.
             self.dispatcher.resume()
             self.dispatcher.resume_every(lock_ttl(settings) / 4)

@@ -84,7 +84,12 @@ class Dispatcher:
         self._handle = handle
         self._workers = workers
         self._lock_ttl = lock_ttl
-        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._nonce = uuid.uuid4().hex[:8]
+
+    @property
+    def _owner(self) -> str:
+        """Who holds a lock: this machine and process (read each time, so a fork is someone else)."""
+        return f"{socket.gethostname()}:{os.getpid()}:{self._nonce}"
 
     def submit(self, event: Event) -> bool:
         """Queue an event unless it was seen before; a worker answers it after the person's earlier ones."""
