@@ -24,11 +24,16 @@ def test_seen_and_typing_are_shown_while_the_model_thinks(post, graph, openai_se
 
 
 def test_a_reply_never_overtakes_a_typing_call_under_way(post, graph, openai_server):
-    reply_sent = threading.Event()
+    typing_started, reply_sent = threading.Event(), threading.Event()
     order: list[str] = []
+
+    def answer_once_typing_started(request: dict) -> Reply:
+        typing_started.wait(timeout=10)
+        return completion("quick answer")
 
     def slow_typing(call: dict) -> None:
         if call.get("sender_action") == "typing_on":
+            typing_started.set()
             # Meta is slow with the indicator; a reply sent meanwhile would land before it.
             overtaken = reply_sent.wait(timeout=0.5)
             order.append("reply came while typing was under way" if overtaken else "typing done")
@@ -37,6 +42,7 @@ def test_a_reply_never_overtakes_a_typing_call_under_way(post, graph, openai_ser
             order.append("reply")
 
     graph.on_call = slow_typing
+    openai_server.default = answer_once_typing_started
     post(page_body(text_event("quick question")))
     assert order == ["typing done", "reply"]
 

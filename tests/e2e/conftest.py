@@ -47,10 +47,12 @@ def service(fake_graph, fake_openai):
 @pytest.fixture
 def fakes(fake_graph, fake_openai):
     """The fakes, emptied and back to default behaviour for this test."""
+    graph_default = fake_graph.default
     for fake in (fake_graph, fake_openai):
         fake.reset()
     fake_openai.default = echo_answer
-    return fake_graph, fake_openai
+    yield fake_graph, fake_openai
+    fake_graph.default = graph_default
 
 
 @pytest.fixture

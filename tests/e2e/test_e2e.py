@@ -7,7 +7,7 @@ from http.client import HTTPConnection
 
 import bot
 from helpers import PAGE_ID, load, page_body, text_event
-from fakes import Reply, completion, openai_error
+from fakes import Reply, completion, echo_answer, openai_error
 
 
 def replies_arrived(graph, psid: str, count: int) -> bool:
@@ -16,6 +16,13 @@ def replies_arrived(graph, psid: str, count: int) -> bool:
 
 def test_a_message_is_answered_with_seen_typing_then_the_reply(service, fakes, person):
     graph, model = fakes
+
+    def answer_once_typing_shows(request: dict) -> Reply:
+        # A real model takes longer than the typing call; this one waits for it to be sure.
+        graph.wait_for(lambda: ("action", "mark_seen") in graph.sequence(person), timeout=10)
+        return echo_answer(request)
+
+    model.default = answer_once_typing_shows
     assert service.post(page_body(text_event("Bonjour, ça va ?", psid=person))).status_code == HTTPStatus.OK
     assert replies_arrived(graph, person, 1)
     assert graph.sequence(person) == [("action", "typing_on"), ("action", "mark_seen"), ("text", "You said: Bonjour, ça va ?")]
@@ -54,11 +61,21 @@ def test_a_long_reply_arrives_split_and_whole(service, fakes, person):
 
 def test_a_passing_graph_failure_is_retried(service, fakes, person):
     graph, model = fakes
-    graph.script.extend([Reply(), Reply()])  # mark_seen and typing_on succeed
-    graph.script.append(Reply(status=500, body={"error": {"message": "An unknown error occurred", "type": "OAuthException", "code": 1, "is_transient": True}}))
+    accepted = graph.default
+    refused: list[dict] = []
+
+    def refuse_the_first_message_once(request: dict) -> Reply:
+        if "message" in request and not refused:
+            refused.append(request)
+            return Reply(status=500, body={"error": {"message": "An unknown error occurred", "type": "OAuthException",
+                                                     "code": 1, "is_transient": True, "fbtrace_id": "A1"}})
+        return accepted(request)
+
+    graph.default = refuse_the_first_message_once
     service.post(page_body(text_event("retry me", psid=person)))
     assert replies_arrived(graph, person, 2)
     assert graph.texts(person) == ["You said: retry me", "You said: retry me"]  # refused once, then delivered
+    assert len(refused) == 1
 
 
 def test_echoes_receipts_and_other_events_get_no_reply(service, fakes, person):
