@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 
 from typing import TYPE_CHECKING
@@ -44,10 +45,9 @@ def terminal_commands(service: Service) -> list[click.Command]:
         """Talk to the bot in this terminal: same model, prompt, history and commands as on Messenger."""
         bot = Bot(service.settings, service.store, TerminalChannel(), service.model, service.limits)
         click.echo(f"Chatting with {service.settings.openai_model}. /reset starts over, /help explains, Ctrl-D quits.")
-        stdin = click.get_text_stream("stdin")
         for n in itertools.count():
             click.echo("you> ", nl=False)
-            line = stdin.readline()
+            line = sys.stdin.readline()
             if not line:
                 click.echo()
                 return
