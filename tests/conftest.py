@@ -15,7 +15,8 @@ import responses
 from app import EXTENSION, create_app
 from fakes import FakeOpenAI
 from redis_server import RedisServer
-from helpers import APP_SECRET, GRAPH_URL, OPENAI_KEY, PAGE_TOKEN, SEND_URL, VERIFY_TOKEN, meta_json
+from gunicorn_service import meta_json
+from helpers import APP_SECRET, GRAPH_URL, OPENAI_KEY, PAGE_TOKEN, SEND_URL, VERIFY_TOKEN
 from signature import sign
 
 class Graph:

@@ -6,8 +6,6 @@ import itertools
 import json
 from pathlib import Path
 
-from gunicorn_service import meta_json
-
 DATA = Path(__file__).resolve().parent / "data"
 PAGE_TOKEN = "EAAGtestpagetoken0123456789"
 APP_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"

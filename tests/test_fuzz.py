@@ -6,7 +6,8 @@ from http import HTTPStatus
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from helpers import PSID, meta_json, page_body, text_event
+from gunicorn_service import meta_json
+from helpers import PSID, page_body, text_event
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -7,7 +7,8 @@ from http import HTTPStatus
 import pytest
 
 from fakes import completion
-from helpers import APP_SECRET, PAGE_ID, PSID, VERIFY_TOKEN, load, meta_json, page_body, text_event
+from gunicorn_service import meta_json
+from helpers import APP_SECRET, PAGE_ID, PSID, VERIFY_TOKEN, load, page_body, text_event
 from signature import sign
 
 import bot
@@ -23,12 +24,12 @@ def test_verification_echoes_the_bare_challenge(client):
 
 
 @pytest.mark.parametrize("query", [
-    f"hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1",
+    "hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1",
     f"hub.mode=unsubscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1",
     f"hub.verify_token={VERIFY_TOKEN}&hub.challenge=1",
-    f"hub.mode=subscribe&hub.challenge=1",
+    "hub.mode=subscribe&hub.challenge=1",
     f"hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}",
-    f"hub.mode=subscribe&hub.verify_token=%C3%A9t%C3%A9&hub.challenge=1",
+    "hub.mode=subscribe&hub.verify_token=%C3%A9t%C3%A9&hub.challenge=1",
     "",
 ])
 def test_verification_refuses_anything_else(client, query):
