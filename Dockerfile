@@ -20,6 +20,7 @@ COPY requirements-serve.txt .
 RUN pip install -r requirements-serve.txt
 
 COPY *.py ./
+COPY store/ ./store/
 
 USER bot
 EXPOSE 8000

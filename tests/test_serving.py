@@ -72,6 +72,14 @@ def test_dockerfile_follows_the_serving_rules():
     assert "gunicorn.conf.py" in arguments["CMD"]
 
 
+def test_image_gets_every_module_and_package_of_the_service():
+    copied = [arguments.split()[0] for keyword, arguments in instructions(ROOT / "Dockerfile") if keyword == "COPY"]
+    packages = sorted(p.name for p in ROOT.iterdir() if (p / "__init__.py").exists() and p.name not in ("tests", "bench"))
+    assert "*.py" in copied
+    for package in packages:
+        assert f"{package}/" in copied, f"the image lacks the {package} package"
+
+
 def test_dockerignore_keeps_secrets_and_tests_out_of_the_image():
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".env", ".git", "tests", "bench"} <= set(ignored)
