@@ -47,11 +47,12 @@ class Service:
         self.limits = Limits(settings, self.store)
         self.bot = Bot(settings, self.store, Messenger(settings), self.model, self.limits)
         self.workers = KeyedWorkers(settings.worker_threads)
-        self.dispatcher = Dispatcher(self.store, self.bot.handle, self.workers, lock_ttl(settings))
+        ttl = lock_ttl(settings)
+        self.dispatcher = Dispatcher(self.store, self.bot.handle, self.workers, ttl)
         if settings.meta_configured and not settings.store_url.startswith("memory:"):
             # Another process may have stopped with events queued, or crashed holding a lock.
             self.dispatcher.resume()
-            self.dispatcher.resume_every(lock_ttl(settings) / 4)
+            self.dispatcher.resume_every(ttl / 4)
 
 
 def lock_ttl(settings: Settings) -> float:

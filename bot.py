@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import requests
 
@@ -187,7 +187,7 @@ class Bot:
         self._reply(message.psid, transcript, message, heard=transcript)
 
     def _reply(
-        self, psid: str, text: str, message: Message | None = None, photos: list[str] | None = None,
+        self, psid: str, text: str, message: Message | None = None, photos: Sequence[str] = (),
         heard: str | None = None,
     ) -> None:
         """Ask the model with the person's history, send its reply, and remember the turn."""
@@ -202,7 +202,7 @@ class Bot:
         started = time.monotonic()
         with self._typing.shown(psid):
             try:
-                completion = self._model.complete(self.prompt(psid, said, photos or []))
+                completion = self._model.complete(self.prompt(psid, said, photos))
             except ModelError as error:
                 level = logging.ERROR if error.failure in OWNER_MUST_ACT else logging.WARNING
                 logger.log(level, "model failed for psid=%s: %s (HTTP %s)", psid, error.failure.value, error.status)
@@ -217,7 +217,7 @@ class Bot:
         if sent and completion.text:
             # Kept only once delivered, so the history holds no answer the person never saw. A
             # photo stays in the history as a marker: Meta's attachment links expire.
-            self._store.append(psid, Turn(history_text(said, photos or [], heard), completion.text))
+            self._store.append(psid, Turn(history_text(said, photos, heard), completion.text))
             for mid, piece in sent:
                 self._store.remember(psid, mid, piece)
         logger.info(
@@ -230,9 +230,8 @@ class Bot:
         quoted = message and message.reply_to_mid and self._store.recall(psid, message.reply_to_mid)
         return f'[Replying to: "{shorten(quoted, QUOTE_CHARS)}"]\n{text}' if quoted else text
 
-    def prompt(self, psid: str, text: str, photos: list[str] | None = None) -> list[dict]:
+    def prompt(self, psid: str, text: str, photos: Sequence[str] = ()) -> list[dict]:
         """Return the messages for the model: system prompt, newest history that fits, the new message."""
-        photos = photos or []
         system = self._settings.system_prompt
         detail = self._settings.vision_detail
         budget = (self._settings.history_max_tokens - estimate_tokens(system) - estimate_tokens(text)
@@ -259,7 +258,7 @@ def cannot_use(attachments: tuple[Attachment, ...]) -> str:
     return CANNOT_USE.get(attachments[0].type, CANNOT_OPEN)
 
 
-def history_text(said: str, photos: list[str], heard: str | None) -> str:
+def history_text(said: str, photos: Sequence[str], heard: str | None) -> str:
     """What the history keeps of the person's turn: markers for photos and voice, never links."""
     if photos:
         marker = "[photo]" if len(photos) == 1 else f"[{len(photos)} photos]"
