@@ -63,11 +63,17 @@ def test_later_turns_keep_a_marker_not_the_expiring_link(post, openai_server):
     assert "fbcdn" not in str(openai_server.requests[-1]["messages"])
 
 
-def test_with_vision_off_a_photo_gets_the_text_only_answer(config, app_with, graph, openai_server):
-    config.update(VISION="off")
+@pytest.mark.parametrize("setting,name,answer", [
+    ("VISION", "image.json", bot.CANNOT_USE["image"]),
+    ("TRANSCRIBE", "audio.json", bot.CANNOT_USE["audio"]),
+])
+def test_with_vision_or_transcription_off_the_bot_says_it_cannot_use_it(
+    config, app_with, graph, openai_server, setting, name, answer
+):
+    config[setting] = "off"
     post = app_with(config)
-    post(load("image.json"))
-    assert graph.texts(PSID) == [bot.CANNOT_USE["image"]]
+    post(load(name))
+    assert graph.texts(PSID) == [answer]
     assert openai_server.requests == []
 
 
@@ -161,14 +167,6 @@ def test_nothing_downloaded_is_left_on_disk(post, cdn, tmp_path, monkeypatch):
     cdn.add(responses.GET, AUDIO_URL, body=AUDIO, content_type="audio/mpeg")
     post(load("audio.json"))
     assert list(tmp_path.iterdir()) == []
-
-
-def test_with_transcription_off_a_voice_message_gets_the_text_only_answer(config, app_with, graph, openai_server):
-    config.update(TRANSCRIBE="off")
-    post = app_with(config)
-    post(load("audio.json"))
-    assert graph.texts(PSID) == [bot.CANNOT_USE["audio"]]
-    assert openai_server.requests == []
 
 
 # --- replies to a message ---
