@@ -1,30 +1,26 @@
-"""The Flask app: Meta's webhook verification, the signed webhook, and a health check."""
+"""The Flask app: Meta's webhook verification, the signed webhook, and a health check, around one WebhookService."""
 
 from __future__ import annotations
 
 import hmac
 import json
 import logging
-import sys
 import time
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from pathlib import Path
-from typing import Mapping
 
+import click
 from flask import Flask, Response, current_app, jsonify, request
+from flask.cli import FlaskGroup
 
 import usage
-from bot import Bot
 from config import ConfigError, Settings, load_settings, settings_from_mapping
 from events import BadBody, parse_body
-from gpt import ChatModel
-from limits import Limits
 from logs import configure_logging
-from messenger import Messenger
+from service import WebhookService
 from signature import is_valid_signature
-from store import StoreUnavailable, open_store
-from terminal import COMMANDS_WITHOUT_MESSENGER, terminal_commands
-from workers import Dispatcher, KeyedWorkers
+from store import StoreUnavailable
+from terminal import terminal_commands
 
 __version__ = "1.0.0"
 
@@ -34,69 +30,60 @@ MAX_BODY_BYTES = 1024 * 1024
 EXTENSION = "messenger_gpt"
 
 
-class Service:
-    """The parts that outlive a request, shared by every request of one app."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        try:
-            self.store = open_store(settings)
-        except StoreUnavailable as exc:
-            raise ConfigError([str(exc)]) from None
-        self.model = ChatModel(settings)
-        self.limits = Limits(settings, self.store)
-        self.bot = Bot(settings, self.store, Messenger(settings), self.model, self.limits)
-        self.workers = KeyedWorkers(settings.worker_threads)
-        ttl = lock_ttl(settings)
-        self.dispatcher = Dispatcher(self.store, self.bot.handle, self.workers, ttl)
-        if settings.meta_configured and not settings.store_url.startswith("memory:"):
-            # Another process may have stopped with events queued, or crashed holding a lock.
-            self.dispatcher.resume()
-            self.dispatcher.resume_every(ttl / 4)
-
-
-def lock_ttl(settings: Settings) -> float:
-    """How long a person's lock lasts: twice the longest an event can take to answer."""
-    model = settings.openai_timeout * (1 + settings.openai_max_retries)
-    graph = (settings.graph_timeout + settings.graph_backoff * 16) * (1 + settings.graph_max_retries)
-    # Typing and seen, then a reply of up to two messages, each with its retries.
-    return 2 * (model + 3 * graph)
-
-
 def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
     """Build the app; settings come from `config` if given, else from the environment and `.env`."""
-    if isinstance(config, Settings):
-        settings = config
-    elif config is not None:
-        settings = settings_from_mapping(config)
-    else:
-        settings = load_settings(meta_required=not started_for_a_terminal_command())
-    configure_logging(settings.log_level, settings.secrets())
-
     app = Flask(__name__)
+    if config is None and built_to_find_a_command():
+        # Each terminal command reads the settings it needs when it runs (the chat needs no
+        # Messenger settings), so nothing is read or opened here.
+        _add_commands(app, lambda: load_settings(meta_required=False))
+        return app
+    try:
+        settings = _settings(config)
+        configure_logging(settings.log_level, settings.secrets())
+        service = WebhookService(settings)
+    except ConfigError as error:
+        if click.get_current_context(silent=True) is not None:
+            raise click.ClickException(str(error)) from None  # shown without a traceback
+        raise
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.extensions[EXTENSION] = service = Service(settings)
+    app.extensions[EXTENSION] = service
     app.add_url_rule("/healthz", "health", health, methods=["GET"])
-    for command in terminal_commands(service):
-        app.cli.add_command(command)
-    if settings.meta_configured:
-        app.add_url_rule("/", "verify", verify, methods=["GET"])
-        app.add_url_rule("/", "webhook", webhook, methods=["POST"])
-        logger.info("ready: model=%s graph=%s workers=%d", settings.openai_model, settings.graph_api_url, settings.worker_threads)
+    app.add_url_rule("/", "verify", verify, methods=["GET"])
+    app.add_url_rule("/", "webhook", webhook, methods=["POST"])
+    _add_commands(app, lambda: _settings(config, meta_required=False))
+    logger.info(
+        "ready: model=%s graph=%s workers=%d", settings.openai_model, settings.graph_api_url, settings.worker_threads
+    )
     return app
 
 
-def started_for_a_terminal_command() -> bool:
-    """True when the Flask CLI was started for `chat` or `usage`, which need no Messenger settings."""
-    # Flask builds the app before it looks the command up, so the command line is the only witness.
-    program = Path(sys.argv[0])
-    from_flask_cli = program.name == "flask" or program.parent.name == "flask"
-    return from_flask_cli and any(command in sys.argv[1:] for command in COMMANDS_WITHOUT_MESSENGER)
+def _settings(config: Mapping[str, str] | Settings | None, meta_required: bool = True) -> Settings:
+    if isinstance(config, Settings):
+        return config
+    if config is not None:
+        return settings_from_mapping(config, meta_required)
+    return load_settings(meta_required=meta_required)
 
 
-def service() -> Service:
-    """Return the current app's Service."""
-    return current_app.extensions[EXTENSION]
+def _add_commands(app: Flask, load: Callable[[], Settings]) -> None:
+    for command in terminal_commands(load):
+        app.cli.add_command(command)
+
+
+def built_to_find_a_command() -> bool:
+    """True when the Flask CLI builds the app only to look up one of the app's own commands (`chat`, `usage`).
+
+    `flask run` and gunicorn build it to serve, and then the Messenger settings are required.
+    """
+    context = click.get_current_context(silent=True)
+    return context is not None and isinstance(context.command, FlaskGroup)
+
+
+def service() -> WebhookService:
+    """Return the current app's service."""
+    svc: WebhookService = current_app.extensions[EXTENSION]
+    return svc
 
 
 def verify() -> Response:
@@ -137,7 +124,9 @@ def webhook() -> Response:
         return plain("Service Unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
     logger.info(
         "webhook: %d queued, %d redelivered, skipped %s",
-        len(events) - duplicates, duplicates, dict(parsed.skipped) or "none",
+        len(events) - duplicates,
+        duplicates,
+        dict(parsed.skipped) or "none",
     )
     return plain("EVENT_RECEIVED", HTTPStatus.OK)
 

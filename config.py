@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -96,6 +97,8 @@ class Settings:
     media_timeout: float = 15.0
     allow_http_media: bool = False
     log_level: str = "INFO"
+    # 0: derived from the model, Send API and media timeouts (see service.lock_ttl).
+    queue_lock_seconds: float = 0.0
 
     @property
     def meta_configured(self) -> bool:
@@ -227,6 +230,7 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "MEDIA_TIMEOUT": ("media_timeout", _positive_float),
     "ALLOW_HTTP_MEDIA": ("allow_http_media", _flag),
     "LOG_LEVEL": ("log_level", _log_level),
+    "QUEUE_LOCK_SECONDS": ("queue_lock_seconds", _positive_float),
 }
 
 
@@ -236,7 +240,8 @@ def settings_from_mapping(source: Mapping[str, str], meta_required: bool = True)
     Without `meta_required` (the terminal chat), only the OpenAI key must be there.
     """
     problems: list[str] = []
-    values: dict[str, object] = {}
+    # Each parser returns its field's type; Settings itself is the type check of the whole.
+    values: dict[str, Any] = {}
     for name in REQUIRED:
         raw = (source.get(name) or "").strip()
         if raw or (name in META_REQUIRED and not meta_required):
@@ -244,11 +249,11 @@ def settings_from_mapping(source: Mapping[str, str], meta_required: bool = True)
         else:
             problems.append(f"{name} is missing")
     for name, (field, parse) in OPTIONAL.items():
-        raw = source.get(name)
-        if raw is None or raw.strip() == "":
+        given = source.get(name)
+        if given is None or given.strip() == "":
             continue
         try:
-            values[field] = parse(raw.strip() if field != "system_prompt" else raw)
+            values[field] = parse(given.strip() if field != "system_prompt" else given)
         except ValueError as exc:
             # The value itself is not repeated: a mistyped secret may have landed here.
             problems.append(f"{name} is invalid: {_reason(exc)}")
@@ -266,9 +271,6 @@ def _reason(exc: ValueError) -> str:
 
 def load_settings(env_file: str | Path = ".env", meta_required: bool = True) -> Settings:
     """Read settings from `.env` and the environment (which wins)."""
-    source: dict[str, str] = {
-        key: value for key, value in dotenv_values(env_file).items() if value is not None
-    }
+    source: dict[str, str] = {key: value for key, value in dotenv_values(env_file).items() if value is not None}
     source.update(os.environ)
     return settings_from_mapping(source, meta_required)
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Union
+from typing import Any
 
 # Keys of a `messaging` item that name its kind; the first one present wins.
 KNOWN_KINDS = (
@@ -79,7 +79,7 @@ class Postback:
         return self.mid or f"postback:{self.psid}:{self.timestamp}:{self.payload}"
 
 
-Event = Union[Message, Postback]
+Event = Message | Postback
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,8 @@ def parse_item(item: Any, page_id: str) -> tuple[Event | None, str]:
     psid = _id(item.get("sender"))
     if psid is None:
         return None, "malformed"
-    timestamp = item.get("timestamp") if isinstance(item.get("timestamp"), int) else 0
+    timestamp: int = item["timestamp"] if isinstance(item.get("timestamp"), int) else 0
+    event: Event | None
     if kind == "postback":
         event = _postback(item["postback"], psid, timestamp)
     else:
@@ -162,9 +163,11 @@ def _message(message: Any, psid: str, timestamp: int) -> Message | None:
         return None
     quick_reply_payload = _str(_dict(message.get("quick_reply")).get("payload"))
     raw_attachments = message.get("attachments")
-    attachments = tuple(
-        _attachment(raw) for raw in raw_attachments if isinstance(raw, dict)
-    ) if isinstance(raw_attachments, list) else ()
+    attachments = (
+        tuple(_attachment(raw) for raw in raw_attachments if isinstance(raw, dict))
+        if isinstance(raw_attachments, list)
+        else ()
+    )
     return Message(
         psid=psid,
         mid=mid,

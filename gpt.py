@@ -6,15 +6,19 @@ import logging
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import openai
 from openai import OpenAI
 
 from config import Settings
+from prompt import ChatMessage, drop_older_half
 
 logger = logging.getLogger(__name__)
 
 OPENAI_API_URL = "https://api.openai.com/v1"
+# The longest the openai SDK waits between two tries of a call (its MAX_RETRY_DELAY).
+SDK_MAX_BACKOFF = 8.0
 
 
 class Failure(Enum):
@@ -51,6 +55,12 @@ class Completion:
     completion_tokens: int | None
 
 
+def worst_case_seconds(settings: Settings) -> float:
+    """The longest one model call can take: every try the SDK makes, and its waits between them."""
+    retries = settings.openai_max_retries
+    return settings.openai_timeout * (1 + retries) + SDK_MAX_BACKOFF * retries
+
+
 class ChatModel:
     """A chat model behind the OpenAI chat-completions API."""
 
@@ -67,7 +77,7 @@ class ChatModel:
         # OpenAI itself wants max_completion_tokens (reasoning models refuse max_tokens);
         # many compatible servers (older Ollama and vLLM) only know max_tokens.
         token_param = "max_tokens" if settings.openai_base_url else "max_completion_tokens"
-        self._limits = {token_param: settings.reply_max_tokens}
+        self._limits: dict[str, Any] = {token_param: settings.reply_max_tokens}
 
     def transcribe(self, audio: Path) -> str:
         """Return what is said in an audio file."""
@@ -78,7 +88,7 @@ class ChatModel:
             raise ModelError(classify(exc), getattr(exc, "status_code", None)) from None
         return (getattr(result, "text", None) or "").strip()
 
-    def complete(self, messages: list[dict]) -> Completion:
+    def complete(self, messages: list[ChatMessage]) -> Completion:
         """Return the model's reply to `messages`; on a context-length error retry once, shorter."""
         try:
             return self._create(messages)
@@ -89,9 +99,11 @@ class ChatModel:
             logger.info("context too long: retrying with %d of %d messages", len(shorter), len(messages))
             return self._create(shorter)
 
-    def _create(self, messages: list[dict]) -> Completion:
+    def _create(self, messages: list[ChatMessage]) -> Completion:
+        # Our messages are plain dicts; the SDK's TypedDicts describe the same shapes.
+        typed: Any = messages
         try:
-            response = self._client.chat.completions.create(model=self._model, messages=messages, **self._limits)
+            response = self._client.chat.completions.create(model=self._model, messages=typed, **self._limits)
         except openai.APIError as exc:
             raise ModelError(classify(exc), getattr(exc, "status_code", None)) from None
         choice = response.choices[0] if response.choices else None
@@ -127,12 +139,3 @@ def classify(exc: openai.APIError) -> Failure:
         if isinstance(exc, error_type):
             return failure
     return Failure.REJECTED
-
-
-def drop_older_half(messages: list[dict]) -> list[dict]:
-    """Keep the system message, the newest half of the past turns, and the last message."""
-    head = [m for m in messages[:1] if m.get("role") == "system"]
-    past = messages[len(head):-1]
-    # Past messages come in user/assistant pairs: keep an even count so no turn is split.
-    keep = (len(past) // 2) // 2 * 2
-    return head + past[len(past) - keep:] + messages[-1:]

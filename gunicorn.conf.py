@@ -1,8 +1,20 @@
-"""Gunicorn settings for the bot: `gunicorn -c gunicorn.conf.py` (gunicorn also reads it from the working directory)."""
+"""Gunicorn settings for the bot: `gunicorn -c gunicorn.conf.py` (gunicorn also reads it from the working directory).
+
+The bot's settings are checked here, in the master, before any worker starts: a missing or bad
+setting stops gunicorn with the one clear message instead of a worker's traceback.
+"""
 
 import os
 
-from dotenv import dotenv_values
+from config import ConfigError, load_settings
+from service import answer_seconds
+from store import StoreUnavailable, backend
+
+try:
+    settings = load_settings()
+    shared_store = backend(settings.store_url).shared
+except (ConfigError, StoreUnavailable) as error:
+    raise SystemExit(str(error)) from None
 
 wsgi_app = "app:create_app()"
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
@@ -11,20 +23,19 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # answered live in one process's memory, so there must be one; a shared store (STORE_URL
 # sqlite:/// or redis://) lets several processes serve, each using a core.
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-store_url = os.environ.get("STORE_URL") or dotenv_values(".env").get("STORE_URL") or "memory://"
-if workers > 1 and store_url.startswith("memory"):
+if workers > 1 and not shared_store:
     raise SystemExit("WEB_CONCURRENCY above 1 needs a shared store: set STORE_URL to sqlite:///bot.db or redis://...")
 # Meta's webhook calls take milliseconds (replies are written on the app's own thread pool,
-# WORKER_THREADS), so a few request threads are plenty; gthread keeps a slow client from
-# holding up Meta.
+# WORKER_THREADS), so a few request threads are plenty.
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 
 # A request that takes this long is stuck: Meta gave up on it after 20 s anyway.
 timeout = 30
-# On SIGTERM the worker stops taking requests, then finishes the replies it has started;
-# this must cover one model call with its retries (OPENAI_TIMEOUT x (1 + OPENAI_MAX_RETRIES)).
-graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "90"))
+# On SIGTERM the worker stops taking requests, then finishes the answer it has started (and,
+# with the in-memory store, every queued one); this covers the longest one answer can take,
+# from the timeouts and retries in the settings.
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT") or answer_seconds(settings) + 5)
 # Meta reuses connections; keep them a little longer than the 2 s default.
 keepalive = 15
 
@@ -32,3 +43,11 @@ keepalive = 15
 # query string.
 accesslog = "-"
 access_log_format = '%(p)s %(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+
+
+def worker_exit(server, worker):  # noqa: ANN001, ANN201 (gunicorn's hook signature)
+    """Close the service before the interpreter starts shutting down, so no reply is cut off."""
+    app = getattr(worker, "wsgi", None)
+    service = app.extensions.get("messenger_gpt") if app is not None and hasattr(app, "extensions") else None
+    if service is not None:
+        service.close()

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from config import Settings
+from replies import BACK_TOMORROW, DAILY_LIMIT, TOO_FAST
 from store import Store
 
 logger = logging.getLogger(__name__)
 
 MINUTE = 60
 DAY = 24 * 3600
-
-TOO_FAST = "You're sending messages faster than I can keep up. Please wait a minute, then try again."
-DAILY_LIMIT = "You've reached today's limit of messages. Let's talk again tomorrow!"
-BACK_TOMORROW = "I've answered all the messages I can for today. Please come back tomorrow!"
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,10 @@ class Limits:
             count = self._store.increment(f"limit:global:day:{day}", 1, 2 * DAY)
             if count > self._global_per_day:
                 if count == self._global_per_day + 1:
-                    logger.warning("daily cap of %d model calls reached: everyone is told to come back tomorrow", self._global_per_day)
+                    logger.warning(
+                        "daily cap of %d model calls reached: everyone is told to come back tomorrow",
+                        self._global_per_day,
+                    )
                 told = self._store.increment(f"limit:{psid}:told-tomorrow:{day}", 1, 2 * DAY)
                 return Decision(False, BACK_TOMORROW if told == 1 else None)
         return ALLOW
@@ -61,4 +61,4 @@ class Limits:
 
 def today(now: float) -> str:
     """The UTC date of a Unix time, as YYYY-MM-DD."""
-    return datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 REDACTED = "[redacted]"
 # Libraries whose DEBUG or INFO lines carry full request URLs (with the page token) or bodies.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlsplit
 
 import requests
@@ -19,18 +19,29 @@ CHUNK = 64 * 1024
 AUDIO_TYPES = ("audio/", "video/mp4", "video/3gpp")
 
 
+def fetchable(url: str, allow_http: bool) -> bool:
+    """True for media links the bot may fetch or pass on: HTTPS, or plain HTTP where allowed for local tests."""
+    scheme = urlsplit(url).scheme.lower()
+    return scheme == "https" or (allow_http and scheme == "http")
+
+
 class MediaError(Exception):
     """A download was refused or failed; the message says why, without the URL."""
 
 
 @contextmanager
 def downloaded(
-    session: requests.Session, url: str, *, max_bytes: int, timeout: float, allow_http: bool,
+    session: requests.Session,
+    url: str,
+    *,
+    max_bytes: int,
+    timeout: float,
+    allow_http: bool,
     accepted_types: tuple[str, ...] = AUDIO_TYPES,
 ) -> Iterator[Path]:
     """Download `url` into a temporary file that is removed when the block ends."""
     scheme = urlsplit(url).scheme
-    if scheme != "https" and not (allow_http and scheme == "http"):
+    if not fetchable(url, allow_http):
         raise MediaError(f"refused a {scheme or 'schemeless'} URL: media is fetched over HTTPS only")
     deadline = time.monotonic() + timeout
     try:

@@ -7,8 +7,8 @@ import hmac
 import logging
 import re
 import time
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Callable
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -56,16 +56,18 @@ def error_from_response(response: requests.Response) -> GraphError:
         error = response.json().get("error") or {}
     except (ValueError, AttributeError):
         error = {}
-    code = error.get("code") if isinstance(error.get("code"), int) else None
-    subcode = error.get("error_subcode") if isinstance(error.get("error_subcode"), int) else None
+    code: int | None = error["code"] if isinstance(error.get("code"), int) else None
+    subcode: int | None = error["error_subcode"] if isinstance(error.get("error_subcode"), int) else None
     transient = (
         response.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR
         or response.status_code == HTTPStatus.TOO_MANY_REQUESTS
         or code in TRANSIENT_CODES
         or error.get("is_transient") is True
     ) and code not in PERMANENT_MEANINGS
-    meaning = SUBCODE_MEANINGS.get(subcode) or PERMANENT_MEANINGS.get(code) or (
-        "a temporary failure at Meta" if transient else "the request was refused"
+    meaning = (
+        (SUBCODE_MEANINGS.get(subcode) if subcode is not None else None)
+        or (PERMANENT_MEANINGS.get(code) if code is not None else None)
+        or ("a temporary failure at Meta" if transient else "the request was refused")
     )
     return GraphError(response.status_code, code, subcode, transient, meaning)
 
@@ -73,6 +75,13 @@ def error_from_response(response: requests.Response) -> GraphError:
 def backoff_delay(attempt: int, base: float) -> float:
     """Return the wait before retry number `attempt` (0-based): doubling, capped."""
     return min(MAX_BACKOFF_SECONDS, base * 2**attempt)
+
+
+def worst_case_seconds(settings: Settings) -> float:
+    """The longest one message can take to send: every retry, and the waits between them."""
+    retries = settings.graph_max_retries
+    waits = sum(backoff_delay(attempt, settings.graph_backoff) for attempt in range(retries))
+    return settings.graph_timeout * (1 + retries) + waits
 
 
 class Messenger:
@@ -123,19 +132,20 @@ class Messenger:
     def _post(self, payload: dict, *, what: str, max_retries: int) -> dict:
         psid = payload["recipient"]["id"]
         for attempt in range(max_retries + 1):
-            answer, error = self._attempt(payload)
-            if error is None:
-                return answer
-            if not error.transient or attempt == max_retries:
-                break
-            logger.info("Graph %s for psid=%s failed (%s); retry %d", what, psid, error.meaning, attempt + 1)
-            self._sleep(backoff_delay(attempt, self._backoff))
-        level = logging.ERROR if error.code in (190, 200, 230) else logging.WARNING
-        logger.log(level, "Graph %s for psid=%s failed: %s", what, psid, error)
-        raise error
+            try:
+                return self._attempt(payload)
+            except GraphError as error:
+                if error.transient and attempt < max_retries:
+                    logger.info("Graph %s for psid=%s failed (%s); retry %d", what, psid, error.meaning, attempt + 1)
+                    self._sleep(backoff_delay(attempt, self._backoff))
+                    continue
+                level = logging.ERROR if error.code in (190, 200, 230) else logging.WARNING
+                logger.log(level, "Graph %s for psid=%s failed: %s", what, psid, error)
+                raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _attempt(self, payload: dict) -> tuple[dict, GraphError | None]:
-        """Make one call; return Meta's answer, or the error."""
+    def _attempt(self, payload: dict) -> dict:
+        """Make one call; return Meta's answer, or raise GraphError."""
         try:
             response = self._session.post(self._url, params=self._params, json=payload, timeout=self._timeout)
         except requests.RequestException as exc:
@@ -143,14 +153,14 @@ class Messenger:
             # Only a failed connection proves nothing reached Meta; after a read timeout or a
             # broken answer the message may have been delivered, so it is not sent again.
             unsent = isinstance(exc, requests.ConnectionError)
-            return {}, GraphError(0, None, None, unsent, f"no answer from Meta ({type(exc).__name__})")
+            raise GraphError(0, None, None, unsent, f"no answer from Meta ({type(exc).__name__})") from None
         if not response.ok:
-            return {}, error_from_response(response)
+            raise error_from_response(response)
         try:
             answer = response.json()
         except ValueError:
             answer = {}
-        return answer if isinstance(answer, dict) else {}, None
+        return answer if isinstance(answer, dict) else {}
 
 
 # Where to cut a long reply, best first: paragraphs, lines, sentences, words.

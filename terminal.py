@@ -1,24 +1,25 @@
-"""`flask --app app chat` and `flask --app app usage`: try the bot in a terminal, and read today's token usage."""
+"""`flask --app app chat` and `flask --app app usage`: try the bot in a terminal, and read today's token usage.
+
+Each command reads the settings it needs when it runs (none needs Messenger's) and builds its own
+service, which never touches the webhook's queues.
+"""
 
 from __future__ import annotations
 
 import itertools
 import sys
 import time
-
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import click
 
 import usage
-from bot import Bot
+from config import ConfigError, Settings
 from events import Message
-
-if TYPE_CHECKING:
-    from app import Service
+from service import Service
 
 TERMINAL_PSID = "terminal"
-COMMANDS_WITHOUT_MESSENGER = ("chat", "usage")
 
 
 class TerminalChannel:
@@ -37,28 +38,49 @@ class TerminalChannel:
         return True
 
 
-def terminal_commands(service: Service) -> list[click.Command]:
-    """The CLI commands of an app built around `service`."""
+@contextmanager
+def terminal_service(load: Callable[[], Settings]) -> Iterator[Service]:
+    """A service answering in this terminal, closed afterwards; a settings problem is shown without a traceback."""
+    try:
+        service = Service(load(), TerminalChannel())
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        yield service
+    finally:
+        service.close()
+
+
+def terminal_commands(load: Callable[[], Settings]) -> list[click.Command]:
+    """The CLI commands, reading their settings with `load`."""
 
     @click.command("chat")
     def chat() -> None:
         """Talk to the bot in this terminal: same model, prompt, history and commands as on Messenger."""
-        bot = Bot(service.settings, service.store, TerminalChannel(), service.model, service.limits)
-        click.echo(f"Chatting with {service.settings.openai_model}. /reset starts over, /help explains, Ctrl-D quits.")
-        for n in itertools.count():
-            click.echo("you> ", nl=False)
-            line = sys.stdin.readline()
-            if not line:
-                click.echo()
-                return
-            if line.strip():
-                message = Message(psid=TERMINAL_PSID, mid=f"terminal-{n}", timestamp=int(time.time() * 1000), text=line.rstrip("\n"))
-                bot.handle(message)
+        with terminal_service(load) as service:
+            click.echo(
+                f"Chatting with {service.settings.openai_model}. /reset starts over, /help explains, Ctrl-D quits."
+            )
+            for n in itertools.count():
+                click.echo("you> ", nl=False)
+                line = sys.stdin.readline()
+                if not line:
+                    click.echo()
+                    return
+                if line.strip():
+                    message = Message(
+                        psid=TERMINAL_PSID,
+                        mid=f"terminal-{n}",
+                        timestamp=int(time.time() * 1000),
+                        text=line.rstrip("\n"),
+                    )
+                    service.bot.handle(message)
 
     @click.command("usage")
     def usage_today() -> None:
         """Show today's model usage (UTC) kept in the store."""
-        totals = usage.totals(service.store, time.time())
+        with terminal_service(load) as service:
+            totals = usage.totals(service.store, time.time())
         click.echo(
             f"{totals['date']}: {totals['replies']:,} replies, "
             f"{totals['prompt_tokens']:,} prompt tokens, {totals['completion_tokens']:,} completion tokens"

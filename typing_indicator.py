@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +17,9 @@ SendAction = Callable[[str, str], object]
 class TypingIndicator:
     """Sends typing_on and mark_seen beside the model call, renews typing, and never lets it follow the reply."""
 
-    def __init__(self, send_action: SendAction, interval: float, max_workers: int, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, send_action: SendAction, interval: float, max_workers: int, clock: Callable[[], float] = time.monotonic
+    ):
         self._send_action = send_action
         self._interval = interval
         self._clock = clock
@@ -28,6 +30,8 @@ class TypingIndicator:
         self._due: dict[str, float] = {}
         self._in_flight: dict[str, Future] = {}
         self._renewer: threading.Thread | None = None
+        # Called with the person's id when a reply waits for an indicator call under way (a test's hook).
+        self.on_wait: Callable[[str], object] = lambda psid: None
 
     @contextmanager
     def shown(self, psid: str) -> Iterator[None]:
@@ -50,7 +54,12 @@ class TypingIndicator:
             # Typing that arrived after the reply would show for 20 s more: the reply waits for
             # a call already under way, and one not yet started is dropped.
             if not call.cancel():
+                self.on_wait(psid)
                 call.result()
+
+    def close(self) -> None:
+        """Stop the indicator's threads, once no reply is being written."""
+        self._pool.shutdown(wait=True)
 
     def _send(self, psid: str, *actions: str) -> None:
         try:

@@ -14,7 +14,11 @@ FIELDS = ("replies", "prompt_tokens", "completion_tokens")
 def record(store: Store, completion: Completion, now: float) -> None:
     """Add one reply's usage to today's totals."""
     day = today(now)
-    amounts = {"replies": 1, "prompt_tokens": completion.prompt_tokens or 0, "completion_tokens": completion.completion_tokens or 0}
+    amounts = {
+        "replies": 1,
+        "prompt_tokens": completion.prompt_tokens or 0,
+        "completion_tokens": completion.completion_tokens or 0,
+    }
     for field, amount in amounts.items():
         if amount:
             store.increment(f"usage:{day}:{field}", amount, KEEP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import sys
@@ -20,9 +21,15 @@ BASELINE_APP = "bench.baseline:create_app()"
 def settings(graph: FakeGraph, model: FakeOpenAI, **extra: str) -> dict[str, str]:
     """Service settings wired to the fakes."""
     return {
-        "PAGE_ACCESS_TOKEN": PAGE_TOKEN, "VERIFY_TOKEN": VERIFY_TOKEN, "APP_SECRET": APP_SECRET,
-        "OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": model.base_url, "OPENAI_MAX_RETRIES": "0",
-        "GRAPH_API_URL": graph.url + "/v23.0", "LOG_LEVEL": "WARNING", **extra,
+        "PAGE_ACCESS_TOKEN": PAGE_TOKEN,
+        "VERIFY_TOKEN": VERIFY_TOKEN,
+        "APP_SECRET": APP_SECRET,
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENAI_BASE_URL": model.base_url,
+        "OPENAI_MAX_RETRIES": "0",
+        "GRAPH_API_URL": graph.url + "/v23.0",
+        "LOG_LEVEL": "WARNING",
+        **extra,
     }
 
 
@@ -37,6 +44,16 @@ def start(graph: FakeGraph, model: FakeOpenAI, baseline: bool = False, **extra: 
     return service
 
 
+def parse(parser: argparse.ArgumentParser, **quick: object) -> argparse.Namespace:
+    """Parse the command line; `--quick` swaps in these small numbers: a run of seconds, which CI makes."""
+    parser.add_argument("--quick", action="store_true", help="a few seconds with small numbers (what CI runs)")
+    args = parser.parse_args()
+    if args.quick:
+        for name, value in quick.items():
+            setattr(args, name, value)
+    return args
+
+
 def percentile(values: list[float], p: float) -> float:
     """The p-th percentile (nearest rank) of `values`."""
     ordered = sorted(values)
@@ -48,4 +65,5 @@ def percentile(values: list[float], p: float) -> float:
 
 def machine() -> str:
     """A one-line description of this machine."""
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {system}"

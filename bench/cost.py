@@ -14,15 +14,71 @@ from __future__ import annotations
 import argparse
 import random
 
-from common import FakeGraph, FakeOpenAI, start
+from common import FakeGraph, FakeOpenAI, parse, start
 from fakes import Reply, completion, openai_error
 from helpers import PAGE_ID
 
 CHECKPOINTS = (10, 50, 100, 200)
-WORDS = ("the a to of and in is it you that for on with as be this are have can not but what "
-         "how when which would could should about there their time people water garden recipe "
-         "train ticket weather tomorrow holiday battery phone laptop booking price delivery "
-         "order refund address question answer help thanks please maybe really great").split()
+WORDS = [
+    "the",
+    "a",
+    "to",
+    "of",
+    "and",
+    "in",
+    "is",
+    "it",
+    "you",
+    "that",
+    "for",
+    "on",
+    "with",
+    "as",
+    "be",
+    "this",
+    "are",
+    "have",
+    "can",
+    "not",
+    "but",
+    "what",
+    "how",
+    "when",
+    "which",
+    "would",
+    "could",
+    "should",
+    "about",
+    "there",
+    "their",
+    "time",
+    "people",
+    "water",
+    "garden",
+    "recipe",
+    "train",
+    "ticket",
+    "weather",
+    "tomorrow",
+    "holiday",
+    "battery",
+    "phone",
+    "laptop",
+    "booking",
+    "price",
+    "delivery",
+    "order",
+    "refund",
+    "address",
+    "question",
+    "answer",
+    "help",
+    "thanks",
+    "please",
+    "maybe",
+    "really",
+    "great",
+]
 
 
 def sentence(rng: random.Random, words: int) -> str:
@@ -33,10 +89,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--context-window", type=int, default=128_000, help="tokens the fake model accepts")
-    args = parser.parse_args()
+    args = parse(parser, turns=12)
     ours = conversation(args.turns, args.context_window, baseline=False)
     seed = conversation(args.turns, args.context_window, baseline=True)
-    print(f"One person, {args.turns} turns; user messages ~20 words, replies ~80 words; context window {args.context_window:,} tokens")
+    print(
+        f"One person, {args.turns} turns; user messages ~20 words, replies ~80 words; "
+        f"context window {args.context_window:,} tokens"
+    )
     print(f"{'turn':>6} | {'this service':>22} | {'seed design':>22}")
     for turn in [t for t in CHECKPOINTS if t <= args.turns]:
         print(f"{turn:>6} | {describe(ours, turn):>22} | {describe(seed, turn):>22}")
@@ -60,21 +119,31 @@ def conversation(turns: int, context_window: int, baseline: bool) -> list[int | 
         sizes.append(chars)
         if chars // 4 > context_window:
             sizes[-1] = None
-            return openai_error(400, f"This model's maximum context length is {context_window} tokens.",
-                                "invalid_request_error", "context_length_exceeded")
+            return openai_error(
+                400,
+                f"This model's maximum context length is {context_window} tokens.",
+                "invalid_request_error",
+                "context_length_exceeded",
+            )
         return completion(" ".join(sentence(rng, 16) for _ in range(5)))
 
     graph, fake_model = FakeGraph(), FakeOpenAI(model)
-    service = start(graph, fake_model, baseline=baseline)
+    # Limits off: one person writing 200 times in a row would pass the per-minute limit.
+    service = start(graph, fake_model, baseline=baseline, LIMIT_PER_MINUTE="0", LIMIT_PER_DAY="0")
     psid = "4242"
     try:
         for turn in range(turns):
-            event = {"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": turn,
-                     "message": {"mid": f"m_cost_{turn}", "text": sentence(rng, 20)}}
+            event = {
+                "sender": {"id": psid},
+                "recipient": {"id": PAGE_ID},
+                "timestamp": turn,
+                "message": {"mid": f"m_cost_{turn}", "text": sentence(rng, 20)},
+            }
             service.post({"object": "page", "entry": [{"id": PAGE_ID, "time": turn, "messaging": [event]}]}, timeout=60)
             # The next message is sent once the model has been asked and the reply is out.
-            fake_model.wait_for(lambda: len(fake_model.requests) > turn)
-            graph.wait_for(lambda: len(graph.texts(psid)) > turn or sizes[-1] is None, timeout=10)
+            answered = turn + 1
+            fake_model.wait_for(lambda: len(fake_model.requests) >= answered)  # noqa: B023 (waited on at once)
+            graph.wait_for(lambda: len(graph.texts(psid)) >= answered or sizes[-1] is None, timeout=10)  # noqa: B023
     finally:
         service.stop()
         graph.close()

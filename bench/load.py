@@ -5,8 +5,9 @@
     python bench/load.py --people 40 --baseline     # the seed design, for comparison
 
 Each person sends a message as Meta delivers it (one signed POST), waits for the reply to reach
-the fake Graph API and be delivered (the Graph API's answer), and sends the next. Reported: webhook ack latency, reply latency (message
-sent -> reply received by the Graph API) as a ratio to the model's delay, typing indicator
+the fake Graph API and be delivered (the Graph API's answer), and sends the next. Reported: webhook
+ack latency, reply latency (message sent -> reply received by the Graph API) as a ratio to the
+model's delay, typing indicator
 latency, throughput, peak RSS of the service, and lost or duplicated replies.
 """
 
@@ -22,10 +23,10 @@ from collections import defaultdict
 
 import requests
 
-from common import FakeGraph, FakeOpenAI, machine, percentile, start
+from common import FakeGraph, FakeOpenAI, machine, parse, percentile, start
 from fakes import Reply, completion
-from signature import sign
 from helpers import APP_SECRET, PAGE_ID, meta_json
+from signature import sign
 
 
 def main() -> None:
@@ -38,13 +39,31 @@ def main() -> None:
     parser.add_argument("--burst", action="store_true", help="everyone sends the first message at the same instant")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (WEB_CONCURRENCY)")
     parser.add_argument("--store", default="memory://", help="STORE_URL; several workers need sqlite:/// or redis://")
-    args = parser.parse_args()
-    print(run(args.people, args.messages, args.model_delay, args.graph_latency, args.baseline, args.burst,
-              args.workers, args.store))
+    args = parse(parser, people=4, messages=2, model_delay=0.05, graph_latency=0.01)
+    print(
+        run(
+            args.people,
+            args.messages,
+            args.model_delay,
+            args.graph_latency,
+            args.baseline,
+            args.burst,
+            args.workers,
+            args.store,
+        )
+    )
 
 
-def run(people: int, messages: int, model_delay: float, graph_latency: float, baseline: bool, burst: bool,
-        workers: int = 1, store_url: str = "memory://") -> str:
+def run(
+    people: int,
+    messages: int,
+    model_delay: float,
+    graph_latency: float,
+    baseline: bool,
+    burst: bool,
+    workers: int = 1,
+    store_url: str = "memory://",
+) -> str:
     replies: dict[str, queue.Queue[float]] = defaultdict(queue.Queue)
     typing: dict[str, list[float]] = defaultdict(list)
 
@@ -59,9 +78,20 @@ def run(people: int, messages: int, model_delay: float, graph_latency: float, ba
 
     graph, model = FakeGraph(), FakeOpenAI()
     graph.default = graph_answer
-    model.default = lambda request: Reply(**{**vars(completion("An answer of a typical length, a sentence or two.")), "delay": model_delay})
-    service = start(graph, model, baseline=baseline, WORKER_THREADS=str(max(64, people)), WEB_CONCURRENCY=str(workers),
-                    STORE_URL=store_url, LIMIT_PER_MINUTE="0", LIMIT_PER_DAY="0", LIMIT_GLOBAL_PER_DAY="0")
+    model.default = lambda request: Reply(
+        **{**vars(completion("An answer of a typical length, a sentence or two.")), "delay": model_delay}
+    )
+    service = start(
+        graph,
+        model,
+        baseline=baseline,
+        WORKER_THREADS=str(max(64, people)),
+        WEB_CONCURRENCY=str(workers),
+        STORE_URL=store_url,
+        LIMIT_PER_MINUTE="0",
+        LIMIT_PER_DAY="0",
+        LIMIT_GLOBAL_PER_DAY="0",
+    )
     mids = itertools.count()
     acks: list[float] = []
     reply_latencies: list[float] = []
@@ -78,12 +108,20 @@ def run(people: int, messages: int, model_delay: float, graph_latency: float, ba
         # the same millisecond; after that each writes as soon as the last reply is delivered.
         time.sleep(offset)
         for n in range(messages):
-            event = {"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": int(time.time() * 1000),
-                     "message": {"mid": f"m_{next(mids)}", "text": f"question {n} from {psid}"}}
+            event = {
+                "sender": {"id": psid},
+                "recipient": {"id": PAGE_ID},
+                "timestamp": int(time.time() * 1000),
+                "message": {"mid": f"m_{next(mids)}", "text": f"question {n} from {psid}"},
+            }
             raw = meta_json({"object": "page", "entry": [{"id": PAGE_ID, "time": 0, "messaging": [event]}]})
             sent = time.monotonic()
-            response = session.post(service.url + "/", data=raw, timeout=120,
-                                    headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(raw, APP_SECRET)})
+            response = session.post(
+                service.url + "/",
+                data=raw,
+                timeout=120,
+                headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(raw, APP_SECRET)},
+            )
             acked = time.monotonic()
             try:
                 arrived = replies[psid].get(timeout=model_delay * 20 + 30)
@@ -103,7 +141,9 @@ def run(people: int, messages: int, model_delay: float, graph_latency: float, ba
 
     start_within = 0.0 if burst else model_delay
     offsets = random.Random(people)
-    threads = [threading.Thread(target=person, args=(str(10**15 + n), offsets.uniform(0, start_within))) for n in range(people)]
+    threads = [
+        threading.Thread(target=person, args=(str(10**15 + n), offsets.uniform(0, start_within))) for n in range(people)
+    ]
     for thread in threads:
         thread.start()
     ready.wait()
@@ -122,12 +162,18 @@ def run(people: int, messages: int, model_delay: float, graph_latency: float, ba
     design = "seed design (model called inline)" if baseline else "this service"
     ms = lambda seconds: f"{seconds * 1000:.0f} ms"  # noqa: E731
     lines = [
-        f"{design}: {people} people x {messages} messages, model {model_delay:g} s, Graph API {graph_latency * 1000:.0f} ms"
-        + (", all starting at once" if burst else "") + f", {workers} worker(s), {store_url}",
+        f"{design}: {people} people x {messages} messages, model {model_delay:g} s, "
+        f"Graph API {graph_latency * 1000:.0f} ms"
+        + (", all starting at once" if burst else "")
+        + f", {workers} worker(s), {store_url}",
         f"  machine: {machine()}",
-        f"  webhook ack      p50 {ms(percentile(acks, 50))}  p95 {ms(percentile(acks, 95))}  p99 {ms(percentile(acks, 99))}",
-        f"  reply latency    p50 {percentile(reply_latencies, 50) / model_delay:.2f}x  p95 {percentile(reply_latencies, 95) / model_delay:.2f}x  (of the model's delay)",
-        f"  typing shown     p95 {ms(percentile(typing_latencies, 95))}" if typing_latencies else "  typing shown     never",
+        f"  webhook ack      p50 {ms(percentile(acks, 50))}  p95 {ms(percentile(acks, 95))}"
+        f"  p99 {ms(percentile(acks, 99))}",
+        f"  reply latency    p50 {percentile(reply_latencies, 50) / model_delay:.2f}x"
+        f"  p95 {percentile(reply_latencies, 95) / model_delay:.2f}x  (of the model's delay)",
+        f"  typing shown     p95 {ms(percentile(typing_latencies, 95))}"
+        if typing_latencies
+        else "  typing shown     never",
         f"  throughput       {len(reply_latencies) / elapsed:.1f} replies/s over {elapsed:.1f} s",
         f"  service CPU      {cpu_seconds / max(1, len(reply_latencies)) * 1000:.1f} ms per reply",
         f"  peak RSS         {peak_rss_mib:.0f} MiB (gunicorn master + workers)",

@@ -14,7 +14,7 @@ import re
 import threading
 import time
 
-from common import FakeGraph, FakeOpenAI, machine, start
+from common import FakeGraph, FakeOpenAI, machine, parse, start
 from fakes import Reply, completion
 from helpers import PAGE_ID
 
@@ -24,8 +24,10 @@ BATCH = 100  # events per webhook POST (Meta batches up to 1,000)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--people", type=int, default=20_000)
-    parser.add_argument("--ttl", type=float, default=240.0, help="CONVERSATION_TTL for the run, seconds (longer than the writing)")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--ttl", type=float, default=240.0, help="CONVERSATION_TTL for the run, seconds (longer than the writing)"
+    )
+    args = parse(parser, people=200, ttl=3.0)
 
     delivered = threading.Semaphore(0)
 
@@ -34,25 +36,44 @@ def main() -> None:
             delivered.release()
         return Reply(body={"recipient_id": request["recipient"]["id"], "message_id": "m_sent"})
 
-    graph, model = FakeGraph(), FakeOpenAI(lambda request: completion("A reply of an ordinary length for a chat, a sentence or two long."))
+    graph, model = (
+        FakeGraph(),
+        FakeOpenAI(lambda request: completion("A reply of an ordinary length for a chat, a sentence or two long.")),
+    )
     graph.default = graph_answer
     # Limits off: the global daily cap would stop the model calls long before 20,000 people.
-    service = start(graph, model, CONVERSATION_TTL=str(args.ttl), LOG_LEVEL="INFO",
-                    LIMIT_PER_MINUTE="0", LIMIT_PER_DAY="0", LIMIT_GLOBAL_PER_DAY="0")
+    service = start(
+        graph,
+        model,
+        CONVERSATION_TTL=str(args.ttl),
+        LOG_LEVEL="INFO",
+        LIMIT_PER_MINUTE="0",
+        LIMIT_PER_DAY="0",
+        LIMIT_GLOBAL_PER_DAY="0",
+    )
     rss_idle = service.rss_kib() / 1024
 
     def write(first: int, last: int) -> None:
         for start_at in range(first, last, BATCH):
             events = [
-                {"sender": {"id": str(10**14 + n)}, "recipient": {"id": PAGE_ID}, "timestamp": n,
-                 "message": {"mid": f"m_mem_{n}", "text": f"Hello, this is person {n}. What's the weather like?"}}
+                {
+                    "sender": {"id": str(10**14 + n)},
+                    "recipient": {"id": PAGE_ID},
+                    "timestamp": n,
+                    "message": {"mid": f"m_mem_{n}", "text": f"Hello, this is person {n}. What's the weather like?"},
+                }
                 for n in range(start_at, min(start_at + BATCH, last))
             ]
-            assert service.post({"object": "page", "entry": [{"id": PAGE_ID, "time": 0, "messaging": events}]}).status_code == 200
+            assert (
+                service.post({"object": "page", "entry": [{"id": PAGE_ID, "time": 0, "messaging": events}]}).status_code
+                == 200
+            )
 
     began = time.monotonic()
     share = args.people // 4
-    writers = [threading.Thread(target=write, args=(k * share, args.people if k == 3 else (k + 1) * share)) for k in range(4)]
+    writers = [
+        threading.Thread(target=write, args=(k * share, args.people if k == 3 else (k + 1) * share)) for k in range(4)
+    ]
     for writer in writers:
         writer.start()
     for writer in writers:
@@ -80,11 +101,15 @@ def main() -> None:
     model.close()
 
     held = re.search(r"forgot (\d+) idle conversations; (\d+) remain", forgot)
-    print(f"{args.people:,} people writing once each (batches of {BATCH}), CONVERSATION_TTL {args.ttl:g} s, MAX_CONVERSATIONS 10,000")
+    print(
+        f"{args.people:,} people writing once each (batches of {BATCH}), CONVERSATION_TTL {args.ttl:g} s, "
+        "MAX_CONVERSATIONS 10,000"
+    )
     print(f"  machine: {machine()}")
     print(f"  RSS at start        {rss_idle:.0f} MiB")
     print(f"  RSS after writing   {rss_written:.0f} MiB  (peak {peak:.0f} MiB; {written_in:.0f} s to answer everyone)")
-    print(f"  idle expiry forgot  {held.group(1)} conversations, {held.group(2)} remain")
+    forgot, remain = held.groups() if held else ("?", "?")
+    print(f"  idle expiry forgot  {forgot} conversations, {remain} remain")
     print(f"  RSS after expiry    {rss_expired:.0f} MiB  (CPython keeps freed memory for reuse)")
     print(f"  RSS after {args.people:,} more  {rss_second:.0f} MiB  (peak {peak_second:.0f} MiB)")
 

@@ -8,61 +8,28 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from prompt import Turn, newest_turns_within
 
 if TYPE_CHECKING:
     from config import Settings
+
+__all__ = ["Turn", "newest_turns_within"]
 
 logger = logging.getLogger(__name__)
 
 # Messages remembered per person for replies that quote them.
 MAX_QUOTES = 50
 
-# Every chat message costs a few tokens of framing on top of its text.
-MESSAGE_OVERHEAD_TOKENS = 4
-
-
-def estimate_tokens(text: str) -> int:
-    """Return a deliberately high token estimate for a chat message of this text."""
-    # One token per three UTF-8 bytes over-counts English (about four characters a token)
-    # and roughly matches scripts of three-byte characters, so a budget is never undercounted
-    # by much without needing a tokenizer download.
-    return -(-len(text.encode("utf-8")) // 3) + MESSAGE_OVERHEAD_TOKENS
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One exchange: what the person said and what the bot answered."""
-
-    user: str
-    assistant: str
-
-    def messages(self) -> list[dict[str, str]]:
-        """Return the turn as chat-completion messages."""
-        return [{"role": "user", "content": self.user}, {"role": "assistant", "content": self.assistant}]
-
-    def tokens(self) -> int:
-        """Return the estimated tokens of both messages."""
-        return estimate_tokens(self.user) + estimate_tokens(self.assistant)
-
-
-def newest_turns_within(turns: Iterable[Turn], max_messages: int, max_tokens: int) -> list[Turn]:
-    """Return the newest whole turns that fit both budgets, oldest first."""
-    kept: list[Turn] = []
-    used_messages = used_tokens = 0
-    for turn in reversed(list(turns)):
-        used_messages += 2
-        used_tokens += turn.tokens()
-        if used_messages > max_messages or used_tokens > max_tokens:
-            break
-        kept.append(turn)
-    kept.reverse()
-    return kept
-
 
 class Store(Protocol):
     """What the bot needs from a store; a shared backend implements the same methods."""
+
+    # True when other processes (on this machine, or others) see the same store.
+    shared: bool
 
     def get(self, psid: str) -> list[Turn]:
         """Return the person's turns, oldest first; empty if none or expired."""
@@ -97,8 +64,8 @@ class Store(Protocol):
     def peek(self, psid: str) -> str | None:
         """Return the first event of the person's queue, or None."""
 
-    def pop(self, psid: str) -> None:
-        """Remove the first event of the person's queue, once it has been handled."""
+    def pop(self, psid: str) -> str | None:
+        """Remove the first event of the person's queue, once it has been handled; return the next one, or None."""
 
     def pending(self) -> list[str]:
         """Return the people whose queues hold events."""
@@ -163,23 +130,33 @@ def unavailable_on(*errors: type[Exception]) -> Callable[[StoreClass], StoreClas
     return decorate
 
 
-def open_store(settings: Settings) -> Store:
-    """Open the store STORE_URL names; raise StoreUnavailable if it cannot be reached."""
-    url = settings.store_url
-    bounds = Bounds.from_settings(settings)
+class Backend(Protocol):
+    """A store class: whether it is shared, and how it opens the store a URL names."""
+
+    shared: bool
+
+    def from_url(self, url: str, bounds: Bounds) -> Store:
+        """Open the store; raise StoreUnavailable if it cannot be reached."""
+
+
+def backend(url: str) -> Backend:
+    """The store class a STORE_URL names (not opened); raise StoreUnavailable for an unknown scheme."""
     scheme = url.split(":", 1)[0]
     if scheme == "memory":
         from store.memory import MemoryStore
 
-        return MemoryStore(bounds)
+        return MemoryStore
     if scheme == "sqlite":
         from store.sqlite import SQLiteStore
 
-        return SQLiteStore(url, bounds)
+        return SQLiteStore
     if scheme in ("redis", "rediss"):
         from store.redis import RedisStore
 
-        return RedisStore(url, bounds)
+        return RedisStore
     raise StoreUnavailable(f"STORE_URL has an unknown scheme {scheme!r}: use memory://, sqlite:/// or redis://")
 
 
+def open_store(settings: Settings) -> Store:
+    """Open the store STORE_URL names; raise StoreUnavailable if it cannot be reached."""
+    return backend(settings.store_url).from_url(settings.store_url, Bounds.from_settings(settings))

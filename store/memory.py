@@ -7,8 +7,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from store import MAX_QUOTES, Bounds, Turn, newest_turns_within
 
@@ -24,6 +24,14 @@ class _Conversation:
 
 class MemoryStore:
     """A thread-safe in-memory store, bounded in people, turns per person, and event ids."""
+
+    # One process's memory: no other process sees it.
+    shared = False
+
+    @classmethod
+    def from_url(cls, url: str, bounds: Bounds) -> MemoryStore:
+        """A new, empty store (memory:// names nothing more)."""
+        return cls(bounds)
 
     def __init__(self, bounds: Bounds, clock: Callable[[], float] = time.monotonic):
         self._max_messages = bounds.max_messages
@@ -54,9 +62,7 @@ class MemoryStore:
         """Add a whole turn to the person's history, trimming it to the bounds."""
         with self._lock:
             conversation = self._touch_locked(psid)
-            conversation.turns = newest_turns_within(
-                [*conversation.turns, turn], self._max_messages, self._max_tokens
-            )
+            conversation.turns = newest_turns_within([*conversation.turns, turn], self._max_messages, self._max_tokens)
 
     def remember(self, psid: str, mid: str, text: str) -> None:
         """Keep a message's text (the newest MAX_QUOTES per person), so a reply to it can quote it."""
@@ -134,14 +140,16 @@ class MemoryStore:
             queue = self._queues.get(psid)
             return queue[0] if queue else None
 
-    def pop(self, psid: str) -> None:
-        """Remove the first event of the person's queue, once it has been handled."""
+    def pop(self, psid: str) -> str | None:
+        """Remove the first event of the person's queue, once it has been handled; return the next one, or None."""
         with self._lock:
             queue = self._queues.get(psid)
             if queue:
                 queue.popleft()
             if not queue:
                 self._queues.pop(psid, None)
+                return None
+            return queue[0]
 
     def pending(self) -> list[str]:
         """Return the people whose queues hold events."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import redis
@@ -69,7 +69,9 @@ return value
 """
 POP = """
 redis.call('LPOP', KEYS[1])
-if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
+local following = redis.call('LINDEX', KEYS[1], 0)
+if not following then redis.call('SREM', KEYS[2], ARGV[1]) end
+return following
 """
 TAKE_LOCK = """
 local holder = redis.call('GET', KEYS[1])
@@ -82,6 +84,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 """
 
 
+def text(value: bytes | str | None) -> str | None:
+    """A reply as text: the client decodes every reply (decode_responses), which its type hints cannot say."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def where(url: str) -> str:
     """host:port/db of a Redis URL, without the password it may carry."""
     parts = urlsplit(url)
@@ -91,6 +98,14 @@ def where(url: str) -> str:
 @unavailable_on(redis.RedisError)
 class RedisStore:
     """Conversations in Redis: a list per person with an idle expiry, SET NX EX marks, Lua for atomic steps."""
+
+    # Every process on every machine that reaches the server shares it.
+    shared = True
+
+    @classmethod
+    def from_url(cls, url: str, bounds: Bounds) -> RedisStore:
+        """Connect to the Redis a redis:// URL names."""
+        return cls(url, bounds)
 
     def __init__(self, url: str, bounds: Bounds, clock: Callable[[], float] = time.time):
         self._bounds = bounds
@@ -117,24 +132,35 @@ class RedisStore:
         b = self._bounds
         self._append(
             keys=[PREFIX + "conv:" + psid, PREFIX + "people"],
-            args=[json.dumps({"u": turn.user, "a": turn.assistant, "t": turn.tokens()}), b.max_messages, b.max_tokens,
-                  int(b.ttl * 1000), self._clock(), b.max_conversations, psid, PREFIX],
+            args=[
+                json.dumps({"u": turn.user, "a": turn.assistant, "t": turn.tokens()}),
+                b.max_messages,
+                b.max_tokens,
+                int(b.ttl * 1000),
+                self._clock(),
+                b.max_conversations,
+                psid,
+                PREFIX,
+            ],
         )
 
     def reset(self, psid: str) -> None:
         """Forget the person's history and remembered messages."""
         with self._redis.pipeline() as pipe:
             pipe.delete(PREFIX + "conv:" + psid, PREFIX + "quotes:" + psid, PREFIX + "quote-order:" + psid)
-            pipe.zrem(PREFIX + "people", psid).execute()
+            pipe.zrem(PREFIX + "people", psid)
+            pipe.execute()
 
     def remember(self, psid: str, mid: str, text: str) -> None:
         """Keep a message's text (the newest MAX_QUOTES per person), so a reply to it can quote it."""
-        self._remember(keys=[PREFIX + "quotes:" + psid, PREFIX + "quote-order:" + psid],
-                       args=[mid, text, MAX_QUOTES, int(self._bounds.ttl * 1000)])
+        self._remember(
+            keys=[PREFIX + "quotes:" + psid, PREFIX + "quote-order:" + psid],
+            args=[mid, text, MAX_QUOTES, int(self._bounds.ttl * 1000)],
+        )
 
     def recall(self, psid: str, mid: str) -> str | None:
         """Return a remembered message's text, or None."""
-        return self._redis.hget(PREFIX + "quotes:" + psid, mid)
+        return text(self._redis.hget(PREFIX + "quotes:" + psid, mid))
 
     def expire(self) -> int:
         """Drop idle people from the activity index (Redis itself deletes their expired histories)."""
@@ -168,15 +194,15 @@ class RedisStore:
 
     def peek(self, psid: str) -> str | None:
         """Return the first event of the person's queue, or None."""
-        return self._redis.lindex(PREFIX + "queue:" + psid, 0)
+        return text(self._redis.lindex(PREFIX + "queue:" + psid, 0))
 
-    def pop(self, psid: str) -> None:
-        """Remove the first event of the person's queue, once it has been handled."""
-        self._pop(keys=[PREFIX + "queue:" + psid, PREFIX + "pending"], args=[psid])
+    def pop(self, psid: str) -> str | None:
+        """Remove the first event of the person's queue, once it has been handled; return the next one, or None."""
+        return text(self._pop(keys=[PREFIX + "queue:" + psid, PREFIX + "pending"], args=[psid]))
 
     def pending(self) -> list[str]:
         """Return the people whose queues hold events."""
-        return sorted(self._redis.smembers(PREFIX + "pending"))
+        return sorted(str(text(member)) for member in self._redis.smembers(PREFIX + "pending"))
 
     def take_lock(self, psid: str, owner: str, ttl: float) -> bool:
         """Take (or, for its owner, extend) the person's lock for `ttl` seconds; False if another holds it."""

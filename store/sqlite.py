@@ -7,9 +7,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from store import MAX_QUOTES, Bounds, StoreUnavailable, Turn, newest_turns_within, unavailable_on
 
@@ -43,12 +43,20 @@ def database_path(url: str) -> Path:
     """The file a sqlite:/// URL names (sqlite:///bot.db is relative, sqlite:////var/bot.db absolute)."""
     if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
         raise StoreUnavailable("STORE_URL for SQLite looks like sqlite:///path/to/bot.db")
-    return Path(url[len("sqlite:///"):])
+    return Path(url[len("sqlite:///") :])
 
 
 @unavailable_on(sqlite3.Error)
 class SQLiteStore:
     """Conversations in a SQLite file in WAL mode, with one connection per thread and process."""
+
+    # Every process on the machine that opens the same file shares it.
+    shared = True
+
+    @classmethod
+    def from_url(cls, url: str, bounds: Bounds) -> SQLiteStore:
+        """Open (and create or migrate) the database a sqlite:/// URL names."""
+        return cls(url, bounds)
 
     def __init__(self, url: str, bounds: Bounds, clock: Callable[[], float] = time.time):
         self._path = database_path(url)
@@ -113,7 +121,9 @@ class SQLiteStore:
             self._touch(db, psid, now)
             db.execute("INSERT INTO turns (psid, user, assistant) VALUES (?, ?, ?)", (psid, turn.user, turn.assistant))
             rows = db.execute("SELECT id, user, assistant FROM turns WHERE psid = ? ORDER BY id", (psid,)).fetchall()
-            kept = newest_turns_within([Turn(u, a) for _, u, a in rows], self._bounds.max_messages, self._bounds.max_tokens)
+            kept = newest_turns_within(
+                [Turn(u, a) for _, u, a in rows], self._bounds.max_messages, self._bounds.max_tokens
+            )
             first_kept = rows[len(rows) - len(kept)][0] if kept else rows[-1][0] + 1
             db.execute("DELETE FROM turns WHERE psid = ? AND id < ?", (psid, first_kept))
         self._purge_now_and_then(now)
@@ -121,8 +131,13 @@ class SQLiteStore:
     def _forget_least_active(self, db: sqlite3.Connection) -> None:
         excess = db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0] - self._bounds.max_conversations
         if excess > 0:
-            _forget(db, [row[0] for row in db.execute(
-                "SELECT psid FROM conversations ORDER BY last_active LIMIT ?", (excess,))])
+            _forget(
+                db,
+                [
+                    row[0]
+                    for row in db.execute("SELECT psid FROM conversations ORDER BY last_active LIMIT ?", (excess,))
+                ],
+            )
 
     def reset(self, psid: str) -> None:
         """Forget the person's history and remembered messages."""
@@ -136,13 +151,21 @@ class SQLiteStore:
             db.execute("INSERT OR REPLACE INTO quotes (psid, mid, text) VALUES (?, ?, ?)", (psid, mid, text))
             db.execute(
                 "DELETE FROM quotes WHERE psid = ? AND id NOT IN "
-                "(SELECT id FROM quotes WHERE psid = ? ORDER BY id DESC LIMIT ?)", (psid, psid, MAX_QUOTES))
+                "(SELECT id FROM quotes WHERE psid = ? ORDER BY id DESC LIMIT ?)",
+                (psid, psid, MAX_QUOTES),
+            )
 
     def recall(self, psid: str, mid: str) -> str | None:
         """Return a remembered message's text, or None."""
-        row = self._connection().execute(
-            "SELECT text FROM quotes JOIN conversations USING (psid) "
-            "WHERE psid = ? AND mid = ? AND last_active > ?", (psid, mid, self._clock() - self._bounds.ttl)).fetchone()
+        row = (
+            self._connection()
+            .execute(
+                "SELECT text FROM quotes JOIN conversations USING (psid) "
+                "WHERE psid = ? AND mid = ? AND last_active > ?",
+                (psid, mid, self._clock() - self._bounds.ttl),
+            )
+            .fetchone()
+        )
         return row[0] if row else None
 
     def _touch(self, db: sqlite3.Connection, psid: str, now: float) -> None:
@@ -164,13 +187,19 @@ class SQLiteStore:
         now = self._clock()
         self._purged_at = now
         with self._transaction() as db:
-            idle = [row[0] for row in db.execute(
-                "SELECT psid FROM conversations WHERE last_active <= ?", (now - self._bounds.ttl,))]
+            idle = [
+                row[0]
+                for row in db.execute(
+                    "SELECT psid FROM conversations WHERE last_active <= ?", (now - self._bounds.ttl,)
+                )
+            ]
             _forget(db, idle)
             db.execute("DELETE FROM events WHERE expires_at <= ?", (now,))
             db.execute(
                 "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY expires_at LIMIT "
-                "max(0, (SELECT COUNT(*) FROM events) - ?))", (self._bounds.dedup_max_ids,))
+                "max(0, (SELECT COUNT(*) FROM events) - ?))",
+                (self._bounds.dedup_max_ids,),
+            )
             db.execute("DELETE FROM counters WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM locks WHERE expires_at <= ?", (now,))
             remaining = db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
@@ -186,11 +215,14 @@ class SQLiteStore:
         """Queue an event for the person unless its id was seen within its lifetime; return whether it was queued."""
         now = self._clock()
         with self._transaction() as db:
-            first_sighting = db.execute(
-                "INSERT INTO events (id, expires_at) VALUES (?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE events.expires_at <= ?",
-                (event_id, now + self._bounds.dedup_ttl, now),
-            ).rowcount == 1
+            first_sighting = (
+                db.execute(
+                    "INSERT INTO events (id, expires_at) VALUES (?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE events.expires_at <= ?",
+                    (event_id, now + self._bounds.dedup_ttl, now),
+                ).rowcount
+                == 1
+            )
             if first_sighting:
                 db.execute("INSERT INTO queue (psid, item) VALUES (?, ?)", (psid, item))
         self._purge_now_and_then(now)
@@ -199,20 +231,27 @@ class SQLiteStore:
     def increment(self, key: str, amount: int, ttl: float) -> int:
         """Add to a counter that lives `ttl` seconds from its first increment; return its new value."""
         now = self._clock()
-        row = self._connection().execute(
-            "INSERT INTO counters (key, value, expires_at) VALUES (:key, :amount, :expires) "
-            "ON CONFLICT (key) DO UPDATE SET "
-            "value = CASE WHEN counters.expires_at <= :now THEN :amount ELSE counters.value + :amount END, "
-            "expires_at = CASE WHEN counters.expires_at <= :now THEN :expires ELSE counters.expires_at END "
-            "RETURNING value",
-            {"key": key, "amount": amount, "expires": now + ttl, "now": now},
-        ).fetchone()
+        row = (
+            self._connection()
+            .execute(
+                "INSERT INTO counters (key, value, expires_at) VALUES (:key, :amount, :expires) "
+                "ON CONFLICT (key) DO UPDATE SET "
+                "value = CASE WHEN counters.expires_at <= :now THEN :amount ELSE counters.value + :amount END, "
+                "expires_at = CASE WHEN counters.expires_at <= :now THEN :expires ELSE counters.expires_at END "
+                "RETURNING value",
+                {"key": key, "amount": amount, "expires": now + ttl, "now": now},
+            )
+            .fetchone()
+        )
         return row[0]
 
     def counter(self, key: str) -> int:
         """Return a counter's value; 0 if it does not exist or has expired."""
-        row = self._connection().execute(
-            "SELECT value FROM counters WHERE key = ? AND expires_at > ?", (key, self._clock())).fetchone()
+        row = (
+            self._connection()
+            .execute("SELECT value FROM counters WHERE key = ? AND expires_at > ?", (key, self._clock()))
+            .fetchone()
+        )
         return row[0] if row else 0
 
     def ping(self) -> bool:
@@ -228,14 +267,17 @@ class SQLiteStore:
 
     def peek(self, psid: str) -> str | None:
         """Return the first event of the person's queue, or None."""
-        row = self._connection().execute(
-            "SELECT item FROM queue WHERE psid = ? ORDER BY id LIMIT 1", (psid,)).fetchone()
+        row = (
+            self._connection().execute("SELECT item FROM queue WHERE psid = ? ORDER BY id LIMIT 1", (psid,)).fetchone()
+        )
         return row[0] if row else None
 
-    def pop(self, psid: str) -> None:
-        """Remove the first event of the person's queue, once it has been handled."""
-        self._connection().execute(
-            "DELETE FROM queue WHERE id = (SELECT MIN(id) FROM queue WHERE psid = ?)", (psid,))
+    def pop(self, psid: str) -> str | None:
+        """Remove the first event of the person's queue, once it has been handled; return the next one, or None."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM queue WHERE id = (SELECT MIN(id) FROM queue WHERE psid = ?)", (psid,))
+            row = db.execute("SELECT item FROM queue WHERE psid = ? ORDER BY id LIMIT 1", (psid,)).fetchone()
+        return row[0] if row else None
 
     def pending(self) -> list[str]:
         """Return the people whose queues hold events."""

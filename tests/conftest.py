@@ -2,74 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import threading
-from collections import deque
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
 
 from app import EXTENSION, create_app
-from fakes import FakeOpenAI
+from fakes import FakeGraph, FakeOpenAI
+from helpers import APP_SECRET, GRAPH_URL, OPENAI_KEY, PAGE_TOKEN, SEND_URL, VERIFY_TOKEN, meta_json, signed_headers
 from redis_server import RedisServer
-from gunicorn_service import meta_json
-from helpers import APP_SECRET, GRAPH_URL, OPENAI_KEY, PAGE_TOKEN, SEND_URL, VERIFY_TOKEN
-from signature import sign
-
-class Graph:
-    """Records what the app sends to the Send API and answers like Meta, or fails on demand."""
-
-    def __init__(self, mock: responses.RequestsMock):
-        self.mock = mock
-        self.calls: list[dict] = []
-        self.failures: deque[tuple[int, dict, bool]] = deque()
-        self.on_call = None  # optional hook, called with each recorded call
-        self._lock = threading.Lock()
-        mock.add_callback(responses.POST, re.compile(re.escape(SEND_URL) + r"(\?.*)?$"), self._answer)
-
-    def fail_next(
-        self, status: int, code: int, subcode: int | None = None, *,
-        times: int = 1, transient: bool | None = None, messages_only: bool = False,
-    ) -> None:
-        """Make the next `times` calls (or text messages only) fail with a Graph error body."""
-        error = {"message": "(#%d) test error" % code, "type": "OAuthException", "code": code, "fbtrace_id": "AbCdEf"}
-        if subcode is not None:
-            error["error_subcode"] = subcode
-        if transient is not None:
-            error["is_transient"] = transient
-        for _ in range(times):
-            self.failures.append((status, {"error": error}, messages_only))
-
-    def _answer(self, request) -> tuple[int, dict, str]:
-        call = {"params": {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}, **json.loads(request.body)}
-        with self._lock:
-            self.calls.append(call)
-            failure = next((f for f in self.failures if "message" in call or not f[2]), None)
-            if failure:
-                self.failures.remove(failure)
-        if self.on_call:
-            self.on_call(call)
-        if failure:
-            return failure[0], {}, json.dumps(failure[1])
-        return 200, {}, json.dumps({"recipient_id": call["recipient"]["id"], "message_id": f"m_reply_{len(self.calls)}"})
-
-    def texts(self, psid: str | None = None) -> list[str]:
-        """Texts sent, in order, to one person or to all."""
-        return [c["message"]["text"] for c in self.calls if "message" in c and psid in (None, c["recipient"]["id"])]
-
-    def actions(self, psid: str | None = None) -> list[str]:
-        """Sender actions sent, in order."""
-        return [c["sender_action"] for c in self.calls if "sender_action" in c and psid in (None, c["recipient"]["id"])]
-
-    def sequence(self, psid: str) -> list[str]:
-        """Everything sent to one person, in order: actions by name, messages as 'text:...'."""
-        return [
-            c.get("sender_action") or "text:" + c["message"]["text"]
-            for c in self.calls if c["recipient"]["id"] == psid
-        ]
 
 
 @pytest.fixture(scope="session")
@@ -104,10 +45,24 @@ def openai_server():
 
 
 @pytest.fixture
-def graph():
-    """The Send API, mocked at the requests edge."""
+def http_edge():
+    """Every HTTP call the app makes with requests, mocked with `responses`: nothing reaches the internet."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield Graph(mock)
+        yield mock
+
+
+@pytest.fixture
+def graph(http_edge):
+    """The Send API, answered by the fake Graph API behind `responses`."""
+    fake = FakeGraph(serve=False)
+    fake.attach(http_edge, SEND_URL)
+    return fake
+
+
+@pytest.fixture
+def cdn(http_edge, graph):
+    """Meta's media CDN, mocked like the Graph API (both are reached with requests)."""
+    return http_edge
 
 
 @pytest.fixture
@@ -132,7 +87,7 @@ def config(openai_server) -> dict:
 
 @pytest.fixture
 def make_app(graph):
-    """Build fresh apps from settings; their worker threads are stopped after the test."""
+    """Build fresh apps from settings; their services are closed after the test."""
     apps = []
 
     def make_app(config: dict):
@@ -142,7 +97,7 @@ def make_app(graph):
 
     yield make_app
     for app in apps:
-        app.extensions[EXTENSION].workers.shutdown()
+        app.extensions[EXTENSION].close()
 
 
 @pytest.fixture
@@ -153,7 +108,7 @@ def app(make_app, config):
 
 @pytest.fixture
 def service(app):
-    """The app's long-lived parts (store, workers, bot)."""
+    """The app's long-lived parts (store, dispatcher, bot)."""
     return app.extensions[EXTENSION]
 
 
@@ -165,14 +120,16 @@ def client(app):
 def poster(app):
     """Return a function that POSTs a body to the app's webhook as Meta would, then waits for the replies."""
     client = app.test_client()
-    workers = app.extensions[EXTENSION].workers
+    dispatcher = app.extensions[EXTENSION].dispatcher
 
     def post(body: dict | bytes, *, signature: str | None = None, wait: bool = True):
         raw = body if isinstance(body, bytes) else meta_json(body)
-        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature or sign(raw, APP_SECRET)}
+        headers = signed_headers(raw)
+        if signature is not None:
+            headers["X-Hub-Signature-256"] = signature
         response = client.post("/", data=raw, headers=headers)
         if wait:
-            assert workers.wait_idle(timeout=30), "replies did not finish"
+            assert dispatcher.wait_idle(timeout=30), "replies did not finish"
         return response
 
     return post

@@ -1,15 +1,24 @@
-"""Local stand-ins for OpenAI's chat-completions API and Meta's Send API, served on 127.0.0.1."""
+"""Local stand-ins for OpenAI's chat-completions API and Meta's Send API, served on 127.0.0.1.
+
+The one fake Send API (`FakeGraph`) serves the unit tests behind `responses` (the app reaches Meta
+with requests) and the end-to-end tests and benchmarks over HTTP (the app runs in another process).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import responses
 
 
 @dataclass
@@ -23,24 +32,30 @@ class Reply:
     delay: float = 0.0  # seconds the real service would take to answer (a model thinking)
 
 
-def completion(text: str | None, finish_reason: str = "stop", prompt_tokens: int = 50, completion_tokens: int = 10) -> Reply:
+def completion(
+    text: str | None, finish_reason: str = "stop", prompt_tokens: int = 50, completion_tokens: int = 10
+) -> Reply:
     """A chat completion shaped like OpenAI's."""
-    return Reply(body={
-        "id": "chatcmpl-test",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": "gpt-4.1-mini-2025-04-14",
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": text, "refusal": None},
-            "finish_reason": finish_reason,
-        }],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    })
+    return Reply(
+        body={
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": "gpt-4.1-mini-2025-04-14",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "finish_reason": finish_reason,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+    )
 
 
 def openai_error(status: int, message: str, type_: str, code: str | None = None) -> Reply:
@@ -65,7 +80,7 @@ class _HTTPServer(ThreadingHTTPServer):
 class _Server:
     """A threaded HTTP server that records JSON requests and answers from a script or a function."""
 
-    def __init__(self, default: Callable[[dict], Reply]):
+    def __init__(self, default: Callable[[dict], Reply], serve: bool = True):
         self.requests: list[dict] = []
         self.paths: list[str] = []
         self.headers: list[dict] = []
@@ -74,21 +89,24 @@ class _Server:
         self.default = default
         self.released = threading.Event()
         self._lock = threading.Condition()
-        self._httpd = _HTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        self._httpd: _HTTPServer | None = None
+        if serve:
+            self._httpd = _HTTPServer(("127.0.0.1", 0), self._handler_class())
+            threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
 
     @property
     def url(self) -> str:
         """The server's base URL."""
+        assert self._httpd is not None, "not served over HTTP"
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def close(self) -> None:
         """Release held requests and stop serving."""
         self.released.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
 
     def wait_for(self, condition: Callable[[], bool], timeout: float = 30) -> bool:
         """Block until `condition()` holds, re-checked at every request; False on timeout."""
@@ -174,19 +192,82 @@ class FakeOpenAI(_Server):
 
 
 class FakeGraph(_Server):
-    """Meta's Send API `POST /vXX.0/me/messages`, for a server running in another process."""
+    """Meta's Send API `POST /vXX.0/me/messages`: records every call, answers like Meta, fails on demand."""
 
-    def __init__(self) -> None:
-        super().__init__(lambda request: Reply(body={"recipient_id": request.get("recipient", {}).get("id"), "message_id": "m_sent"}))
+    def __init__(self, serve: bool = True) -> None:
+        super().__init__(self._accept, serve)
+        self.failures: deque[tuple[Reply, bool]] = deque()
+        self.on_call: Callable[[dict], object] | None = None  # called with each call before it is answered
+
+    def _accept(self, request: dict) -> Reply:
+        recipient = request.get("recipient", {}).get("id")
+        return Reply(body={"recipient_id": recipient, "message_id": f"m_reply_{len(self.requests)}"})
+
+    def attach(self, mock: responses.RequestsMock, send_url: str) -> None:
+        """Answer the Send API at `send_url` for requests made in this process."""
+
+        def callback(request: Any) -> tuple[int, dict, str]:
+            split = urlsplit(request.url)
+            reply = self._answer(f"{split.path}?{split.query}", dict(request.headers), json.loads(request.body))
+            if reply.hold:
+                self.released.wait()
+            return reply.status, reply.headers, json.dumps(reply.body)
+
+        mock.add_callback(responses.POST, re.compile(re.escape(send_url) + r"(\?.*)?$"), callback)
+
+    def fail_next(
+        self,
+        status: int,
+        code: int | None = None,
+        subcode: int | None = None,
+        *,
+        times: int = 1,
+        transient: bool | None = None,
+        messages_only: bool = False,
+    ) -> None:
+        """Make the next `times` calls (or text messages only) fail with a Graph error body (none without a code)."""
+        body: dict = {}
+        if code is not None:
+            error = {"message": f"(#{code}) test error", "type": "OAuthException", "code": code, "fbtrace_id": "AbCdEf"}
+            if subcode is not None:
+                error["error_subcode"] = subcode
+            if transient is not None:
+                error["is_transient"] = transient
+            body = {"error": error}
+        for _ in range(times):
+            self.failures.append((Reply(status=status, body=body), messages_only))
+
+    def route(self, path: str, request: dict) -> Reply:
+        if self.on_call:
+            self.on_call(request)
+        with self._lock:
+            failure = next((f for f in self.failures if "message" in request or not f[1]), None)
+            if failure:
+                self.failures.remove(failure)
+        return failure[0] if failure else self.default(request)
+
+    @property
+    def calls(self) -> list[dict]:
+        """Every call so far: its JSON body, with the query string's parameters under "params"."""
+        with self._lock:
+            return [
+                {"params": {k: v[0] for k, v in parse_qs(urlsplit(path).query).items()}, **request}
+                for path, request in zip(self.paths, self.requests, strict=True)
+            ]
 
     def texts(self, psid: str | None = None) -> list[str]:
         """The text of every message received so far, in order, to one person or to all."""
-        return [text for kind, text in self.sequence(psid) if kind == "text"]
+        return [entry[len("text:") :] for entry in self.sequence(psid) if entry.startswith("text:")]
 
-    def sequence(self, psid: str | None = None) -> list[tuple[str, str]]:
-        """Everything received, in order, as (kind, value): ("text", ...) or ("action", ...)."""
+    def actions(self, psid: str | None = None) -> list[str]:
+        """Sender actions received so far, in order."""
+        return [entry for entry in self.sequence(psid) if not entry.startswith("text:")]
+
+    def sequence(self, psid: str | None = None) -> list[str]:
+        """Everything received, in order: sender actions by name, messages as 'text:...'."""
         with self._lock:
             return [
-                ("text", r["message"].get("text")) if "message" in r else ("action", r.get("sender_action"))
-                for r in self.requests if psid in (None, r.get("recipient", {}).get("id"))
+                "text:" + r["message"].get("text", "") if "message" in r else r.get("sender_action", "")
+                for r in self.requests
+                if psid in (None, r.get("recipient", {}).get("id"))
             ]

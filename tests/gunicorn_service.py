@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import signal
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from signature import sign
+from helpers import meta_json, signed_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,11 +25,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def meta_json(payload: object) -> bytes:
-    """Serialise as Meta does: non-ASCII as \\uXXXX escapes and '/' as '\\/'."""
-    return json.dumps(payload, ensure_ascii=True, separators=(",", ":")).replace("/", "\\/").encode()
-
-
 class Lines:
     """Reads a process's output on a thread, so a caller can wait for a given line (and none is lost)."""
 
@@ -40,8 +34,9 @@ class Lines:
         threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
 
     def _pump(self, stream) -> None:
-        for line in stream:
-            self._queue.put(line)
+        with stream:
+            for line in stream:
+                self._queue.put(line)
         self._queue.put("")
 
     def skip_past(self) -> None:
@@ -72,7 +67,12 @@ class GunicornService:
         if app:
             command.append(app)
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self.lines = Lines(self.process.stdout)
         self.lines.wait_for(ready_line)
@@ -81,7 +81,9 @@ class GunicornService:
     def post(self, payload: object, signature: str | None = None, timeout: float = 30) -> requests.Response:
         """POST a webhook body signed as Meta signs it."""
         raw = payload if isinstance(payload, bytes) else meta_json(payload)
-        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature or sign(raw, self.app_secret)}
+        headers = signed_headers(raw, self.app_secret)
+        if signature is not None:
+            headers["X-Hub-Signature-256"] = signature
         return self.session.post(self.url + "/", data=raw, headers=headers, timeout=timeout)
 
     def worker_pids(self) -> list[int]:

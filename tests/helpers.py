@@ -6,6 +6,8 @@ import itertools
 import json
 from pathlib import Path
 
+from signature import sign
+
 DATA = Path(__file__).resolve().parent / "data"
 PAGE_TOKEN = "EAAGtestpagetoken0123456789"
 APP_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -39,3 +41,13 @@ def text_event(text: str, psid: str = PSID, mid: str | None = None) -> dict:
 def page_body(*items: dict) -> dict:
     """A webhook body with the items in one entry."""
     return {"object": "page", "entry": [{"id": PAGE_ID, "time": 1764064800000, "messaging": list(items)}]}
+
+
+def meta_json(payload: object) -> bytes:
+    """Serialise as Meta does: non-ASCII as \\uXXXX escapes and '/' as '\\/'."""
+    return json.dumps(payload, ensure_ascii=True, separators=(",", ":")).replace("/", "\\/").encode()
+
+
+def signed_headers(raw: bytes, app_secret: str = APP_SECRET) -> dict[str, str]:
+    """The headers of a webhook POST of `raw` as Meta sends it."""
+    return {"Content-Type": "application/json", "X-Hub-Signature-256": sign(raw, app_secret)}

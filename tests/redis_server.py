@@ -18,8 +18,11 @@ class RedisServer:
         port = free_port()
         self.process = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
+        assert self.process.stdout is not None
         for line in self.process.stdout:
             if "Ready to accept connections" in line:
                 break
@@ -31,3 +34,5 @@ class RedisServer:
         """Stop the server."""
         self.process.terminate()
         self.process.wait(timeout=10)
+        if self.process.stdout:
+            self.process.stdout.close()

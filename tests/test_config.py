@@ -13,7 +13,12 @@ import pytest
 from config import OPTIONAL, REQUIRED, ConfigError, Secret, Settings, load_settings, settings_from_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
-MINIMAL = {"PAGE_ACCESS_TOKEN": "EAAGpage", "VERIFY_TOKEN": "verify-me", "APP_SECRET": "appsecret123", "OPENAI_API_KEY": "sk-key123"}
+MINIMAL = {
+    "PAGE_ACCESS_TOKEN": "EAAGpage",
+    "VERIFY_TOKEN": "verify-me",
+    "APP_SECRET": "appsecret123",
+    "OPENAI_API_KEY": "sk-key123",
+}
 
 
 def test_defaults_fill_everything_optional():
@@ -26,15 +31,26 @@ def test_defaults_fill_everything_optional():
 
 def test_every_missing_and_bad_setting_is_named_in_one_error():
     with pytest.raises(ConfigError) as raised:
-        settings_from_mapping({
-            "VERIFY_TOKEN": "v", "HISTORY_MAX_TOKENS": "lots", "OPENAI_BASE_URL": "localhost:11434",
-            "WORKER_THREADS": "0", "OPENAI_TIMEOUT": "-1", "LOG_LEVEL": "LOUD",
-        })
+        settings_from_mapping(
+            {
+                "VERIFY_TOKEN": "v",
+                "HISTORY_MAX_TOKENS": "lots",
+                "OPENAI_BASE_URL": "localhost:11434",
+                "WORKER_THREADS": "0",
+                "OPENAI_TIMEOUT": "-1",
+                "LOG_LEVEL": "LOUD",
+            }
+        )
     message = str(raised.value)
     for problem in [
-        "PAGE_ACCESS_TOKEN is missing", "APP_SECRET is missing", "OPENAI_API_KEY is missing",
-        "HISTORY_MAX_TOKENS is invalid: must be a number", "OPENAI_BASE_URL is invalid",
-        "WORKER_THREADS is invalid", "OPENAI_TIMEOUT is invalid", "LOG_LEVEL is invalid",
+        "PAGE_ACCESS_TOKEN is missing",
+        "APP_SECRET is missing",
+        "OPENAI_API_KEY is missing",
+        "HISTORY_MAX_TOKENS is invalid: must be a number",
+        "OPENAI_BASE_URL is invalid",
+        "WORKER_THREADS is invalid",
+        "OPENAI_TIMEOUT is invalid",
+        "LOG_LEVEL is invalid",
     ]:
         assert problem in message
     assert "VERIFY_TOKEN" not in message
@@ -63,7 +79,9 @@ def test_every_setting_has_one_environment_variable():
 
 def test_dotenv_is_read_and_the_environment_wins(tmp_path, monkeypatch):
     env_file = tmp_path / ".env"
-    env_file.write_text("PAGE_ACCESS_TOKEN=from-file\nVERIFY_TOKEN=v\nAPP_SECRET=s\nOPENAI_API_KEY=k\nOPENAI_MODEL=file-model\n")
+    env_file.write_text(
+        "PAGE_ACCESS_TOKEN=from-file\nVERIFY_TOKEN=v\nAPP_SECRET=s\nOPENAI_API_KEY=k\nOPENAI_MODEL=file-model\n"
+    )
     monkeypatch.setenv("OPENAI_MODEL", "env-model")
     settings = load_settings(env_file=env_file)
     assert settings.page_access_token.reveal() == "from-file"
@@ -75,7 +93,11 @@ def test_flask_cli_shows_the_problems_at_start(tmp_path):
     env["PYTHONPATH"] = str(ROOT)
     result = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "app", "routes"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     for name in REQUIRED:

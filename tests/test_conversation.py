@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-import bot
-from helpers import OPENAI_KEY, PSID, page_body, text_event
+import replies
 from fakes import Reply, completion, openai_error
-from store import estimate_tokens
+from gpt import Failure
+from helpers import OPENAI_KEY, PSID, page_body, text_event
+from prompt import estimate_tokens
 
 
 def say(post, *texts: str, psid: str = PSID) -> None:
@@ -43,7 +44,8 @@ def test_settings_choose_model_prompt_and_reply_cap(config, openai_server, app_w
     assert request["model"] == "llama3.2"
     assert request["messages"][0] == {"role": "system", "content": "You are a pirate."}
     # A custom base URL is an OpenAI-compatible server: it gets the widely known max_tokens.
-    assert request["max_tokens"] == 77 and "max_completion_tokens" not in request
+    assert request["max_tokens"] == 77
+    assert "max_completion_tokens" not in request
 
 
 def test_history_keeps_newest_whole_turns_within_the_message_count(config, openai_server, app_with):
@@ -52,7 +54,11 @@ def test_history_keeps_newest_whole_turns_within_the_message_count(config, opena
     say(post, "one", "two", "three", "four")
     messages = openai_server.requests[-1]["messages"]
     assert [m["content"] for m in messages[1:]] == [
-        "two", "You said: two", "three", "You said: three", "four",
+        "two",
+        "You said: two",
+        "three",
+        "You said: three",
+        "four",
     ]
 
 
@@ -64,7 +70,8 @@ def test_history_keeps_the_whole_prompt_within_the_token_budget(config, openai_s
     for request in openai_server.requests:
         messages = request["messages"]
         assert sum(estimate_tokens(m["content"]) for m in messages) <= 400
-        assert messages[0]["role"] == "system" and messages[-1]["role"] == "user"
+        assert messages[0]["role"] == "system"
+        assert messages[-1]["role"] == "user"
         # Whole turns only: user and assistant alternate after the system prompt.
         assert [m["role"] for m in messages[1:]] == ["user", "assistant"] * ((len(messages) - 2) // 2) + ["user"]
     last = openai_server.requests[-1]["messages"]
@@ -84,7 +91,7 @@ def test_each_person_has_their_own_history(post, openai_server):
 def test_reset_forgets_the_history_and_confirms(post, graph, openai_server, command):
     say(post, "remember the number 7")
     say(post, command)
-    assert graph.texts(PSID)[-1] == bot.RESET_DONE
+    assert graph.texts(PSID)[-1] == replies.RESET_DONE
     say(post, "what number?")
     assert len(openai_server.requests) == 2  # the command itself never reached the model
     contents = [m["content"] for m in openai_server.requests[-1]["messages"]]
@@ -94,7 +101,8 @@ def test_reset_forgets_the_history_and_confirms(post, graph, openai_server, comm
 def test_help_explains_the_bot_without_the_model(post, graph, openai_server):
     say(post, "/help")
     (help_text,) = graph.texts(PSID)
-    assert "/reset" in help_text and "photos and voice messages" in help_text
+    assert "/reset" in help_text
+    assert "photos and voice messages" in help_text
     assert openai_server.requests == []
 
 
@@ -113,7 +121,7 @@ def test_a_long_reply_is_split_in_order_losing_nothing(post, graph, openai_serve
 def test_empty_content_gets_a_fallback_and_is_not_remembered(post, graph, openai_server):
     openai_server.script.append(completion(None))
     say(post, "hmm")
-    assert graph.texts(PSID)[-1] == bot.EMPTY_REPLY
+    assert graph.texts(PSID)[-1] == replies.EMPTY_REPLY
     say(post, "again")
     assert [m["content"] for m in openai_server.requests[-1]["messages"][1:]] == ["again"]
 
@@ -134,21 +142,32 @@ def test_a_reply_cut_by_the_token_cap_is_still_sent(post, graph, openai_server):
 
 def test_context_length_error_retries_once_with_a_shorter_history(post, graph, openai_server):
     say(post, "one", "two", "three", "four")
-    openai_server.script.append(openai_error(
-        400, "This model's maximum context length is 8192 tokens.", "invalid_request_error", "context_length_exceeded"))
+    openai_server.script.append(
+        openai_error(
+            400,
+            "This model's maximum context length is 8192 tokens.",
+            "invalid_request_error",
+            "context_length_exceeded",
+        )
+    )
     say(post, "five")
     failed, retried = openai_server.requests[-2:]
     assert len(failed["messages"]) == 1 + 8 + 1
     assert [m["content"] for m in retried["messages"][1:]] == [
-        "three", "You said: three", "four", "You said: four", "five",
+        "three",
+        "You said: three",
+        "four",
+        "You said: four",
+        "five",
     ]
     assert graph.texts(PSID)[-1] == "You said: five"
 
 
 def test_compatible_servers_context_error_by_message_is_recognised(post, graph, openai_server):
     say(post, "one", "two")
-    openai_server.script.append(openai_error(
-        400, "Requested tokens exceed the maximum context length of 4096", "BadRequestError"))
+    openai_server.script.append(
+        openai_error(400, "Requested tokens exceed the maximum context length of 4096", "BadRequestError")
+    )
     say(post, "three")
     assert graph.texts(PSID)[-1] == "You said: three"
 
@@ -157,23 +176,47 @@ def test_context_length_error_twice_ends_with_an_apology(post, graph, openai_ser
     error = openai_error(400, "maximum context length exceeded", "invalid_request_error", "context_length_exceeded")
     openai_server.script.extend([error, error])
     say(post, "a very long message")
-    assert graph.texts(PSID) == [bot.APOLOGIES[bot.Failure.TOO_LONG]]
+    assert graph.texts(PSID) == [replies.APOLOGIES[Failure.TOO_LONG]]
 
 
 FAILURES = [
-    (openai_error(429, "Rate limit reached for gpt-4.1-mini", "requests", "rate_limit_exceeded"), bot.APOLOGY_TRY_LATER, "rate limited"),
-    (openai_error(429, "You exceeded your current quota", "insufficient_quota", "insufficient_quota"), bot.APOLOGY_UNAVAILABLE, "no quota"),
-    (openai_error(401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"), bot.APOLOGY_UNAVAILABLE, "API key was refused"),
-    (openai_error(403, "Project does not have access to model", "invalid_request_error", "model_not_found"), bot.APOLOGY_UNAVAILABLE, "may not use"),
-    (openai_error(404, "The model `gpt-9` does not exist", "invalid_request_error", "model_not_found"), bot.APOLOGY_UNAVAILABLE, "does not exist"),
-    (openai_error(500, "The server had an error", "server_error"), bot.APOLOGY_TRY_LATER, "server failed"),
-    (openai_error(503, "The engine is currently overloaded", "server_error"), bot.APOLOGY_TRY_LATER, "server failed"),
-    (openai_error(400, "Invalid 'messages'", "invalid_request_error"), bot.APOLOGIES[bot.Failure.REJECTED], "rejected"),
-    (Reply(status=200, body={"not": "a completion"}), bot.EMPTY_REPLY, None),
+    (
+        openai_error(429, "Rate limit reached for gpt-4.1-mini", "requests", "rate_limit_exceeded"),
+        replies.APOLOGY_TRY_LATER,
+        "rate limited",
+    ),
+    (
+        openai_error(429, "You exceeded your current quota", "insufficient_quota", "insufficient_quota"),
+        replies.APOLOGY_UNAVAILABLE,
+        "no quota",
+    ),
+    (
+        openai_error(401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"),
+        replies.APOLOGY_UNAVAILABLE,
+        "API key was refused",
+    ),
+    (
+        openai_error(403, "Project does not have access to model", "invalid_request_error", "model_not_found"),
+        replies.APOLOGY_UNAVAILABLE,
+        "may not use",
+    ),
+    (
+        openai_error(404, "The model `gpt-9` does not exist", "invalid_request_error", "model_not_found"),
+        replies.APOLOGY_UNAVAILABLE,
+        "does not exist",
+    ),
+    (openai_error(500, "The server had an error", "server_error"), replies.APOLOGY_TRY_LATER, "server failed"),
+    (
+        openai_error(503, "The engine is currently overloaded", "server_error"),
+        replies.APOLOGY_TRY_LATER,
+        "server failed",
+    ),
+    (openai_error(400, "Invalid 'messages'", "invalid_request_error"), replies.APOLOGIES[Failure.REJECTED], "rejected"),
+    (Reply(status=200, body={"not": "a completion"}), replies.EMPTY_REPLY, None),
 ]
 
 
-@pytest.mark.parametrize("reply,apology,logged", FAILURES)
+@pytest.mark.parametrize(("reply", "apology", "logged"), FAILURES)
 def test_model_failures_end_in_an_apology_and_a_log_line_without_the_text(
     post, graph, openai_server, caplog, reply, apology, logged
 ):
@@ -197,7 +240,7 @@ def test_model_timeout_ends_in_an_apology(config, openai_server, graph, app_with
     never.hold = True
     openai_server.script.append(never)
     say(post, "are you there?")
-    assert graph.texts(PSID) == [bot.APOLOGY_TRY_LATER]
+    assert graph.texts(PSID) == [replies.APOLOGY_TRY_LATER]
     openai_server.released.set()
 
 
@@ -205,17 +248,19 @@ def test_model_unreachable_ends_in_an_apology(config, graph, app_with):
     config.update(OPENAI_BASE_URL="http://127.0.0.1:9/v1")  # the discard port: nothing listens
     post = app_with(config)
     say(post, "hello?")
-    assert graph.texts(PSID) == [bot.APOLOGY_TRY_LATER]
+    assert graph.texts(PSID) == [replies.APOLOGY_TRY_LATER]
 
 
 def test_sdk_retries_a_passing_server_error(config, graph, openai_server, app_with):
     config.update(OPENAI_MAX_RETRIES="2")
     post = app_with(config)
     retry_soon = {"retry-after-ms": "1"}
-    openai_server.script.extend([
-        Reply(status=503, body={"error": {"message": "overloaded", "type": "server_error"}}, headers=retry_soon),
-        Reply(status=429, body={"error": {"message": "slow down", "type": "requests"}}, headers=retry_soon),
-    ])
+    openai_server.script.extend(
+        [
+            Reply(status=503, body={"error": {"message": "overloaded", "type": "server_error"}}, headers=retry_soon),
+            Reply(status=429, body={"error": {"message": "slow down", "type": "requests"}}, headers=retry_soon),
+        ]
+    )
     say(post, "hi")
     assert len(openai_server.requests) == 3
     assert graph.texts(PSID) == ["You said: hi"]

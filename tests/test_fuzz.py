@@ -1,13 +1,14 @@
-"""Hostile input: any signed body gets a status below 500 and leaves the service answering; bad signatures never pass."""
+"""Hostile input: any signed body gets a status below 500 and leaves the service answering; bad signatures
+never pass."""
 
 from __future__ import annotations
 
 from http import HTTPStatus
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from gunicorn_service import meta_json
-from helpers import PSID, page_body, text_event
+from helpers import PSID, meta_json, page_body, text_event
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -18,14 +19,35 @@ json_values = st.recursive(
 )
 # Arbitrary values in the places Meta's real keys go, so the parser meets them, not just a 400.
 messaging_items = st.dictionaries(
-    st.sampled_from(["sender", "recipient", "timestamp", "message", "postback", "delivery", "read", "mid", "text",
-                     "attachments", "payload", "id", "is_echo", "quick_reply", "reply_to", "sticker_id"]),
+    st.sampled_from(
+        [
+            "sender",
+            "recipient",
+            "timestamp",
+            "message",
+            "postback",
+            "delivery",
+            "read",
+            "mid",
+            "text",
+            "attachments",
+            "payload",
+            "id",
+            "is_echo",
+            "quick_reply",
+            "reply_to",
+            "sticker_id",
+        ]
+    ),
     json_values | st.fixed_dictionaries({"id": st.text(max_size=5) | st.integers()}),
     max_size=6,
 )
 page_bodies = st.builds(
     lambda entries: {"object": "page", "entry": entries},
-    st.lists(st.fixed_dictionaries({"id": json_values, "messaging": st.lists(messaging_items, max_size=4)}) | json_values, max_size=3),
+    st.lists(
+        st.fixed_dictionaries({"id": json_values, "messaging": st.lists(messaging_items, max_size=4)}) | json_values,
+        max_size=3,
+    ),
 )
 
 
@@ -59,8 +81,10 @@ def test_the_service_still_answers_after_fuzzing(post, graph):
 
 
 @FUZZ
-@given(signature=st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=80)
-       | st.binary(max_size=80).map(lambda b: "sha256=" + b.hex()))
+@given(
+    signature=st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=80)
+    | st.binary(max_size=80).map(lambda b: "sha256=" + b.hex())
+)
 def test_random_signatures_are_always_refused(post, graph, openai_server, signature):
     response = post(meta_json(page_body(text_event("let me in"))), signature=signature or "sha256=")
     assert response.status_code == HTTPStatus.FORBIDDEN

@@ -17,18 +17,30 @@ def test_openai_itself_gets_max_completion_tokens(config):
 
     def openai_api(request: httpx2.Request) -> httpx2.Response:
         seen.append(request)
-        return httpx2.Response(200, json={
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "gpt-4.1-mini",
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": " Hi! "}}],
-        })
+        return httpx2.Response(
+            200,
+            json={
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "gpt-4.1-mini",
+                "choices": [
+                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": " Hi! "}}
+                ],
+            },
+        )
 
     settings = settings_from_mapping(config)
-    client = OpenAI(api_key=settings.openai_api_key.reveal(), http_client=httpx2.Client(transport=httpx2.MockTransport(openai_api)))
+    client = OpenAI(
+        api_key=settings.openai_api_key.reveal(), http_client=httpx2.Client(transport=httpx2.MockTransport(openai_api))
+    )
     reply = ChatModel(settings, client=client).complete([{"role": "user", "content": "hello"}])
-    assert reply.text == "Hi!" and reply.prompt_tokens is None
+    assert reply.text == "Hi!"
+    assert reply.prompt_tokens is None
     assert str(seen[0].url) == "https://api.openai.com/v1/chat/completions"
     body = json.loads(seen[0].content)
-    assert body["max_completion_tokens"] == 500 and "max_tokens" not in body
+    assert body["max_completion_tokens"] == 500
+    assert "max_tokens" not in body
 
 
 def test_the_default_client_talks_to_openai_with_a_chat_sized_timeout(config, monkeypatch):
@@ -37,7 +49,8 @@ def test_the_default_client_talks_to_openai_with_a_chat_sized_timeout(config, mo
     model = ChatModel(settings_from_mapping(config))
     client = model._client
     assert str(client.base_url) == "https://api.openai.com/v1/"
-    assert client.timeout == 5.0 and client.max_retries == 0
+    assert client.timeout == 5.0
+    assert client.max_retries == 0
 
 
 def test_dropping_the_older_half_keeps_whole_turns():

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import bot
-import limits
+import replies
 from helpers import PSID, page_body, text_event
 
 NOON = 1764072000  # 2025-11-25 12:00:00 UTC
@@ -25,7 +24,7 @@ def limited(config, app_with):
 def test_per_minute_limit_trips_at_its_threshold_with_one_notice(limited, graph, openai_server):
     limited(page_body(*(at(NOON + n, f"m{n}") for n in range(6))))
     assert len(openai_server.requests) == 3
-    assert graph.texts(PSID) == ["You said: m0", "You said: m1", "You said: m2", limits.TOO_FAST]
+    assert graph.texts(PSID) == ["You said: m0", "You said: m1", "You said: m2", replies.TOO_FAST]
 
 
 def test_per_minute_limit_resets_in_the_next_minute(limited, graph, openai_server):
@@ -39,7 +38,7 @@ def test_per_day_limit_trips_at_its_threshold_and_resets_tomorrow(limited, graph
     messages = [at(NOON + 60 * n, f"m{n}") for n in range(7)]  # one a minute: under the minute limit
     limited(page_body(*messages))
     assert len(openai_server.requests) == 5
-    assert graph.texts(PSID)[5:] == [limits.DAILY_LIMIT]
+    assert graph.texts(PSID)[5:] == [replies.DAILY_LIMIT]
     limited(page_body(at(NOON + 12 * 3600, "tomorrow, UTC")))
     assert graph.texts(PSID)[-1] == "You said: tomorrow, UTC"
 
@@ -52,11 +51,18 @@ def test_limits_are_per_person(limited, graph):
 def test_global_daily_cap_tells_each_person_once_and_logs_once(config, app_with, graph, openai_server, caplog):
     config.update(LIMIT_GLOBAL_PER_DAY="2")
     post = app_with(config)
-    post(page_body(at(NOON, "1", psid="111"), at(NOON, "2", psid="222"), at(NOON + 1, "3", psid="111"),
-                   at(NOON + 2, "4", psid="111"), at(NOON + 3, "5", psid="333")))
+    post(
+        page_body(
+            at(NOON, "1", psid="111"),
+            at(NOON, "2", psid="222"),
+            at(NOON + 1, "3", psid="111"),
+            at(NOON + 2, "4", psid="111"),
+            at(NOON + 3, "5", psid="333"),
+        )
+    )
     assert len(openai_server.requests) == 2
-    assert graph.texts("111") == ["You said: 1", limits.BACK_TOMORROW]
-    assert graph.texts("333") == [limits.BACK_TOMORROW]
+    assert graph.texts("111") == ["You said: 1", replies.BACK_TOMORROW]
+    assert graph.texts("333") == [replies.BACK_TOMORROW]
     assert caplog.text.count("daily cap of 2 model calls reached") == 1
     post(page_body(at(NOON + 86400, "next day", psid="333")))
     assert graph.texts("333")[-1] == "You said: next day"
@@ -79,7 +85,7 @@ def test_a_long_message_is_cut_before_the_model_and_the_person_told(config, app_
     post = app_with(config)
     post(page_body(text_event("x" * 80)))
     assert openai_server.requests[0]["messages"][-1]["content"] == "x" * 50
-    assert graph.texts(PSID) == [bot.TRUNCATED.format(limit=50), "You said: " + "x" * 50]
+    assert graph.texts(PSID) == [replies.TRUNCATED.format(limit=50), "You said: " + "x" * 50]
 
 
 def test_events_beyond_the_cap_of_one_post_are_dropped(config, app_with, graph, caplog):
@@ -95,7 +101,7 @@ def test_only_allowed_people_get_model_answers(config, app_with, graph, openai_s
     post = app_with(config)
     post(page_body(text_event("hi", psid="111"), text_event("hi", psid="999")))
     assert graph.texts("111") == ["You said: hi"]
-    assert graph.texts("999") == [bot.NOT_ALLOWED]
+    assert graph.texts("999") == [replies.NOT_ALLOWED]
     assert len(openai_server.requests) == 1
 
 

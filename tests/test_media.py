@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import re
 import tempfile
+from http import HTTPStatus
 
 import pytest
 import requests
 import responses
 
-import bot
+import prompt
+import replies
 from fakes import openai_error
 from helpers import PSID, load, page_body, text_event
 
 AUDIO_URL = load("audio.json")["entry"][0]["messaging"][0]["message"]["attachments"][0]["payload"]["url"]
 PHOTO_URL = load("image.json")["entry"][0]["messaging"][0]["message"]["attachments"][0]["payload"]["url"]
 AUDIO = b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 4000  # the start of an MP4 voice clip
-
-
-@pytest.fixture
-def cdn(graph):
-    """Meta's media CDN, mocked like the Graph API (both are reached with requests)."""
-    return graph.mock
 
 
 def voice_at(url: str) -> dict:
@@ -32,11 +28,12 @@ def voice_at(url: str) -> dict:
 
 # --- photos ---
 
+
 def test_a_photo_goes_to_the_model_as_an_image_part(post, graph, openai_server):
     post(load("image.json"))
     content = openai_server.requests[0]["messages"][-1]["content"]
     assert content == [
-        {"type": "text", "text": bot.PHOTO_PROMPT},
+        {"type": "text", "text": prompt.PHOTO_PROMPT},
         {"type": "image_url", "image_url": {"url": PHOTO_URL, "detail": "low"}},
     ]
     assert len(graph.texts(PSID)) == 1
@@ -63,10 +60,13 @@ def test_later_turns_keep_a_marker_not_the_expiring_link(post, openai_server):
     assert "fbcdn" not in str(openai_server.requests[-1]["messages"])
 
 
-@pytest.mark.parametrize("setting,name,answer", [
-    ("VISION", "image.json", bot.CANNOT_USE["image"]),
-    ("TRANSCRIBE", "audio.json", bot.CANNOT_USE["audio"]),
-])
+@pytest.mark.parametrize(
+    ("setting", "name", "answer"),
+    [
+        ("VISION", "image.json", replies.CANNOT_USE["image"]),
+        ("TRANSCRIBE", "audio.json", replies.CANNOT_USE["audio"]),
+    ],
+)
 def test_with_vision_or_transcription_off_the_bot_says_it_cannot_use_it(
     config, app_with, graph, openai_server, setting, name, answer
 ):
@@ -77,12 +77,40 @@ def test_with_vision_or_transcription_off_the_bot_says_it_cannot_use_it(
     assert openai_server.requests == []
 
 
-def test_a_like_is_not_mistaken_for_a_photo(post, graph, openai_server):
-    post(load("like.json"))
-    assert graph.texts(PSID) == [bot.STICKER_THANKS] and openai_server.requests == []
+def photo_at(url: str, caption: str | None = None) -> dict:
+    body = load("image.json")
+    message = body["entry"][0]["messaging"][0]["message"]
+    message["attachments"][0]["payload"]["url"] = url
+    if caption:
+        message["text"] = caption
+    return body
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["file:///etc/passwd", "http://169.254.169.254/latest/meta-data", "ftp://cdn.example.com/a.jpg", "/etc/passwd"],
+)
+def test_a_photo_link_that_is_not_https_never_reaches_the_model(post, graph, openai_server, url):
+    post(photo_at(url))
+    assert graph.texts(PSID) == [replies.CANNOT_USE["image"]]
+    assert openai_server.requests == []
+
+
+def test_a_caption_beside_a_refused_photo_link_is_answered_as_text(post, openai_server):
+    post(photo_at("file:///etc/passwd", caption="is this ripe?"))
+    assert openai_server.requests[0]["messages"][-1]["content"] == "is this ripe?"
+
+
+def test_plain_http_photo_links_can_be_allowed_for_local_tests(config, app_with, openai_server):
+    config.update(ALLOW_HTTP_MEDIA="on")
+    post = app_with(config)
+    post(photo_at("http://127.0.0.1:9999/photo.jpg"))
+    parts = openai_server.requests[0]["messages"][-1]["content"]
+    assert parts[1]["image_url"]["url"] == "http://127.0.0.1:9999/photo.jpg"
 
 
 # --- voice messages ---
+
 
 def test_a_voice_message_is_transcribed_and_answered_as_if_typed(post, graph, openai_server, cdn):
     cdn.add(responses.GET, AUDIO_URL, body=AUDIO, content_type="audio/mpeg")
@@ -110,26 +138,31 @@ def test_the_transcription_model_is_a_setting(config, app_with, openai_server, c
     assert b"whisper-1" in openai_server.requests[0]["_body"]
 
 
-@pytest.mark.parametrize("reply", [
-    dict(body=b"x" * 5000, content_type="audio/mpeg"),  # over MAX_AUDIO_BYTES
-    dict(body=b"x" * 5000, content_type="audio/mpeg", headers={"Content-Length": "5000"}),
-    dict(body=b"<html>", content_type="text/html"),  # not audio
-    dict(status=404, body=b"", content_type="audio/mpeg"),
-    dict(body=requests.ReadTimeout("read timed out")),
-    dict(body=requests.ConnectionError("connection refused")),
-])
-def test_a_voice_message_that_cannot_be_fetched_gets_a_friendly_answer(config, app_with, graph, openai_server, cdn, reply):
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"body": b"x" * 5000, "content_type": "audio/mpeg"},  # over MAX_AUDIO_BYTES
+        {"body": b"x" * 5000, "content_type": "audio/mpeg", "headers": {"Content-Length": "5000"}},
+        {"body": b"<html>", "content_type": "text/html"},  # not audio
+        {"status": 404, "body": b"", "content_type": "audio/mpeg"},
+        {"body": requests.ReadTimeout("read timed out")},
+        {"body": requests.ConnectionError("connection refused")},
+    ],
+)
+def test_a_voice_message_that_cannot_be_fetched_gets_a_friendly_answer(
+    config, app_with, graph, openai_server, cdn, reply
+):
     config.update(MAX_AUDIO_BYTES="4096")
     post = app_with(config)
     cdn.add(responses.GET, AUDIO_URL, **reply)
     post(load("audio.json"))
-    assert graph.texts(PSID) == [bot.VOICE_FAILED]
+    assert graph.texts(PSID) == [replies.VOICE_FAILED]
     assert openai_server.requests == []
 
 
 def test_media_is_fetched_over_https_only(post, graph, openai_server, cdn):
     post(voice_at("http://cdn.example.com/clip.mp4"))
-    assert graph.texts(PSID) == [bot.VOICE_FAILED]
+    assert graph.texts(PSID) == [replies.VOICE_FAILED]
     assert not [c for c in cdn.calls if c.request.method == "GET"]
 
 
@@ -145,21 +178,23 @@ def test_a_redirect_away_from_https_is_refused(post, graph, openai_server, cdn):
     cdn.add(responses.GET, AUDIO_URL, status=302, headers={"Location": "http://cdn.example.com/clip.mp4"})
     cdn.add(responses.GET, "http://cdn.example.com/clip.mp4", body=AUDIO, content_type="audio/mpeg")
     post(load("audio.json"))
-    assert graph.texts(PSID) == [bot.VOICE_FAILED]
+    assert graph.texts(PSID) == [replies.VOICE_FAILED]
 
 
 def test_a_failed_transcription_gets_a_friendly_answer(post, graph, openai_server, cdn):
     cdn.add(responses.GET, AUDIO_URL, body=AUDIO, content_type="audio/mpeg")
-    openai_server.script.append(openai_error(400, "Audio file might be corrupted or unsupported", "invalid_request_error"))
+    openai_server.script.append(
+        openai_error(400, "Audio file might be corrupted or unsupported", "invalid_request_error")
+    )
     post(load("audio.json"))
-    assert graph.texts(PSID) == [bot.VOICE_FAILED]
+    assert graph.texts(PSID) == [replies.VOICE_FAILED]
 
 
 def test_silence_gets_asked_again(post, graph, openai_server, cdn):
     cdn.add(responses.GET, AUDIO_URL, body=AUDIO, content_type="audio/mpeg")
     openai_server.transcript = "  "
     post(load("audio.json"))
-    assert graph.texts(PSID) == [bot.VOICE_EMPTY]
+    assert graph.texts(PSID) == [replies.VOICE_EMPTY]
 
 
 def test_nothing_downloaded_is_left_on_disk(post, cdn, tmp_path, monkeypatch):
@@ -170,6 +205,7 @@ def test_nothing_downloaded_is_left_on_disk(post, cdn, tmp_path, monkeypatch):
 
 
 # --- replies to a message ---
+
 
 def test_a_reply_to_the_bots_message_brings_it_into_context(post, graph, openai_server):
     post(page_body(text_event("Name a French city")))
@@ -207,15 +243,18 @@ def test_reset_forgets_the_messages_kept_for_quoting(post, openai_server):
 
 # --- what the bot cannot use yet ---
 
-@pytest.mark.parametrize("name,answer", [
-    ("video.json", bot.CANNOT_USE["video"]),
-    ("file.json", bot.CANNOT_USE["file"]),
-    ("location.json", bot.CANNOT_USE["location"]),
-    ("share.json", bot.CANNOT_OPEN),
-    ("fallback_null.json", bot.CANNOT_OPEN),
-])
+
+@pytest.mark.parametrize(
+    ("name", "answer"),
+    [
+        ("video.json", replies.CANNOT_USE["video"]),
+        ("file.json", replies.CANNOT_USE["file"]),
+        ("location.json", replies.CANNOT_USE["location"]),
+        ("share.json", replies.CANNOT_OPEN),
+        ("fallback_null.json", replies.CANNOT_OPEN),
+    ],
+)
 def test_video_files_locations_and_shares_get_an_honest_answer(post, graph, openai_server, name, answer):
-    post(load(name))
+    assert post(load(name)).status_code == HTTPStatus.OK
     assert graph.texts(PSID) == [answer]
     assert openai_server.requests == []
-

@@ -8,7 +8,8 @@ import hmac
 import pytest
 import requests
 import responses
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from config import settings_from_mapping
 from helpers import APP_SECRET, PAGE_TOKEN, PSID, SEND_URL
@@ -43,17 +44,27 @@ def test_text_goes_to_the_send_api_with_token_and_appsecret_proof(messenger, gra
 def test_sender_action_is_sent_alone_with_the_recipient(messenger, graph):
     assert messenger.send_action(PSID, "typing_on") is True
     assert {k: v for k, v in graph.calls[0].items() if k != "params"} == {
-        "recipient": {"id": PSID}, "sender_action": "typing_on",
+        "recipient": {"id": PSID},
+        "sender_action": "typing_on",
     }
 
 
-@pytest.mark.parametrize("status,code,subcode", [
-    (500, 1, None), (500, 2, None), (400, 4, None), (400, 613, None), (500, 1200, None),
-    (429, 613, None), (503, None, None), (400, 99, None),
-])
+@pytest.mark.parametrize(
+    ("status", "code", "subcode"),
+    [
+        (500, 1, None),
+        (500, 2, None),
+        (400, 4, None),
+        (400, 613, None),
+        (500, 1200, None),
+        (429, 613, None),
+        (503, None, None),
+        (400, 99, None),
+    ],
+)
 def test_transient_failures_are_retried_with_capped_backoff(messenger, graph, sleeps, status, code, subcode):
     if code is None:
-        graph.failures.extend([(status, {}, False)] * 2)
+        graph.fail_next(status, times=2)
     else:
         graph.fail_next(status, code, subcode, times=2, transient=True if code == 99 else None)
     assert len(messenger.send_text(PSID, "hi")) == 1
@@ -75,36 +86,49 @@ def test_backoff_doubles_and_is_capped():
     assert backoff_delay(30, 0.5) == MAX_BACKOFF_SECONDS
 
 
-@pytest.mark.parametrize("status,code,subcode,meaning", [
-    (400, 190, 463, "page access token has expired: renew PAGE_ACCESS_TOKEN"),
-    (400, 190, 460, "password change: renew PAGE_ACCESS_TOKEN"),
-    (400, 190, None, "invalid or expired: renew PAGE_ACCESS_TOKEN"),
-    (400, 10, 2018278, "more than 24 hours ago"),
-    (400, 551, None, "not available"),
-    (400, 100, 2018001, "no person matches"),
-    (403, 200, None, "lacks a permission"),
-    (403, 230, None, "lacks a permission"),
-])
-def test_permanent_failures_are_not_retried_and_logged_once(messenger, graph, sleeps, caplog, status, code, subcode, meaning):
+@pytest.mark.parametrize(
+    ("status", "code", "subcode", "meaning"),
+    [
+        (400, 190, 463, "page access token has expired: renew PAGE_ACCESS_TOKEN"),
+        (400, 190, 460, "password change: renew PAGE_ACCESS_TOKEN"),
+        (400, 190, None, "invalid or expired: renew PAGE_ACCESS_TOKEN"),
+        (400, 10, 2018278, "more than 24 hours ago"),
+        (400, 551, None, "not available"),
+        (400, 100, 2018001, "no person matches"),
+        (403, 200, None, "lacks a permission"),
+        (403, 230, None, "lacks a permission"),
+    ],
+)
+def test_permanent_failures_are_not_retried_and_logged_once(
+    messenger, graph, sleeps, caplog, status, code, subcode, meaning
+):
     graph.fail_next(status, code, subcode, times=5)
     with pytest.raises(GraphError) as raised:
         messenger.send_text(PSID, "hi")
-    assert not raised.value.transient and raised.value.code == code
-    assert len(graph.calls) == 1 and sleeps == []
+    assert not raised.value.transient
+    assert raised.value.code == code
+    assert len(graph.calls) == 1
+    assert sleeps == []
     failures = [r for r in caplog.records if r.name == "messenger"]
-    assert len(failures) == 1 and meaning in failures[0].getMessage()
+    assert len(failures) == 1
+    assert meaning in failures[0].getMessage()
     assert PAGE_TOKEN not in caplog.text
 
 
 def test_a_failed_sender_action_does_not_raise_and_is_not_retried(messenger, graph, sleeps):
     graph.fail_next(500, 2, times=3)
     assert messenger.send_action(PSID, "typing_on") is False
-    assert len(graph.calls) == 1 and sleeps == []
+    assert len(graph.calls) == 1
+    assert sleeps == []
 
 
 def test_connection_errors_are_retried_without_leaking_the_token(messenger, sleeps, caplog):
     with responses.RequestsMock() as mock:
-        mock.add(responses.POST, SEND_URL, body=requests.ConnectionError(f"Max retries exceeded with url: /me/messages?access_token={PAGE_TOKEN}"))
+        mock.add(
+            responses.POST,
+            SEND_URL,
+            body=requests.ConnectionError(f"Max retries exceeded with url: /me/messages?access_token={PAGE_TOKEN}"),
+        )
         mock.add(responses.POST, SEND_URL, json={"recipient_id": PSID, "message_id": "m_1"})
         assert len(messenger.send_text(PSID, "hi")) == 1
     assert sleeps == [0.5]
@@ -122,11 +146,13 @@ def test_a_message_whose_answer_timed_out_is_not_sent_twice(messenger, sleeps):
 def test_long_text_is_sent_as_several_messages_in_order(messenger, graph):
     text = " ".join(f"w{n}" for n in range(1500))
     sent = messenger.send_text(PSID, text)
-    assert [piece for _, piece in sent] == graph.texts() and len(sent) > 1
+    assert [piece for _, piece in sent] == graph.texts()
+    assert len(sent) > 1
     assert "".join(graph.texts()) == text
 
 
 # --- splitting ---
+
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=9000), st.integers(min_value=20, max_value=2000))

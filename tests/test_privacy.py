@@ -40,10 +40,13 @@ def test_secrets_are_scrubbed_from_any_line_that_reaches_the_handlers(make_app, 
         assert secret not in caplog.text
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("token=abc123&x=1", "token=[redacted]&x=1"),
-    ("abc1234 is longer", "abc1234 is longer"),
-    ("Bearer abc123", "Bearer [redacted]"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("token=abc123&x=1", "token=[redacted]&x=1"),
+        ("abc1234 is longer", "abc1234 is longer"),
+        ("Bearer abc123", "Bearer [redacted]"),
+    ],
+)
 def test_scrubber_replaces_whole_values_only(text, expected):
     assert RedactSecrets(["abc123"]).redact(text) == expected

@@ -25,10 +25,21 @@ def test_unicode_escaped_body_is_checked_as_sent():
     assert not is_valid_signature(reserialised, header, "secret")
 
 
-@pytest.mark.parametrize("header", [
-    None, "", "sha256=", "sha256", "sha1=" + "0" * 40, GITHUB_SIGNATURE[:-1], GITHUB_SIGNATURE + "0",
-    "sha256=" + "é" * 64, "sha256=\x00", "md5=757107ea0eb2509fc211221cce984b8a",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "sha256=",
+        "sha256",
+        "sha1=" + "0" * 40,
+        GITHUB_SIGNATURE[:-1],
+        GITHUB_SIGNATURE + "0",
+        "sha256=" + "é" * 64,
+        "sha256=\x00",
+        "md5=757107ea0eb2509fc211221cce984b8a",
+    ],
+)
 def test_wrong_malformed_or_missing_headers_are_refused(header):
     assert is_valid_signature(GITHUB_PAYLOAD, header, GITHUB_SECRET) is False
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
-from store import Bounds, StoreUnavailable, Turn, estimate_tokens, newest_turns_within
+from prompt import estimate_tokens, newest_turns_within
+from store import Bounds, Store, StoreUnavailable, Turn
 from store.memory import MemoryStore
 from store.redis import RedisStore
 from store.sqlite import SQLiteStore
@@ -26,23 +28,26 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def backend(request, tmp_path):
-    """Return make(bounds) building a store of one backend on a clock the test can move."""
-    clock = Clock()
-    if request.param == "redis":
-        url = request.getfixturevalue("redis_url")
+class Backend:
+    """Builds stores of one backend, with changed bounds, on a clock the test can move."""
 
-    def make(**changes):
+    def __init__(self, kind: str, url: str) -> None:
+        self.kind, self.url, self.clock = kind, url, Clock()
+
+    def __call__(self, **changes: Any) -> Store:
         bounds = replace(BOUNDS, **changes)
-        if request.param == "memory":
-            return MemoryStore(bounds, clock)
-        if request.param == "sqlite":
-            return SQLiteStore(f"sqlite:///{tmp_path}/bot.db", bounds, clock)
-        return RedisStore(url, bounds, clock)
+        if self.kind == "memory":
+            return MemoryStore(bounds, self.clock)
+        if self.kind == "sqlite":
+            return SQLiteStore(self.url, bounds, self.clock)
+        return RedisStore(self.url, bounds, self.clock)
 
-    make.kind, make.clock = request.param, clock
-    return make
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def backend(request, tmp_path) -> Backend:
+    """One backend at a time, against a real redis-server for Redis."""
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else f"sqlite:///{tmp_path}/bot.db"
+    return Backend(request.param, url)
 
 
 def turn(n: int) -> Turn:
@@ -92,7 +97,8 @@ def test_reset_forgets_one_person(backend):
     store.append("b", turn(1))
     store.reset("a")
     store.reset("never-seen")
-    assert store.get("a") == [] and store.get("b") == [turn(1)]
+    assert store.get("a") == []
+    assert store.get("b") == [turn(1)]
 
 
 def test_the_number_of_people_is_bounded_least_recent_first(backend):
@@ -100,11 +106,13 @@ def test_the_number_of_people_is_bounded_least_recent_first(backend):
     for person in "abcd":
         store.append(person, turn(1))
         backend.clock.now += 1
-    assert store.get("a") == [] and store.get("d") == [turn(1)]
+    assert store.get("a") == []
+    assert store.get("d") == [turn(1)]
     store.append("b", turn(2))  # b becomes the most recent
     backend.clock.now += 1
     store.append("e", turn(1))
-    assert store.get("c") == [] and store.get("b") == [turn(1), turn(2)]
+    assert store.get("c") == []
+    assert store.get("b") == [turn(1), turn(2)]
 
 
 def test_idle_conversations_expire_and_are_removed(backend):
@@ -206,7 +214,8 @@ def test_counters_add_up_and_start_again_after_their_lifetime(backend):
     store = backend()
     assert store.increment("k", 1, ttl=60) == 1
     assert store.increment("k", 5, ttl=60) == 6
-    assert store.counter("k") == 6 and store.counter("other") == 0
+    assert store.counter("k") == 6
+    assert store.counter("other") == 0
     if backend.kind == "redis":
         assert 0 < store._redis.pttl("mgpt:counter:k") <= 60_000
         return
@@ -241,7 +250,8 @@ def test_messages_are_remembered_for_quoting_per_person_and_bounded(backend):
     store = backend()
     store.remember("a", "m_1", "Paris is the capital of France.")
     assert store.recall("a", "m_1") == "Paris is the capital of France."
-    assert store.recall("b", "m_1") is None and store.recall("a", "m_2") is None
+    assert store.recall("b", "m_1") is None
+    assert store.recall("a", "m_2") is None
     for n in range(MAX_QUOTES + 5):
         store.remember("a", f"m_{n + 10}", f"message {n}")
     assert store.recall("a", "m_1") is None  # the oldest went first
@@ -277,10 +287,6 @@ def test_sqlite_upgrades_a_version_1_database(tmp_path):
     assert store.get("a") == [Turn("hi", "hello")]
     store.remember("a", "m_1", "kept")
     assert store.recall("a", "m_1") == "kept"
-
-
-def test_ping(backend):
-    assert backend().ping() is True
 
 
 def test_an_unreachable_redis_is_reported_clearly():

@@ -7,8 +7,7 @@ from http import HTTPStatus
 import pytest
 
 from config import ConfigError
-from gunicorn_service import meta_json
-from helpers import APP_SECRET, load
+from helpers import APP_SECRET, load, meta_json
 from redis_server import RedisServer
 from signature import sign
 
@@ -38,7 +37,8 @@ def test_a_store_that_goes_down_gives_503s_and_a_degraded_health_check(config, m
 
     health = client.get("/healthz")
     assert health.status_code == HTTPStatus.SERVICE_UNAVAILABLE
-    assert health.get_json()["status"] == "degraded" and health.get_json()["store"] == "unreachable"
+    assert health.get_json()["status"] == "degraded"
+    assert health.get_json()["store"] == "unreachable"
     raw = meta_json(load("text.json"))
     response = client.post("/", data=raw, headers={"X-Hub-Signature-256": sign(raw, APP_SECRET)})
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE  # Meta will send it again

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import bot
+import replies
 from config import REQUIRED
 from fakes import openai_error
 
@@ -20,16 +20,18 @@ def test_chat_answers_with_the_same_logic_as_messenger(app, openai_server):
     lines = result.output
     assert "bot> You said: hello" in lines
     assert "/reset: forget our conversation" in lines
-    assert bot.RESET_DONE in lines
+    assert replies.RESET_DONE in lines
     history = [m["content"] for m in openai_server.requests[1]["messages"][1:]]
     assert history == ["hello", "You said: hello", "what did I say?"]
     assert [m["content"] for m in openai_server.requests[2]["messages"][1:]] == ["again"]
 
 
 def test_chat_errors_read_as_on_messenger(app, openai_server):
-    openai_server.script.append(openai_error(429, "You exceeded your current quota", "insufficient_quota", "insufficient_quota"))
+    openai_server.script.append(
+        openai_error(429, "You exceeded your current quota", "insufficient_quota", "insufficient_quota")
+    )
     result = app.test_cli_runner().invoke(args=["chat"], input="hi\n")
-    assert f"bot> {bot.APOLOGY_UNAVAILABLE}" in result.output
+    assert f"bot> {replies.APOLOGY_UNAVAILABLE}" in result.output
     assert result.exit_code == 0
 
 
@@ -41,8 +43,15 @@ def test_chat_ends_cleanly_at_end_of_input(app):
 def flask(*args: str, stdin: str = "", **settings: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in REQUIRED}
     env.update(PYTHONPATH=str(ROOT), **settings)
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], input=stdin, cwd=ROOT / "tests",
-                          env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", *args],
+        input=stdin,
+        cwd=ROOT / "tests",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_flask_chat_needs_only_the_openai_key(openai_server):
@@ -57,8 +66,10 @@ def test_serving_still_needs_the_messenger_settings():
     assert "PAGE_ACCESS_TOKEN is missing" in result.stderr
 
 
-def test_usage_command_shows_todays_totals(app, openai_server):
-    runner = app.test_cli_runner()
+def test_usage_command_shows_todays_totals(config, make_app, openai_server, tmp_path):
+    # Each command opens the store anew, as each run of `flask` does: the usage lasts in SQLite.
+    config.update(STORE_URL=f"sqlite:///{tmp_path}/bot.db")
+    runner = make_app(config).test_cli_runner()
     runner.invoke(args=["chat"], input="one\ntwo\n")
     result = runner.invoke(args=["usage"])
     assert "2 replies, 100 prompt tokens, 20 completion tokens" in result.output

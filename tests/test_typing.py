@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import threading
 
-from helpers import PSID, page_body, text_event
+import replies
 from fakes import Reply, completion
+from helpers import PSID, load, page_body, text_event
 
 
 def test_seen_and_typing_are_shown_while_the_model_thinks(post, graph, openai_server):
     typing_shown = threading.Event()
-    graph.on_call = lambda call: call.get("sender_action") == "typing_on" and typing_shown.set()
+
+    def note_typing(call: dict) -> None:
+        if call.get("sender_action") == "typing_on":
+            typing_shown.set()
 
     def answer_once_typing_shows(request: dict) -> Reply:
         # The model is already thinking when typing appears: the indicator does not delay it.
@@ -18,14 +22,16 @@ def test_seen_and_typing_are_shown_while_the_model_thinks(post, graph, openai_se
             return Reply(status=500, body={"error": {"message": "no typing indicator", "type": "server_error"}})
         return completion("hi")
 
+    graph.on_call = note_typing
     openai_server.default = answer_once_typing_shows
     post(page_body(text_event("hello")))
     assert graph.sequence(PSID) == ["typing_on", "mark_seen", "text:hi"]
 
 
-def test_a_reply_never_overtakes_a_typing_call_under_way(post, graph, openai_server):
-    typing_started, reply_sent = threading.Event(), threading.Event()
+def test_a_reply_never_overtakes_a_typing_call_under_way(post, graph, openai_server, service):
+    typing_started, reply_waits = threading.Event(), threading.Event()
     order: list[str] = []
+    service.typing.on_wait = lambda psid: reply_waits.set()
 
     def answer_once_typing_started(request: dict) -> Reply:
         typing_started.wait(timeout=10)
@@ -34,11 +40,9 @@ def test_a_reply_never_overtakes_a_typing_call_under_way(post, graph, openai_ser
     def slow_typing(call: dict) -> None:
         if call.get("sender_action") == "typing_on":
             typing_started.set()
-            # Meta is slow with the indicator; a reply sent meanwhile would land before it.
-            overtaken = reply_sent.wait(timeout=0.5)
-            order.append("reply came while typing was under way" if overtaken else "typing done")
+            # Meta is slow with the indicator: it answers only once the reply is ready and waiting.
+            order.append("typing done" if reply_waits.wait(timeout=10) else "the reply did not wait")
         elif "message" in call:
-            reply_sent.set()
             order.append("reply")
 
     graph.on_call = slow_typing
@@ -50,7 +54,12 @@ def test_a_reply_never_overtakes_a_typing_call_under_way(post, graph, openai_ser
 def test_typing_is_renewed_during_a_long_model_call_and_stops_with_the_reply(config, graph, openai_server, app_with):
     config.update(TYPING_RENEW_SECONDS="0.02")
     renewed = threading.Event()
-    graph.on_call = lambda call: graph.actions(PSID).count("typing_on") >= 3 and renewed.set()
+
+    def note_renewals(call: dict) -> None:
+        if graph.actions(PSID).count("typing_on") >= 3:
+            renewed.set()
+
+    graph.on_call = note_renewals
 
     def answer_once_renewed(request: dict) -> Reply:
         # The model "thinks" until typing has been renewed twice after the first typing_on.
@@ -69,4 +78,6 @@ def test_typing_is_renewed_during_a_long_model_call_and_stops_with_the_reply(con
 
 def test_commands_and_stickers_get_no_typing_indicator(post, graph):
     post(page_body(text_event("/help")))
-    assert "typing_on" not in graph.actions(PSID)
+    post(load("sticker.json"))
+    assert graph.texts(PSID)[1] == replies.STICKER_THANKS  # the sticker was answered, without the model
+    assert graph.actions(PSID) == []

@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from helpers import APP_SECRET, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN
 from fakes import FakeGraph, FakeOpenAI, echo_answer
 from gunicorn_service import GunicornService
+from helpers import APP_SECRET, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN
 
 _people = itertools.count(7_000_000_000_000_000)
 
@@ -30,10 +30,15 @@ def fake_openai():
 def service_settings(fake_graph: FakeGraph, fake_openai: FakeOpenAI) -> dict[str, str]:
     """Settings for a real service wired to the fakes."""
     return {
-        "PAGE_ACCESS_TOKEN": PAGE_TOKEN, "VERIFY_TOKEN": VERIFY_TOKEN,
-        "APP_SECRET": APP_SECRET, "OPENAI_API_KEY": OPENAI_KEY,
-        "OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_MAX_RETRIES": "0", "OPENAI_TIMEOUT": "10",
-        "GRAPH_API_URL": fake_graph.url + "/v23.0", "GRAPH_BACKOFF": "0.01",
+        "PAGE_ACCESS_TOKEN": PAGE_TOKEN,
+        "VERIFY_TOKEN": VERIFY_TOKEN,
+        "APP_SECRET": APP_SECRET,
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENAI_BASE_URL": fake_openai.base_url,
+        "OPENAI_MAX_RETRIES": "0",
+        "OPENAI_TIMEOUT": "10",
+        "GRAPH_API_URL": fake_graph.url + "/v23.0",
+        "GRAPH_BACKOFF": "0.01",
     }
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from http import HTTPStatus
 from http.client import HTTPConnection
 
-import bot
-from helpers import PAGE_ID, load, page_body, text_event
+import replies
 from fakes import Reply, completion, echo_answer, openai_error
+from helpers import PAGE_ID, load, page_body, text_event
 
 
 def replies_arrived(graph, psid: str, count: int) -> bool:
@@ -19,20 +19,22 @@ def test_a_message_is_answered_with_seen_typing_then_the_reply(service, fakes, p
 
     def answer_once_typing_shows(request: dict) -> Reply:
         # A real model takes longer than the typing call; this one waits for it to be sure.
-        graph.wait_for(lambda: ("action", "mark_seen") in graph.sequence(person), timeout=10)
+        graph.wait_for(lambda: "mark_seen" in graph.sequence(person), timeout=10)
         return echo_answer(request)
 
     model.default = answer_once_typing_shows
     assert service.post(page_body(text_event("Bonjour, ça va ?", psid=person))).status_code == HTTPStatus.OK
     assert replies_arrived(graph, person, 1)
-    assert graph.sequence(person) == [("action", "typing_on"), ("action", "mark_seen"), ("text", "You said: Bonjour, ça va ?")]
+    assert graph.sequence(person) == ["typing_on", "mark_seen", "text:You said: Bonjour, ça va ?"]
     assert model.requests[-1]["messages"][-1] == {"role": "user", "content": "Bonjour, ça va ?"}
     assert graph.paths[-1].startswith("/v23.0/me/messages?access_token=")
 
 
 def test_replies_come_in_the_order_messages_were_sent(service, fakes, person):
     graph, model = fakes
-    model.default = lambda request: Reply(**{**vars(completion("re: " + request["messages"][-1]["content"])), "delay": 0.05})
+    model.default = lambda request: Reply(
+        **{**vars(completion("re: " + request["messages"][-1]["content"])), "delay": 0.05}
+    )
     for n in range(5):
         assert service.post(page_body(text_event(f"message {n}", psid=person))).status_code == HTTPStatus.OK
     assert replies_arrived(graph, person, 5)
@@ -46,7 +48,9 @@ def test_history_carries_over_between_messages(service, fakes, person):
     service.post(page_body(text_event("what is my name?", psid=person)))
     assert replies_arrived(graph, person, 2)
     assert [m["content"] for m in model.requests[-1]["messages"][1:]] == [
-        "my name is Ada", "You said: my name is Ada", "what is my name?",
+        "my name is Ada",
+        "You said: my name is Ada",
+        "what is my name?",
     ]
 
 
@@ -56,7 +60,8 @@ def test_a_long_reply_arrives_split_and_whole(service, fakes, person):
     model.script.append(completion(long_reply))
     service.post(page_body(text_event("a long answer please", psid=person)))
     assert graph.wait_for(lambda: "".join(graph.texts(person)) == long_reply)
-    assert len(graph.texts(person)) > 1 and all(len(t) <= 2000 for t in graph.texts(person))
+    assert len(graph.texts(person)) > 1
+    assert all(len(t) <= 2000 for t in graph.texts(person))
 
 
 def test_a_passing_graph_failure_is_retried(service, fakes, person):
@@ -67,8 +72,18 @@ def test_a_passing_graph_failure_is_retried(service, fakes, person):
     def refuse_the_first_message_once(request: dict) -> Reply:
         if "message" in request and not refused:
             refused.append(request)
-            return Reply(status=500, body={"error": {"message": "An unknown error occurred", "type": "OAuthException",
-                                                     "code": 1, "is_transient": True, "fbtrace_id": "A1"}})
+            return Reply(
+                status=500,
+                body={
+                    "error": {
+                        "message": "An unknown error occurred",
+                        "type": "OAuthException",
+                        "code": 1,
+                        "is_transient": True,
+                        "fbtrace_id": "A1",
+                    }
+                },
+            )
         return accepted(request)
 
     graph.default = refuse_the_first_message_once
@@ -81,10 +96,25 @@ def test_a_passing_graph_failure_is_retried(service, fakes, person):
 def test_echoes_receipts_and_other_events_get_no_reply(service, fakes, person):
     graph, model = fakes
     quiet = [
-        {"sender": {"id": PAGE_ID}, "recipient": {"id": person}, "timestamp": 1, "message": {"mid": f"echo-{person}", "is_echo": True, "text": "echo"}},
-        {"sender": {"id": person}, "recipient": {"id": PAGE_ID}, "timestamp": 2, "delivery": {"mids": ["x"], "watermark": 1}},
+        {
+            "sender": {"id": PAGE_ID},
+            "recipient": {"id": person},
+            "timestamp": 1,
+            "message": {"mid": f"echo-{person}", "is_echo": True, "text": "echo"},
+        },
+        {
+            "sender": {"id": person},
+            "recipient": {"id": PAGE_ID},
+            "timestamp": 2,
+            "delivery": {"mids": ["x"], "watermark": 1},
+        },
         {"sender": {"id": person}, "recipient": {"id": PAGE_ID}, "timestamp": 3, "read": {"watermark": 1}},
-        {"sender": {"id": person}, "recipient": {"id": PAGE_ID}, "timestamp": 4, "reaction": {"reaction": "like", "action": "react", "mid": "x"}},
+        {
+            "sender": {"id": person},
+            "recipient": {"id": PAGE_ID},
+            "timestamp": 4,
+            "reaction": {"reaction": "like", "action": "react", "mid": "x"},
+        },
     ]
     # The last message comes after the others from the same person: once it is answered,
     # anything the others had caused would have arrived before it.
@@ -109,7 +139,7 @@ def test_the_person_gets_an_apology_when_the_model_fails(service, fakes, person)
     model.script.append(openai_error(500, "The server had an error while processing your request.", "server_error"))
     service.post(page_body(text_event("are you ok?", psid=person)))
     assert replies_arrived(graph, person, 1)
-    assert graph.texts(person) == [bot.APOLOGY_TRY_LATER]
+    assert graph.texts(person) == [replies.APOLOGY_TRY_LATER]
 
 
 def test_a_batch_from_many_people_is_answered_for_each(service, fakes, person):
@@ -123,9 +153,16 @@ def test_a_batch_from_many_people_is_answered_for_each(service, fakes, person):
 
 def test_verification_and_signatures_over_http(service, fakes):
     url = service.url
-    ok = service.session.get(url + "/", params={"hub.mode": "subscribe", "hub.verify_token": "my-verify-token-42", "hub.challenge": "987"})
+    ok = service.session.get(
+        url + "/", params={"hub.mode": "subscribe", "hub.verify_token": "my-verify-token-42", "hub.challenge": "987"}
+    )
     assert (ok.status_code, ok.text) == (HTTPStatus.OK, "987")
-    assert service.session.get(url + "/", params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "1"}).status_code == HTTPStatus.FORBIDDEN
+    assert (
+        service.session.get(
+            url + "/", params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "1"}
+        ).status_code
+        == HTTPStatus.FORBIDDEN
+    )
     assert service.post(load("text.json"), signature="sha256=" + "0" * 64).status_code == HTTPStatus.FORBIDDEN
     assert too_large_is_refused_before_the_body(service.port)
     assert service.session.get(url + "/healthz").json()["status"] == "ok"

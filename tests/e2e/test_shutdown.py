@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from helpers import page_body, text_event
 from e2e.conftest import service_settings
 from fakes import FakeGraph, FakeOpenAI, Reply, completion
 from gunicorn_service import GunicornService
+from helpers import page_body, text_event
 
 
 def test_sigterm_lets_a_started_reply_finish():

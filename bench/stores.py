@@ -1,7 +1,7 @@
 """Store benchmark: appends and reads per second, p95 latency, and memory or disk per 1,000 conversations.
 
-    python bench/store.py
-    python bench/store.py --people 10000 --turns 3
+    python bench/stores.py
+    python bench/stores.py --people 10000 --turns 3
 
 For each backend (memory, SQLite in a temporary folder, a real redis-server started here):
 10,000 people each get `--turns` turns appended (a question of ~100 characters and an answer
@@ -19,46 +19,78 @@ from pathlib import Path
 
 import redis as redis_client
 
-from common import machine, percentile
+from common import machine, parse, percentile
 from redis_server import RedisServer
 from store import Bounds, Turn
 from store.memory import MemoryStore
 from store.redis import RedisStore
 from store.sqlite import SQLiteStore
 
-TURN = Turn("How long does it take to cook pasta al dente, and should I salt the water first?",
-            "About 8 to 12 minutes depending on the shape: check the packet and taste a minute early. "
-            "Salt the water generously once it boils, roughly a tablespoon for four litres, because "
-            "it seasons the pasta from the inside. Keep a cup of the cooking water to loosen the "
-            "sauce at the end. Drain, toss with the sauce in the pan for a minute, and serve.")
+TURN = Turn(
+    "How long does it take to cook pasta al dente, and should I salt the water first?",
+    "About 8 to 12 minutes depending on the shape: check the packet and taste a minute early. "
+    "Salt the water generously once it boils, roughly a tablespoon for four litres, because "
+    "it seasons the pasta from the inside. Keep a cup of the cooking water to loosen the "
+    "sauce at the end. Drain, toss with the sauce in the pan for a minute, and serve.",
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--people", type=int, default=10_000)
     parser.add_argument("--turns", type=int, default=3)
-    args = parser.parse_args()
-    bounds = Bounds(max_messages=20, max_tokens=3000, ttl=86400, max_conversations=args.people,
-                    dedup_ttl=3600, dedup_max_ids=100_000)
+    args = parse(parser, people=200, turns=2)
+    bounds = Bounds(
+        max_messages=20,
+        max_tokens=3000,
+        ttl=86400,
+        max_conversations=args.people,
+        dedup_ttl=3600,
+        dedup_max_ids=100_000,
+    )
     print(f"{args.people:,} people x {args.turns} turns, one thread; machine: {machine()}")
-    print(f"{'backend':<8} | {'appends/s':>9} | {'append p95':>10} | {'reads/s':>8} | {'read p95':>8} | per 1,000 conversations")
+    print(
+        f"{'backend':<8} | {'appends/s':>9} | {'append p95':>10} | {'reads/s':>8} | {'read p95':>8} | "
+        "per 1,000 conversations"
+    )
     with tempfile.TemporaryDirectory() as folder:
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
         memory = MemoryStore(bounds)
-        row("memory", memory, args, lambda: f"{(tracemalloc.get_traced_memory()[0] - before) / args.people * 1000 / 2**20:.2f} MiB of Python objects")
+        row(
+            "memory",
+            memory,
+            args,
+            lambda: (
+                f"{(tracemalloc.get_traced_memory()[0] - before) / args.people * 1000 / 2**20:.2f} "
+                "MiB of Python objects"
+            ),
+        )
         tracemalloc.stop()
 
         path = Path(folder) / "bot.db"
         sqlite = SQLiteStore(f"sqlite:///{path}", bounds)
-        row("sqlite", sqlite, args, lambda: f"{disk(path) / args.people * 1000 / 2**20:.2f} MiB on disk (database + WAL)")
+        row(
+            "sqlite",
+            sqlite,
+            args,
+            lambda: f"{disk(path) / args.people * 1000 / 2**20:.2f} MiB on disk (database + WAL)",
+        )
 
         server = RedisServer()
         try:
             client = redis_client.Redis.from_url(server.url)
             base = client.info("memory")["used_memory"]
             store = RedisStore(server.url + "/0", bounds)
-            row("redis", store, args, lambda: f"{(client.info('memory')['used_memory'] - base) / args.people * 1000 / 2**20:.2f} MiB of Redis memory")
+            row(
+                "redis",
+                store,
+                args,
+                lambda: (
+                    f"{(client.info('memory')['used_memory'] - base) / args.people * 1000 / 2**20:.2f} "
+                    "MiB of Redis memory"
+                ),
+            )
         finally:
             server.stop()
 
@@ -79,8 +111,10 @@ def row(name: str, store, args, footprint) -> None:
         started = time.perf_counter()
         assert len(store.get(str(n))) == args.turns
         read_times.append(time.perf_counter() - started)
-    print(f"{name:<8} | {len(append_times) / sum(append_times):>9,.0f} | {percentile(append_times, 95) * 1000:>7.2f} ms"
-          f" | {len(read_times) / sum(read_times):>8,.0f} | {percentile(read_times, 95) * 1000:>5.2f} ms | {footprint()}")
+    print(
+        f"{name:<8} | {len(append_times) / sum(append_times):>9,.0f} | {percentile(append_times, 95) * 1000:>7.2f} ms"
+        f" | {len(read_times) / sum(read_times):>8,.0f} | {percentile(read_times, 95) * 1000:>5.2f} ms | {footprint()}"
+    )
 
 
 if __name__ == "__main__":

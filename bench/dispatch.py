@@ -1,0 +1,151 @@
+"""Queue benchmark: store calls per event for one person's steady queue, and how fast a big webhook is acknowledged.
+
+    python bench/dispatch.py
+    python bench/dispatch.py --events 1000 --steady 6
+
+For each backend (memory, SQLite in a temporary folder, a real redis-server started here):
+- one person sends `--steady` messages while the first is being answered; the store calls the
+  dispatcher makes are counted (target: one lock take, one peek and one pop per event, plus one
+  release per drain);
+- one webhook POST of `--events` messages from different people is acknowledged by the real
+  app (Flask's test client, no network): the median time to the 200 over `--runs` POSTs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from common import machine, parse  # first: it puts the project and tests/ on sys.path
+
+# isort: split
+from app import EXTENSION, create_app
+from dispatcher import Dispatcher
+from events import Event, Message
+from helpers import APP_SECRET, OPENAI_KEY, PAGE_ID, PAGE_TOKEN, VERIFY_TOKEN, meta_json, signed_headers
+from redis_server import RedisServer
+from store import Bounds, Store
+from store.memory import MemoryStore
+from store.redis import RedisStore
+from store.sqlite import SQLiteStore
+
+BOUNDS = Bounds(
+    max_messages=20, max_tokens=3000, ttl=86400, max_conversations=100_000, dedup_ttl=3600, dedup_max_ids=100_000
+)
+
+
+class CountingStore:
+    """A real store that counts the calls made to it, by method."""
+
+    def __init__(self, store: Store):
+        self.calls: Counter[str] = Counter()
+        self._store = store
+        self.shared = store.shared
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return method(*args, **kwargs)
+
+        return counted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steady", type=int, default=6, help="messages one person sends while the first is answered")
+    parser.add_argument("--events", type=int, default=1000, help="events in the big webhook POST")
+    parser.add_argument("--runs", type=int, default=5, help="big POSTs timed per backend")
+    args = parse(parser, events=50, runs=2)
+    print(f"machine: {machine()}")
+    print(f"{'backend':<8} | store calls per event ({args.steady} queued by one person) | {args.events:,}-event POST")
+    with tempfile.TemporaryDirectory() as folder:
+        server = RedisServer()
+        try:
+            urls = {"memory": "memory://", "sqlite": f"sqlite:///{folder}/bot.db", "redis": server.url + "/0"}
+            for name, url in urls.items():
+                store = open_backend(name, url)
+                calls = steady_queue(CountingStore(store), args.steady)
+                per_event = ", ".join(f"{method} {count / args.steady:.2f}" for method, count in sorted(calls.items()))
+                print(f"{name:<8} | {per_event:<52} | {big_post(url, args.events, args.runs) * 1000:,.0f} ms")
+        finally:
+            server.stop()
+
+
+def open_backend(name: str, url: str) -> Store:
+    if name == "memory":
+        return MemoryStore(BOUNDS)
+    if name == "sqlite":
+        return SQLiteStore(url, BOUNDS)
+    return RedisStore(url, BOUNDS)
+
+
+def steady_queue(store: CountingStore, count: int) -> Counter[str]:
+    """The store calls made while one person's `count` messages are answered, all but the first queued meanwhile."""
+    first_in_hand, go_on = threading.Event(), threading.Event()
+
+    def handle(event: Event) -> None:
+        first_in_hand.set()
+        go_on.wait(timeout=30)
+
+    dispatcher = Dispatcher(store, handle, threads=4, lock_ttl=60)
+    psid = f"steady-{time.monotonic_ns()}"
+    messages = [Message(psid=psid, mid=f"{psid}-{n}", timestamp=0, text="hello") for n in range(count)]
+    dispatcher.submit(messages[0])
+    first_in_hand.wait(timeout=30)
+    for message in messages[1:]:
+        dispatcher.submit(message)
+    go_on.set()
+    dispatcher.wait_idle(timeout=60)
+    dispatcher.close(finish_queued=True)
+    del store.calls["accept"]
+    return store.calls
+
+
+def big_post(url: str, events: int, runs: int) -> float:
+    """Median seconds for the app to acknowledge one POST of `events` messages from as many people."""
+    config = {
+        "PAGE_ACCESS_TOKEN": PAGE_TOKEN,
+        "VERIFY_TOKEN": VERIFY_TOKEN,
+        "APP_SECRET": APP_SECRET,
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "STORE_URL": url,
+        "LOG_LEVEL": "WARNING",
+        # Nowhere: nothing is answered, and nothing may leave this machine.
+        "GRAPH_API_URL": "http://127.0.0.1:9",
+        "OPENAI_BASE_URL": "http://127.0.0.1:9",
+        # Nothing is answered: the benchmark times the acknowledgement alone.
+        "WORKER_THREADS": "1",
+    }
+    app = create_app(config)
+    service = app.extensions[EXTENSION]
+    service.dispatcher.close(finish_queued=False)
+    client = app.test_client()
+    timings = []
+    for run in range(runs):
+        items = [
+            {
+                "sender": {"id": f"{run}{n:06d}"},
+                "recipient": {"id": PAGE_ID},
+                "timestamp": n,
+                "message": {"mid": f"m_big_{url}_{run}_{n}", "text": "hello"},
+            }
+            for n in range(events)
+        ]
+        raw = meta_json({"object": "page", "entry": [{"id": PAGE_ID, "time": 0, "messaging": items}]})
+        started = time.perf_counter()
+        response = client.post("/", data=raw, headers=signed_headers(raw))
+        timings.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.status_code
+    service.close()
+    return statistics.median(timings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""One queue per person: each event is queued once in the store and answered in order, people in parallel.
+
+The queue and the person's lock live in the store, so with a shared store (SQLite, Redis) one
+person's events are answered one at a time and in order even when they reach different
+processes or machines, and what one process leaves queued (a deploy, a crash) another answers.
+An event leaves the queue only once it was answered, or refused as unreadable; a failure that
+is not the event's fault (the store is down, the process is stopping) leaves it queued.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from events import Event, decode, encode
+from store import Store, StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+# Waits between tries while the store is unavailable: short, so a queue resumes within
+# seconds of the store coming back.
+RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
+
+
+class Stopping(Exception):
+    """The dispatcher is closing: what is still queued stays in the store for the next process."""
+
+
+class Dispatcher:
+    """Queues events per person in the store and answers each queue on a thread pool, one drain per person."""
+
+    def __init__(self, store: Store, handle: Callable[[Event], None], threads: int, lock_ttl: float):
+        self._store = store
+        self._handle = handle
+        self._lock_ttl = lock_ttl
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="reply")
+        self._nonce = uuid.uuid4().hex[:8]
+        self._changed = threading.Condition()
+        # Person -> how many events were queued for them since their drain last looked at the store.
+        # A person is in here while a drain runs or waits for them, so at most one is scheduled.
+        self._drains: dict[str, int] = {}
+        self._stopping = threading.Event()
+        self._sweeper: threading.Thread | None = None
+
+    @property
+    def _owner(self) -> str:
+        """Who holds a lock: this machine and process (read each time, so a fork is someone else)."""
+        return f"{socket.gethostname()}:{os.getpid()}:{self._nonce}"
+
+    def submit(self, event: Event) -> bool:
+        """Queue an event unless it was seen before; its person's drain answers it after their earlier ones."""
+        if not self._store.accept(event.event_id, event.psid, encode(event)):
+            return False
+        self._schedule(event.psid)
+        return True
+
+    def resume(self) -> None:
+        """Answer events left queued by a process that stopped or crashed before handling them."""
+        for psid in self._store.pending():
+            self._schedule(psid)
+
+    def resume_every(self, seconds: float) -> None:
+        """Call `resume` from a background thread, so a crashed holder's lock, once expired, frees its queue."""
+
+        def sweep() -> None:
+            while not self._stopping.wait(seconds):
+                try:
+                    self.resume()
+                except StoreUnavailable:
+                    logger.warning("store unavailable; will look for queued events again in %.0f s", seconds)
+
+        self._sweeper = threading.Thread(target=sweep, name="resume-queued", daemon=True)
+        self._sweeper.start()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no drain runs or waits; return False if `timeout` passed first."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._drains, timeout)
+
+    def close(self, finish_queued: bool) -> None:
+        """Stop: finish the answer in hand, and every queued one too if `finish_queued` (nobody else would)."""
+        if not finish_queued:
+            self._stopping.set()
+        self._pool.shutdown(wait=True)
+        self._stopping.set()
+        if self._sweeper:
+            self._sweeper.join()
+
+    def _schedule(self, psid: str) -> None:
+        with self._changed:
+            if psid in self._drains:
+                self._drains[psid] += 1
+                return
+            self._drains[psid] = 1
+        try:
+            self._pool.submit(self._run, psid)
+        except RuntimeError:
+            # The pool is shut down: the event stays queued in the store for the next process.
+            self._finished(psid)
+
+    def _run(self, psid: str) -> None:
+        try:
+            for delay in (*RETRY_DELAYS, None):
+                try:
+                    self._drain_until_empty(psid)
+                    return
+                except StoreUnavailable as exc:
+                    if delay is None or self._stopping.is_set():
+                        logger.warning("store unavailable; psid=%s stays queued (%s)", psid, exc)
+                        return
+                    logger.info("store unavailable; psid=%s retried in %.1f s", psid, delay)
+                    self._stopping.wait(delay)
+                except Stopping:
+                    return
+        finally:
+            self._finished(psid)
+
+    def _finished(self, psid: str) -> None:
+        with self._changed:
+            del self._drains[psid]
+            self._changed.notify_all()
+
+    def _drain_until_empty(self, psid: str) -> None:
+        while self._drain(psid):
+            # Let go of the lock, then look again: an event another process queued while this one
+            # held the lock found it taken, and was left for this one.
+            if not (self._store.shared and self._store.peek(psid) is not None) and not self._queued_meanwhile(psid):
+                return
+
+    def _queued_meanwhile(self, psid: str) -> bool:
+        """True if this process queued an event for the person since the drain last looked."""
+        with self._changed:
+            return self._drains[psid] > 0
+
+    def _looking(self, psid: str) -> None:
+        """Note that the drain is about to read the queue: events queued before now, it will see."""
+        with self._changed:
+            self._drains[psid] = 0
+
+    def _drain(self, psid: str) -> bool:
+        """Answer the person's queue under their lock; False if another process holds it."""
+        if not self._store.take_lock(psid, self._owner, self._lock_ttl):
+            return False
+        try:
+            self._looking(psid)
+            item = self._store.peek(psid)
+            while item is not None:
+                if self._stopping.is_set():
+                    raise Stopping
+                self._answer(psid, item)
+                self._looking(psid)
+                # Removed only once answered: after a crash, the event is answered on restart.
+                item = self._store.pop(psid)
+                if item is not None and not self._store.take_lock(psid, self._owner, self._lock_ttl):
+                    return False  # the lock expired and another worker took over
+        finally:
+            with contextlib.suppress(StoreUnavailable):  # the lock runs out by itself
+                self._store.release_lock(psid, self._owner)
+        return True
+
+    def _answer(self, psid: str, item: str) -> None:
+        try:
+            event = decode(item)
+        except (ValueError, TypeError, KeyError):
+            logger.error("an unreadable event for psid=%s was dropped", psid)
+            return
+        try:
+            self._handle(event)
+        except StoreUnavailable:
+            raise
+        except Exception:
+            # A fault of this event's (a bug it triggers): answering it again would fail again.
+            logger.exception("answering an event for psid=%s failed; it was dropped", psid)

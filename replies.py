@@ -1,0 +1,70 @@
+"""Every text a person can receive from the bot, in one place, so an owner can find, change or translate them.
+
+Texts with `{placeholders}` are filled with `str.format`; keep the placeholders when translating.
+"""
+
+from __future__ import annotations
+
+from gpt import Failure
+
+GREETING = (
+    "Hi! I'm an assistant powered by GPT. Ask me anything and I'll do my best to help. Send /help to see what I can do."
+)
+HELP = (
+    "I'm an AI assistant (a GPT model) answering on this page. Write to me as you would to a "
+    "person: I remember our conversation for a while, so you can ask follow-up questions.{media}\n\n"
+    "Commands:\n/reset: forget our conversation and start over\n/help: show this message\n\n"
+    "I can make mistakes: check anything important."
+)
+# The sentence HELP gains, by (photos understood, voice messages understood).
+MEDIA_HELP = {
+    (True, True): " You can also send photos and voice messages.",
+    (True, False): " You can also send photos.",
+    (False, True): " You can also send voice messages.",
+    (False, False): "",
+}
+RESET_DONE = "Done: I've forgotten our conversation. What would you like to talk about?"
+STICKER_THANKS = "👍"
+EMPTY_REPLY = "Sorry, I don't have an answer to that. Could you put it another way?"
+NOT_ALLOWED = "Sorry, this bot is being tested and isn't open to everyone yet."
+TRUNCATED = "Your message was long, so I've only read its first {limit:,} characters."
+HEARD = '🎤 I heard: "{transcript}"\n\n{reply}'
+VOICE_FAILED = "Sorry, I couldn't listen to that voice message. Could you type it instead?"
+VOICE_EMPTY = "I couldn't make out any words in that voice message. Could you try again, or type it?"
+
+# What the bot says to attachments it cannot use, by attachment type; CANNOT_OPEN for the rest.
+CANNOT_USE = {
+    "image": "I can't see photos here. Could you describe it in words?",
+    "audio": "I can't listen to voice messages here. Could you type it?",
+    "video": "I can't watch videos yet. Could you tell me what's in it?",
+    "file": "I can't open files yet. Could you paste the part you'd like me to read?",
+    "location": "Thanks! I can't read locations yet, but you can type the place you mean.",
+}
+CANNOT_OPEN = "I can't open shared links or posts yet. Could you paste the text, or tell me about it?"
+
+# Limits (limits.py): sent once, when a limit is first passed.
+TOO_FAST = "You're sending messages faster than I can keep up. Please wait a minute, then try again."
+DAILY_LIMIT = "You've reached today's limit of messages. Let's talk again tomorrow!"
+BACK_TOMORROW = "I've answered all the messages I can for today. Please come back tomorrow!"
+
+# When the model gives no answer, by why.
+APOLOGY_TRY_LATER = "Sorry, I'm having trouble answering right now. Please try again in a minute."
+APOLOGY_UNAVAILABLE = "Sorry, I can't answer messages right now. Please try again later."
+APOLOGIES = {
+    Failure.TIMEOUT: APOLOGY_TRY_LATER,
+    Failure.UNREACHABLE: APOLOGY_TRY_LATER,
+    Failure.RATE_LIMITED: APOLOGY_TRY_LATER,
+    Failure.SERVER: APOLOGY_TRY_LATER,
+    Failure.QUOTA: APOLOGY_UNAVAILABLE,
+    Failure.AUTH: APOLOGY_UNAVAILABLE,
+    Failure.FORBIDDEN: APOLOGY_UNAVAILABLE,
+    Failure.NOT_FOUND: APOLOGY_UNAVAILABLE,
+    Failure.TOO_LONG: "Sorry, that's too long for me to read. Could you send something shorter? "
+    "(Send /reset to start a fresh conversation.)",
+    Failure.REJECTED: "Sorry, I couldn't answer that one. Could you put it another way?",
+}
+
+
+def cannot_use(attachment_type: str) -> str:
+    """An honest answer to an attachment the bot cannot use."""
+    return CANNOT_USE.get(attachment_type, CANNOT_OPEN)

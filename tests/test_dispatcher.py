@@ -1,0 +1,125 @@
+"""One queue per person: replies run concurrently across people and one at a time, in order, for each person."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+
+from dispatcher import Dispatcher
+from events import Event, Message
+from fakes import Reply, completion
+from helpers import page_body, text_event
+from store import Bounds
+from store.memory import MemoryStore
+
+
+def test_forty_people_are_answered_at_the_same_time(config, openai_server, graph, app_with):
+    # The fake model answers nobody until 40 requests are in flight at once: a pool that ran
+    # fewer concurrently would break the barrier and every reply would be an apology.
+    everyone_waiting = threading.Barrier(40, timeout=20)
+
+    def answer_when_all_arrived(request: dict) -> Reply:
+        try:
+            everyone_waiting.wait()
+        except threading.BrokenBarrierError:
+            return Reply(status=500, body={"error": {"message": "not concurrent", "type": "server_error"}})
+        return completion("answer to " + request["messages"][-1]["content"])
+
+    openai_server.default = answer_when_all_arrived
+    post = app_with(config)
+    people = [str(1000 + n) for n in range(40)]
+    post(page_body(*(text_event(f"question from {p}", psid=p) for p in people)))
+    for person in people:
+        assert graph.texts(person) == [f"answer to question from {person}"]
+
+
+def test_one_persons_messages_are_answered_one_at_a_time_in_order(post, openai_server, graph):
+    texts = [f"message {n}" for n in range(6)]
+    post(page_body(*(text_event(t, psid="42") for t in texts)), wait=False)
+    post(page_body(text_event("message 6", psid="42")))
+    assert graph.texts("42") == [f"You said: message {n}" for n in range(7)]
+    # Each call saw every earlier turn complete: the model was never asked two at once.
+    for n, request in enumerate(openai_server.requests):
+        assert [m["content"] for m in request["messages"][1::2]] == [f"message {k}" for k in range(n + 1)]
+
+
+class CountingStore:
+    """A real store that counts the calls made to it, by method."""
+
+    def __init__(self, store: MemoryStore):
+        self.calls: Counter[str] = Counter()
+        self._store = store
+        self.shared = store.shared
+
+    def __getattr__(self, name: str):
+        method = getattr(self._store, name)
+
+        def counted(*args, **kwargs):
+            self.calls[name] += 1
+            return method(*args, **kwargs)
+
+        return counted
+
+
+def message(n: int, psid: str = "1") -> Message:
+    return Message(psid=psid, mid=f"m{n}", timestamp=0, text=f"message {n}")
+
+
+@pytest.fixture
+def store() -> CountingStore:
+    return CountingStore(MemoryStore(Bounds(20, 3000, 3600, 100, 3600, 1000)))
+
+
+def test_a_steady_queue_costs_one_lock_peek_and_pop_per_event(store):
+    handled: list[str] = []
+    first_in_hand, go_on = threading.Event(), threading.Event()
+
+    def handle(event: Event) -> None:
+        first_in_hand.set()
+        go_on.wait(timeout=10)
+        handled.append(event.event_id)
+
+    dispatcher = Dispatcher(store, handle, threads=4, lock_ttl=60)
+    dispatcher.submit(message(0))
+    assert first_in_hand.wait(timeout=10)
+    for n in range(1, 6):  # they arrive while the first is being answered
+        dispatcher.submit(message(n))
+    go_on.set()
+    assert dispatcher.wait_idle(timeout=10)
+    dispatcher.close(finish_queued=True)
+    assert handled == [f"m{n}" for n in range(6)]
+    del store.calls["accept"]
+    assert store.calls == {"take_lock": 6, "peek": 1, "pop": 6, "release_lock": 1}
+
+
+def test_an_event_that_breaks_the_bot_is_dropped_and_the_queue_goes_on(store):
+    handled: list[str] = []
+
+    def handle(event: Event) -> None:
+        if event.event_id == "m0":
+            raise RuntimeError("a bug this event triggers")
+        handled.append(event.event_id)
+
+    dispatcher = Dispatcher(store, handle, threads=2, lock_ttl=60)
+    dispatcher.submit(message(0))
+    dispatcher.submit(message(1))
+    assert dispatcher.wait_idle(timeout=10)
+    dispatcher.close(finish_queued=True)
+    assert handled == ["m1"]
+    assert store.peek("1") is None
+
+
+def test_wait_idle_reports_work_still_running(store):
+    release = threading.Event()
+
+    def handle(event: Event) -> None:
+        release.wait(timeout=10)
+
+    dispatcher = Dispatcher(store, handle, threads=1, lock_ttl=60)
+    dispatcher.submit(message(0))
+    assert dispatcher.wait_idle(timeout=0.01) is False
+    release.set()
+    assert dispatcher.wait_idle(timeout=10) is True
+    dispatcher.close(finish_queued=True)
