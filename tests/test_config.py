@@ -88,11 +88,12 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path, monkeypatch):
     assert settings.openai_model == "env-model"
 
 
-def test_flask_cli_shows_the_problems_at_start(tmp_path):
+@pytest.mark.parametrize("command", [["run", "--port", "0"], ["routes"], ["chat"]])
+def test_flask_cli_shows_the_problems_at_start_without_a_traceback(tmp_path, command):
     env = {k: v for k, v in os.environ.items() if k not in REQUIRED and k not in OPTIONAL}
     env["PYTHONPATH"] = str(ROOT)
     result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "app", "routes"],
+        [sys.executable, "-m", "flask", "--app", "app", *command],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -100,8 +101,11 @@ def test_flask_cli_shows_the_problems_at_start(tmp_path):
         timeout=60,
     )
     assert result.returncode != 0
+    needed = ["OPENAI_API_KEY"] if command == ["chat"] else REQUIRED  # the chat needs no Messenger settings
     for name in REQUIRED:
-        assert f"{name} is missing" in result.stderr
+        assert (f"{name} is missing" in result.stderr) == (name in needed)
+    assert result.stderr.count("The bot cannot start") == 1
+    assert "Traceback" not in result.stderr
 
 
 def test_env_example_lists_every_setting():
