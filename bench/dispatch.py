@@ -19,7 +19,6 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from typing import Any
 
 from common import machine, parse  # first: it puts the project and tests/ on sys.path
 
@@ -27,6 +26,7 @@ from common import machine, parse  # first: it puts the project and tests/ on sy
 from app import EXTENSION, create_app
 from dispatcher import Dispatcher
 from events import Event, Message
+from fakes import CountingStore
 from helpers import APP_SECRET, OPENAI_KEY, PAGE_ID, PAGE_TOKEN, VERIFY_TOKEN, meta_json, signed_headers
 from redis_server import RedisServer
 from store import Bounds, Store
@@ -37,24 +37,6 @@ from store.sqlite import SQLiteStore
 BOUNDS = Bounds(
     max_messages=20, max_tokens=3000, ttl=86400, max_conversations=100_000, dedup_ttl=3600, dedup_max_ids=100_000
 )
-
-
-class CountingStore:
-    """A real store that counts the calls made to it, by method."""
-
-    def __init__(self, store: Store):
-        self.calls: Counter[str] = Counter()
-        self._store = store
-        self.shared = store.shared
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._store, name)
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            return method(*args, **kwargs)
-
-        return counted
 
 
 def main() -> None:

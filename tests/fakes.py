@@ -10,7 +10,7 @@ import json
 import re
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -271,3 +271,21 @@ class FakeGraph(_Server):
                 for r in self.requests
                 if psid in (None, r.get("recipient", {}).get("id"))
             ]
+
+
+class CountingStore:
+    """A real store that counts the calls made to it, by method."""
+
+    def __init__(self, store: Any):
+        self.calls: Counter[str] = Counter()
+        self._store = store
+        self.shared = store.shared
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return method(*args, **kwargs)
+
+        return counted

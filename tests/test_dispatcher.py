@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter
 
 import pytest
 
 from dispatcher import Dispatcher
 from events import Event, Message
-from fakes import Reply, completion
+from fakes import CountingStore, Reply, completion
 from helpers import page_body, text_event
 from store import Bounds
 from store.memory import MemoryStore
@@ -43,24 +42,6 @@ def test_one_persons_messages_are_answered_one_at_a_time_in_order(post, openai_s
     # Each call saw every earlier turn complete: the model was never asked two at once.
     for n, request in enumerate(openai_server.requests):
         assert [m["content"] for m in request["messages"][1::2]] == [f"message {k}" for k in range(n + 1)]
-
-
-class CountingStore:
-    """A real store that counts the calls made to it, by method."""
-
-    def __init__(self, store: MemoryStore):
-        self.calls: Counter[str] = Counter()
-        self._store = store
-        self.shared = store.shared
-
-    def __getattr__(self, name: str):
-        method = getattr(self._store, name)
-
-        def counted(*args, **kwargs):
-            self.calls[name] += 1
-            return method(*args, **kwargs)
-
-        return counted
 
 
 def message(n: int, psid: str = "1") -> Message:
