@@ -117,7 +117,7 @@ def webhook() -> Response:
     if len(events) < len(parsed.events):
         logger.warning("webhook: %d events over MAX_EVENTS_PER_POST dropped", len(parsed.events) - len(events))
     try:
-        duplicates = sum(not svc.dispatcher.submit(event) for event in events)
+        duplicates = len(events) - svc.dispatcher.submit(events)
     except StoreUnavailable as exc:
         # Meta sends the events again later; none was lost.
         logger.error("webhook not taken: the store is unavailable (%s)", exc)

@@ -173,7 +173,7 @@ class Bot:
         said = text
         if isinstance(event, Message):
             if event.text:
-                self._store.remember(psid, event.mid, event.text)
+                self._store.remember(psid, event.mid, event.text[: prompt.REMEMBERED_CHARS])
             quoted = self._store.recall(psid, event.reply_to_mid) if event.reply_to_mid else None
             said = prompt.with_quote(text, quoted)
         started = time.monotonic()

@@ -15,11 +15,11 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from events import Event, decode, encode
-from store import Store, StoreUnavailable
+from store import Queued, Store, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +53,15 @@ class Dispatcher:
         """Who holds a lock: this machine and process (read each time, so a fork is someone else)."""
         return f"{socket.gethostname()}:{os.getpid()}:{self._nonce}"
 
-    def submit(self, event: Event) -> bool:
-        """Queue an event unless it was seen before; its person's drain answers it after their earlier ones."""
-        if not self._store.accept(event.event_id, event.psid, encode(event)):
-            return False
-        self._schedule(event.psid)
-        return True
+    def submit(self, events: Sequence[Event]) -> int:
+        """Queue the events not seen before, all in one store step; return how many were new.
+
+        Each person's drain answers their new events after their earlier ones.
+        """
+        queued = self._store.accept([Queued(event.event_id, event.psid, encode(event)) for event in events])
+        for psid in dict.fromkeys(event.psid for event, new in zip(events, queued, strict=True) if new):
+            self._schedule(psid)
+        return sum(queued)
 
     def resume(self) -> None:
         """Answer events left queued by a process that stopped or crashed before handling them."""

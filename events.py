@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,6 +26,15 @@ KNOWN_KINDS = (
     "app_roles",
     "policy_enforcement",
 )
+
+
+# Ids longer than this are not Meta's (its PSIDs have about 16 digits, its mids about 100 characters).
+MAX_ID_CHARS = 256
+# Timestamps past this (year 5138, in milliseconds) are not real: they count as missing.
+MAX_TIMESTAMP_MS = 10**14
+# Valid JSON may carry lone UTF-16 surrogates ("\ud800"), which no store or HTTP client can encode.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+ID_TEXT = re.compile(r"[\x21-\x7e]+")
 
 
 class BadBody(ValueError):
@@ -75,8 +86,10 @@ class Postback:
     @property
     def event_id(self) -> str:
         """The id Meta repeats when it redelivers this event."""
-        # Postbacks before Graph v11 carry no mid; the tap's time and payload identify it.
-        return self.mid or f"postback:{self.psid}:{self.timestamp}:{self.payload}"
+        # Postbacks before Graph v11 carry no mid; the tap's time and payload identify it (the
+        # payload by its digest, so the id stays short whatever the payload's length).
+        digest = hashlib.sha256(self.payload.encode()).hexdigest()[:16]
+        return self.mid or f"postback:{self.psid}:{self.timestamp}:{digest}"
 
 
 Event = Message | Postback
@@ -129,7 +142,7 @@ def parse_item(item: Any, page_id: str) -> tuple[Event | None, str]:
     psid = _id(item.get("sender"))
     if psid is None:
         return None, "malformed"
-    timestamp: int = item["timestamp"] if isinstance(item.get("timestamp"), int) else 0
+    timestamp = _timestamp(item.get("timestamp"))
     event: Event | None
     if kind == "postback":
         event = _postback(item["postback"], psid, timestamp)
@@ -141,14 +154,29 @@ def parse_item(item: Any, page_id: str) -> tuple[Event | None, str]:
     return (event, kind) if event else (None, "malformed")
 
 
+def _timestamp(value: Any) -> int:
+    """Milliseconds since 1970, or 0 (unknown) for anything that is not a plausible time."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_TIMESTAMP_MS:
+        return value
+    return 0
+
+
 def _id(party: Any) -> str | None:
-    if isinstance(party, dict) and isinstance(party.get("id"), (str, int)) and str(party["id"]):
-        return str(party["id"])
+    return _identifier(party.get("id")) if isinstance(party, dict) else None
+
+
+def _identifier(value: Any) -> str | None:
+    """An id as Meta writes them: printable ASCII of a sane length; anything else is malformed."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        value = str(value)
+    if isinstance(value, str) and len(value) <= MAX_ID_CHARS and ID_TEXT.fullmatch(value):
+        return value
     return None
 
 
 def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    """A text field; lone surrogates (valid JSON, unencodable text) become U+FFFD."""
+    return LONE_SURROGATE.sub("\ufffd", value) if isinstance(value, str) else None
 
 
 def _dict(value: Any) -> dict:
@@ -158,7 +186,7 @@ def _dict(value: Any) -> dict:
 def _message(message: Any, psid: str, timestamp: int) -> Message | None:
     if not isinstance(message, dict):
         return None
-    mid = _str(message.get("mid"))
+    mid = _identifier(message.get("mid"))
     if not mid:
         return None
     quick_reply_payload = _str(_dict(message.get("quick_reply")).get("payload"))
@@ -174,7 +202,7 @@ def _message(message: Any, psid: str, timestamp: int) -> Message | None:
         timestamp=timestamp,
         text=_str(message.get("text")),
         quick_reply_payload=quick_reply_payload,
-        reply_to_mid=_str(_dict(message.get("reply_to")).get("mid")),
+        reply_to_mid=_identifier(_dict(message.get("reply_to")).get("mid")),
         attachments=attachments,
     )
 
@@ -197,7 +225,7 @@ def _postback(postback: Any, psid: str, timestamp: int) -> Postback | None:
         payload=_str(postback.get("payload")) or "",
         title=_str(postback.get("title")) or "",
         timestamp=timestamp,
-        mid=_str(postback.get("mid")),
+        mid=_identifier(postback.get("mid")),
     )
 
 

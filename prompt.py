@@ -17,6 +17,8 @@ IMAGE_TOKENS = {"low": 85, "auto": 1105, "high": 1105}
 # What the model is asked about a photo sent without a caption.
 PHOTO_PROMPT = "What's in this photo?"
 QUOTE_CHARS = 300
+# What is kept of a message for quoting it later: enough to show QUOTE_CHARS, cut at a word.
+REMEMBERED_CHARS = 2 * QUOTE_CHARS
 
 ChatMessage = dict[str, Any]
 

@@ -79,10 +79,10 @@ def steady_queue(store: CountingStore, count: int) -> Counter[str]:
     dispatcher = Dispatcher(store, handle, threads=4, lock_ttl=60)
     psid = f"steady-{time.monotonic_ns()}"
     messages = [Message(psid=psid, mid=f"{psid}-{n}", timestamp=0, text="hello") for n in range(count)]
-    dispatcher.submit(messages[0])
+    dispatcher.submit(messages[:1])
     first_in_hand.wait(timeout=30)
     for message in messages[1:]:
-        dispatcher.submit(message)
+        dispatcher.submit([message])
     go_on.set()
     dispatcher.wait_idle(timeout=60)
     dispatcher.close(finish_queued=True)

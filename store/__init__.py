@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -23,6 +23,15 @@ logger = logging.getLogger(__name__)
 
 # Messages remembered per person for replies that quote them.
 MAX_QUOTES = 50
+
+
+@dataclass(frozen=True)
+class Queued:
+    """An event as a store queues it: its id (for redeliveries), its person, and its serialised form."""
+
+    event_id: str
+    psid: str
+    item: str
 
 
 class Store(Protocol):
@@ -49,8 +58,9 @@ class Store(Protocol):
     def expire(self) -> int:
         """Remove idle conversations and old event ids; return how many conversations went."""
 
-    def accept(self, event_id: str, psid: str, item: str) -> bool:
-        """Queue an event for the person unless its id was seen within its lifetime; return whether it was queued."""
+    def accept(self, events: Sequence[Queued]) -> list[bool]:
+        """Queue each event for its person unless its id was seen within its lifetime, all in one step (one
+        transaction, one round trip); return whether each was queued."""
 
     def increment(self, key: str, amount: int, ttl: float) -> int:
         """Add to a counter that lives `ttl` seconds from its first increment; return its new value."""

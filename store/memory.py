@@ -7,10 +7,10 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from store import MAX_QUOTES, Bounds, Turn, newest_turns_within
+from store import MAX_QUOTES, Bounds, Queued, Turn, newest_turns_within
 
 logger = logging.getLogger(__name__)
 
@@ -100,18 +100,21 @@ class MemoryStore:
         with self._lock:
             return self._expire_locked(self._clock())
 
-    def accept(self, event_id: str, psid: str, item: str) -> bool:
-        """Queue an event for the person unless its id was seen within its lifetime; return whether it was queued."""
+    def accept(self, events: Sequence[Queued]) -> list[bool]:
+        """Queue each event for its person unless its id was seen within its lifetime; return whether each was."""
         with self._lock:
             now = self._clock()
             self._expire_locked(now)
-            if event_id in self._event_ids:
-                return False
-            self._event_ids[event_id] = now
-            while len(self._event_ids) > self._dedup_max_ids:
-                self._event_ids.popitem(last=False)
-            self._queues.setdefault(psid, deque()).append(item)
-            return True
+            return [self._accept_locked(event, now) for event in events]
+
+    def _accept_locked(self, event: Queued, now: float) -> bool:
+        if event.event_id in self._event_ids:
+            return False
+        self._event_ids[event.event_id] = now
+        while len(self._event_ids) > self._dedup_max_ids:
+            self._event_ids.popitem(last=False)
+        self._queues.setdefault(event.psid, deque()).append(event.item)
+        return True
 
     def increment(self, key: str, amount: int, ttl: float) -> int:
         """Add to a counter that lives `ttl` seconds from its first increment; return its new value."""

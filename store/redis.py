@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 import redis
 
-from store import MAX_QUOTES, Bounds, StoreUnavailable, Turn, unavailable_on
+from store import MAX_QUOTES, Bounds, Queued, StoreUnavailable, Turn, unavailable_on
 
 logger = logging.getLogger(__name__)
 
@@ -169,10 +169,14 @@ class RedisStore:
             logger.info("forgot %d idle conversations", removed)
         return removed
 
-    def accept(self, event_id: str, psid: str, item: str) -> bool:
-        """Queue an event for the person unless its id was seen within its lifetime; return whether it was queued."""
-        keys = [PREFIX + "event:" + event_id, PREFIX + "queue:" + psid, PREFIX + "pending"]
-        return bool(self._accept(keys=keys, args=[int(self._bounds.dedup_ttl * 1000), item, psid]))
+    def accept(self, events: Sequence[Queued]) -> list[bool]:
+        """Queue each event for its person unless its id was seen within its lifetime, in one round trip."""
+        ttl_ms = int(self._bounds.dedup_ttl * 1000)
+        with self._redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                keys = [PREFIX + "event:" + event.event_id, PREFIX + "queue:" + event.psid, PREFIX + "pending"]
+                self._accept(keys=keys, args=[ttl_ms, event.item, event.psid], client=pipe)
+            return [bool(result) for result in pipe.execute()]
 
     def increment(self, key: str, amount: int, ttl: float) -> int:
         """Add to a counter that lives `ttl` seconds from its first increment; return its new value."""

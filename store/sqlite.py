@@ -7,11 +7,11 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from store import MAX_QUOTES, Bounds, StoreUnavailable, Turn, newest_turns_within, unavailable_on
+from store import MAX_QUOTES, Bounds, Queued, StoreUnavailable, Turn, newest_turns_within, unavailable_on
 
 logger = logging.getLogger(__name__)
 
@@ -211,22 +211,25 @@ class SQLiteStore:
         if now - self._purged_at >= PURGE_EVERY:
             self.expire()
 
-    def accept(self, event_id: str, psid: str, item: str) -> bool:
-        """Queue an event for the person unless its id was seen within its lifetime; return whether it was queued."""
+    def accept(self, events: Sequence[Queued]) -> list[bool]:
+        """Queue each event for its person unless its id was seen within its lifetime, in one transaction."""
         now = self._clock()
+        queued = []
         with self._transaction() as db:
-            first_sighting = (
-                db.execute(
-                    "INSERT INTO events (id, expires_at) VALUES (?, ?) "
-                    "ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE events.expires_at <= ?",
-                    (event_id, now + self._bounds.dedup_ttl, now),
-                ).rowcount
-                == 1
-            )
-            if first_sighting:
-                db.execute("INSERT INTO queue (psid, item) VALUES (?, ?)", (psid, item))
+            for event in events:
+                first_sighting = (
+                    db.execute(
+                        "INSERT INTO events (id, expires_at) VALUES (?, ?) "
+                        "ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE events.expires_at <= ?",
+                        (event.event_id, now + self._bounds.dedup_ttl, now),
+                    ).rowcount
+                    == 1
+                )
+                if first_sighting:
+                    db.execute("INSERT INTO queue (psid, item) VALUES (?, ?)", (event.psid, event.item))
+                queued.append(first_sighting)
         self._purge_now_and_then(now)
-        return first_sighting
+        return queued
 
     def increment(self, key: str, amount: int, ttl: float) -> int:
         """Add to a counter that lives `ttl` seconds from its first increment; return its new value."""

@@ -141,6 +141,16 @@ def post(app):
     return poster(app)
 
 
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def post_to_store(request, config, tmp_path, make_app):
+    """POST to an app on each store in turn: SQLite and Redis refuse text the memory store keeps."""
+    if request.param == "sqlite":
+        config.update(STORE_URL=f"sqlite:///{tmp_path}/bot.db")
+    elif request.param == "redis":
+        config.update(STORE_URL=request.getfixturevalue("redis_url"))
+    return poster(make_app(config))
+
+
 @pytest.fixture
 def app_with(make_app):
     """Build an app from changed settings and return its `post` function."""

@@ -63,10 +63,10 @@ def test_a_steady_queue_costs_one_lock_peek_and_pop_per_event(store):
         handled.append(event.event_id)
 
     dispatcher = Dispatcher(store, handle, threads=4, lock_ttl=60)
-    dispatcher.submit(message(0))
+    dispatcher.submit([message(0)])
     assert first_in_hand.wait(timeout=10)
     for n in range(1, 6):  # they arrive while the first is being answered
-        dispatcher.submit(message(n))
+        dispatcher.submit([message(n)])
     go_on.set()
     assert dispatcher.wait_idle(timeout=10)
     dispatcher.close(finish_queued=True)
@@ -84,8 +84,8 @@ def test_an_event_that_breaks_the_bot_is_dropped_and_the_queue_goes_on(store):
         handled.append(event.event_id)
 
     dispatcher = Dispatcher(store, handle, threads=2, lock_ttl=60)
-    dispatcher.submit(message(0))
-    dispatcher.submit(message(1))
+    dispatcher.submit([message(0)])
+    dispatcher.submit([message(1)])
     assert dispatcher.wait_idle(timeout=10)
     dispatcher.close(finish_queued=True)
     assert handled == ["m1"]
@@ -99,7 +99,7 @@ def test_wait_idle_reports_work_still_running(store):
         release.wait(timeout=10)
 
     dispatcher = Dispatcher(store, handle, threads=1, lock_ttl=60)
-    dispatcher.submit(message(0))
+    dispatcher.submit([message(0)])
     assert dispatcher.wait_idle(timeout=0.01) is False
     release.set()
     assert dispatcher.wait_idle(timeout=10) is True

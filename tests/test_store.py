@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from prompt import estimate_tokens, newest_turns_within
-from store import Bounds, Store, StoreUnavailable, Turn
+from store import Bounds, Queued, Store, StoreUnavailable, Turn
 from store.memory import MemoryStore
 from store.redis import RedisStore
 from store.sqlite import SQLiteStore
@@ -48,6 +48,11 @@ def backend(request, tmp_path) -> Backend:
     """One backend at a time, against a real redis-server for Redis."""
     url = request.getfixturevalue("redis_url") if request.param == "redis" else f"sqlite:///{tmp_path}/bot.db"
     return Backend(request.param, url)
+
+
+def accept_one(store: Store, event_id: str, psid: str, item: str) -> bool:
+    (queued,) = store.accept([Queued(event_id, psid, item)])
+    return queued
 
 
 def turn(n: int) -> Turn:
@@ -146,8 +151,8 @@ def test_an_idle_conversation_does_not_come_back_with_the_next_message(backend):
 
 def test_an_event_is_queued_once_within_its_lifetime(backend):
     store = backend(dedup_ttl=600)
-    assert store.accept("m_1", "a", "first") is True
-    assert store.accept("m_1", "a", "again") is False
+    assert accept_one(store, "m_1", "a", "first") is True
+    assert accept_one(store, "m_1", "a", "again") is False
     assert store.peek("a") == "first"
     store.pop("a")
     assert store.peek("a") is None
@@ -155,9 +160,9 @@ def test_an_event_is_queued_once_within_its_lifetime(backend):
         assert 0 < store._redis.pttl("mgpt:event:m_1") <= 600_000
         return
     backend.clock.now += 599
-    assert store.accept("m_1", "a", "later") is False
+    assert accept_one(store, "m_1", "a", "later") is False
     backend.clock.now += 1
-    assert store.accept("m_1", "a", "much later") is True
+    assert accept_one(store, "m_1", "a", "much later") is True
 
 
 def test_event_ids_are_bounded_in_count(backend):
@@ -165,18 +170,18 @@ def test_event_ids_are_bounded_in_count(backend):
         pytest.skip("Redis bounds event ids by their TTL alone")
     store = backend(dedup_max_ids=3)
     for n in range(5):
-        assert store.accept(f"m_{n}", "a", str(n))
+        assert accept_one(store, f"m_{n}", "a", str(n))
         backend.clock.now += 1
     store.expire()
-    assert store.accept("m_4", "a", "x") is False
-    assert store.accept("m_0", "a", "x") is True  # the oldest ids were let go
+    assert accept_one(store, "m_4", "a", "x") is False
+    assert accept_one(store, "m_0", "a", "x") is True  # the oldest ids were let go
 
 
 def test_queues_keep_order_per_person_and_list_who_is_waiting(backend):
     store = backend()
     for n in range(3):
-        store.accept(f"a{n}", "a", f"a-{n}")
-    store.accept("b0", "b", "b-0")
+        accept_one(store, f"a{n}", "a", f"a-{n}")
+    accept_one(store, "b0", "b", "b-0")
     assert sorted(store.pending()) == ["a", "b"]
     taken = []
     while (item := store.peek("a")) is not None:
@@ -233,7 +238,7 @@ def test_concurrent_appends_and_accepts_lose_nothing(backend):
         start.wait()
         for n in range(50):
             store.append(f"p{n % 5}", turn(worker * 1000 + n))
-            queued.append(store.accept(f"m_{n}", "q", str(n)))
+            queued.append(accept_one(store, f"m_{n}", "q", str(n)))
 
     threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
     for thread in threads:

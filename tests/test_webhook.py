@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 
 import pytest
@@ -273,3 +274,51 @@ def test_postbacks_without_mid_are_told_apart_by_time(post, graph):
 def test_response_body_is_plain_text(post):
     response = post(load("read.json"))
     assert response.get_data(as_text=True) == "EVENT_RECEIVED"
+
+
+# --- odd input: no 500, and the rest of the batch is taken ---
+
+
+def with_changes(event: dict, **changes: object) -> dict:
+    """A copy of a messaging item with some of its fields (dotted paths) replaced."""
+    copy = json.loads(json.dumps(event))
+    for path, value in changes.items():
+        *parents, last = path.split("__")
+        target = copy
+        for key in parents:
+            target = target.setdefault(key, {})
+        target[last] = value
+    return copy
+
+
+def test_lone_surrogates_and_absurd_numbers_anywhere_in_a_batch(post_to_store, graph, openai_server):
+    surrogate = "\ud800"
+    malformed = [  # skipped: not an id Meta would send
+        with_changes(text_event("a"), sender__id="6" + surrogate),
+        with_changes(text_event("b"), message__mid="m_" + surrogate),
+        with_changes(text_event("c"), message__mid="m_" + "x" * 10_000),
+    ]
+    odd_but_answered = [
+        text_event("d" + surrogate + "d", psid="201"),
+        with_changes(text_event("e", psid="202"), timestamp=10**20),
+        with_changes(text_event("f", psid="203"), timestamp=-(10**20)),
+        with_changes(text_event("g", psid="204"), message__reply_to__mid="m_" + surrogate),
+        with_changes(text_event("", psid="205"), message__quick_reply__payload="h" + surrogate),
+        {
+            "sender": {"id": "206"},
+            "recipient": {"id": PAGE_ID},
+            "timestamp": 1,
+            "postback": {"title": "i" + surrogate, "payload": "MENU" + surrogate},
+        },
+    ]
+    last = text_event("the last one", psid="207")
+    response = post_to_store(page_body(*malformed, *odd_but_answered, last))
+    assert response.status_code == HTTPStatus.OK
+    assert graph.texts("201") == ["You said: d\ufffdd"]
+    assert graph.texts("202") == ["You said: e"]
+    assert graph.texts("203") == ["You said: f"]
+    assert graph.texts("204") == ["You said: g"]
+    assert graph.texts("205") == ["You said: h\ufffd"]
+    assert graph.texts("206") == ["You said: i\ufffd"]
+    assert graph.texts("207") == ["You said: the last one"]
+    assert graph.texts(PSID) == []  # the malformed ones
