@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 
@@ -13,7 +12,6 @@ import click
 from flask import Flask, Response, current_app, jsonify, request
 from flask.cli import FlaskGroup
 
-import usage
 from config import ConfigError, Settings, load_settings, settings_from_mapping
 from events import BadBody, parse_body
 from logs import configure_logging
@@ -132,13 +130,11 @@ def webhook() -> Response:
 
 
 def health() -> tuple[Response, HTTPStatus]:
-    """Say whether the service and its store are up, and today's usage; needs no signature."""
-    store = service().store
-    if not store.ping():
-        body = jsonify(status="degraded", version=__version__, store="unreachable")
+    """Say whether the service can take events (its store can be written); needs no signature, tells nothing more."""
+    if not service().store.ping():
+        body = jsonify(status="degraded", version=__version__, store="unavailable")
         return body, HTTPStatus.SERVICE_UNAVAILABLE
-    body = jsonify(status="ok", version=__version__, store="ok", usage_today=usage.totals(store, time.time()))
-    return body, HTTPStatus.OK
+    return jsonify(status="ok", version=__version__, store="ok"), HTTPStatus.OK
 
 
 def plain(text: str, status: HTTPStatus) -> Response:

@@ -19,7 +19,7 @@ from limits import Limits
 from media import MediaError, downloaded
 from messenger import GraphError
 from routing import Case, Route, route
-from store import Store, Turn
+from store import Store, StoreUnavailable, Turn
 from typing_indicator import TypingIndicator
 
 logger = logging.getLogger(__name__)
@@ -196,9 +196,7 @@ class Bot:
         if sent and completion.text:
             # Kept only once delivered, so the history holds no answer the person never saw. A
             # photo stays in the history as a marker: Meta's attachment links expire.
-            self._store.append(psid, Turn(prompt.history_text(said, photos, heard), completion.text))
-            for mid, piece in sent:
-                self._store.remember(psid, mid, piece)
+            self._keep(psid, Turn(prompt.history_text(said, photos, heard), completion.text), sent)
         logger.info(
             "replied psid=%s model_ms=%.0f prompt_tokens=%s completion_tokens=%s pieces=%d",
             psid,
@@ -207,6 +205,16 @@ class Bot:
             completion.completion_tokens,
             len(sent),
         )
+
+    def _keep(self, psid: str, turn: Turn, sent: list[tuple[str, str]]) -> None:
+        """Remember a delivered exchange; if the store fails now, the turn is lost, not the reply repeated."""
+        try:
+            self._store.append(psid, turn)
+            for mid, piece in sent:
+                self._store.remember(psid, mid, piece)
+        except StoreUnavailable as exc:
+            # Leaving the event queued would answer it twice: the person already has the reply.
+            logger.warning("reply to psid=%s was sent but not kept in the history: %s", psid, exc)
 
     def _send(self, psid: str, text: str) -> list[tuple[str, str]]:
         """Send a reply; return (message id, text) of each message sent (none if Meta refused: already logged)."""

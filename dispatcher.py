@@ -10,6 +10,7 @@ is not the event's fault (the store is down, the process is stopping) leaves it 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import socket
@@ -23,8 +24,8 @@ from store import Queued, Store, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
-# Waits between tries while the store is unavailable: short, so a queue resumes within
-# seconds of the store coming back.
+# Waits between tries while the store is unavailable (the last one repeats until it is back):
+# short, so a queue resumes within seconds of the store coming back.
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
 
 
@@ -109,15 +110,18 @@ class Dispatcher:
 
     def _run(self, psid: str) -> None:
         try:
-            for delay in (*RETRY_DELAYS, None):
+            for attempt in itertools.count():
                 try:
                     self._drain_until_empty(psid)
                     return
                 except StoreUnavailable as exc:
-                    if delay is None or self._stopping.is_set():
-                        logger.warning("store unavailable; psid=%s stays queued (%s)", psid, exc)
+                    if self._stopping.is_set():
+                        logger.warning("store unavailable while stopping; psid=%s stays queued (%s)", psid, exc)
                         return
-                    logger.info("store unavailable; psid=%s retried in %.1f s", psid, delay)
+                    delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+                    (logger.warning if attempt == 0 else logger.debug)(
+                        "store unavailable; psid=%s stays queued, tried again in %.1f s (%s)", psid, delay, exc
+                    )
                     self._stopping.wait(delay)
                 except Stopping:
                     return

@@ -43,6 +43,7 @@ class Service:
         """Stop the threads; call once nothing is being answered."""
         self.typing.close()
         self._media.close()
+        self.store.close()
 
 
 class WebhookService(Service):

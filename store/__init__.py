@@ -69,7 +69,10 @@ class Store(Protocol):
         """Return a counter's value; 0 if it does not exist or has expired."""
 
     def ping(self) -> bool:
-        """Return True if the store can be reached; never raises."""
+        """Return True if the store can be written now; never raises."""
+
+    def close(self) -> None:
+        """Let go of connections; the store is not used afterwards."""
 
     def peek(self, psid: str) -> str | None:
         """Return the first event of the person's queue, or None."""
@@ -118,15 +121,20 @@ class StoreUnavailable(Exception):
 StoreClass = TypeVar("StoreClass", bound=type)
 
 
-def unavailable_on(*errors: type[Exception]) -> Callable[[StoreClass], StoreClass]:
-    """Class decorator: a backend's public methods raise its client's `errors` as StoreUnavailable."""
+def unavailable_on(*errors: type[Exception], drop: str | None = None) -> Callable[[StoreClass], StoreClass]:
+    """Class decorator: a backend's public methods raise its client's `errors` as StoreUnavailable.
+
+    `drop` names a method that lets go of the connection that failed, so the next call opens a new one.
+    """
 
     def translate(method: Callable) -> Callable:
         @functools.wraps(method)
-        def wrapper(*args, **kwargs):
+        def wrapper(self, *args, **kwargs):
             try:
-                return method(*args, **kwargs)
+                return method(self, *args, **kwargs)
             except errors as exc:
+                if drop:
+                    getattr(self, drop)()
                 raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
         return wrapper

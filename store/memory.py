@@ -134,8 +134,11 @@ class MemoryStore:
             return self._counters.get(key, (0, 0.0))[0]
 
     def ping(self) -> bool:
-        """Return True: memory is always there."""
+        """Return True: memory can always be written."""
         return True
+
+    def close(self) -> None:
+        """Nothing to let go of."""
 
     def peek(self, psid: str) -> str | None:
         """Return the first event of the person's queue, or None."""

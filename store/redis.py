@@ -187,11 +187,15 @@ class RedisStore:
         return int(self._redis.get(PREFIX + "counter:" + key) or 0)
 
     def ping(self) -> bool:
-        """Return True if Redis answers."""
+        """Return True if Redis takes a write (a replica, or a server out of memory, refuses one)."""
         try:
-            return bool(self._redis.ping())
+            return bool(self._redis.set(PREFIX + "health", "1", px=10_000))
         except redis.RedisError:
             return False
+
+    def close(self) -> None:
+        """Close the connections to Redis."""
+        self._redis.close()
 
     def __len__(self) -> int:
         return self._redis.zcard(PREFIX + "people")

@@ -46,7 +46,7 @@ def database_path(url: str) -> Path:
     return Path(url[len("sqlite:///") :])
 
 
-@unavailable_on(sqlite3.Error)
+@unavailable_on(sqlite3.Error, drop="_drop_connection")
 class SQLiteStore:
     """Conversations in a SQLite file in WAL mode, with one connection per thread and process."""
 
@@ -64,23 +64,62 @@ class SQLiteStore:
         self._clock = clock
         self._local = threading.local()
         self._purged_at = 0.0
+        # Every connection opened, with the process that opened it, so close() can close them all.
+        self._connections: list[tuple[int, sqlite3.Connection]] = []
+        self._connections_lock = threading.Lock()
         if not self._path.parent.is_dir():
             raise StoreUnavailable(f"STORE_URL: the folder {self._path.parent} does not exist")
         try:
-            self._migrate()
+            self._connection()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"STORE_URL: cannot open the SQLite database ({exc})") from None
 
     def _connection(self) -> sqlite3.Connection:
-        # A connection must not cross a fork or a thread: one per (process, thread).
-        if getattr(self._local, "pid", None) != os.getpid():
-            connection = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+        # A connection must not cross a fork or a thread: one per (process, thread). One whose
+        # file was deleted or replaced would write where nobody reads: it is dropped too.
+        if getattr(self._local, "pid", None) != os.getpid() or self._local.inode != _inode(self._path):
+            self._drop_connection()
+            self._local.connection, self._local.inode = self._open(), _inode(self._path)
+            self._local.pid = os.getpid()
+        connection: sqlite3.Connection = self._local.connection
+        return connection
+
+    def _open(self) -> sqlite3.Connection:
+        """A read-write connection to the database, or sqlite3.Error: never a read-only one."""
+        # check_same_thread is off only so that close() may close every thread's connection.
+        connection = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             # Deleted conversations are overwritten on disk, not just unlinked from the tree.
             connection.execute("PRAGMA secure_delete=ON")
-            self._local.connection, self._local.pid = connection, os.getpid()
-        return self._local.connection
+            # SQLite quietly opens a file it cannot write read-only: taking the write lock, to
+            # bring the schema up to date, proves it can write (and heals a database made anew).
+            _migrate(connection, self._path)
+        except (sqlite3.Error, StoreUnavailable):
+            connection.close()
+            raise
+        with self._connections_lock:
+            self._connections.append((os.getpid(), connection))
+        return connection
+
+    def _drop_connection(self) -> None:
+        """Close this thread's connection, so the next call opens a fresh one (after an error, say)."""
+        connection = getattr(self._local, "connection", None)
+        opened_here = getattr(self._local, "pid", None) == os.getpid()
+        self._local.connection = self._local.pid = self._local.inode = None
+        if connection is not None and opened_here:
+            with self._connections_lock:
+                self._connections.remove((os.getpid(), connection))
+            connection.close()
+
+    def close(self) -> None:
+        """Close every connection this process opened."""
+        with self._connections_lock:
+            mine = [connection for pid, connection in self._connections if pid == os.getpid()]
+            self._connections = []
+        for connection in mine:
+            connection.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -92,16 +131,6 @@ class SQLiteStore:
             connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
-
-    def _migrate(self) -> None:
-        with self._transaction() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreUnavailable(f"{self._path} was written by a newer version (schema {version})")
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[step].strip().split(";\n"):
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def get(self, psid: str) -> list[Turn]:
         """Return the person's turns, oldest first; empty if none or expired."""
@@ -258,11 +287,18 @@ class SQLiteStore:
         return row[0] if row else 0
 
     def ping(self) -> bool:
-        """Return True if the database answers."""
+        """Return True if the database can be written: a new connection opens read-write and takes the write lock."""
+        # A new connection, because one opened earlier may still write where new ones cannot.
         try:
-            self._connection().execute("SELECT 1").fetchone()
+            connection = sqlite3.connect(self._path, timeout=5, isolation_level=None)
         except sqlite3.Error:
             return False
+        try:
+            _migrate(connection, self._path)
+        except (sqlite3.Error, StoreUnavailable):
+            return False
+        finally:
+            connection.close()
         return True
 
     def __len__(self) -> int:
@@ -300,6 +336,31 @@ class SQLiteStore:
     def release_lock(self, psid: str, owner: str) -> None:
         """Let go of the person's lock, if `owner` holds it."""
         self._connection().execute("DELETE FROM locks WHERE name = ? AND owner = ?", (psid, owner))
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema up to date, under the write lock."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreUnavailable(f"{path} was written by a newer version (schema {version})")
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[step].strip().split(";\n"):
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _inode(path: Path) -> int | None:
+    """The file's identity on disk, or None if it is gone."""
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
 
 
 def _forget(db: sqlite3.Connection, psids: list[str]) -> None:

@@ -32,7 +32,8 @@ def redis_url(redis_server):
     import redis
 
     url = f"{redis_server}/0"
-    redis.Redis.from_url(url).flushdb()
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
     return url
 
 

@@ -51,15 +51,15 @@ def test_limits_are_per_person(limited, graph):
 def test_global_daily_cap_tells_each_person_once_and_logs_once(config, app_with, graph, openai_server, caplog):
     config.update(LIMIT_GLOBAL_PER_DAY="2")
     post = app_with(config)
-    post(
-        page_body(
-            at(NOON, "1", psid="111"),
-            at(NOON, "2", psid="222"),
-            at(NOON + 1, "3", psid="111"),
-            at(NOON + 2, "4", psid="111"),
-            at(NOON + 3, "5", psid="333"),
-        )
-    )
+    # One at a time: the cap counts model calls in the order they are made, across people.
+    for event in (
+        at(NOON, "1", psid="111"),
+        at(NOON, "2", psid="222"),
+        at(NOON + 1, "3", psid="111"),
+        at(NOON + 2, "4", psid="111"),
+        at(NOON + 3, "5", psid="333"),
+    ):
+        post(page_body(event))
     assert len(openai_server.requests) == 2
     assert graph.texts("111") == ["You said: 1", replies.BACK_TOMORROW]
     assert graph.texts("333") == [replies.BACK_TOMORROW]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -33,21 +34,29 @@ class Backend:
 
     def __init__(self, kind: str, url: str) -> None:
         self.kind, self.url, self.clock = kind, url, Clock()
+        self.opened: list[Store] = []
 
     def __call__(self, **changes: Any) -> Store:
         bounds = replace(BOUNDS, **changes)
+        store: Store
         if self.kind == "memory":
-            return MemoryStore(bounds, self.clock)
-        if self.kind == "sqlite":
-            return SQLiteStore(self.url, bounds, self.clock)
-        return RedisStore(self.url, bounds, self.clock)
+            store = MemoryStore(bounds, self.clock)
+        elif self.kind == "sqlite":
+            store = SQLiteStore(self.url, bounds, self.clock)
+        else:
+            store = RedisStore(self.url, bounds, self.clock)
+        self.opened.append(store)
+        return store
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
-def backend(request, tmp_path) -> Backend:
+def backend(request, tmp_path) -> Iterator[Backend]:
     """One backend at a time, against a real redis-server for Redis."""
     url = request.getfixturevalue("redis_url") if request.param == "redis" else f"sqlite:///{tmp_path}/bot.db"
-    return Backend(request.param, url)
+    backend = Backend(request.param, url)
+    yield backend
+    for store in backend.opened:
+        store.close()
 
 
 def accept_one(store: Store, event_id: str, psid: str, item: str) -> bool:

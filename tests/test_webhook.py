@@ -38,17 +38,14 @@ def test_verification_refuses_anything_else(client, query):
     assert client.get(f"/?{query}").status_code == HTTPStatus.FORBIDDEN
 
 
-def test_health_needs_no_signature_and_shows_usage(post, client):
+def test_health_needs_no_signature_and_tells_nothing_but_ok(post, client):
     post(load("text.json"))
     response = client.get("/healthz")
     assert response.status_code == HTTPStatus.OK
-    body = response.get_json()
-    assert body["status"] == "ok"
-    assert body["store"] == "ok"
-    assert body["version"]
-    assert body["usage_today"]["replies"] == 1
-    assert body["usage_today"]["prompt_tokens"] == 50
-    assert body["usage_today"]["completion_tokens"] == 10
+    # Anyone can call it: it says whether the service works, not how much it is used.
+    assert set(response.get_json()) == {"status", "version", "store"}
+    assert response.get_json()["status"] == "ok"
+    assert response.get_json()["store"] == "ok"
 
 
 # --- POST / authentication and body checks ---
