@@ -78,9 +78,7 @@ def run(
 
     graph, model = FakeGraph(), FakeOpenAI()
     graph.default = graph_answer
-    model.default = lambda request: Reply(
-        **{**vars(completion("An answer of a typical length, a sentence or two.")), "delay": model_delay}
-    )
+    model.default = lambda request: completion("An answer of a typical length, a sentence or two.", delay=model_delay)
     service = start(
         graph,
         model,

@@ -33,10 +33,15 @@ class Reply:
 
 
 def completion(
-    text: str | None, finish_reason: str = "stop", prompt_tokens: int = 50, completion_tokens: int = 10
+    text: str | None,
+    finish_reason: str = "stop",
+    prompt_tokens: int = 50,
+    completion_tokens: int = 10,
+    delay: float = 0.0,
 ) -> Reply:
-    """A chat completion shaped like OpenAI's."""
+    """A chat completion shaped like OpenAI's, answered after `delay` seconds."""
     return Reply(
+        delay=delay,
         body={
             "id": "chatcmpl-test",
             "object": "chat.completion",
@@ -54,7 +59,7 @@ def completion(
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
             },
-        }
+        },
     )
 
 

@@ -32,9 +32,7 @@ def test_a_message_is_answered_with_seen_typing_then_the_reply(service, fakes, p
 
 def test_replies_come_in_the_order_messages_were_sent(service, fakes, person):
     graph, model = fakes
-    model.default = lambda request: Reply(
-        **{**vars(completion("re: " + request["messages"][-1]["content"])), "delay": 0.05}
-    )
+    model.default = lambda request: completion("re: " + request["messages"][-1]["content"], delay=0.05)
     for n in range(5):
         assert service.post(page_body(text_event(f"message {n}", psid=person))).status_code == HTTPStatus.OK
     assert replies_arrived(graph, person, 5)

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from e2e.conftest import service_settings
-from fakes import FakeGraph, FakeOpenAI, Reply, completion
+from fakes import FakeGraph, FakeOpenAI, completion
 from gunicorn_service import GunicornService
 from helpers import APP_SECRET, meta_json, page_body, text_event
 from signature import sign
@@ -44,8 +44,8 @@ def test_four_workers_on_two_servers_answer_each_person_once_in_order(store_url,
     graph, model = fakes
     jitter = random.Random(4)
     # The model takes a little while, differently each time, so workers really overlap.
-    model.default = lambda request: Reply(
-        **{**vars(completion("re: " + request["messages"][-1]["content"])), "delay": jitter.uniform(0.0, 0.05)}
+    model.default = lambda request: completion(
+        "re: " + request["messages"][-1]["content"], delay=jitter.uniform(0.0, 0.05)
     )
     settings = {
         **service_settings(graph, model),

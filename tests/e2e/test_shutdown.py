@@ -1,8 +1,10 @@
-"""Under gunicorn, a worker stopped with SIGTERM finishes the replies it has started."""
+"""Under gunicorn, a worker stopped with SIGTERM (a deploy) finishes the reply in hand and loses no queued one."""
 
 from __future__ import annotations
 
 import threading
+
+import pytest
 
 from e2e.conftest import service_settings
 from fakes import FakeGraph, FakeOpenAI, Reply, completion
@@ -31,6 +33,44 @@ def test_sigterm_lets_a_started_reply_finish():
         assert graph.texts() == ["finished after SIGTERM"]
     finally:
         release.set()
+        service.stop()
+        graph.close()
+        model.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store_url(request, tmp_path):
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/bot.db"
+    return request.getfixturevalue("redis_url")
+
+
+def test_a_deploy_loses_no_queued_message(store_url):
+    graph, model = FakeGraph(), FakeOpenAI()
+    # Each answer takes a moment, so most of the 30 are still queued when the deploy comes.
+    model.default = lambda request: completion("re: " + request["messages"][-1]["content"], delay=0.1)
+    settings = {**service_settings(graph, model), "STORE_URL": store_url, "LIMIT_PER_MINUTE": "0"}
+    texts = [f"message {n}" for n in range(30)]
+    service = GunicornService(settings)
+    try:
+        assert service.post(page_body(*(text_event(text, psid="9000") for text in texts))).status_code == 200
+        assert graph.wait_for(lambda: len(graph.texts("9000")) >= 2)
+        assert service.stop() == 0  # SIGTERM, as a deploy sends
+        if store_url == "memory://":
+            # Nobody else will answer what this process holds: it answers everything before it exits.
+            assert graph.texts("9000") == [f"re: {text}" for text in texts]
+            return
+        answered_before = len(graph.texts("9000"))
+        assert answered_before < len(texts), "the worker did not leave the queue for the next one"
+        restarted = GunicornService(settings)
+        try:
+            assert graph.wait_for(lambda: len(graph.texts("9000")) >= len(texts))
+        finally:
+            restarted.stop()
+        assert graph.texts("9000") == [f"re: {text}" for text in texts]  # each once, in order
+    finally:
         service.stop()
         graph.close()
         model.close()
