@@ -12,6 +12,7 @@ import click
 from flask import Flask, Response, current_app, jsonify, request
 from flask.cli import FlaskGroup
 
+from body_limits import BodyLimits
 from config import ConfigError, Settings, load_settings, settings_from_mapping
 from events import BadBody, parse_body
 from logs import configure_logging
@@ -25,6 +26,9 @@ __version__ = "1.0.0"
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
+# Meta sends a webhook's body at once; one still arriving after this is a slow client holding a
+# thread (and Meta itself would have given up: some of its pages say 5 s).
+BODY_SECONDS = 5.0
 EXTENSION = "messenger_gpt"
 
 
@@ -45,6 +49,7 @@ def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
             raise click.ClickException(str(error)) from None  # shown without a traceback
         raise
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.wsgi_app = BodyLimits(app.wsgi_app, MAX_BODY_BYTES, BODY_SECONDS)  # type: ignore[method-assign]
     app.extensions[EXTENSION] = service
     app.add_url_rule("/healthz", "health", health, methods=["GET"])
     app.add_url_rule("/", "verify", verify, methods=["GET"])

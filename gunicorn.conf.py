@@ -26,9 +26,12 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 if workers > 1 and not shared_store:
     raise SystemExit("WEB_CONCURRENCY above 1 needs a shared store: set STORE_URL to sqlite:///bot.db or redis://...")
 # Meta's webhook calls take milliseconds (replies are written on the app's own thread pool,
-# WORKER_THREADS), so a few request threads are plenty.
+# WORKER_THREADS). A client that trickles its body holds a request thread until the app's
+# deadline (5 s) refuses it with 408: enough threads that a few such clients leave room for Meta.
+# Slow headers are read before the app is called: in production, put a buffering proxy in front
+# (deploy/nginx.conf).
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+threads = int(os.environ.get("GUNICORN_THREADS", "32"))
 
 # A request that takes this long is stuck: Meta gave up on it after 20 s anyway.
 timeout = 30
