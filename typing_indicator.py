@@ -38,7 +38,7 @@ class TypingIndicator:
         """Show seen and typing while the block runs; on leaving, wait out any indicator call under way."""
         with self._changed:
             # Typing first: it is what tells the person an answer is coming.
-            self._in_flight[psid] = self._pool.submit(self._send, psid, "typing_on", "mark_seen")
+            self._in_flight[psid] = self._submit(psid, "typing_on", "mark_seen")
             self._due[psid] = self._clock() + self._interval
             if self._renewer is None:
                 # Started on first use, not at import, so that each forked server worker has its own.
@@ -61,6 +61,15 @@ class TypingIndicator:
         """Stop the indicator's threads, once no reply is being written."""
         self._pool.shutdown(wait=True)
 
+    def _submit(self, psid: str, *actions: str) -> Future:
+        try:
+            return self._pool.submit(self._send, psid, *actions)
+        except RuntimeError:
+            # The process is shutting down: the reply still goes out, without an indicator.
+            skipped: Future = Future()
+            skipped.set_result(None)
+            return skipped
+
     def _send(self, psid: str, *actions: str) -> None:
         try:
             for action in actions:
@@ -77,7 +86,7 @@ class TypingIndicator:
                     self._changed.wait(self._next_wait())
                 for psid in due:
                     if self._in_flight[psid].done():
-                        self._in_flight[psid] = self._pool.submit(self._send, psid, "typing_on")
+                        self._in_flight[psid] = self._submit(psid, "typing_on")
 
     def _take_due(self) -> list[str]:
         now = self._clock()

@@ -129,3 +129,23 @@ def test_image_installs_what_the_service_imports():
 
 def test_procfile_runs_gunicorn_with_the_config():
     assert (ROOT / "Procfile").read_text().strip() == "web: gunicorn -c gunicorn.conf.py"
+
+
+def test_the_proxy_in_front_buffers_requests_within_the_bots_limits():
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    directives = dict(re.findall(r"^\s*(\w+)\s+([^;{]+);", conf, re.MULTILINE))
+    assert directives["client_max_body_size"] == "1m"  # the app's own cap
+    assert directives["client_body_timeout"] == "5s"
+    assert directives["client_header_timeout"] == "5s"
+    assert directives["proxy_request_buffering"] == "on"
+    # The access log has the path, never the query string (Meta's verification carries the verify token).
+    assert "$uri" in directives["log_format"]
+    assert "$request_uri" not in conf
+
+
+def test_compose_runs_redis_with_persistence_and_waits_for_a_graceful_stop(gunicorn_conf):
+    compose = (ROOT / "deploy" / "compose.yaml").read_text()
+    assert '"--appendonly", "yes"' in compose
+    grace = re.search(r"stop_grace_period: (\d+)s", compose)
+    assert grace is not None
+    assert int(grace.group(1)) > gunicorn_conf["graceful_timeout"]

@@ -81,3 +81,9 @@ def test_commands_and_stickers_get_no_typing_indicator(post, graph):
     post(load("sticker.json"))
     assert graph.texts(PSID)[1] == replies.STICKER_THANKS  # the sticker was answered, without the model
     assert graph.actions(PSID) == []
+
+
+def test_a_reply_still_goes_out_when_the_indicator_can_no_longer_run(post, graph, service):
+    service.typing.close()  # as at interpreter exit: its thread pool takes no more work
+    post(page_body(text_event("still there?")))
+    assert graph.sequence(PSID) == ["text:You said: still there?"]
