@@ -9,7 +9,7 @@ import responses
 
 from app import EXTENSION, create_app
 from fakes import FakeGraph, FakeOpenAI
-from helpers import APP_SECRET, GRAPH_URL, OPENAI_KEY, PAGE_TOKEN, SEND_URL, VERIFY_TOKEN, meta_json, signed_headers
+from helpers import APP_SECRET, GRAPH_URL, OPENAI_KEY, PAGE_TOKEN, SEND_URL, VERIFY_TOKEN, poster
 from redis_server import RedisServer
 
 
@@ -116,24 +116,6 @@ def service(app):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-def poster(app):
-    """Return a function that POSTs a body to the app's webhook as Meta would, then waits for the replies."""
-    client = app.test_client()
-    dispatcher = app.extensions[EXTENSION].dispatcher
-
-    def post(body: dict | bytes, *, signature: str | None = None, wait: bool = True):
-        raw = body if isinstance(body, bytes) else meta_json(body)
-        headers = signed_headers(raw)
-        if signature is not None:
-            headers["X-Hub-Signature-256"] = signature
-        response = client.post("/", data=raw, headers=headers)
-        if wait:
-            assert dispatcher.wait_idle(timeout=30), "replies did not finish"
-        return response
-
-    return post
 
 
 @pytest.fixture

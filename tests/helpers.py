@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from flask import Flask
+
+from app import EXTENSION
 from signature import sign
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -51,3 +56,21 @@ def meta_json(payload: object) -> bytes:
 def signed_headers(raw: bytes, app_secret: str = APP_SECRET) -> dict[str, str]:
     """The headers of a webhook POST of `raw` as Meta sends it."""
     return {"Content-Type": "application/json", "X-Hub-Signature-256": sign(raw, app_secret)}
+
+
+def poster(app: Flask) -> Callable[..., Any]:
+    """Return a function that POSTs a body to the app's webhook as Meta would, then waits for the replies."""
+    client = app.test_client()
+    dispatcher = app.extensions[EXTENSION].dispatcher
+
+    def post(body: dict | bytes, *, signature: str | None = None, wait: bool = True) -> Any:
+        raw = body if isinstance(body, bytes) else meta_json(body)
+        headers = signed_headers(raw)
+        if signature is not None:
+            headers["X-Hub-Signature-256"] = signature
+        response = client.post("/", data=raw, headers=headers)
+        if wait:
+            assert dispatcher.wait_idle(timeout=30), "replies did not finish"
+        return response
+
+    return post

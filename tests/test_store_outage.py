@@ -13,9 +13,8 @@ import pytest
 
 from app import EXTENSION
 from config import ConfigError
-from conftest import poster
 from fakes import Reply, completion
-from helpers import APP_SECRET, load, meta_json, page_body, text_event
+from helpers import APP_SECRET, load, meta_json, page_body, poster, text_event
 from redis_server import RedisServer
 from signature import sign
 
