@@ -10,7 +10,6 @@ is not the event's fault (the store is down, the process is stopping) leaves it 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import socket
@@ -109,41 +108,47 @@ class Dispatcher:
             self._finished(psid)
 
     def _run(self, psid: str) -> None:
-        try:
-            for attempt in itertools.count():
-                try:
-                    self._drain_until_empty(psid)
+        failures = 0
+        while True:
+            try:
+                if not self._drain(psid):
+                    break  # another process holds the person's lock: its drain answers them
+                # Let go of the lock, then look again: an event another process queued while this
+                # one held the lock found it taken, and was left for this one.
+                if self._store.shared and self._store.peek(psid) is not None:
+                    continue
+                if self._let_go_unless_queued(psid):
                     return
-                except StoreUnavailable as exc:
-                    if self._stopping.is_set():
-                        logger.warning("store unavailable while stopping; psid=%s stays queued (%s)", psid, exc)
-                        return
-                    delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
-                    (logger.warning if attempt == 0 else logger.debug)(
-                        "store unavailable; psid=%s stays queued, tried again in %.1f s (%s)", psid, delay, exc
-                    )
-                    self._stopping.wait(delay)
-                except Stopping:
-                    return
-        finally:
-            self._finished(psid)
+            except StoreUnavailable as exc:
+                if self._stopping.is_set():
+                    logger.warning("store unavailable while stopping; psid=%s stays queued (%s)", psid, exc)
+                    break
+                delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
+                (logger.warning if failures == 0 else logger.debug)(
+                    "store unavailable; psid=%s stays queued, tried again in %.1f s (%s)", psid, delay, exc
+                )
+                failures += 1
+                self._stopping.wait(delay)
+            except Stopping:
+                break
+        self._finished(psid)
+
+    def _let_go_unless_queued(self, psid: str) -> bool:
+        """Let go of the person, unless this process queued an event for them since the drain last looked.
+
+        Checked and done under one lock, so an event queued right after is scheduled anew, never stranded.
+        """
+        with self._changed:
+            if self._drains[psid] > 0:
+                return False
+            del self._drains[psid]
+            self._changed.notify_all()
+            return True
 
     def _finished(self, psid: str) -> None:
         with self._changed:
             del self._drains[psid]
             self._changed.notify_all()
-
-    def _drain_until_empty(self, psid: str) -> None:
-        while self._drain(psid):
-            # Let go of the lock, then look again: an event another process queued while this one
-            # held the lock found it taken, and was left for this one.
-            if not (self._store.shared and self._store.peek(psid) is not None) and not self._queued_meanwhile(psid):
-                return
-
-    def _queued_meanwhile(self, psid: str) -> bool:
-        """True if this process queued an event for the person since the drain last looked."""
-        with self._changed:
-            return self._drains[psid] > 0
 
     def _looking(self, psid: str) -> None:
         """Note that the drain is about to read the queue: events queued before now, it will see."""
