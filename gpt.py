@@ -79,6 +79,10 @@ class ChatModel:
         token_param = "max_tokens" if settings.openai_base_url else "max_completion_tokens"
         self._limits: dict[str, Any] = {token_param: settings.reply_max_tokens}
 
+    def close(self) -> None:
+        """Close the client's connections."""
+        self._client.close()
+
     def transcribe(self, audio: Path) -> str:
         """Return what is said in an audio file."""
         try:

@@ -107,6 +107,10 @@ class Messenger:
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
 
+    def close(self) -> None:
+        """Close the connections to the Graph API."""
+        self._session.close()
+
     def send_text(self, psid: str, text: str) -> list[tuple[str, str]]:
         """Send `text` as one or more messages, in order; return (message id, text) for each."""
         sent = []

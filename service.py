@@ -43,6 +43,7 @@ class Service:
         """Stop the threads; call once nothing is being answered."""
         self.typing.close()
         self._media.close()
+        self.model.close()
         self.store.close()
 
 
@@ -63,6 +64,7 @@ class WebhookService(Service):
         """Stop taking events; answer what is in hand, and what is queued unless another process will."""
         self.dispatcher.close(finish_queued=not self.store.shared)
         super().close()
+        self.messenger.close()
 
 
 def answer_seconds(settings: Settings) -> float:

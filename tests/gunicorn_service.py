@@ -110,6 +110,7 @@ class GunicornService:
 
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM, as a redeploy does; return the exit code."""
+        self.session.close()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
