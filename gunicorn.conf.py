@@ -48,9 +48,11 @@ accesslog = "-"
 access_log_format = '%(p)s %(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 
 
-def worker_exit(server, worker):  # noqa: ANN001, ANN201 (gunicorn's hook signature)
+def worker_exit(server: object, worker: object) -> None:
     """Close the service before the interpreter starts shutting down, so no reply is cut off."""
+    from app import EXTENSION  # the worker has imported the app by now; the master need not
+
     app = getattr(worker, "wsgi", None)
-    service = app.extensions.get("messenger_gpt") if app is not None and hasattr(app, "extensions") else None
+    service = getattr(app, "extensions", {}).get(EXTENSION)
     if service is not None:
         service.close()
