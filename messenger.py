@@ -135,18 +135,18 @@ class Messenger:
 
     def _post(self, payload: dict, *, what: str, max_retries: int) -> dict:
         psid = payload["recipient"]["id"]
-        for attempt in range(max_retries + 1):
+        attempt = 0
+        while True:
             try:
                 return self._attempt(payload)
             except GraphError as error:
-                if error.transient and attempt < max_retries:
-                    logger.info("Graph %s for psid=%s failed (%s); retry %d", what, psid, error.meaning, attempt + 1)
-                    self._sleep(backoff_delay(attempt, self._backoff))
-                    continue
-                level = logging.ERROR if error.code in (190, 200, 230) else logging.WARNING
-                logger.log(level, "Graph %s for psid=%s failed: %s", what, psid, error)
-                raise
-        raise AssertionError("unreachable: the last attempt returns or raises")
+                if not error.transient or attempt >= max_retries:
+                    level = logging.ERROR if error.code in (190, 200, 230) else logging.WARNING
+                    logger.log(level, "Graph %s for psid=%s failed: %s", what, psid, error)
+                    raise
+                logger.info("Graph %s for psid=%s failed (%s); retry %d", what, psid, error.meaning, attempt + 1)
+                self._sleep(backoff_delay(attempt, self._backoff))
+                attempt += 1
 
     def _attempt(self, payload: dict) -> dict:
         """Make one call; return Meta's answer, or raise GraphError."""
