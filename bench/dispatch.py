@@ -16,17 +16,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import threading
 import time
 from collections import Counter
 
 from common import FakeGraph, FakeOpenAI, machine, parse, start  # first: it puts the project and tests/ on sys.path
 
 # isort: split
-from dispatcher import Dispatcher
-from events import Event, Message
 from fakes import CountingStore
-from helpers import PAGE_ID
+from helpers import PAGE_ID, answer_a_steady_queue
 from redis_server import RedisServer
 from store import Bounds, Store
 from store.memory import MemoryStore
@@ -69,22 +66,7 @@ def open_backend(name: str, url: str) -> Store:
 
 def steady_queue(store: CountingStore, count: int) -> Counter[str]:
     """The store calls made while one person's `count` messages are answered, all but the first queued meanwhile."""
-    first_in_hand, go_on = threading.Event(), threading.Event()
-
-    def handle(event: Event) -> None:
-        first_in_hand.set()
-        go_on.wait(timeout=30)
-
-    dispatcher = Dispatcher(store, handle, threads=4, lock_ttl=60)
-    psid = f"steady-{time.monotonic_ns()}"
-    messages = [Message(psid=psid, mid=f"{psid}-{n}", timestamp=0, text="hello") for n in range(count)]
-    dispatcher.submit(messages[:1])
-    first_in_hand.wait(timeout=30)
-    for message in messages[1:]:
-        dispatcher.submit([message])
-    go_on.set()
-    dispatcher.wait_idle(timeout=60)
-    dispatcher.close(finish_queued=True)
+    answer_a_steady_queue(store, count, psid=f"steady-{time.monotonic_ns()}")
     del store.calls["accept"]
     return store.calls
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,10 @@ from typing import Any
 from flask import Flask
 
 from app import EXTENSION
+from dispatcher import Dispatcher
+from events import Event, Message
 from signature import sign
+from store import Store
 
 DATA = Path(__file__).resolve().parent / "data"
 PAGE_TOKEN = "EAAGtestpagetoken0123456789"
@@ -74,3 +78,29 @@ def poster(app: Flask) -> Callable[..., Any]:
         return response
 
     return post
+
+
+def answer_a_steady_queue(store: Store, count: int, psid: str = "1") -> list[str]:
+    """Answer one person's `count` messages, all but the first queued while the first is answered.
+
+    Returns the ids of the events in the order they were answered; the store's calls are the
+    dispatcher's (wrap it in fakes.CountingStore to count them).
+    """
+    answered: list[str] = []
+    first_in_hand, go_on = threading.Event(), threading.Event()
+
+    def handle(event: Event) -> None:
+        first_in_hand.set()
+        go_on.wait(timeout=30)
+        answered.append(event.event_id)
+
+    dispatcher = Dispatcher(store, handle, threads=4, lock_ttl=60)
+    messages = [Message(psid=psid, mid=f"{psid}-m{n}", timestamp=0, text=f"message {n}") for n in range(count)]
+    dispatcher.submit(messages[:1])
+    assert first_in_hand.wait(timeout=30), "the first message was never answered"
+    for message in messages[1:]:
+        dispatcher.submit([message])
+    go_on.set()
+    assert dispatcher.wait_idle(timeout=30), "the queue was not answered"
+    dispatcher.close(finish_queued=True)
+    return answered

@@ -9,7 +9,7 @@ import pytest
 from dispatcher import Dispatcher
 from events import Event, Message
 from fakes import CountingStore, Reply, completion
-from helpers import page_body, text_event
+from helpers import answer_a_steady_queue, page_body, text_event
 from store import Bounds
 from store.memory import MemoryStore
 
@@ -54,23 +54,7 @@ def store() -> CountingStore:
 
 
 def test_a_steady_queue_costs_one_lock_peek_and_pop_per_event(store):
-    handled: list[str] = []
-    first_in_hand, go_on = threading.Event(), threading.Event()
-
-    def handle(event: Event) -> None:
-        first_in_hand.set()
-        go_on.wait(timeout=10)
-        handled.append(event.event_id)
-
-    dispatcher = Dispatcher(store, handle, threads=4, lock_ttl=60)
-    dispatcher.submit([message(0)])
-    assert first_in_hand.wait(timeout=10)
-    for n in range(1, 6):  # they arrive while the first is being answered
-        dispatcher.submit([message(n)])
-    go_on.set()
-    assert dispatcher.wait_idle(timeout=10)
-    dispatcher.close(finish_queued=True)
-    assert handled == [f"m{n}" for n in range(6)]
+    assert answer_a_steady_queue(store, 6) == [f"1-m{n}" for n in range(6)]
     del store.calls["accept"]
     assert store.calls == {"take_lock": 6, "peek": 1, "pop": 6, "release_lock": 1}
 
