@@ -190,6 +190,10 @@ class Bot:
         if completion.finish_reason == "length":
             logger.info("reply for psid=%s hit REPLY_MAX_TOKENS and was cut short", psid)
         answer = completion.text or replies.EMPTY_REPLY
+        if completion.cut_said is not None:
+            logger.info("message from psid=%s cut to fit the model's context window", psid)
+            self._send(psid, replies.CUT_TO_FIT)
+            said = completion.cut_said
         if heard:
             answer = replies.HEARD.format(transcript=prompt.shorten(text, HEARD_CHARS), reply=answer)
         sent = self._send(psid, answer)

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from prompt import MIN_REPLY_TOKENS, WINDOW_MARGIN_TOKENS, estimate_tokens
+
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly, helpful assistant answering people in Facebook Messenger. "
     "Keep answers short and conversational: a few sentences, plain text, no Markdown "
@@ -67,6 +69,9 @@ class Settings:
     openai_timeout: float = 30.0
     openai_max_retries: int = 2
     reply_max_tokens: int = 500
+    # The model's context window when the owner knows it (servers that cut prompts silently);
+    # None: learned from the first refusal that names it.
+    model_context_tokens: int | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     graph_api_url: str = "https://graph.facebook.com/v23.0"
     graph_timeout: float = 10.0
@@ -111,6 +116,9 @@ class Settings:
         store_password = urlsplit(self.store_url).password
         return values + ([store_password] if store_password else [])
 
+
+# Room for a person's message that a context window must leave beside the system prompt.
+MIN_MESSAGE_TOKENS = 50
 
 META_REQUIRED = ("PAGE_ACCESS_TOKEN", "VERIFY_TOKEN", "APP_SECRET")
 REQUIRED = (*META_REQUIRED, "OPENAI_API_KEY")
@@ -200,6 +208,7 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPENAI_TIMEOUT": ("openai_timeout", _positive_float),
     "OPENAI_MAX_RETRIES": ("openai_max_retries", _non_negative_int),
     "REPLY_MAX_TOKENS": ("reply_max_tokens", _positive_int),
+    "MODEL_CONTEXT_TOKENS": ("model_context_tokens", _positive_int),
     "SYSTEM_PROMPT": ("system_prompt", _text),
     "GRAPH_API_URL": ("graph_api_url", _http_url),
     "GRAPH_TIMEOUT": ("graph_timeout", _positive_float),
@@ -257,9 +266,26 @@ def settings_from_mapping(source: Mapping[str, str], meta_required: bool = True)
         except ValueError as exc:
             # The value itself is not repeated: a mistyped secret may have landed here.
             problems.append(f"{name} is invalid: {_reason(exc)}")
+    if not problems:
+        problems += _window_problems(values)
     if problems:
         raise ConfigError(problems)
     return Settings(**values)
+
+
+def _window_problems(values: dict[str, Any]) -> list[str]:
+    """A context window that cannot hold the system prompt and a short exchange is refused at start."""
+    window = values.get("model_context_tokens")
+    if window is None:
+        return []
+    system = estimate_tokens(values.get("system_prompt", DEFAULT_SYSTEM_PROMPT))
+    needed = system + WINDOW_MARGIN_TOKENS + MIN_REPLY_TOKENS + MIN_MESSAGE_TOKENS
+    if window >= needed:
+        return []
+    return [
+        f"MODEL_CONTEXT_TOKENS is invalid: {window} tokens cannot hold SYSTEM_PROMPT (about {system} tokens) "
+        f"and a short exchange; it needs at least {needed}"
+    ]
 
 
 def _reason(exc: ValueError) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import re
+import threading
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -12,13 +14,17 @@ import openai
 from openai import OpenAI
 
 from config import Settings
-from prompt import ChatMessage, drop_older_half
+from prompt import ChatMessage, Fitted, drop_older_half, fit, halve_said, said_text
 
 logger = logging.getLogger(__name__)
 
 OPENAI_API_URL = "https://api.openai.com/v1"
 # The longest the openai SDK waits between two tries of a call (its MAX_RETRY_DELAY).
 SDK_MAX_BACKOFF = 8.0
+# How servers name their context window when they refuse a prompt as too long: OpenAI, vLLM and
+# llama-cpp-python ("maximum context length is 1024 tokens"), llama.cpp's own server
+# ("exceeds the available context size (4096 tokens)", with n_ctx in the error body too).
+STATED_WINDOW = re.compile(r"maximum context length (?:is|of) (\d+)|context size \((\d+) tokens\)")
 
 
 class Failure(Enum):
@@ -39,10 +45,12 @@ class Failure(Enum):
 class ModelError(Exception):
     """The model call failed; `failure` says how."""
 
-    def __init__(self, failure: Failure, status: int | None = None):
+    def __init__(self, failure: Failure, status: int | None = None, window: int | None = None):
         super().__init__(failure.value)
         self.failure = failure
         self.status = status
+        # The model's context window, when a too-long refusal named it.
+        self.window = window
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,8 @@ class Completion:
     finish_reason: str | None
     prompt_tokens: int | None
     completion_tokens: int | None
+    # The person's text as the model read it, when it had to be cut to fit the context window.
+    cut_said: str | None = None
 
 
 def worst_case_seconds(settings: Settings) -> float:
@@ -76,8 +86,11 @@ class ChatModel:
         )
         # OpenAI itself wants max_completion_tokens (reasoning models refuse max_tokens);
         # many compatible servers (older Ollama and vLLM) only know max_tokens.
-        token_param = "max_tokens" if settings.openai_base_url else "max_completion_tokens"
-        self._limits: dict[str, Any] = {token_param: settings.reply_max_tokens}
+        self._token_param = "max_tokens" if settings.openai_base_url else "max_completion_tokens"
+        self._reply_tokens = settings.reply_max_tokens
+        # The model's context window: set by the owner, or learned from the first refusal naming it.
+        self._window = settings.model_context_tokens
+        self._window_lock = threading.Lock()
 
     def close(self) -> None:
         """Close the client's connections."""
@@ -93,23 +106,62 @@ class ChatModel:
         return (getattr(result, "text", None) or "").strip()
 
     def complete(self, messages: list[ChatMessage]) -> Completion:
-        """Return the model's reply to `messages`; on a context-length error retry once, shorter."""
-        try:
-            return self._create(messages)
-        except ModelError as error:
-            shorter = drop_older_half(messages)
-            if error.failure is not Failure.TOO_LONG or shorter == messages:
-                raise
-            logger.info("context too long: retrying with %d of %d messages", len(shorter), len(messages))
-            return self._create(shorter)
+        """Return the model's reply to `messages`, fitted to the model's context window.
 
-    def _create(self, messages: list[ChatMessage]) -> Completion:
+        A refusal as too long teaches the window when it names it; otherwise the prompt is
+        retried with half the history, then half the person's message, until it is the system
+        message and a short message alone.
+        """
+        fitted = self._fit(messages)
+        while True:
+            try:
+                completion = self._create(fitted.messages, fitted.reply_tokens)
+                return replace(completion, cut_said=fitted.cut_said)
+            except ModelError as error:
+                if error.failure is not Failure.TOO_LONG:
+                    raise
+                refitted = self._fit(messages) if error.window and self._learn(error.window) else fitted
+                if refitted != fitted:
+                    fitted = refitted
+                    continue
+                shorter = drop_older_half(fitted.messages)
+                if shorter != fitted.messages:
+                    cut_said = fitted.cut_said
+                else:
+                    halved = halve_said(fitted.messages)
+                    if halved is None:
+                        raise
+                    shorter, cut_said = halved, said_text(halved[-1])
+                logger.info("context too long: retrying with %d of %d messages", len(shorter), len(messages))
+                fitted = Fitted(shorter, fitted.reply_tokens, cut_said)
+
+    def _fit(self, messages: list[ChatMessage]) -> Fitted:
+        window = self._window
+        if window is None:
+            return Fitted(messages, self._reply_tokens)
+        fitted = fit(messages, window, self._reply_tokens)
+        if fitted is None:
+            logger.error("SYSTEM_PROMPT alone does not fit the model's context window of %d tokens: shorten it", window)
+            raise ModelError(Failure.TOO_LONG)
+        return fitted
+
+    def _learn(self, window: int) -> bool:
+        """Remember the window a refusal named; True if it is smaller than the one known (news)."""
+        with self._window_lock:
+            if self._window is not None and window >= self._window:
+                return False
+            self._window = window
+        logger.info("the model's context window is %d tokens: prompts are fitted to it", window)
+        return True
+
+    def _create(self, messages: list[ChatMessage], reply_tokens: int) -> Completion:
         # Our messages are plain dicts; the SDK's TypedDicts describe the same shapes.
         typed: Any = messages
+        limit: dict[str, Any] = {self._token_param: reply_tokens}
         try:
-            response = self._client.chat.completions.create(model=self._model, messages=typed, **self._limits)
+            response = self._client.chat.completions.create(model=self._model, messages=typed, **limit)
         except openai.APIError as exc:
-            raise ModelError(classify(exc), getattr(exc, "status_code", None)) from None
+            raise ModelError(classify(exc), getattr(exc, "status_code", None), stated_window(exc)) from None
         choice = response.choices[0] if response.choices else None
         message = choice.message if choice else None
         text = (message.content or getattr(message, "refusal", None) or "") if message else ""
@@ -128,7 +180,7 @@ def classify(exc: openai.APIError) -> Failure:
         return Failure.TIMEOUT
     if isinstance(exc, openai.APIConnectionError):
         return Failure.UNREACHABLE
-    if exc.code == "context_length_exceeded" or "context length" in str(exc.message).lower():
+    if exc.code == "context_length_exceeded" or re.search(r"context (length|size)", str(exc.message), re.I):
         return Failure.TOO_LONG
     if exc.code == "insufficient_quota":
         return Failure.QUOTA
@@ -143,3 +195,13 @@ def classify(exc: openai.APIError) -> Failure:
         if isinstance(exc, error_type):
             return failure
     return Failure.REJECTED
+
+
+def stated_window(exc: openai.APIError) -> int | None:
+    """The context window a too-long refusal names, if it names one."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    n_ctx = body.get("n_ctx")
+    if isinstance(n_ctx, int) and n_ctx > 0:
+        return n_ctx
+    found = STATED_WINDOW.search(str(exc.message))
+    return int(found.group(1) or found.group(2)) if found else None

@@ -1,7 +1,8 @@
 """What the model is sent: the system prompt, the newest history within budget, photos and quotes.
 
 Also the token budget every part of the service shares: the estimate, how history is trimmed to
-it (here and in the stores), and how a prompt the model refused as too long is shortened.
+it (here and in the stores), how a prompt is fitted to the model's context window, and how a
+prompt the model refused as too long is shortened.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ MESSAGE_OVERHEAD_TOKENS = 4
 IMAGE_TOKENS = {"low": 85, "auto": 1105, "high": 1105}
 # What the model is asked about a photo sent without a caption.
 PHOTO_PROMPT = "What's in this photo?"
+# Tokens a window keeps free beyond the estimate: the reply's priming and chat-template tokens.
+WINDOW_MARGIN_TOKENS = 32
+# The smallest reply cap a window is fitted with before the person's message is cut instead.
+MIN_REPLY_TOKENS = 100
+# A message halved to fit a window that no refusal named is never cut shorter than this.
+MIN_CUT_CHARS = 200
 QUOTE_CHARS = 300
 # What is kept of a message for quoting it later: enough to show QUOTE_CHARS, cut at a word.
 REMEMBERED_CHARS = 2 * QUOTE_CHARS
@@ -29,6 +36,21 @@ def estimate_tokens(text: str) -> int:
     # and roughly matches scripts of three-byte characters, so a budget is never undercounted
     # by much without needing a tokenizer download.
     return -(-len(text.encode("utf-8", "surrogatepass")) // 3) + MESSAGE_OVERHEAD_TOKENS
+
+
+def message_tokens(message: ChatMessage) -> int:
+    """Return the estimated tokens of one chat message, its photos included."""
+    content = message["content"]
+    if isinstance(content, str):
+        return estimate_tokens(content)
+    text = " ".join(part["text"] for part in content if part["type"] == "text")
+    photos = [part["image_url"].get("detail", "auto") for part in content if part["type"] == "image_url"]
+    return estimate_tokens(text) + sum(IMAGE_TOKENS[detail] for detail in photos)
+
+
+def prompt_tokens(messages: Sequence[ChatMessage]) -> int:
+    """Return the estimated tokens of a whole prompt."""
+    return sum(message_tokens(message) for message in messages)
 
 
 @dataclass(frozen=True)
@@ -109,10 +131,94 @@ def shorten(text: str, limit: int) -> str:
     return text[:limit].rsplit(" ", 1)[0] + "…"
 
 
+@dataclass(frozen=True)
+class Fitted:
+    """A prompt fitted to a context window, with the reply cap that fits beside it."""
+
+    messages: list[ChatMessage]
+    reply_tokens: int
+    # The person's text as it was sent when it had to be cut to fit; None when it was not cut.
+    cut_said: str | None = None
+
+
+def fit(messages: list[ChatMessage], window: int, reply_tokens: int) -> Fitted | None:
+    """Fit a prompt and its reply into `window` tokens by the estimate; None if the system message cannot fit.
+
+    History goes first (the newest whole turns are kept), then the reply cap shrinks down to
+    MIN_REPLY_TOKENS, and only then is the person's new message cut.
+    """
+    head, past, new = _parts(messages)
+    room = window - WINDOW_MARGIN_TOKENS
+    core = prompt_tokens(head) + message_tokens(new)
+    reply = min(reply_tokens, max(MIN_REPLY_TOKENS, room - core))
+    history_room = room - reply - core
+    if history_room >= 0:
+        return Fitted(head + _newest_pairs_within(past, history_room) + [new], reply)
+    said = said_text(new)
+    photo_tokens = message_tokens(new) - estimate_tokens(said)
+    text_tokens = room - reply - prompt_tokens(head) - photo_tokens
+    cut = _cut_to_bytes(said, (text_tokens - MESSAGE_OVERHEAD_TOKENS) * 3)
+    if not cut.strip():
+        return None
+    return Fitted(head + [with_said(new, cut)], reply, cut_said=cut)
+
+
+def halve_said(messages: list[ChatMessage]) -> list[ChatMessage] | None:
+    """The prompt with the person's new message cut to half, or None when it is short already."""
+    head, _, new = _parts(messages)
+    said = said_text(new)
+    if len(said) <= MIN_CUT_CHARS:
+        return None
+    return head + [with_said(new, shorten(said, max(MIN_CUT_CHARS, len(said) // 2)))]
+
+
+def said_text(message: ChatMessage) -> str:
+    """The text of a user message, with or without photos."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return next((part["text"] for part in content if part["type"] == "text"), "")
+
+
+def with_said(message: ChatMessage, text: str) -> ChatMessage:
+    """The message with its text replaced (its photos kept)."""
+    content = message["content"]
+    if isinstance(content, str):
+        return {**message, "content": text}
+    parts = [{**part, "text": text} if part["type"] == "text" else part for part in content]
+    return {**message, "content": parts}
+
+
+def _parts(messages: list[ChatMessage]) -> tuple[list[ChatMessage], list[ChatMessage], ChatMessage]:
+    head = [m for m in messages[:1] if m.get("role") == "system"]
+    return head, messages[len(head) : -1], messages[-1]
+
+
+def _newest_pairs_within(past: list[ChatMessage], max_tokens: int) -> list[ChatMessage]:
+    kept = 0
+    used = 0
+    # Past messages come in user/assistant pairs: count back two at a time so no turn is split.
+    for end in range(len(past), 1, -2):
+        used += message_tokens(past[end - 2]) + message_tokens(past[end - 1])
+        if used > max_tokens:
+            break
+        kept += 2
+    return past[len(past) - kept :]
+
+
+def _cut_to_bytes(text: str, max_bytes: int) -> str:
+    """The text cut to at most `max_bytes` UTF-8 bytes, at a word, with an ellipsis."""
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) <= max_bytes:
+        return text
+    # The ellipsis takes three bytes; a character cut in two is dropped.
+    head = encoded[: max(0, max_bytes - 3)].decode("utf-8", "ignore").rsplit(" ", 1)[0]
+    return head + "…" if head.strip() else ""
+
+
 def drop_older_half(messages: list[ChatMessage]) -> list[ChatMessage]:
     """Keep the system message, the newest half of the past turns, and the last message."""
-    head = [m for m in messages[:1] if m.get("role") == "system"]
-    past = messages[len(head) : -1]
+    head, past, _ = _parts(messages)
     # Past messages come in user/assistant pairs: keep an even count so no turn is split.
     keep = (len(past) // 2) // 2 * 2
     return head + past[len(past) - keep :] + messages[-1:]

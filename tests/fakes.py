@@ -63,9 +63,9 @@ def completion(
     )
 
 
-def openai_error(status: int, message: str, type_: str, code: str | None = None) -> Reply:
+def openai_error(status: int, message: str, type_: str, code: str | None = None, param: str | None = None) -> Reply:
     """An error body shaped like OpenAI's."""
-    return Reply(status=status, body={"error": {"message": message, "type": type_, "param": None, "code": code}})
+    return Reply(status=status, body={"error": {"message": message, "type": type_, "param": param, "code": code}})
 
 
 def echo_answer(request: dict) -> Reply:
@@ -74,6 +74,51 @@ def echo_answer(request: dict) -> Reply:
     if isinstance(content, list):
         content = " ".join(part["text"] for part in content if part.get("type") == "text")
     return completion(f"You said: {content}")
+
+
+WINDOW_REFUSAL = (
+    "This model's maximum context length is {window} tokens. However, you requested {total} tokens "
+    "({prompt} in the messages, {cap} in the completion). Please reduce the length of the messages or completion."
+)
+# What servers that do not name their window say (an older llama.cpp server).
+UNNAMED_REFUSAL = "the request exceeds the available context size, try increasing it"
+
+
+def server_tokens(message: dict) -> int:
+    """Tokens a real server counts for a message: about four bytes a token, plus its chat template's framing."""
+    content = message["content"]
+    if isinstance(content, list):
+        content = " ".join(part.get("text", "") for part in content)
+    return -(-len(content.encode()) // 4) + 5
+
+
+class SmallWindow:
+    """A model with a small context window, refusing like llama.cpp's OpenAI-compatible server.
+
+    Prompt tokens plus the asked reply cap must fit `window`; otherwise an HTTP 400 with the
+    window in the message (or, with `named=False`, without any number). Answers are `answer_chars`
+    long, cut to the cap. Counts what it refused and answered.
+    """
+
+    def __init__(self, window: int, answer_chars: int = 600, named: bool = True):
+        self.window = window
+        self.answer_chars = answer_chars
+        self.named = named
+        self.refused = 0
+        self.answered = 0
+
+    def __call__(self, request: dict) -> Reply:
+        prompt = sum(server_tokens(message) for message in request["messages"])
+        cap = request.get("max_tokens") or request.get("max_completion_tokens") or 0
+        if prompt + cap > self.window:
+            self.refused += 1
+            if not self.named:
+                return openai_error(400, UNNAMED_REFUSAL, "exceed_context_size_error")
+            message = WINDOW_REFUSAL.format(window=self.window, total=prompt + cap, prompt=prompt, cap=cap)
+            return openai_error(400, message, "invalid_request_error", "context_length_exceeded", param="messages")
+        self.answered += 1
+        text = ("A long answer. " * self.answer_chars)[: min(self.answer_chars, cap * 4)].strip()
+        return completion(text, prompt_tokens=prompt, completion_tokens=-(-len(text) // 4))
 
 
 class _HTTPServer(ThreadingHTTPServer):
