@@ -141,7 +141,10 @@ class ChatModel:
             return Fitted(messages, self._reply_tokens)
         fitted = fit(messages, window, self._reply_tokens)
         if fitted is None:
-            logger.error("SYSTEM_PROMPT alone does not fit the model's context window of %d tokens: shorten it", window)
+            if fit(messages[:1] + [{"role": "user", "content": ""}], window, self._reply_tokens) is None:
+                logger.error("SYSTEM_PROMPT does not fit the model's context window of %d tokens: shorten it", window)
+            else:
+                logger.warning("the photos do not fit the model's context window of %d tokens", window)
             raise ModelError(Failure.TOO_LONG)
         return fitted
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import prompt
 import replies
 from fakes import SmallWindow, server_tokens
-from helpers import PSID, page_body, text_event
+from helpers import PSID, load, page_body, text_event
 
 QUESTION = "Tell me more about the history of the city, its old town and the river that runs through it."
 
@@ -127,6 +127,20 @@ def test_a_system_prompt_too_long_for_the_window_is_an_apology_and_an_error_for_
         say(post, "hello")
     assert apologies(graph) == [replies.APOLOGIES[replies.Failure.TOO_LONG]]
     assert any("SYSTEM_PROMPT" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+
+
+def test_photos_too_large_for_the_window_are_an_apology_not_a_complaint_about_the_system_prompt(
+    config, app_with, graph, openai_server, caplog
+):
+    config.update(MODEL_CONTEXT_TOKENS="1024", VISION_DETAIL="high")
+    post = app_with(config)
+    with caplog.at_level(logging.WARNING):
+        post(load("image.json"))
+    assert openai_server.requests == []
+    assert apologies(graph) == [replies.APOLOGIES[replies.Failure.TOO_LONG]]
+    assert [r.getMessage() for r in caplog.records if r.name == "gpt"] == [
+        "the photos do not fit the model's context window of 1024 tokens"
+    ]
 
 
 def test_a_configured_window_that_cannot_hold_the_system_prompt_is_refused_at_start(config):
