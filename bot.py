@@ -1,4 +1,9 @@
-"""The conversation: one handler for each kind of event (routing.py decides which), between webhook and model."""
+"""The conversation: one handler for each kind of event (routing.py decides which), between webhook and model.
+
+It also steps back while a person from the page is talking to someone: for HUMAN_PAUSE_MINUTES
+after their last hand-written message, or after the person asked for them (/human), the bot
+answers nothing and keeps what both sides say in the history.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +18,21 @@ import prompt
 import replies
 import usage
 from config import Settings
-from events import Event, Message
+from events import Event, Handover, Message
 from gpt import ChatModel, Failure, ModelError
 from limits import Limits
 from media import MediaError, downloaded
 from messenger import GraphError
-from routing import Case, Route, route
+from routing import SILENCED, Case, Route, route, said
 from store import Store, StoreUnavailable, Turn
 from typing_indicator import TypingIndicator
 
 logger = logging.getLogger(__name__)
 
 HEARD_CHARS = 150
+# Why the thread is passed or taken, as Meta shows it to the other app.
+PASS_METADATA = "The person asked for a person from the page (/human)."
+TAKE_METADATA = "The person asked for the bot again (/bot)."
 # Failures the page owner must fix; the others pass by themselves.
 OWNER_MUST_ACT = {Failure.QUOTA, Failure.AUTH, Failure.FORBIDDEN, Failure.NOT_FOUND}
 
@@ -37,6 +45,12 @@ class Channel(Protocol):
 
     def send_action(self, psid: str, action: str) -> bool:
         """Show a sender action such as typing_on; return False if it failed."""
+
+    def pass_thread(self, psid: str, target_app_id: str, metadata: str) -> bool:
+        """Hand the conversation to another app (the Page Inbox); return False if refused."""
+
+    def take_thread(self, psid: str, metadata: str) -> bool:
+        """Take the conversation back from the app that controls it; return False if refused."""
 
 
 Handler = Callable[[Event, Route], None]
@@ -65,7 +79,7 @@ class Bot:
         self._media = media
         self._clock = clock
         self._budget = prompt.Budget(
-            settings.system_prompt,
+            prompt.system_message(settings.system_prompt),
             settings.history_max_messages,
             settings.history_max_tokens,
             settings.vision_detail,
@@ -80,12 +94,23 @@ class Bot:
             Case.UNUSABLE: self._unusable,
             Case.GET_STARTED: self._get_started,
             Case.BUTTON: self._button,
+            Case.HUMAN: self._human,
+            Case.BOT_BACK: self._bot_back,
+            Case.PAGE_WROTE: self._page_wrote,
+            Case.RECORD: self._record,
+            Case.THREAD_BACK: self._thread_back,
+            Case.HANDOVER: self._handover,
             Case.NOTHING: lambda event, how: None,
         }
+        self._pass_refusal_logged = False
 
     def handle(self, event: Event) -> None:
         """Answer one event."""
         how = route(event, self._settings)
+        if how.case in SILENCED and self._paused(event):
+            logger.info("event psid=%s: %s, not answered: the page's people are talking", event.psid, how.case.value)
+            self._remember_turn(event.psid, Turn(said(event), ""))
+            return
         if how.case is not Case.TEXT:
             logger.info("event psid=%s: %s", event.psid, how.case.value)
         self._handlers[how.case](event, how)
@@ -94,20 +119,66 @@ class Bot:
 
     def _reset(self, event: Event, how: Route) -> None:
         self._store.reset(event.psid)
-        self._send(event.psid, replies.RESET_DONE)
+        self._send(event, replies.RESET_DONE)
 
     def _help(self, event: Event, how: Route) -> None:
         media = replies.MEDIA_HELP[self._settings.vision, self._settings.transcribe]
-        self._send(event.psid, replies.HELP.format(media=media))
+        self._send(event, replies.HELP.format(media=media))
 
     def _get_started(self, event: Event, how: Route) -> None:
-        self._send(event.psid, replies.GREETING)
+        self._send(event, replies.GREETING)
 
     def _sticker(self, event: Event, how: Route) -> None:
-        self._send(event.psid, replies.STICKER_THANKS)
+        self._send(event, replies.STICKER_THANKS)
 
     def _unusable(self, event: Event, how: Route) -> None:
-        self._send(event.psid, replies.cannot_use(how.attachment_type or ""))
+        self._send(event, replies.cannot_use(how.attachment_type or ""))
+
+    def _human(self, event: Event, how: Route) -> None:
+        psid = event.psid
+        self._pause(psid, self._event_time(event))
+        sent = self._send(event, replies.HUMAN_COMING)
+        self._keep(psid, Turn("/human", replies.HUMAN_COMING), sent)
+        # Passed after the reply: once the Inbox controls the thread, the bot can no longer send.
+        passed = self._channel.pass_thread(psid, self._settings.handover_app_id, PASS_METADATA)
+        if not passed and not self._pass_refusal_logged:
+            self._pass_refusal_logged = True
+            logger.warning(
+                "Meta refused to pass a conversation to app %s (HANDOVER_APP_ID): Conversation Routing may be set up "
+                "otherwise. The bot still stays silent for HUMAN_PAUSE_MINUTES. (Logged once.)",
+                self._settings.handover_app_id,
+            )
+
+    def _bot_back(self, event: Event, how: Route) -> None:
+        psid = event.psid
+        self._store.unpause(psid)
+        if getattr(event, "standby", False):
+            # Another app controls the thread: the reply below would be refused without it.
+            self._channel.take_thread(psid, TAKE_METADATA)
+        self._send(event, replies.BOT_BACK)
+
+    def _page_wrote(self, event: Event, how: Route) -> None:
+        """A person from the page wrote by hand: step back, and keep their words for when the bot answers again."""
+        self._pause(event.psid, self._event_time(event))
+        self._remember_turn(event.psid, Turn("", prompt.page_words(how.text)))
+
+    def _record(self, event: Event, how: Route) -> None:
+        """Something the person said while another app owns the thread: kept in the history, never answered."""
+        self._remember_turn(event.psid, Turn(how.text, ""))
+
+    def _thread_back(self, event: Event, how: Route) -> None:
+        self._store.unpause(event.psid)
+
+    def _handover(self, event: Event, how: Route) -> None:
+        if isinstance(event, Handover):
+            logger.info(
+                "handover psid=%s: %s new_owner=%s previous_owner=%s requested_owner=%s",
+                event.psid,
+                event.action,
+                event.new_owner_app_id,
+                event.previous_owner_app_id,
+                event.requested_owner_app_id,
+            )
 
     def _text(self, event: Event, how: Route) -> None:
         if self._admit(event):
@@ -138,28 +209,43 @@ class Bot:
                 transcript = self._model.transcribe(audio)
         except (MediaError, ModelError) as error:
             logger.warning("voice message from psid=%s not transcribed: %s", event.psid, error)
-            self._send(event.psid, replies.VOICE_FAILED)
+            self._send(event, replies.VOICE_FAILED)
             return
         if not transcript:
-            self._send(event.psid, replies.VOICE_EMPTY)
+            self._send(event, replies.VOICE_EMPTY)
             return
         self._reply(event, transcript, heard=True)
 
     # --- shared steps ---
+
+    def _event_time(self, event: Event) -> float:
+        """When the event happened, in seconds: Meta's stamp, or now if it carries none."""
+        return event.timestamp / 1000 if event.timestamp else self._clock()
+
+    def _paused(self, event: Event) -> bool:
+        return self._store.paused_until(event.psid) > self._event_time(event)
+
+    def _pause(self, psid: str, start: float) -> None:
+        """Stay silent for the person for HUMAN_PAUSE_MINUTES from `start` (or longer, if already paused so)."""
+        seconds = self._settings.human_pause_minutes * 60
+        until = max(self._store.paused_until(psid), start + seconds)
+        # Kept twice the pause, so that events Meta delivers late still find it.
+        self._store.pause(psid, until, ttl=2 * seconds)
+        logger.info("psid=%s: the bot stays silent for %g minutes", psid, self._settings.human_pause_minutes)
 
     def _admit(self, event: Event) -> bool:
         """Check that a model call is allowed for this person now; tell them once if not."""
         psid = event.psid
         if self._settings.allowed_psids and psid not in self._settings.allowed_psids:
             logger.info("psid=%s is not in ALLOWED_PSIDS", psid)
-            self._send(psid, replies.NOT_ALLOWED)
+            self._send(event, replies.NOT_ALLOWED)
             return False
         # Limits count messages by when they were sent, which Meta stamps on each event.
         decision = self._limits.check(psid, event.timestamp / 1000 if event.timestamp else self._clock())
         if not decision.allowed:
             logger.info("psid=%s over a limit: %s", psid, "notified" if decision.notice else "silent")
             if decision.notice:
-                self._send(psid, decision.notice)
+                self._send(event, decision.notice)
         return decision.allowed
 
     def _reply(self, event: Event, text: str, photos: tuple[str, ...] = (), heard: bool = False) -> None:
@@ -169,7 +255,7 @@ class Bot:
         if len(text) > limit:
             logger.info("message from psid=%s cut from %d to %d characters", psid, len(text), limit)
             text = text[:limit]
-            self._send(psid, replies.TRUNCATED.format(limit=limit))
+            self._send(event, replies.TRUNCATED.format(limit=limit))
         said = text
         if isinstance(event, Message):
             if event.text:
@@ -183,7 +269,7 @@ class Bot:
             except ModelError as error:
                 level = logging.ERROR if error.failure in OWNER_MUST_ACT else logging.WARNING
                 logger.log(level, "model failed for psid=%s: %s (HTTP %s)", psid, error.failure.value, error.status)
-                self._send(psid, replies.APOLOGIES[error.failure])
+                self._send(event, replies.APOLOGIES[error.failure])
                 return
         model_ms = (time.monotonic() - started) * 1000
         usage.record(self._store, completion, self._clock())
@@ -192,11 +278,11 @@ class Bot:
         answer = completion.text or replies.EMPTY_REPLY
         if completion.cut_said is not None:
             logger.info("message from psid=%s cut to fit the model's context window", psid)
-            self._send(psid, replies.CUT_TO_FIT)
+            self._send(event, replies.CUT_TO_FIT)
             said = completion.cut_said
         if heard:
             answer = replies.HEARD.format(transcript=prompt.shorten(text, HEARD_CHARS), reply=answer)
-        sent = self._send(psid, answer)
+        sent = self._send(event, answer)
         if sent and completion.text:
             # Kept only once delivered, so the history holds no answer the person never saw. A
             # photo stays in the history as a marker: Meta's attachment links expire.
@@ -210,6 +296,13 @@ class Bot:
             len(sent),
         )
 
+    def _remember_turn(self, psid: str, turn: Turn) -> None:
+        """Keep what was said while the bot was silent; the store's failure loses only that line of history."""
+        try:
+            self._store.append(psid, turn)
+        except StoreUnavailable as exc:
+            logger.warning("psid=%s: what was said while the bot was silent was not kept: %s", psid, exc)
+
     def _keep(self, psid: str, turn: Turn, sent: list[tuple[str, str]]) -> None:
         """Remember a delivered exchange; if the store fails now, the turn is lost, not the reply repeated."""
         try:
@@ -220,9 +313,13 @@ class Bot:
             # Leaving the event queued would answer it twice: the person already has the reply.
             logger.warning("reply to psid=%s was sent but not kept in the history: %s", psid, exc)
 
-    def _send(self, psid: str, text: str) -> list[tuple[str, str]]:
-        """Send a reply; return (message id, text) of each message sent (none if Meta refused: already logged)."""
+    def _send(self, event: Event, text: str) -> list[tuple[str, str]]:
+        """Send a reply to the event's person; return (message id, text) of each message sent (none if Meta
+        refused: already logged)."""
         try:
-            return self._channel.send_text(psid, text)
-        except GraphError:
+            return self._channel.send_text(event.psid, text)
+        except GraphError as error:
+            if error.thread_elsewhere:
+                # Another app (the Page Inbox) controls the conversation: its people are answering.
+                self._pause(event.psid, self._event_time(event))
             return []

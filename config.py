@@ -11,13 +11,21 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from prompt import MIN_REPLY_TOKENS, WINDOW_MARGIN_TOKENS, estimate_tokens
+from prompt import MIN_REPLY_TOKENS, WINDOW_MARGIN_TOKENS, estimate_tokens, system_message
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly, helpful assistant answering people in Facebook Messenger. "
     "Keep answers short and conversational: a few sentences, plain text, no Markdown "
     "tables or headings. If you don't know something, say so."
 )
+
+
+PAGE_INBOX_APP_ID = "263902037430900"
+INSTAGRAM_INBOX_APP_ID = "1217981644879628"
+# Meta's limits on the Messenger profile (greeting text, ice breakers).
+GREETING_MAX_CHARS = 160
+MAX_ICE_BREAKERS = 4
+ICE_BREAKER_MAX_CHARS = 80
 
 
 class ConfigError(Exception):
@@ -104,6 +112,14 @@ class Settings:
     log_level: str = "INFO"
     # 0: derived from the model, Send API and media timeouts (see service.lock_ttl).
     queue_lock_seconds: float = 0.0
+    # This Meta app's id: echoes carrying it are the bot's own (the metadata marker says so too).
+    app_id: str | None = None
+    human_pause_minutes: float = 30.0
+    # Where /human passes the thread: the Page Inbox.
+    handover_app_id: str = PAGE_INBOX_APP_ID
+    # The Messenger profile `flask --app app page-setup` sends.
+    greeting: str | None = None
+    ice_breakers: tuple[str, ...] = ()
 
     @property
     def meta_configured(self) -> bool:
@@ -174,6 +190,28 @@ def _psid_list(raw: str) -> frozenset[str]:
     return frozenset(psids)
 
 
+def _app_id(raw: str) -> str:
+    if not raw.isdigit():
+        raise ValueError("must be a Meta app id (digits)")
+    return raw
+
+
+def _greeting(raw: str) -> str:
+    if len(raw) > GREETING_MAX_CHARS:
+        raise ValueError(f"must be at most {GREETING_MAX_CHARS} characters (Meta's limit), not {len(raw)}")
+    return raw
+
+
+def _ice_breakers(raw: str) -> tuple[str, ...]:
+    questions = tuple(part.strip() for part in raw.split("|") if part.strip())
+    if len(questions) > MAX_ICE_BREAKERS:
+        raise ValueError(f"must be at most {MAX_ICE_BREAKERS} questions separated by |, not {len(questions)}")
+    too_long = [n for n, question in enumerate(questions, 1) if len(question) > ICE_BREAKER_MAX_CHARS]
+    if too_long:
+        raise ValueError(f"question {too_long[0]} is over {ICE_BREAKER_MAX_CHARS} characters")
+    return questions
+
+
 def _store_url(raw: str) -> str:
     if raw.split(":", 1)[0] not in ("memory", "sqlite", "redis", "rediss") or ":" not in raw:
         raise ValueError("must start with memory://, sqlite:/// or redis://")
@@ -240,20 +278,29 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "ALLOW_HTTP_MEDIA": ("allow_http_media", _flag),
     "LOG_LEVEL": ("log_level", _log_level),
     "QUEUE_LOCK_SECONDS": ("queue_lock_seconds", _positive_float),
+    "APP_ID": ("app_id", _app_id),
+    "HUMAN_PAUSE_MINUTES": ("human_pause_minutes", _positive_float),
+    "HANDOVER_APP_ID": ("handover_app_id", _app_id),
+    "GREETING": ("greeting", _greeting),
+    "ICE_BREAKERS": ("ice_breakers", _ice_breakers),
 }
 
 
-def settings_from_mapping(source: Mapping[str, str], meta_required: bool = True) -> Settings:
+def settings_from_mapping(
+    source: Mapping[str, str], meta_required: bool = True, openai_required: bool = True
+) -> Settings:
     """Build settings from a mapping of variable names to strings, or raise ConfigError.
 
-    Without `meta_required` (the terminal chat), only the OpenAI key must be there.
+    Without `meta_required` (the terminal chat), the Messenger settings may be left out; without
+    `openai_required` (setting up the page), the OpenAI key may.
     """
     problems: list[str] = []
     # Each parser returns its field's type; Settings itself is the type check of the whole.
     values: dict[str, Any] = {}
     for name in REQUIRED:
         raw = (source.get(name) or "").strip()
-        if raw or (name in META_REQUIRED and not meta_required):
+        optional = not meta_required if name in META_REQUIRED else not openai_required
+        if raw or optional:
             values[name.lower()] = Secret(raw)
         else:
             problems.append(f"{name} is missing")
@@ -278,7 +325,7 @@ def _window_problems(values: dict[str, Any]) -> list[str]:
     window = values.get("model_context_tokens")
     if window is None:
         return []
-    system = estimate_tokens(values.get("system_prompt", DEFAULT_SYSTEM_PROMPT))
+    system = estimate_tokens(system_message(values.get("system_prompt", DEFAULT_SYSTEM_PROMPT)))
     needed = system + WINDOW_MARGIN_TOKENS + MIN_REPLY_TOKENS + MIN_MESSAGE_TOKENS
     if window >= needed:
         return []
@@ -295,8 +342,8 @@ def _reason(exc: ValueError) -> str:
     return text
 
 
-def load_settings(env_file: str | Path = ".env", meta_required: bool = True) -> Settings:
+def load_settings(env_file: str | Path = ".env", meta_required: bool = True, openai_required: bool = True) -> Settings:
     """Read settings from `.env` and the environment (which wins)."""
     source: dict[str, str] = {key: value for key, value in dotenv_values(env_file).items() if value is not None}
     source.update(os.environ)
-    return settings_from_mapping(source, meta_required)
+    return settings_from_mapping(source, meta_required, openai_required)

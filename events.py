@@ -1,4 +1,8 @@
-"""Turn a Messenger webhook body into the small typed events the bot answers."""
+"""Turn a Messenger webhook body into the small typed events the bot answers or records.
+
+Besides what people send: echoes of what the page sent them (by the bot, or by a person from
+the page), what arrives under `standby` while another app owns the thread, and handover events.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+HANDOVER_KINDS = ("pass_thread_control", "take_thread_control", "request_thread_control")
 # Keys of a `messaging` item that name its kind; the first one present wins.
 KNOWN_KINDS = (
     "message",
@@ -66,11 +71,50 @@ class Message:
     quick_reply_payload: str | None = None
     reply_to_mid: str | None = None
     attachments: tuple[Attachment, ...] = ()
+    # Delivered under `standby`: another app owns the thread, so it is recorded, not answered.
+    standby: bool = False
 
     @property
     def event_id(self) -> str:
         """The id Meta repeats when it redelivers this event."""
         return self.mid
+
+
+@dataclass(frozen=True)
+class Echo:
+    """A message the page sent to a person: by this bot, by another app, or by a person from the page."""
+
+    psid: str  # the person it was sent to
+    mid: str
+    timestamp: int
+    text: str | None = None
+    app_id: str | None = None
+    metadata: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    standby: bool = False
+
+    @property
+    def event_id(self) -> str:
+        """The id Meta repeats when it redelivers this event."""
+        return self.mid
+
+
+@dataclass(frozen=True)
+class Handover:
+    """A change of who answers the person: thread control passed, taken or requested."""
+
+    psid: str
+    action: str  # one of HANDOVER_KINDS
+    timestamp: int
+    new_owner_app_id: str | None = None
+    previous_owner_app_id: str | None = None
+    requested_owner_app_id: str | None = None
+    metadata: str | None = None
+
+    @property
+    def event_id(self) -> str:
+        """The id Meta repeats when it redelivers this event (it carries no mid)."""
+        return f"{self.action}:{self.psid}:{self.timestamp}:{self.new_owner_app_id or self.requested_owner_app_id}"
 
 
 @dataclass(frozen=True)
@@ -82,6 +126,7 @@ class Postback:
     title: str
     timestamp: int
     mid: str | None = None
+    standby: bool = False
 
     @property
     def event_id(self) -> str:
@@ -92,7 +137,7 @@ class Postback:
         return self.mid or f"postback:{self.psid}:{self.timestamp}:{digest}"
 
 
-Event = Message | Postback
+Event = Message | Postback | Echo | Handover
 
 
 @dataclass(frozen=True)
@@ -115,29 +160,25 @@ def parse_body(body: Any) -> ParsedBody:
         if not isinstance(entry, dict):
             skipped["malformed"] += 1
             continue
-        # Events in `standby` belong to another app that owns the thread: never answered.
-        standby = entry.get("standby")
-        if isinstance(standby, list):
-            skipped["standby"] += len(standby)
-        messaging = entry.get("messaging")
-        if not isinstance(messaging, list):
-            continue
         page_id = str(entry.get("id", ""))
-        for item in messaging:
-            event, kind = parse_item(item, page_id)
-            if event is None:
-                skipped[kind] += 1
-            else:
-                events.append(event)
+        # Items under `standby` belong to a thread another app owns: recorded, never answered.
+        for field_name, standby in (("messaging", False), ("standby", True)):
+            items = entry.get(field_name)
+            for item in items if isinstance(items, list) else ():
+                event, kind = parse_item(item, page_id, standby)
+                if event is None:
+                    skipped[kind] += 1
+                else:
+                    events.append(event)
     return ParsedBody(tuple(events), skipped)
 
 
-def parse_item(item: Any, page_id: str) -> tuple[Event | None, str]:
-    """Parse one `messaging` item; return the event (or None if skipped) and its kind."""
+def parse_item(item: Any, page_id: str, standby: bool = False) -> tuple[Event | None, str]:
+    """Parse one `messaging` (or `standby`) item; return the event (or None if skipped) and its kind."""
     if not isinstance(item, dict):
         return None, "malformed"
     kind = next((key for key in KNOWN_KINDS if key in item), "unknown")
-    if kind not in ("message", "postback"):
+    if kind not in ("message", "postback", *HANDOVER_KINDS):
         return None, kind
     psid = _id(item.get("sender"))
     if psid is None:
@@ -145,12 +186,18 @@ def parse_item(item: Any, page_id: str) -> tuple[Event | None, str]:
     timestamp = _timestamp(item.get("timestamp"))
     event: Event | None
     if kind == "postback":
-        event = _postback(item["postback"], psid, timestamp)
+        event = _postback(item["postback"], psid, timestamp, standby)
+    elif kind in HANDOVER_KINDS:
+        event = _handover(kind, item[kind], psid, timestamp)
     else:
         message = item["message"]
         if isinstance(message, dict) and (message.get("is_echo") or psid == page_id):
-            return None, "echo"
-        event = _message(message, psid, timestamp)
+            # The page wrote: the person is the recipient.
+            recipient = _id(item.get("recipient"))
+            event = _echo(message, recipient, timestamp, standby) if recipient else None
+            kind = "echo"
+        else:
+            event = _message(message, psid, timestamp, standby)
     return (event, kind) if event else (None, "malformed")
 
 
@@ -183,19 +230,13 @@ def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _message(message: Any, psid: str, timestamp: int) -> Message | None:
+def _message(message: Any, psid: str, timestamp: int, standby: bool) -> Message | None:
     if not isinstance(message, dict):
         return None
     mid = _identifier(message.get("mid"))
     if not mid:
         return None
     quick_reply_payload = _str(_dict(message.get("quick_reply")).get("payload"))
-    raw_attachments = message.get("attachments")
-    attachments = (
-        tuple(_attachment(raw) for raw in raw_attachments if isinstance(raw, dict))
-        if isinstance(raw_attachments, list)
-        else ()
-    )
     return Message(
         psid=psid,
         mid=mid,
@@ -203,8 +244,45 @@ def _message(message: Any, psid: str, timestamp: int) -> Message | None:
         text=_str(message.get("text")),
         quick_reply_payload=quick_reply_payload,
         reply_to_mid=_identifier(_dict(message.get("reply_to")).get("mid")),
-        attachments=attachments,
+        attachments=_attachments(message),
+        standby=standby,
     )
+
+
+def _echo(message: dict, psid: str, timestamp: int, standby: bool) -> Echo | None:
+    mid = _identifier(message.get("mid"))
+    if not mid:
+        return None
+    return Echo(
+        psid=psid,
+        mid=mid,
+        timestamp=timestamp,
+        text=_str(message.get("text")),
+        app_id=_identifier(message.get("app_id")),
+        metadata=_str(message.get("metadata")),
+        attachments=_attachments(message),
+        standby=standby,
+    )
+
+
+def _handover(kind: str, details: Any, psid: str, timestamp: int) -> Handover:
+    details = _dict(details)
+    return Handover(
+        psid=psid,
+        action=kind,
+        timestamp=timestamp,
+        new_owner_app_id=_identifier(details.get("new_owner_app_id")),
+        previous_owner_app_id=_identifier(details.get("previous_owner_app_id")),
+        requested_owner_app_id=_identifier(details.get("requested_owner_app_id")),
+        metadata=_str(details.get("metadata")),
+    )
+
+
+def _attachments(message: dict) -> tuple[Attachment, ...]:
+    raw_attachments = message.get("attachments")
+    if not isinstance(raw_attachments, list):
+        return ()
+    return tuple(_attachment(raw) for raw in raw_attachments if isinstance(raw, dict))
 
 
 def _attachment(raw: dict) -> Attachment:
@@ -217,7 +295,7 @@ def _attachment(raw: dict) -> Attachment:
     )
 
 
-def _postback(postback: Any, psid: str, timestamp: int) -> Postback | None:
+def _postback(postback: Any, psid: str, timestamp: int, standby: bool) -> Postback | None:
     if not isinstance(postback, dict):
         return None
     return Postback(
@@ -226,6 +304,7 @@ def _postback(postback: Any, psid: str, timestamp: int) -> Postback | None:
         title=_str(postback.get("title")) or "",
         timestamp=timestamp,
         mid=_identifier(postback.get("mid")),
+        standby=standby,
     )
 
 
@@ -237,7 +316,10 @@ def encode(event: Event) -> str:
 def decode(text: str) -> Event:
     """The event `encode` serialised."""
     data = json.loads(text)
-    if data.pop("kind") == "Postback":
+    kind = data.pop("kind")
+    if kind == "Postback":
         return Postback(**data)
-    data["attachments"] = tuple(Attachment(**attachment) for attachment in data["attachments"])
-    return Message(**data)
+    if kind == "Handover":
+        return Handover(**data)
+    data["attachments"] = tuple(Attachment(**attachment) for attachment in data.get("attachments", ()))
+    return Echo(**data) if kind == "Echo" else Message(**data)

@@ -1,4 +1,5 @@
-"""The Graph API Send API: text replies and sender actions, with retries for passing failures."""
+"""The Graph API Send API: text replies and sender actions, with retries for passing failures; and handing the
+thread to the page's people (pass_thread_control) and taking it back."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ from config import Settings
 logger = logging.getLogger(__name__)
 
 MAX_TEXT_LENGTH = 2000
+# Put in the metadata of every message the bot sends: its echo carries it back, telling it apart
+# from a message written by a person from the page.
+BOT_MARKER = "messenger-gpt:bot"
+# Sending while another app (the Page Inbox, say) controls the thread.
+THREAD_ELSEWHERE = 2018300
 MAX_BACKOFF_SECONDS = 8.0
 
 TRANSIENT_CODES = {1, 2, 4, 17, 32, 613, 1200}
@@ -32,6 +38,7 @@ PERMANENT_MEANINGS = {
 }
 SUBCODE_MEANINGS = {
     2018278: PERMANENT_MEANINGS[10],
+    THREAD_ELSEWHERE: "another app (the Page Inbox, say) controls this conversation now",
     2018001: "no person matches this recipient id for this page",
     460: "the page access token was invalidated by a password change: renew PAGE_ACCESS_TOKEN",
     463: "the page access token has expired: renew PAGE_ACCESS_TOKEN",
@@ -48,6 +55,11 @@ class GraphError(Exception):
         self.subcode = subcode
         self.transient = transient
         self.meaning = meaning
+
+    @property
+    def thread_elsewhere(self) -> bool:
+        """True when Meta refused because another app controls the conversation."""
+        return self.code == 10 and self.subcode == THREAD_ELSEWHERE
 
 
 def error_from_response(response: requests.Response) -> GraphError:
@@ -72,6 +84,14 @@ def error_from_response(response: requests.Response) -> GraphError:
     return GraphError(response.status_code, code, subcode, transient, meaning)
 
 
+def _level(error: GraphError, quiet: bool) -> int:
+    """How loudly a failed call is logged: the owner must act on a token or permission error."""
+    if error.code in (190, 200, 230):
+        return logging.ERROR
+    # Another app controlling the thread is the page's people at work, not a fault.
+    return logging.DEBUG if quiet else logging.INFO if error.thread_elsewhere else logging.WARNING
+
+
 def backoff_delay(attempt: int, base: float) -> float:
     """Return the wait before retry number `attempt` (0-based): doubling, capped."""
     return min(MAX_BACKOFF_SECONDS, base * 2**attempt)
@@ -93,7 +113,7 @@ class Messenger:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        self._url = f"{settings.graph_api_url}/me/messages"
+        self._me = f"{settings.graph_api_url}/me"
         token = settings.page_access_token.reveal()
         proof = hmac.new(settings.app_secret.reveal().encode(), token.encode(), hashlib.sha256).hexdigest()
         self._params = {"access_token": token, "appsecret_proof": proof}
@@ -117,7 +137,11 @@ class Messenger:
         for piece in split_text(text):
             if piece.strip():
                 answer = self._post(
-                    {"recipient": {"id": psid}, "messaging_type": "RESPONSE", "message": {"text": piece}},
+                    {
+                        "recipient": {"id": psid},
+                        "messaging_type": "RESPONSE",
+                        "message": {"text": piece, "metadata": BOT_MARKER},
+                    },
                     what="message",
                     max_retries=self._max_retries,
                 )
@@ -133,25 +157,45 @@ class Messenger:
             return False
         return True
 
-    def _post(self, payload: dict, *, what: str, max_retries: int) -> dict:
+    def pass_thread(self, psid: str, target_app_id: str, metadata: str) -> bool:
+        """Pass the conversation to another app (the Page Inbox); return False if Meta refused."""
+        payload = {"recipient": {"id": psid}, "target_app_id": target_app_id, "metadata": metadata}
+        return self._thread_call("pass_thread_control", payload)
+
+    def take_thread(self, psid: str, metadata: str) -> bool:
+        """Take the conversation back from the app that controls it; return False if Meta refused."""
+        return self._thread_call("take_thread_control", {"recipient": {"id": psid}, "metadata": metadata})
+
+    def _thread_call(self, endpoint: str, payload: dict) -> bool:
+        try:
+            self._post(payload, what=endpoint, max_retries=self._max_retries, endpoint=endpoint, quiet=True)
+        except GraphError:
+            return False
+        return True
+
+    def _post(
+        self, payload: dict, *, what: str, max_retries: int, endpoint: str = "messages", quiet: bool = False
+    ) -> dict:
+        """Call /me/`endpoint`, retrying passing failures; `quiet`: the caller logs what a refusal means."""
         psid = payload["recipient"]["id"]
         attempt = 0
         while True:
             try:
-                return self._attempt(payload)
+                return self._attempt(endpoint, payload)
             except GraphError as error:
                 if not error.transient or attempt >= max_retries:
-                    level = logging.ERROR if error.code in (190, 200, 230) else logging.WARNING
-                    logger.log(level, "Graph %s for psid=%s failed: %s", what, psid, error)
+                    logger.log(_level(error, quiet), "Graph %s for psid=%s failed: %s", what, psid, error)
                     raise
                 logger.info("Graph %s for psid=%s failed (%s); retry %d", what, psid, error.meaning, attempt + 1)
                 self._sleep(backoff_delay(attempt, self._backoff))
                 attempt += 1
 
-    def _attempt(self, payload: dict) -> dict:
-        """Make one call; return Meta's answer, or raise GraphError."""
+    def _attempt(self, endpoint: str, payload: dict) -> dict:
+        """Make one call to /me/`endpoint`; return Meta's answer, or raise GraphError."""
         try:
-            response = self._session.post(self._url, params=self._params, json=payload, timeout=self._timeout)
+            response = self._session.post(
+                f"{self._me}/{endpoint}", params=self._params, json=payload, timeout=self._timeout
+            )
         except requests.RequestException as exc:
             # The exception text holds the URL and so the token: only its type is reported.
             # Only a failed connection proves nothing reached Meta; after a read timeout or a

@@ -23,6 +23,13 @@ WINDOW_MARGIN_TOKENS = 32
 MIN_REPLY_TOKENS = 100
 # A message halved to fit a window that no refusal named is never cut shorter than this.
 MIN_CUT_CHARS = 200
+# What the model is told besides the owner's SYSTEM_PROMPT: that people can reach the page's people.
+HANDOVER_NOTE = (
+    "People can send /human to ask for a person from the page; suggest it when you cannot help. "
+    "Assistant messages that start with [{marker}] were written by a person from the page, not by you; "
+    "never start yours that way."
+)
+PAGE_MARKER = "From the page's team"
 QUOTE_CHARS = 300
 # What is kept of a message for quoting it later: enough to show QUOTE_CHARS, cut at a word.
 REMEMBERED_CHARS = 2 * QUOTE_CHARS
@@ -61,8 +68,9 @@ class Turn:
     assistant: str
 
     def messages(self) -> list[ChatMessage]:
-        """Return the turn as chat-completion messages."""
-        return [{"role": "user", "content": self.user}, {"role": "assistant", "content": self.assistant}]
+        """Return the turn as chat-completion messages; a side left empty (nobody answered) is left out."""
+        sides = (("user", self.user), ("assistant", self.assistant))
+        return [{"role": role, "content": content} for role, content in sides if content]
 
     def tokens(self) -> int:
         """Return the estimated tokens of both messages."""
@@ -93,8 +101,22 @@ class Budget:
     image_detail: str
 
 
+def system_message(owner_prompt: str) -> str:
+    """The system message: the owner's SYSTEM_PROMPT and what the model must know of the page's people."""
+    return f"{owner_prompt}\n\n{HANDOVER_NOTE.format(marker=PAGE_MARKER)}"
+
+
+def page_words(text: str) -> str:
+    """The history's assistant side for what a person from the page wrote by hand."""
+    return f"[{PAGE_MARKER}] {text}"
+
+
 def build(budget: Budget, history: Sequence[Turn], said: str, photos: Sequence[str] = ()) -> list[ChatMessage]:
-    """The messages for the model: system prompt, the newest history that fits, the new message."""
+    """The messages for the model: system prompt, the newest history that fits, the new message.
+
+    Messages of one side in a row (the person wrote twice while a person from the page was
+    answering) are joined, since some servers' chat templates insist that the roles alternate.
+    """
     room = (
         budget.max_tokens
         - estimate_tokens(budget.system_prompt)
@@ -107,8 +129,21 @@ def build(budget: Budget, history: Sequence[Turn], said: str, photos: Sequence[s
         content = [{"type": "text", "text": said or PHOTO_PROMPT}] + [
             {"type": "image_url", "image_url": {"url": url, "detail": budget.image_detail}} for url in photos
         ]
-    past = [message for turn in turns for message in turn.messages()]
-    return [{"role": "system", "content": budget.system_prompt}, *past, {"role": "user", "content": content}]
+    messages = [{"role": "system", "content": budget.system_prompt}]
+    for message in [m for turn in turns for m in turn.messages()] + [{"role": "user", "content": content}]:
+        if messages[-1]["role"] == message["role"]:
+            messages[-1] = _joined(messages[-1], message)
+        else:
+            messages.append(message)
+    return messages
+
+
+def _joined(first: ChatMessage, second: ChatMessage) -> ChatMessage:
+    """Two messages of one role as one; the second may carry photos."""
+    content = second["content"]
+    if isinstance(content, str):
+        return {**second, "content": f"{first['content']}\n\n{content}"}
+    return {**second, "content": [{"type": "text", "text": first["content"]}, *content]}
 
 
 def with_quote(text: str, quoted: str | None) -> str:

@@ -13,7 +13,8 @@ GREETING = (
 HELP = (
     "I'm an AI assistant (a GPT model) answering on this page. Write to me as you would to a "
     "person: I remember our conversation for a while, so you can ask follow-up questions.{media}\n\n"
-    "Commands:\n/reset: forget our conversation and start over\n/help: show this message\n\n"
+    "Commands:\n/reset: forget our conversation and start over\n/human: ask for a person from the page\n"
+    "/bot: talk to me again after a person from the page has answered\n/help: show this message\n\n"
     "I can make mistakes: check anything important."
 )
 # The sentence HELP gains, by (photos understood, voice messages understood).
@@ -23,6 +24,11 @@ MEDIA_HELP = {
     (False, True): " You can also send voice messages.",
     (False, False): "",
 }
+HUMAN_COMING = (
+    "I've asked a person from the page to answer you. They'll reply here as soon as they can. "
+    "(Send /bot to talk to me again.)"
+)
+BOT_BACK = "I'm back! What can I help you with?"
 RESET_DONE = "Done: I've forgotten our conversation. What would you like to talk about?"
 STICKER_THANKS = "👍"
 EMPTY_REPLY = "Sorry, I don't have an answer to that. Could you put it another way?"

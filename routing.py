@@ -1,4 +1,5 @@
-"""What an event is, decided once: a command, photos, voice, text, a sticker, an attachment the bot can't use, a button.
+"""What an event is, decided once: a command, photos, voice, text, a sticker, an attachment the bot can't use, a
+button; or the page's side: its people writing, the bot's own echoes, handover of the thread.
 
 `route` is a pure function of the event and the settings; the bot has one handler per `Case`.
 """
@@ -8,12 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from config import Settings
-from events import Event, Message, Postback
+from config import INSTAGRAM_INBOX_APP_ID, PAGE_INBOX_APP_ID, Settings
+from events import Attachment, Echo, Event, Handover, Message, Postback
 from media import fetchable
+from messenger import BOT_MARKER
 
 RESET_COMMANDS = frozenset({"/reset", "reset"})
 HELP_COMMANDS = frozenset({"/help"})
+HUMAN_COMMANDS = frozenset({"/human"})
+BOT_COMMANDS = frozenset({"/bot"})
+# Payloads of the persistent menu's buttons (page_setup.py sets them up).
+START_OVER_PAYLOAD = "START_OVER"
+HUMAN_PAYLOAD = "TALK_TO_A_PERSON"
+# A pass to either inbox is a pass to people, never to this app.
+INBOX_APP_IDS = frozenset({PAGE_INBOX_APP_ID, INSTAGRAM_INBOX_APP_ID})
 
 
 class Case(Enum):
@@ -28,7 +37,29 @@ class Case(Enum):
     UNUSABLE = "attachment not used"
     GET_STARTED = "get started"
     BUTTON = "button"
+    HUMAN = "/human"
+    BOT_BACK = "/bot"
+    PAGE_WROTE = "a person from the page wrote"
+    RECORD = "recorded: another app owns the thread"
+    THREAD_BACK = "thread control came back"
+    HANDOVER = "handover event"
     NOTHING = "nothing to answer"
+
+
+# What the person does that the bot stays silent to while a person from the page is talking.
+SILENCED = frozenset(
+    {
+        Case.RESET,
+        Case.HELP,
+        Case.PHOTOS,
+        Case.VOICE,
+        Case.TEXT,
+        Case.STICKER,
+        Case.UNUSABLE,
+        Case.GET_STARTED,
+        Case.BUTTON,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -44,17 +75,75 @@ class Route:
 
 def route(event: Event, settings: Settings) -> Route:
     """Decide what the event is."""
+    if isinstance(event, Echo):
+        if is_own_echo(event, settings):
+            return Route(Case.NOTHING)
+        return Route(Case.PAGE_WROTE, text=said_with(event.text, event.attachments))
+    if isinstance(event, Handover):
+        return _handover_route(event, settings)
     if isinstance(event, Postback):
-        if event.payload == settings.get_started_payload:
-            return Route(Case.GET_STARTED)
-        # A menu button the page owner set up: answered as if the person typed its title.
-        return Route(Case.BUTTON, text=event.title or event.payload)
+        return _postback_route(event, settings)
     return _message_route(event, settings)
+
+
+def is_own_echo(echo: Echo, settings: Settings) -> bool:
+    """True for the echo of a message this bot sent: it carries the bot's marker, or this app's id."""
+    return echo.metadata == BOT_MARKER or (settings.app_id is not None and echo.app_id == settings.app_id)
+
+
+def said_with(text: str | None, attachments: tuple[Attachment, ...]) -> str:
+    """What a message said, for the history: its text, or what it carried."""
+    if text and text.strip():
+        return text.strip()
+    kinds = [("sticker" if a.is_sticker else a.type) for a in attachments]
+    return " ".join(f"[{kind}]" for kind in kinds) or "[message]"
+
+
+def said(event: Event) -> str:
+    """What the person did, for the history when the bot does not answer it."""
+    if isinstance(event, Postback):
+        return f"[tapped: {event.title or event.payload}]"
+    if isinstance(event, Message):
+        return said_with(event.text or event.quick_reply_payload, event.attachments)
+    return ""
+
+
+def _handover_route(event: Handover, settings: Settings) -> Route:
+    """A pass to this app, or a take by it, gives the thread back; every other handover is only logged."""
+    new_owner = event.new_owner_app_id
+    if settings.app_id is not None:
+        ours = new_owner == settings.app_id
+    else:
+        # Without APP_ID, Meta sends pass_thread_control to the app receiving the thread: any pass
+        # that is not to an inbox is to this app. A take cannot be told apart, so it is only logged.
+        ours = event.action == "pass_thread_control" and new_owner not in INBOX_APP_IDS | {settings.handover_app_id}
+    if event.action in ("pass_thread_control", "take_thread_control") and ours:
+        return Route(Case.THREAD_BACK)
+    return Route(Case.HANDOVER)
+
+
+def _postback_route(event: Postback, settings: Settings) -> Route:
+    if event.standby:
+        return Route(Case.RECORD, text=said(event))
+    if event.payload == settings.get_started_payload:
+        return Route(Case.GET_STARTED)
+    if event.payload == HUMAN_PAYLOAD:
+        return Route(Case.HUMAN)
+    if event.payload == START_OVER_PAYLOAD:
+        return Route(Case.RESET)
+    # A menu button or ice breaker the page owner set up: answered as if the person typed its title.
+    return Route(Case.BUTTON, text=event.title or event.payload)
 
 
 def _message_route(message: Message, settings: Settings) -> Route:
     text = (message.text or message.quick_reply_payload or "").strip()
     command = text.lower()
+    if command in BOT_COMMANDS:
+        return Route(Case.BOT_BACK)
+    if message.standby:
+        return Route(Case.RECORD, text=said(message))
+    if command in HUMAN_COMMANDS:
+        return Route(Case.HUMAN)
     if command in RESET_COMMANDS:
         return Route(Case.RESET)
     if command in HELP_COMMANDS:

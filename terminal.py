@@ -37,6 +37,14 @@ class TerminalChannel:
         """Typing and seen have nothing to show in a terminal."""
         return True
 
+    def pass_thread(self, psid: str, target_app_id: str, metadata: str) -> bool:
+        """No person from the page reads this terminal: the bot only stays silent until /bot."""
+        return True
+
+    def take_thread(self, psid: str, metadata: str) -> bool:
+        """Nothing to take back in a terminal."""
+        return True
+
 
 @contextmanager
 def terminal_service(load: Callable[[], Settings]) -> Iterator[Service]:

@@ -68,6 +68,15 @@ class Store(Protocol):
     def counter(self, key: str) -> int:
         """Return a counter's value; 0 if it does not exist or has expired."""
 
+    def pause(self, psid: str, until: float, ttl: float) -> None:
+        """Keep the bot silent for the person until `until` (seconds, in Meta's time); kept `ttl` seconds at most."""
+
+    def paused_until(self, psid: str) -> float:
+        """When the person's pause ends (seconds, in Meta's time), or 0.0 if none is kept."""
+
+    def unpause(self, psid: str) -> None:
+        """End the person's pause now."""
+
     def ping(self) -> bool:
         """Return True if the store can be written now; never raises."""
 

@@ -50,6 +50,8 @@ class MemoryStore:
         self._counter_expiry: list[tuple[float, str]] = []
         self._queues: dict[str, deque[str]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
+        # psid -> (until, kept until by this store's clock); expired ones are dropped as they are read.
+        self._pauses: dict[str, tuple[float, float]] = {}
 
     def get(self, psid: str) -> list[Turn]:
         """Return the person's turns, oldest first; empty if none or expired."""
@@ -132,6 +134,25 @@ class MemoryStore:
         with self._lock:
             self._expire_locked(self._clock())
             return self._counters.get(key, (0, 0.0))[0]
+
+    def pause(self, psid: str, until: float, ttl: float) -> None:
+        """Keep the bot silent for the person until `until` (seconds, in Meta's time); kept `ttl` seconds at most."""
+        with self._lock:
+            now = self._clock()
+            # Pauses are few (people a person from the page is talking to): a sweep costs nothing.
+            self._pauses = {key: value for key, value in self._pauses.items() if value[1] > now}
+            self._pauses[psid] = (until, now + ttl)
+
+    def paused_until(self, psid: str) -> float:
+        """When the person's pause ends (seconds, in Meta's time), or 0.0 if none is kept."""
+        with self._lock:
+            until, kept_until = self._pauses.get(psid, (0.0, 0.0))
+            return until if kept_until > self._clock() else 0.0
+
+    def unpause(self, psid: str) -> None:
+        """End the person's pause now."""
+        with self._lock:
+            self._pauses.pop(psid, None)
 
     def ping(self) -> bool:
         """Return True: memory can always be written."""

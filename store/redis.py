@@ -186,6 +186,18 @@ class RedisStore:
         """Return a counter's value; 0 if it does not exist or has expired."""
         return int(self._redis.get(PREFIX + "counter:" + key) or 0)
 
+    def pause(self, psid: str, until: float, ttl: float) -> None:
+        """Keep the bot silent for the person until `until` (seconds, in Meta's time); kept `ttl` seconds at most."""
+        self._redis.set(PREFIX + "pause:" + psid, repr(until), px=max(1, int(ttl * 1000)))
+
+    def paused_until(self, psid: str) -> float:
+        """When the person's pause ends (seconds, in Meta's time), or 0.0 if none is kept."""
+        return float(self._redis.get(PREFIX + "pause:" + psid) or 0.0)
+
+    def unpause(self, psid: str) -> None:
+        """End the person's pause now."""
+        self._redis.delete(PREFIX + "pause:" + psid)
+
     def ping(self) -> bool:
         """Return True if Redis takes a write (a replica, or a server out of memory, refuses one)."""
         try:

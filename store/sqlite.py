@@ -33,6 +33,9 @@ CREATE INDEX queue_by_person ON queue (psid, id);
 CREATE TABLE quotes (id INTEGER PRIMARY KEY AUTOINCREMENT, psid TEXT NOT NULL, mid TEXT NOT NULL, text TEXT NOT NULL);
 CREATE UNIQUE INDEX quotes_by_message ON quotes (psid, mid);
 """,
+    3: """
+CREATE TABLE pauses (psid TEXT PRIMARY KEY, until REAL NOT NULL, expires_at REAL NOT NULL);
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 # Expired rows are deleted at most this often per process; reads skip them meanwhile.
@@ -231,6 +234,7 @@ class SQLiteStore:
             )
             db.execute("DELETE FROM counters WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM locks WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM pauses WHERE expires_at <= ?", (now,))
             remaining = db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
         if idle:
             logger.info("forgot %d idle conversations; %d remain", len(idle), remaining)
@@ -285,6 +289,27 @@ class SQLiteStore:
             .fetchone()
         )
         return row[0] if row else 0
+
+    def pause(self, psid: str, until: float, ttl: float) -> None:
+        """Keep the bot silent for the person until `until` (seconds, in Meta's time); kept `ttl` seconds at most."""
+        self._connection().execute(
+            "INSERT INTO pauses (psid, until, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (psid) DO UPDATE SET until = excluded.until, expires_at = excluded.expires_at",
+            (psid, until, self._clock() + ttl),
+        )
+
+    def paused_until(self, psid: str) -> float:
+        """When the person's pause ends (seconds, in Meta's time), or 0.0 if none is kept."""
+        row = (
+            self._connection()
+            .execute("SELECT until FROM pauses WHERE psid = ? AND expires_at > ?", (psid, self._clock()))
+            .fetchone()
+        )
+        return float(row[0]) if row else 0.0
+
+    def unpause(self, psid: str) -> None:
+        """End the person's pause now."""
+        self._connection().execute("DELETE FROM pauses WHERE psid = ?", (psid,))
 
     def ping(self) -> bool:
         """Return True if the database can be written: a new connection opens read-write and takes the write lock."""

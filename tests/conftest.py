@@ -9,7 +9,7 @@ import responses
 
 from app import EXTENSION, create_app
 from fakes import FakeGraph, FakeOpenAI
-from helpers import APP_SECRET, GRAPH_URL, OPENAI_KEY, PAGE_TOKEN, SEND_URL, VERIFY_TOKEN, poster
+from helpers import APP_SECRET, GRAPH_URL, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN, poster
 from redis_server import RedisServer
 
 
@@ -56,7 +56,7 @@ def http_edge():
 def graph(http_edge):
     """The Send API, answered by the fake Graph API behind `responses`."""
     fake = FakeGraph(serve=False)
-    fake.attach(http_edge, SEND_URL)
+    fake.attach(http_edge, GRAPH_URL)
     return fake
 
 

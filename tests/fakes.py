@@ -242,19 +242,24 @@ class FakeOpenAI(_Server):
 
 
 class FakeGraph(_Server):
-    """Meta's Send API `POST /vXX.0/me/messages`: records every call, answers like Meta, fails on demand."""
+    """Meta's Graph API for a page (`POST /vXX.0/me/...`: the Send API, thread control, the Messenger profile):
+    records every call, answers like Meta, fails on demand."""
 
     def __init__(self, serve: bool = True) -> None:
         super().__init__(self._accept, serve)
-        self.failures: deque[tuple[Reply, bool]] = deque()
+        # Each failure, with the calls it applies to: True for text messages only, an endpoint's name
+        # (pass_thread_control, messenger_profile) for calls to it only, False for any call.
+        self.failures: deque[tuple[Reply, bool | str]] = deque()
         self.on_call: Callable[[dict], object] | None = None  # called with each call before it is answered
 
     def _accept(self, request: dict) -> Reply:
+        if "message" not in request and "sender_action" not in request:
+            return Reply(body={"success": True})  # thread control, the Messenger profile
         recipient = request.get("recipient", {}).get("id")
         return Reply(body={"recipient_id": recipient, "message_id": f"m_reply_{len(self.requests)}"})
 
-    def attach(self, mock: responses.RequestsMock, send_url: str) -> None:
-        """Answer the Send API at `send_url` for requests made in this process."""
+    def attach(self, mock: responses.RequestsMock, graph_url: str) -> None:
+        """Answer `POST {graph_url}/me/...` for requests made in this process."""
 
         def callback(request: Any) -> tuple[int, dict, str]:
             split = urlsplit(request.url)
@@ -263,7 +268,7 @@ class FakeGraph(_Server):
                 self.released.wait()
             return reply.status, reply.headers, json.dumps(reply.body)
 
-        mock.add_callback(responses.POST, re.compile(re.escape(send_url) + r"(\?.*)?$"), callback)
+        mock.add_callback(responses.POST, re.compile(re.escape(graph_url) + r"/me/\w+(\?.*)?$"), callback)
 
     def fail_next(
         self,
@@ -274,8 +279,10 @@ class FakeGraph(_Server):
         times: int = 1,
         transient: bool | None = None,
         messages_only: bool = False,
+        endpoint: str | None = None,
     ) -> None:
-        """Make the next `times` calls (or text messages only) fail with a Graph error body (none without a code)."""
+        """Make the next `times` calls (or text messages only, or calls to `endpoint` only) fail with a Graph
+        error body (none without a code)."""
         body: dict = {}
         if code is not None:
             error = {"message": f"(#{code}) test error", "type": "OAuthException", "code": code, "fbtrace_id": "AbCdEf"}
@@ -285,25 +292,48 @@ class FakeGraph(_Server):
                 error["is_transient"] = transient
             body = {"error": error}
         for _ in range(times):
-            self.failures.append((Reply(status=status, body=body), messages_only))
+            self.failures.append((Reply(status=status, body=body), endpoint or messages_only))
 
     def route(self, path: str, request: dict) -> Reply:
         if self.on_call:
             self.on_call(request)
         with self._lock:
-            failure = next((f for f in self.failures if "message" in request or not f[1]), None)
+            called = urlsplit(path).path.rsplit("/", 1)[-1]
+            failure = next((f for f in self.failures if _applies(f[1], called, request)), None)
             if failure:
                 self.failures.remove(failure)
         return failure[0] if failure else self.default(request)
 
     @property
     def calls(self) -> list[dict]:
-        """Every call so far: its JSON body, with the query string's parameters under "params"."""
+        """Every Send API call so far: its JSON body, with the query string's parameters under "params"."""
+        return [
+            {k: v for k, v in call.items() if k != "endpoint"}
+            for call in self.all_calls
+            if call["endpoint"] == "messages"
+        ]
+
+    @property
+    def all_calls(self) -> list[dict]:
+        """Every call so far, to any endpoint: its body, with "endpoint" (messages, pass_thread_control...) and
+        "params" (the query string's parameters)."""
         with self._lock:
             return [
-                {"params": {k: v[0] for k, v in parse_qs(urlsplit(path).query).items()}, **request}
+                {
+                    "endpoint": urlsplit(path).path.rsplit("/", 1)[-1],
+                    "params": {k: v[0] for k, v in parse_qs(urlsplit(path).query).items()},
+                    **request,
+                }
                 for path, request in zip(self.paths, self.requests, strict=True)
             ]
+
+    def thread_calls(self) -> list[tuple[str, dict]]:
+        """(endpoint, body) of each thread-control call so far."""
+        return [
+            (call["endpoint"], {k: v for k, v in call.items() if k not in ("endpoint", "params")})
+            for call in self.all_calls
+            if call["endpoint"].endswith("_thread_control")
+        ]
 
     def texts(self, psid: str | None = None) -> list[str]:
         """The text of every message received so far, in order, to one person or to all."""
@@ -314,13 +344,19 @@ class FakeGraph(_Server):
         return [entry for entry in self.sequence(psid) if not entry.startswith("text:")]
 
     def sequence(self, psid: str | None = None) -> list[str]:
-        """Everything received, in order: sender actions by name, messages as 'text:...'."""
-        with self._lock:
-            return [
-                "text:" + r["message"].get("text", "") if "message" in r else r.get("sender_action", "")
-                for r in self.requests
-                if psid in (None, r.get("recipient", {}).get("id"))
-            ]
+        """Everything sent through the Send API, in order: sender actions by name, messages as 'text:...'."""
+        return [
+            "text:" + r["message"].get("text", "") if "message" in r else r.get("sender_action", "")
+            for r in self.calls
+            if psid in (None, r.get("recipient", {}).get("id"))
+        ]
+
+
+def _applies(calls: bool | str, endpoint: str, request: dict) -> bool:
+    """Whether a failure scripted for `calls` (see FakeGraph.failures) applies to this call."""
+    if calls is True:
+        return "message" in request
+    return calls is False or calls == endpoint
 
 
 class CountingStore:

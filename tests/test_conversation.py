@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import prompt
 import replies
 from fakes import Reply, completion, openai_error
 from gpt import Failure
@@ -33,7 +34,7 @@ def test_the_model_gets_system_prompt_history_and_new_message(post, openai_serve
 def bot_settings_prompt(config) -> str:
     from config import DEFAULT_SYSTEM_PROMPT
 
-    return config.get("SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT)
+    return prompt.system_message(config.get("SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT))
 
 
 def test_settings_choose_model_prompt_and_reply_cap(config, openai_server, app_with):
@@ -42,7 +43,8 @@ def test_settings_choose_model_prompt_and_reply_cap(config, openai_server, app_w
     say(post, "ahoy")
     request = openai_server.requests[-1]
     assert request["model"] == "llama3.2"
-    assert request["messages"][0] == {"role": "system", "content": "You are a pirate."}
+    assert request["messages"][0] == {"role": "system", "content": prompt.system_message("You are a pirate.")}
+    assert "/human" in request["messages"][0]["content"]
     # A custom base URL is an OpenAI-compatible server: it gets the widely known max_tokens.
     assert request["max_tokens"] == 77
     assert "max_completion_tokens" not in request

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from config import settings_from_mapping
 from helpers import APP_SECRET, PAGE_TOKEN, PSID, SEND_URL
-from messenger import MAX_BACKOFF_SECONDS, GraphError, Messenger, backoff_delay, split_text
+from messenger import BOT_MARKER, MAX_BACKOFF_SECONDS, GraphError, Messenger, backoff_delay, split_text
 
 
 @pytest.fixture
@@ -37,7 +37,8 @@ def test_text_goes_to_the_send_api_with_token_and_appsecret_proof(messenger, gra
         },
         "recipient": {"id": PSID},
         "messaging_type": "RESPONSE",
-        "message": {"text": "Hello!"},
+        # The marker comes back in the message's echo: the bot's own, not a person from the page.
+        "message": {"text": "Hello!", "metadata": BOT_MARKER},
     }
 
 

@@ -238,6 +238,23 @@ def test_counters_add_up_and_start_again_after_their_lifetime(backend):
     assert store.increment("k", 1, ttl=60) == 1
 
 
+def test_a_pause_is_kept_per_person_restarted_ended_and_forgotten_after_its_lifetime(backend):
+    store = backend()
+    assert store.paused_until("a") == 0.0
+    store.pause("a", 1_000.5, ttl=60)
+    store.pause("a", 2_000.25, ttl=60)  # a new hand-written message restarts it
+    assert store.paused_until("a") == 2_000.25
+    assert store.paused_until("b") == 0.0
+    store.unpause("a")
+    assert store.paused_until("a") == 0.0
+    store.pause("a", 3_000.0, ttl=60)
+    if backend.kind == "redis":
+        assert 0 < store._redis.pttl("mgpt:pause:a") <= 60_000
+        return
+    backend.clock.now += 61
+    assert store.paused_until("a") == 0.0
+
+
 def test_concurrent_appends_and_accepts_lose_nothing(backend):
     store = backend(max_messages=10_000, max_conversations=10_000, dedup_max_ids=100_000)
     queued: list[bool] = []
