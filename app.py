@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from http import HTTPStatus
 
 import click
@@ -16,6 +16,7 @@ from body_limits import BodyLimits
 from config import ConfigError, Settings, load_settings, settings_from_mapping
 from events import BadBody, parse_body
 from logs import configure_logging
+from page_setup import page_setup_command
 from service import WebhookService
 from signature import is_valid_signature
 from store import StoreUnavailable
@@ -38,7 +39,7 @@ def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
     if config is None and built_to_find_a_command():
         # Each terminal command reads the settings it needs when it runs (the chat needs no
         # Messenger settings), so nothing is read or opened here.
-        _add_commands(app, lambda: load_settings(meta_required=False))
+        _add_commands(app, None)
         return app
     try:
         settings = _settings(config)
@@ -54,28 +55,33 @@ def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
     app.add_url_rule("/healthz", "health", health, methods=["GET"])
     app.add_url_rule("/", "verify", verify, methods=["GET"])
     app.add_url_rule("/", "webhook", webhook, methods=["POST"])
-    _add_commands(app, lambda: _settings(config, meta_required=False))
+    _add_commands(app, config)
     logger.info(
         "ready: model=%s graph=%s workers=%d", settings.openai_model, settings.graph_api_url, settings.worker_threads
     )
     return app
 
 
-def _settings(config: Mapping[str, str] | Settings | None, meta_required: bool = True) -> Settings:
+def _settings(
+    config: Mapping[str, str] | Settings | None, meta_required: bool = True, openai_required: bool = True
+) -> Settings:
     if isinstance(config, Settings):
         return config
     if config is not None:
-        return settings_from_mapping(config, meta_required)
-    return load_settings(meta_required=meta_required)
+        return settings_from_mapping(config, meta_required, openai_required)
+    return load_settings(meta_required=meta_required, openai_required=openai_required)
 
 
-def _add_commands(app: Flask, load: Callable[[], Settings]) -> None:
-    for command in terminal_commands(load):
+def _add_commands(app: Flask, config: Mapping[str, str] | Settings | None) -> None:
+    """The CLI commands; each reads the settings it needs when it runs (the chat needs no Messenger settings,
+    page-setup no OpenAI key)."""
+    for command in terminal_commands(lambda: _settings(config, meta_required=False)):
         app.cli.add_command(command)
+    app.cli.add_command(page_setup_command(lambda: _settings(config, openai_required=False)))
 
 
 def built_to_find_a_command() -> bool:
-    """True when the Flask CLI builds the app only to look up one of the app's own commands (`chat`, `usage`).
+    """True when the Flask CLI builds the app only to look up one of its own commands (`chat`, `page-setup`).
 
     `flask run` and gunicorn build it to serve, and then the Messenger settings are required.
     """

@@ -166,6 +166,14 @@ class Messenger:
         """Take the conversation back from the app that controls it; return False if Meta refused."""
         return self._thread_call("take_thread_control", {"recipient": {"id": psid}, "metadata": metadata})
 
+    def set_profile(self, profile: dict) -> None:
+        """Set the page's Messenger profile (Get Started, greeting, ice breakers, menu); raise GraphError if refused."""
+        self._attempt("messenger_profile", profile)
+
+    def delete_profile(self, fields: list[str]) -> None:
+        """Remove fields of the page's Messenger profile; raise GraphError if refused."""
+        self._attempt("messenger_profile", {"fields": fields}, method="DELETE")
+
     def _thread_call(self, endpoint: str, payload: dict) -> bool:
         try:
             self._post(payload, what=endpoint, max_retries=self._max_retries, endpoint=endpoint, quiet=True)
@@ -190,11 +198,11 @@ class Messenger:
                 self._sleep(backoff_delay(attempt, self._backoff))
                 attempt += 1
 
-    def _attempt(self, endpoint: str, payload: dict) -> dict:
+    def _attempt(self, endpoint: str, payload: dict, method: str = "POST") -> dict:
         """Make one call to /me/`endpoint`; return Meta's answer, or raise GraphError."""
         try:
-            response = self._session.post(
-                f"{self._me}/{endpoint}", params=self._params, json=payload, timeout=self._timeout
+            response = self._session.request(
+                method, f"{self._me}/{endpoint}", params=self._params, json=payload, timeout=self._timeout
             )
         except requests.RequestException as exc:
             # The exception text holds the URL and so the token: only its type is reported.

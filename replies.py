@@ -29,6 +29,11 @@ HUMAN_COMING = (
     "(Send /bot to talk to me again.)"
 )
 BOT_BACK = "I'm back! What can I help you with?"
+# The page's Messenger profile (flask --app app page-setup): the welcome screen's greeting when
+# GREETING is not set (at most 160 characters), and the persistent menu's buttons (at most 30).
+PAGE_GREETING = "Hi {{user_first_name}}! I'm this page's assistant. Ask me anything, or tap Talk to a person."
+MENU_START_OVER = "Start over"
+MENU_HUMAN = "Talk to a person"
 RESET_DONE = "Done: I've forgotten our conversation. What would you like to talk about?"
 STICKER_THANKS = "👍"
 EMPTY_REPLY = "Sorry, I don't have an answer to that. Could you put it another way?"

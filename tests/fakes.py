@@ -268,7 +268,8 @@ class FakeGraph(_Server):
                 self.released.wait()
             return reply.status, reply.headers, json.dumps(reply.body)
 
-        mock.add_callback(responses.POST, re.compile(re.escape(graph_url) + r"/me/\w+(\?.*)?$"), callback)
+        for method in (responses.POST, responses.DELETE):
+            mock.add_callback(method, re.compile(re.escape(graph_url) + r"/me/\w+(\?.*)?$"), callback)
 
     def fail_next(
         self,

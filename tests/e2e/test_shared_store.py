@@ -1,4 +1,5 @@
-"""Several gunicorn workers on a shared store (SQLite, then Redis): order, one reply per event, history, crashes."""
+"""Several gunicorn workers on a shared store (SQLite, then Redis): order, one reply per event, history, crashes,
+and the pause while a person from the page talks."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from http import HTTPStatus
 import pytest
 import requests
 
+import prompt
+import replies
 from e2e.conftest import service_settings
 from fakes import FakeGraph, FakeOpenAI, completion
 from gunicorn_service import GunicornService
-from helpers import APP_SECRET, meta_json, page_body, text_event
+from helpers import APP_SECRET, load, meta_json, page_body, text_event
 from signature import sign
 
 
@@ -129,3 +132,30 @@ def test_a_crashed_worker_loses_no_answered_turn_and_its_last_message_is_answere
     finally:
         restarted.stop()
         model.released.set()
+
+
+def test_a_hand_written_reply_seen_by_one_server_silences_the_bot_on_the_other(store_url, fakes):
+    graph, model = fakes
+    settings = {**service_settings(graph, model), "STORE_URL": store_url, "WEB_CONCURRENCY": "2"}
+    servers = [GunicornService(settings), GunicornService(settings)]
+    person = "4100"
+    try:
+        echo = load("echo_page_inbox.json")
+        echo["entry"][0]["messaging"][0]["recipient"]["id"] = person
+        assert post_on_a_new_connection(servers[0], echo) == HTTPStatus.OK
+        for n in range(3):
+            assert post_on_a_new_connection(servers[1], page_body(text_event(f"silent {n}", psid=person))) == 200
+        assert post_on_a_new_connection(servers[1], page_body(text_event("/bot", psid=person))) == HTTPStatus.OK
+        assert post_on_a_new_connection(servers[0], page_body(text_event("hello bot", psid=person))) == 200
+        assert graph.wait_for(lambda: len(graph.texts(person)) >= 2)
+        # Nothing was sent while the page's person was talking: no typing, no seen, no reply.
+        assert graph.sequence(person)[0] == f"text:{replies.BOT_BACK}"
+        assert graph.texts(person) == [replies.BOT_BACK, "You said: silent 0\n\nsilent 1\n\nsilent 2\n\nhello bot"]
+        (request,) = model.requests
+        assert [m["content"] for m in request["messages"][1:]] == [
+            prompt.page_words("Hi, this is Anna from the shop. Your order ships tomorrow."),
+            "silent 0\n\nsilent 1\n\nsilent 2\n\nhello bot",
+        ]
+    finally:
+        for server in servers:
+            server.stop()
