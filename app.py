@@ -14,7 +14,7 @@ from flask.cli import FlaskGroup
 
 from body_limits import BodyLimits
 from config import ConfigError, Settings, load_settings, settings_from_mapping
-from events import BadBody, parse_body
+from events import INSTAGRAM, BadBody, parse_body
 from logs import configure_logging
 from page_setup import page_setup_command
 from service import WebhookService
@@ -122,6 +122,10 @@ def webhook() -> Response:
         logger.warning("webhook refused: %s", reason)
         return plain(f"Bad Request: {reason}", HTTPStatus.BAD_REQUEST)
 
+    if parsed.channel == INSTAGRAM and not svc.settings.instagram:
+        # Acknowledged, so Meta does not send it again: the owner turned Instagram off.
+        logger.info("webhook (instagram): %d events ignored: INSTAGRAM=off", len(parsed.events))
+        return plain("EVENT_RECEIVED", HTTPStatus.OK)
     events = parsed.events[: svc.settings.max_events_per_post]
     if len(events) < len(parsed.events):
         logger.warning("webhook: %d events over MAX_EVENTS_PER_POST dropped", len(parsed.events) - len(events))
@@ -132,7 +136,8 @@ def webhook() -> Response:
         logger.error("webhook not taken: the store is unavailable (%s)", exc)
         return plain("Service Unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
     logger.info(
-        "webhook: %d queued, %d redelivered, skipped %s",
+        "webhook (%s): %d queued, %d redelivered, skipped %s",
+        parsed.channel,
         len(events) - duplicates,
         duplicates,
         dict(parsed.skipped) or "none",

@@ -18,7 +18,7 @@ import prompt
 import replies
 import usage
 from config import Settings
-from events import Event, Handover, Message
+from events import INSTAGRAM, Echo, Event, Handover, Message
 from gpt import ChatModel, Failure, ModelError
 from limits import Limits
 from media import MediaError, downloaded
@@ -109,7 +109,7 @@ class Bot:
         how = route(event, self._settings)
         if how.case in SILENCED and self._paused(event):
             logger.info("event psid=%s: %s, not answered: the page's people are talking", event.psid, how.case.value)
-            self._remember_turn(event.psid, Turn(said(event), ""))
+            self._keep(event.psid, Turn(said(event), ""))
             return
         if how.case is not Case.TEXT:
             logger.info("event psid=%s: %s", event.psid, how.case.value)
@@ -137,16 +137,19 @@ class Bot:
     def _human(self, event: Event, how: Route) -> None:
         psid = event.psid
         self._pause(psid, self._event_time(event))
-        sent = self._send(event, replies.HUMAN_COMING)
-        self._keep(psid, Turn("/human", replies.HUMAN_COMING), sent)
+        if self._send(event, replies.HUMAN_COMING):
+            self._keep(psid, Turn("/human", replies.HUMAN_COMING))
         # Passed after the reply: once the Inbox controls the thread, the bot can no longer send.
-        passed = self._channel.pass_thread(psid, self._settings.handover_app_id, PASS_METADATA)
+        setting = "INSTAGRAM_HANDOVER_APP_ID" if event.channel == INSTAGRAM else "HANDOVER_APP_ID"
+        inbox = getattr(self._settings, setting.lower())
+        passed = self._channel.pass_thread(psid, inbox, PASS_METADATA)
         if not passed and not self._pass_refusal_logged:
             self._pass_refusal_logged = True
             logger.warning(
-                "Meta refused to pass a conversation to app %s (HANDOVER_APP_ID): Conversation Routing may be set up "
-                "otherwise. The bot still stays silent for HUMAN_PAUSE_MINUTES. (Logged once.)",
-                self._settings.handover_app_id,
+                "Meta refused to pass a conversation to app %s (%s): Conversation Routing may be set up otherwise. "
+                "The bot still stays silent for HUMAN_PAUSE_MINUTES. (Logged once.)",
+                inbox,
+                setting,
             )
 
     def _bot_back(self, event: Event, how: Route) -> None:
@@ -159,12 +162,14 @@ class Bot:
 
     def _page_wrote(self, event: Event, how: Route) -> None:
         """A person from the page wrote by hand: step back, and keep their words for when the bot answers again."""
+        if isinstance(event, Echo) and self._store.recall(event.psid, event.mid) is not None:
+            return  # a message the bot sent (Instagram's echoes carry no marker): remembered when sent
         self._pause(event.psid, self._event_time(event))
-        self._remember_turn(event.psid, Turn("", prompt.page_words(how.text)))
+        self._keep(event.psid, Turn("", prompt.page_words(how.text)))
 
     def _record(self, event: Event, how: Route) -> None:
         """Something the person said while another app owns the thread: kept in the history, never answered."""
-        self._remember_turn(event.psid, Turn(how.text, ""))
+        self._keep(event.psid, Turn(how.text, ""))
 
     def _thread_back(self, event: Event, how: Route) -> None:
         self._store.unpause(event.psid)
@@ -272,7 +277,7 @@ class Bot:
                 self._send(event, replies.APOLOGIES[error.failure])
                 return
         model_ms = (time.monotonic() - started) * 1000
-        usage.record(self._store, completion, self._clock())
+        usage.record(self._store, completion, self._clock(), event.channel)
         if completion.finish_reason == "length":
             logger.info("reply for psid=%s hit REPLY_MAX_TOKENS and was cut short", psid)
         answer = completion.text or replies.EMPTY_REPLY
@@ -286,7 +291,7 @@ class Bot:
         if sent and completion.text:
             # Kept only once delivered, so the history holds no answer the person never saw. A
             # photo stays in the history as a marker: Meta's attachment links expire.
-            self._keep(psid, Turn(prompt.history_text(said, photos, heard), completion.text), sent)
+            self._keep(psid, Turn(prompt.history_text(said, photos, heard), completion.text))
         logger.info(
             "replied psid=%s model_ms=%.0f prompt_tokens=%s completion_tokens=%s pieces=%d",
             psid,
@@ -296,30 +301,28 @@ class Bot:
             len(sent),
         )
 
-    def _remember_turn(self, psid: str, turn: Turn) -> None:
-        """Keep what was said while the bot was silent; the store's failure loses only that line of history."""
+    def _keep(self, psid: str, turn: Turn) -> None:
+        """Add a turn to the history; if the store fails now, the turn is lost, not the event answered twice."""
         try:
             self._store.append(psid, turn)
         except StoreUnavailable as exc:
-            logger.warning("psid=%s: what was said while the bot was silent was not kept: %s", psid, exc)
-
-    def _keep(self, psid: str, turn: Turn, sent: list[tuple[str, str]]) -> None:
-        """Remember a delivered exchange; if the store fails now, the turn is lost, not the reply repeated."""
-        try:
-            self._store.append(psid, turn)
-            for mid, piece in sent:
-                self._store.remember(psid, mid, piece)
-        except StoreUnavailable as exc:
-            # Leaving the event queued would answer it twice: the person already has the reply.
-            logger.warning("reply to psid=%s was sent but not kept in the history: %s", psid, exc)
+            # Leaving the event queued would answer it again: the person may already have the reply.
+            logger.warning("psid=%s: a turn was not kept in the history: %s", psid, exc)
 
     def _send(self, event: Event, text: str) -> list[tuple[str, str]]:
         """Send a reply to the event's person; return (message id, text) of each message sent (none if Meta
         refused: already logged)."""
         try:
-            return self._channel.send_text(event.psid, text)
+            sent = self._channel.send_text(event.psid, text)
         except GraphError as error:
             if error.thread_elsewhere:
                 # Another app (the Page Inbox) controls the conversation: its people are answering.
                 self._pause(event.psid, self._event_time(event))
             return []
+        try:
+            # Kept for replies that quote them, and to know their echoes as the bot's own.
+            for mid, piece in sent:
+                self._store.remember(event.psid, mid, piece[: prompt.REMEMBERED_CHARS])
+        except StoreUnavailable as exc:
+            logger.warning("reply to psid=%s was sent but not remembered for quoting: %s", event.psid, exc)
+        return sent

@@ -115,8 +115,11 @@ class Settings:
     # This Meta app's id: echoes carrying it are the bot's own (the metadata marker says so too).
     app_id: str | None = None
     human_pause_minutes: float = 30.0
-    # Where /human passes the thread: the Page Inbox.
+    # Where /human passes the thread: the Page Inbox, or on Instagram the Instagram Inbox.
     handover_app_id: str = PAGE_INBOX_APP_ID
+    instagram_handover_app_id: str = INSTAGRAM_INBOX_APP_ID
+    # Answer Instagram Direct messages of the account linked to the Page.
+    instagram: bool = True
     # The Messenger profile `flask --app app page-setup` sends.
     greeting: str | None = None
     ice_breakers: tuple[str, ...] = ()
@@ -281,6 +284,8 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "APP_ID": ("app_id", _app_id),
     "HUMAN_PAUSE_MINUTES": ("human_pause_minutes", _positive_float),
     "HANDOVER_APP_ID": ("handover_app_id", _app_id),
+    "INSTAGRAM": ("instagram", _flag),
+    "INSTAGRAM_HANDOVER_APP_ID": ("instagram_handover_app_id", _app_id),
     "GREETING": ("greeting", _greeting),
     "ICE_BREAKERS": ("ice_breakers", _ice_breakers),
 }

@@ -1,7 +1,11 @@
-"""Turn a Messenger webhook body into the small typed events the bot answers or records.
+"""Turn a Messenger or Instagram webhook body into the small typed events the bot answers or records.
 
 Besides what people send: echoes of what the page sent them (by the bot, or by a person from
 the page), what arrives under `standby` while another app owns the thread, and handover events.
+
+An event's `psid` is the person's key everywhere (store, queues, limits, logs): a Messenger PSID
+as Meta sends it, or an Instagram-scoped id behind "ig:", so the two channels never meet and
+Messenger conversations keep the keys they had. Only the Send API sees the id without it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,11 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+MESSENGER = "messenger"
+INSTAGRAM = "instagram"
+# Webhook `object` -> channel.
+CHANNELS = {"page": MESSENGER, "instagram": INSTAGRAM}
+INSTAGRAM_KEY = "ig:"
 HANDOVER_KINDS = ("pass_thread_control", "take_thread_control", "request_thread_control")
 # Keys of a `messaging` item that name its kind; the first one present wins.
 KNOWN_KINDS = (
@@ -43,7 +52,19 @@ ID_TEXT = re.compile(r"[\x21-\x7e]+")
 
 
 class BadBody(ValueError):
-    """The body is JSON but not a Messenger page webhook."""
+    """The body is JSON but not a Messenger or Instagram webhook."""
+
+
+def person_key(channel: str, scoped_id: str) -> str:
+    """The key of a person on a channel: the PSID itself on Messenger, "ig:" and the id on Instagram."""
+    return INSTAGRAM_KEY + scoped_id if channel == INSTAGRAM else scoped_id
+
+
+def recipient(key: str) -> tuple[str, str]:
+    """The channel and the id Meta knows a person by, from their key."""
+    if key.startswith(INSTAGRAM_KEY):
+        return INSTAGRAM, key[len(INSTAGRAM_KEY) :]
+    return MESSENGER, key
 
 
 @dataclass(frozen=True)
@@ -73,11 +94,14 @@ class Message:
     attachments: tuple[Attachment, ...] = ()
     # Delivered under `standby`: another app owns the thread, so it is recorded, not answered.
     standby: bool = False
+    channel: str = MESSENGER
+    # On Instagram, a reply to the account's story.
+    story_reply: bool = False
 
     @property
     def event_id(self) -> str:
         """The id Meta repeats when it redelivers this event."""
-        return self.mid
+        return person_key(self.channel, self.mid)
 
 
 @dataclass(frozen=True)
@@ -92,11 +116,12 @@ class Echo:
     metadata: str | None = None
     attachments: tuple[Attachment, ...] = ()
     standby: bool = False
+    channel: str = MESSENGER
 
     @property
     def event_id(self) -> str:
         """The id Meta repeats when it redelivers this event."""
-        return self.mid
+        return person_key(self.channel, self.mid)
 
 
 @dataclass(frozen=True)
@@ -110,6 +135,7 @@ class Handover:
     previous_owner_app_id: str | None = None
     requested_owner_app_id: str | None = None
     metadata: str | None = None
+    channel: str = MESSENGER
 
     @property
     def event_id(self) -> str:
@@ -127,6 +153,7 @@ class Postback:
     timestamp: int
     mid: str | None = None
     standby: bool = False
+    channel: str = MESSENGER
 
     @property
     def event_id(self) -> str:
@@ -134,7 +161,7 @@ class Postback:
         # Postbacks before Graph v11 carry no mid; the tap's time and payload identify it (the
         # payload by its digest, so the id stays short whatever the payload's length).
         digest = hashlib.sha256(self.payload.encode()).hexdigest()[:16]
-        return self.mid or f"postback:{self.psid}:{self.timestamp}:{digest}"
+        return person_key(self.channel, self.mid) if self.mid else f"postback:{self.psid}:{self.timestamp}:{digest}"
 
 
 Event = Message | Postback | Echo | Handover
@@ -146,14 +173,16 @@ class ParsedBody:
 
     events: tuple[Event, ...]
     skipped: Counter = field(default_factory=Counter)
+    channel: str = MESSENGER
 
 
 def parse_body(body: Any) -> ParsedBody:
-    """Parse a decoded webhook body; raise BadBody if it is not a page webhook."""
+    """Parse a decoded webhook body; raise BadBody if it is not a page (Messenger) or Instagram webhook."""
     if not isinstance(body, dict) or not isinstance(body.get("entry"), list):
         raise BadBody("expected an object with an 'entry' list")
-    if body.get("object") != "page":
-        raise BadBody("not a page webhook")
+    channel = CHANNELS.get(str(body.get("object")))
+    if channel is None:
+        raise BadBody("not a page or instagram webhook")
     events: list[Event] = []
     skipped: Counter = Counter()
     for entry in body["entry"]:
@@ -165,39 +194,43 @@ def parse_body(body: Any) -> ParsedBody:
         for field_name, standby in (("messaging", False), ("standby", True)):
             items = entry.get(field_name)
             for item in items if isinstance(items, list) else ():
-                event, kind = parse_item(item, page_id, standby)
+                event, kind = parse_item(item, page_id, standby, channel)
                 if event is None:
                     skipped[kind] += 1
                 else:
                     events.append(event)
-    return ParsedBody(tuple(events), skipped)
+    return ParsedBody(tuple(events), skipped, channel)
 
 
-def parse_item(item: Any, page_id: str, standby: bool = False) -> tuple[Event | None, str]:
+def parse_item(item: Any, page_id: str, standby: bool = False, channel: str = MESSENGER) -> tuple[Event | None, str]:
     """Parse one `messaging` (or `standby`) item; return the event (or None if skipped) and its kind."""
     if not isinstance(item, dict):
         return None, "malformed"
     kind = next((key for key in KNOWN_KINDS if key in item), "unknown")
     if kind not in ("message", "postback", *HANDOVER_KINDS):
         return None, kind
-    psid = _id(item.get("sender"))
-    if psid is None:
+    sender = _id(item.get("sender"))
+    if sender is None:
         return None, "malformed"
+    psid = person_key(channel, sender)
     timestamp = _timestamp(item.get("timestamp"))
     event: Event | None
     if kind == "postback":
-        event = _postback(item["postback"], psid, timestamp, standby)
+        event = _postback(item["postback"], psid, timestamp, standby, channel)
     elif kind in HANDOVER_KINDS:
-        event = _handover(kind, item[kind], psid, timestamp)
+        event = _handover(kind, item[kind], psid, timestamp, channel)
     else:
         message = item["message"]
-        if isinstance(message, dict) and (message.get("is_echo") or psid == page_id):
+        if isinstance(message, dict) and (message.get("is_echo") or sender == page_id):
             # The page wrote: the person is the recipient.
-            recipient = _id(item.get("recipient"))
-            event = _echo(message, recipient, timestamp, standby) if recipient else None
+            to = _id(item.get("recipient"))
+            event = _echo(message, person_key(channel, to), timestamp, standby, channel) if to else None
             kind = "echo"
+        elif isinstance(message, dict) and (message.get("is_deleted") or message.get("is_unsupported")):
+            # Instagram: a message the person took back, or one Meta cannot show.
+            return None, "deleted" if message.get("is_deleted") else "unsupported"
         else:
-            event = _message(message, psid, timestamp, standby)
+            event = _message(message, psid, timestamp, standby, channel)
     return (event, kind) if event else (None, "malformed")
 
 
@@ -230,26 +263,29 @@ def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _message(message: Any, psid: str, timestamp: int, standby: bool) -> Message | None:
+def _message(message: Any, psid: str, timestamp: int, standby: bool, channel: str) -> Message | None:
     if not isinstance(message, dict):
         return None
     mid = _identifier(message.get("mid"))
     if not mid:
         return None
     quick_reply_payload = _str(_dict(message.get("quick_reply")).get("payload"))
+    reply_to = _dict(message.get("reply_to"))
     return Message(
         psid=psid,
         mid=mid,
         timestamp=timestamp,
         text=_str(message.get("text")),
         quick_reply_payload=quick_reply_payload,
-        reply_to_mid=_identifier(_dict(message.get("reply_to")).get("mid")),
+        reply_to_mid=_identifier(reply_to.get("mid")),
         attachments=_attachments(message),
         standby=standby,
+        channel=channel,
+        story_reply=isinstance(reply_to.get("story"), dict),
     )
 
 
-def _echo(message: dict, psid: str, timestamp: int, standby: bool) -> Echo | None:
+def _echo(message: dict, psid: str, timestamp: int, standby: bool, channel: str) -> Echo | None:
     mid = _identifier(message.get("mid"))
     if not mid:
         return None
@@ -262,10 +298,11 @@ def _echo(message: dict, psid: str, timestamp: int, standby: bool) -> Echo | Non
         metadata=_str(message.get("metadata")),
         attachments=_attachments(message),
         standby=standby,
+        channel=channel,
     )
 
 
-def _handover(kind: str, details: Any, psid: str, timestamp: int) -> Handover:
+def _handover(kind: str, details: Any, psid: str, timestamp: int, channel: str) -> Handover:
     details = _dict(details)
     return Handover(
         psid=psid,
@@ -275,6 +312,7 @@ def _handover(kind: str, details: Any, psid: str, timestamp: int) -> Handover:
         previous_owner_app_id=_identifier(details.get("previous_owner_app_id")),
         requested_owner_app_id=_identifier(details.get("requested_owner_app_id")),
         metadata=_str(details.get("metadata")),
+        channel=channel,
     )
 
 
@@ -295,7 +333,7 @@ def _attachment(raw: dict) -> Attachment:
     )
 
 
-def _postback(postback: Any, psid: str, timestamp: int, standby: bool) -> Postback | None:
+def _postback(postback: Any, psid: str, timestamp: int, standby: bool, channel: str) -> Postback | None:
     if not isinstance(postback, dict):
         return None
     return Postback(
@@ -305,6 +343,7 @@ def _postback(postback: Any, psid: str, timestamp: int, standby: bool) -> Postba
         timestamp=timestamp,
         mid=_identifier(postback.get("mid")),
         standby=standby,
+        channel=channel,
     )
 
 

@@ -15,10 +15,13 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from config import Settings
+from events import INSTAGRAM, recipient
 
 logger = logging.getLogger(__name__)
 
 MAX_TEXT_LENGTH = 2000
+# Instagram's limit: Meta's pages say both "1000 characters" and "1000 bytes"; bytes is the safe reading.
+INSTAGRAM_MAX_BYTES = 1000
 # Put in the metadata of every message the bot sends: its echo carries it back, telling it apart
 # from a message written by a person from the page.
 BOT_MARKER = "messenger-gpt:bot"
@@ -132,18 +135,13 @@ class Messenger:
         self._session.close()
 
     def send_text(self, psid: str, text: str) -> list[tuple[str, str]]:
-        """Send `text` as one or more messages, in order; return (message id, text) for each."""
+        """Send `text` to a person (by key) as one or more messages, in order; return (message id, text) for each."""
+        channel, to = recipient(psid)
         sent = []
-        for piece in split_text(text):
+        for piece in split_text(text) if channel != INSTAGRAM else split_text(text, INSTAGRAM_MAX_BYTES, _utf8_units):
             if piece.strip():
                 answer = self._post(
-                    {
-                        "recipient": {"id": psid},
-                        "messaging_type": "RESPONSE",
-                        "message": {"text": piece, "metadata": BOT_MARKER},
-                    },
-                    what="message",
-                    max_retries=self._max_retries,
+                    _text_payload(channel, to, piece), psid=psid, what="message", max_retries=self._max_retries
                 )
                 sent.append((str(answer.get("message_id", "")), piece))
         return sent
@@ -152,19 +150,21 @@ class Messenger:
         """Send a sender action (mark_seen, typing_on, typing_off) once; return False if it failed."""
         # Not retried: an indicator that comes late is worse than none, and the reply waits for it.
         try:
-            self._post({"recipient": {"id": psid}, "sender_action": action}, what=action, max_retries=0)
+            payload = {"recipient": {"id": recipient(psid)[1]}, "sender_action": action}
+            self._post(payload, psid=psid, what=action, max_retries=0)
         except GraphError:
             return False
         return True
 
     def pass_thread(self, psid: str, target_app_id: str, metadata: str) -> bool:
         """Pass the conversation to another app (the Page Inbox); return False if Meta refused."""
-        payload = {"recipient": {"id": psid}, "target_app_id": target_app_id, "metadata": metadata}
-        return self._thread_call("pass_thread_control", payload)
+        payload = {"recipient": {"id": recipient(psid)[1]}, "target_app_id": target_app_id, "metadata": metadata}
+        return self._thread_call("pass_thread_control", psid, payload)
 
     def take_thread(self, psid: str, metadata: str) -> bool:
         """Take the conversation back from the app that controls it; return False if Meta refused."""
-        return self._thread_call("take_thread_control", {"recipient": {"id": psid}, "metadata": metadata})
+        payload = {"recipient": {"id": recipient(psid)[1]}, "metadata": metadata}
+        return self._thread_call("take_thread_control", psid, payload)
 
     def set_profile(self, profile: dict) -> None:
         """Set the page's Messenger profile (Get Started, greeting, ice breakers, menu); raise GraphError if refused."""
@@ -174,18 +174,25 @@ class Messenger:
         """Remove fields of the page's Messenger profile; raise GraphError if refused."""
         self._attempt("messenger_profile", {"fields": fields}, method="DELETE")
 
-    def _thread_call(self, endpoint: str, payload: dict) -> bool:
+    def _thread_call(self, endpoint: str, psid: str, payload: dict) -> bool:
         try:
-            self._post(payload, what=endpoint, max_retries=self._max_retries, endpoint=endpoint, quiet=True)
+            self._post(payload, psid=psid, what=endpoint, max_retries=self._max_retries, endpoint=endpoint, quiet=True)
         except GraphError:
             return False
         return True
 
     def _post(
-        self, payload: dict, *, what: str, max_retries: int, endpoint: str = "messages", quiet: bool = False
+        self,
+        payload: dict,
+        *,
+        psid: str,
+        what: str,
+        max_retries: int,
+        endpoint: str = "messages",
+        quiet: bool = False,
     ) -> dict:
-        """Call /me/`endpoint`, retrying passing failures; `quiet`: the caller logs what a refusal means."""
-        psid = payload["recipient"]["id"]
+        """Call /me/`endpoint` for the person `psid` (a key, as logged), retrying passing failures; `quiet`: the
+        caller logs what a refusal means."""
         attempt = 0
         while True:
             try:
@@ -228,12 +235,28 @@ BREAKS = (
 )
 
 
-def split_text(text: str, limit: int = MAX_TEXT_LENGTH) -> list[str]:
-    """Split text into pieces of at most `limit` UTF-16 units whose concatenation is `text`."""
+def _text_payload(channel: str, to: str, piece: str) -> dict:
+    if channel == INSTAGRAM:
+        # Instagram's Send API takes the bare message; its echoes are told apart by their mids.
+        return {"recipient": {"id": to}, "message": {"text": piece}}
+    return {"recipient": {"id": to}, "messaging_type": "RESPONSE", "message": {"text": piece, "metadata": BOT_MARKER}}
+
+
+def _utf16_units(char: str) -> int:
+    # Meta counts Messenger's characters as JavaScript does: an emoji outside the BMP counts twice.
+    return 2 if ord(char) > 0xFFFF else 1
+
+
+def _utf8_units(char: str) -> int:
+    return len(char.encode("utf-8", "surrogatepass"))
+
+
+def split_text(text: str, limit: int = MAX_TEXT_LENGTH, units: Callable[[str], int] = _utf16_units) -> list[str]:
+    """Split text into pieces of at most `limit` units (UTF-16 by default) whose concatenation is `text`."""
     pieces: list[str] = []
     rest = text
-    while _utf16_length(rest) > limit:
-        window = rest[: _fitting_prefix(rest, limit)]
+    while sum(map(units, rest)) > limit:
+        window = rest[: _fitting_prefix(rest, limit, units)]
         cut = _best_cut(window)
         pieces.append(rest[:cut])
         rest = rest[cut:]
@@ -253,15 +276,10 @@ def _best_cut(window: str) -> int:
     return len(window)
 
 
-def _utf16_length(text: str) -> int:
-    # Meta counts characters as JavaScript does: an emoji outside the BMP counts twice.
-    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
-
-
-def _fitting_prefix(text: str, limit: int) -> int:
-    units = 0
+def _fitting_prefix(text: str, limit: int, units: Callable[[str], int]) -> int:
+    used = 0
     for index, char in enumerate(text):
-        units += 2 if ord(char) > 0xFFFF else 1
-        if units > limit:
+        used += units(char)
+        if used > limit:
             return index
     return len(text)

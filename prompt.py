@@ -30,6 +30,8 @@ HANDOVER_NOTE = (
     "never start yours that way."
 )
 PAGE_MARKER = "From the page's team"
+# How a reply to the Instagram account's story reaches the model (the story itself cannot be seen).
+STORY_REPLY = "[Replying to the page's Instagram story] {text}"
 QUOTE_CHARS = 300
 # What is kept of a message for quoting it later: enough to show QUOTE_CHARS, cut at a word.
 REMEMBERED_CHARS = 2 * QUOTE_CHARS

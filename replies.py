@@ -51,6 +51,9 @@ CANNOT_USE = {
     "video": "I can't watch videos yet. Could you tell me what's in it?",
     "file": "I can't open files yet. Could you paste the part you'd like me to read?",
     "location": "Thanks! I can't read locations yet, but you can type the place you mean.",
+    # Instagram
+    "story_mention": "Thanks for mentioning us in your story! I can't see stories, but ask me anything here.",
+    "ephemeral": "I can't open disappearing photos or videos. Could you send it as a regular message, or describe it?",
 }
 CANNOT_OPEN = "I can't open shared links or posts yet. Could you paste the text, or tell me about it?"
 

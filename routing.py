@@ -13,6 +13,7 @@ from config import INSTAGRAM_INBOX_APP_ID, PAGE_INBOX_APP_ID, Settings
 from events import Attachment, Echo, Event, Handover, Message, Postback
 from media import fetchable
 from messenger import BOT_MARKER
+from prompt import STORY_REPLY
 
 RESET_COMMANDS = frozenset({"/reset", "reset"})
 HELP_COMMANDS = frozenset({"/help"})
@@ -153,6 +154,8 @@ def _message_route(message: Message, settings: Settings) -> Route:
         for a in message.attachments
         if a.type == "image" and a.url and not a.is_sticker and fetchable(a.url, settings.allow_http_media)
     )
+    if message.story_reply and text:
+        text = STORY_REPLY.format(text=text)
     if photos and settings.vision:
         return Route(Case.PHOTOS, text=text, photos=photos[: settings.max_images])
     voice = next((a.url for a in message.attachments if a.type == "audio" and a.url), None)

@@ -89,9 +89,10 @@ def terminal_commands(load: Callable[[], Settings]) -> list[click.Command]:
         """Show today's model usage (UTC) kept in the store."""
         with terminal_service(load) as service:
             totals = usage.totals(service.store, time.time())
+        by_channel = ", ".join(f"{channel} {count:,}" for channel, count in totals.replies_by_channel.items())
         click.echo(
-            f"{totals['date']}: {totals['replies']:,} replies, "
-            f"{totals['prompt_tokens']:,} prompt tokens, {totals['completion_tokens']:,} completion tokens"
+            f"{totals.date}: {totals.replies:,} replies ({by_channel}), "
+            f"{totals.prompt_tokens:,} prompt tokens, {totals.completion_tokens:,} completion tokens"
         )
 
     return [chat, usage_today]

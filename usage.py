@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from events import INSTAGRAM, MESSENGER
 from gpt import Completion
 from limits import DAY, today
 from store import Store
 
 # Kept a week, so yesterday's totals can still be read.
 KEEP = 7 * DAY
-FIELDS = ("replies", "prompt_tokens", "completion_tokens")
+CHANNELS = (MESSENGER, INSTAGRAM)
 
 
-def record(store: Store, completion: Completion, now: float) -> None:
-    """Add one reply's usage to today's totals."""
+def record(store: Store, completion: Completion, now: float, channel: str = MESSENGER) -> None:
+    """Add one reply's usage to today's totals, and the reply to its channel's count."""
     day = today(now)
     amounts = {
         "replies": 1,
+        f"replies:{channel}": 1,
         "prompt_tokens": completion.prompt_tokens or 0,
         "completion_tokens": completion.completion_tokens or 0,
     }
@@ -24,7 +28,24 @@ def record(store: Store, completion: Completion, now: float) -> None:
             store.increment(f"usage:{day}:{field}", amount, KEEP)
 
 
-def totals(store: Store, now: float) -> dict[str, object]:
-    """Today's totals: the date, replies, prompt and completion tokens."""
+@dataclass(frozen=True)
+class Totals:
+    """One UTC day's usage."""
+
+    date: str
+    replies: int
+    prompt_tokens: int
+    completion_tokens: int
+    replies_by_channel: dict[str, int]
+
+
+def totals(store: Store, now: float) -> Totals:
+    """Today's totals: replies (and by channel), prompt and completion tokens."""
     day = today(now)
-    return {"date": day, **{field: store.counter(f"usage:{day}:{field}") for field in FIELDS}}
+    return Totals(
+        date=day,
+        replies=store.counter(f"usage:{day}:replies"),
+        prompt_tokens=store.counter(f"usage:{day}:prompt_tokens"),
+        completion_tokens=store.counter(f"usage:{day}:completion_tokens"),
+        replies_by_channel={channel: store.counter(f"usage:{day}:replies:{channel}") for channel in CHANNELS},
+    )

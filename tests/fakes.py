@@ -251,12 +251,16 @@ class FakeGraph(_Server):
         # (pass_thread_control, messenger_profile) for calls to it only, False for any call.
         self.failures: deque[tuple[Reply, bool | str]] = deque()
         self.on_call: Callable[[dict], object] | None = None  # called with each call before it is answered
+        self.message_ids: list[str] = []  # the id Meta gave each message it accepted
 
     def _accept(self, request: dict) -> Reply:
         if "message" not in request and "sender_action" not in request:
             return Reply(body={"success": True})  # thread control, the Messenger profile
         recipient = request.get("recipient", {}).get("id")
-        return Reply(body={"recipient_id": recipient, "message_id": f"m_reply_{len(self.requests)}"})
+        message_id = f"m_reply_{len(self.requests)}"
+        if "message" in request:
+            self.message_ids.append(message_id)
+        return Reply(body={"recipient_id": recipient, "message_id": message_id})
 
     def attach(self, mock: responses.RequestsMock, graph_url: str) -> None:
         """Answer `POST {graph_url}/me/...` for requests made in this process."""
@@ -270,6 +274,11 @@ class FakeGraph(_Server):
 
         for method in (responses.POST, responses.DELETE):
             mock.add_callback(method, re.compile(re.escape(graph_url) + r"/me/\w+(\?.*)?$"), callback)
+
+    def reset(self) -> None:
+        """Forget what was received and scripted."""
+        super().reset()
+        self.message_ids.clear()
 
     def fail_next(
         self,

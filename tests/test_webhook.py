@@ -111,7 +111,7 @@ def test_body_over_one_mib_is_refused(client, graph):
         b"null",
         b'{"object":"page"}',
         b'{"object":"page","entry":{}}',
-        b'{"object":"instagram","entry":[]}',
+        b'{"object":"whatsapp_business_account","entry":[]}',
         b'{"entry":[]}',
     ],
 )

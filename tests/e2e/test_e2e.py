@@ -177,3 +177,24 @@ def too_large_is_refused_before_the_body(port: int) -> bool:
     status = connection.getresponse().status
     connection.close()
     return status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+def test_an_instagram_conversation_over_gunicorn(service, fakes, person):
+    graph, model = fakes
+    for n, text in enumerate(("Hi from Instagram, my name is Ada", "what is my name?")):
+        body = load("instagram/text.json")
+        item = body["entry"][0]["messaging"][0]
+        item["sender"]["id"] = person
+        item["message"].update(text=text, mid=f"ig-{person}-{n}")
+        assert service.post(body).status_code == HTTPStatus.OK
+        assert replies_arrived(graph, person, n + 1)
+    assert [m["content"] for m in model.requests[-1]["messages"][1:]] == [
+        "Hi from Instagram, my name is Ada",
+        "You said: Hi from Instagram, my name is Ada",
+        "what is my name?",
+    ]
+    sent = [r for r in graph.requests if r.get("recipient", {}).get("id") == person and "message" in r]
+    assert [r["message"] for r in sent] == [
+        {"text": "You said: Hi from Instagram, my name is Ada"},
+        {"text": "You said: what is my name?"},
+    ]
