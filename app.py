@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import logging
+import time
 from collections.abc import Mapping
 from http import HTTPStatus
 
@@ -12,9 +14,10 @@ import click
 from flask import Flask, Response, current_app, jsonify, request
 from flask.cli import FlaskGroup
 
+import metrics
 from body_limits import BodyLimits
 from config import ConfigError, Settings, load_settings, settings_from_mapping
-from events import INSTAGRAM, BadBody, parse_body
+from events import INSTAGRAM, BadBody, Echo, Event, Handover, Message, parse_body
 from logs import configure_logging
 from page_setup import page_setup_command
 from service import WebhookService
@@ -53,6 +56,7 @@ def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
     app.wsgi_app = BodyLimits(app.wsgi_app, MAX_BODY_BYTES, BODY_SECONDS)  # type: ignore[method-assign]
     app.extensions[EXTENSION] = service
     app.add_url_rule("/healthz", "health", health, methods=["GET"])
+    app.add_url_rule("/metrics", "metrics", metrics_page, methods=["GET"])
     app.add_url_rule("/", "verify", verify, methods=["GET"])
     app.add_url_rule("/", "webhook", webhook, methods=["POST"])
     _add_commands(app, config)
@@ -114,19 +118,21 @@ def webhook() -> Response:
     body = request.get_data(cache=False)
     if not is_valid_signature(body, request.headers.get("X-Hub-Signature-256"), svc.settings.app_secret.reveal()):
         logger.warning("webhook refused: missing or wrong X-Hub-Signature-256 (%d bytes)", len(body))
-        return plain("Forbidden", HTTPStatus.FORBIDDEN)
+        return webhook_answer("Forbidden", HTTPStatus.FORBIDDEN)
     try:
         parsed = parse_body(json.loads(body))
     except (ValueError, RecursionError) as exc:
         reason = exc if isinstance(exc, BadBody) else "not JSON"
         logger.warning("webhook refused: %s", reason)
-        return plain(f"Bad Request: {reason}", HTTPStatus.BAD_REQUEST)
+        return webhook_answer(f"Bad Request: {reason}", HTTPStatus.BAD_REQUEST)
 
     if parsed.channel == INSTAGRAM and not svc.settings.instagram:
         # Acknowledged, so Meta does not send it again: the owner turned Instagram off.
         logger.info("webhook (instagram): %d events ignored: INSTAGRAM=off", len(parsed.events))
-        return plain("EVENT_RECEIVED", HTTPStatus.OK)
-    events = parsed.events[: svc.settings.max_events_per_post]
+        return webhook_answer("EVENT_RECEIVED", HTTPStatus.OK)
+    received = time.time()
+    events = [dataclasses.replace(event, received=received) for event in parsed.events]
+    events = events[: svc.settings.max_events_per_post]
     if len(events) < len(parsed.events):
         logger.warning("webhook: %d events over MAX_EVENTS_PER_POST dropped", len(parsed.events) - len(events))
     try:
@@ -134,7 +140,7 @@ def webhook() -> Response:
     except StoreUnavailable as exc:
         # Meta sends the events again later; none was lost.
         logger.error("webhook not taken: the store is unavailable (%s)", exc)
-        return plain("Service Unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
+        return webhook_answer("Service Unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
     logger.info(
         "webhook (%s): %d queued, %d redelivered, skipped %s",
         parsed.channel,
@@ -142,15 +148,67 @@ def webhook() -> Response:
         duplicates,
         dict(parsed.skipped) or "none",
     )
-    return plain("EVENT_RECEIVED", HTTPStatus.OK)
+    count_events(parsed.channel, events, parsed.skipped, duplicates)
+    return webhook_answer("EVENT_RECEIVED", HTTPStatus.OK)
+
+
+def webhook_answer(text: str, status: HTTPStatus) -> Response:
+    """Answer Meta, counting the answer by status."""
+    metrics.WEBHOOK_REQUESTS.labels(str(status.value)).inc()
+    return plain(text, status)
+
+
+def count_events(channel: str, events: list[Event], skipped: Mapping[str, int], duplicates: int) -> None:
+    """Count a webhook's events by kind: what was queued, what was skipped, what Meta sent again."""
+    for event in events:
+        metrics.EVENTS.labels(event_kind(event), channel).inc()
+    for kind, count in skipped.items():
+        metrics.EVENTS.labels(kind, channel).inc(count)
+    if duplicates:
+        metrics.EVENTS.labels("redelivered", channel).inc(duplicates)
+
+
+def event_kind(event: Event) -> str:
+    """The kind of a queued event, as the metrics name it."""
+    if getattr(event, "standby", False):
+        return "standby"
+    if isinstance(event, Echo):
+        return "echo"
+    if isinstance(event, Handover):
+        return event.action
+    return "message" if isinstance(event, Message) else "postback"
 
 
 def health() -> tuple[Response, HTTPStatus]:
-    """Say whether the service can take events (its store can be written); needs no signature, tells nothing more."""
-    if not service().store.ping():
-        body = jsonify(status="degraded", version=__version__, store="unavailable")
-        return body, HTTPStatus.SERVICE_UNAVAILABLE
-    return jsonify(status="ok", version=__version__, store="ok"), HTTPStatus.OK
+    """Say whether the service can take events (its store can be written) and whether the page token worked on
+    its last use; needs no signature, tells nothing more."""
+    svc = service()
+    store_ok = svc.store.ping()
+    works = svc.messenger.page_token_works
+    page_token = "unknown" if works is None else "ok" if works else "invalid"
+    body = jsonify(
+        status="ok" if store_ok and works is not False else "degraded",
+        version=__version__,
+        store="ok" if store_ok else "unavailable",
+        page_token=page_token,
+    )
+    # 503 only when events cannot be taken: a dead token is reported, but Meta's events still queue.
+    return body, HTTPStatus.OK if store_ok else HTTPStatus.SERVICE_UNAVAILABLE
+
+
+def metrics_page() -> Response:
+    """Every series in Prometheus' text format; with METRICS_TOKEN set, only for its bearer."""
+    svc = service()
+    token = svc.settings.metrics_token
+    if token is not None:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token.reveal()}".encode()):
+            response = plain("Unauthorized", HTTPStatus.UNAUTHORIZED)
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+    return Response(
+        metrics.exposition(lambda: len(svc.store.pending())), mimetype=None, content_type=metrics.CONTENT_TYPE
+    )
 
 
 def plain(text: str, status: HTTPStatus) -> Response:

@@ -14,12 +14,13 @@ from typing import Protocol
 
 import requests
 
+import metrics
 import prompt
 import replies
 import usage
 from config import Settings
 from events import INSTAGRAM, Echo, Event, Handover, Message
-from gpt import ChatModel, Failure, ModelError
+from gpt import ChatModel, Completion, Failure, ModelError
 from limits import Limits
 from media import MediaError, downloaded
 from messenger import GraphError
@@ -109,6 +110,7 @@ class Bot:
         how = route(event, self._settings)
         if how.case in SILENCED and self._paused(event):
             logger.info("event psid=%s: %s, not answered: the page's people are talking", event.psid, how.case.value)
+            metrics.REPLIES.labels("silent", event.channel).inc()
             self._keep(event.psid, Turn(said(event), ""))
             return
         if how.case is not Case.TEXT:
@@ -136,7 +138,7 @@ class Bot:
 
     def _human(self, event: Event, how: Route) -> None:
         psid = event.psid
-        self._pause(psid, self._event_time(event))
+        self._pause(psid, self._event_time(event), "human")
         if self._send(event, replies.HUMAN_COMING):
             self._keep(psid, Turn("/human", replies.HUMAN_COMING))
         # Passed after the reply: once the Inbox controls the thread, the bot can no longer send.
@@ -164,7 +166,7 @@ class Bot:
         """A person from the page wrote by hand: step back, and keep their words for when the bot answers again."""
         if isinstance(event, Echo) and self._store.recall(event.psid, event.mid) is not None:
             return  # a message the bot sent (Instagram's echoes carry no marker): remembered when sent
-        self._pause(event.psid, self._event_time(event))
+        self._pause(event.psid, self._event_time(event), "hand_written")
         self._keep(event.psid, Turn("", prompt.page_words(how.text)))
 
     def _record(self, event: Event, how: Route) -> None:
@@ -230,8 +232,9 @@ class Bot:
     def _paused(self, event: Event) -> bool:
         return self._store.paused_until(event.psid) > self._event_time(event)
 
-    def _pause(self, psid: str, start: float) -> None:
+    def _pause(self, psid: str, start: float, reason: str) -> None:
         """Stay silent for the person for HUMAN_PAUSE_MINUTES from `start` (or longer, if already paused so)."""
+        metrics.PAUSES.labels(reason).inc()
         seconds = self._settings.human_pause_minutes * 60
         until = max(self._store.paused_until(psid), start + seconds)
         # Kept twice the pause, so that events Meta delivers late still find it.
@@ -248,6 +251,7 @@ class Bot:
         # Limits count messages by when they were sent, which Meta stamps on each event.
         decision = self._limits.check(psid, event.timestamp / 1000 if event.timestamp else self._clock())
         if not decision.allowed:
+            metrics.REPLIES.labels("limited", event.channel).inc()
             logger.info("psid=%s over a limit: %s", psid, "notified" if decision.notice else "silent")
             if decision.notice:
                 self._send(event, decision.notice)
@@ -272,11 +276,15 @@ class Bot:
             try:
                 completion = self._model.complete(prompt.build(self._budget, self._store.get(psid), said, photos))
             except ModelError as error:
+                metrics.MODEL_LATENCY.observe(time.monotonic() - started)
+                metrics.MODEL_FAILURES.labels(error.failure.name.lower()).inc()
                 level = logging.ERROR if error.failure in OWNER_MUST_ACT else logging.WARNING
                 logger.log(level, "model failed for psid=%s: %s (HTTP %s)", psid, error.failure.value, error.status)
                 self._send(event, replies.APOLOGIES[error.failure])
+                metrics.REPLIES.labels("apology", event.channel).inc()
                 return
         model_ms = (time.monotonic() - started) * 1000
+        metrics.MODEL_LATENCY.observe(model_ms / 1000)
         usage.record(self._store, completion, self._clock(), event.channel)
         if completion.finish_reason == "length":
             logger.info("reply for psid=%s hit REPLY_MAX_TOKENS and was cut short", psid)
@@ -292,12 +300,14 @@ class Bot:
             # Kept only once delivered, so the history holds no answer the person never saw. A
             # photo stays in the history as a marker: Meta's attachment links expire.
             self._keep(psid, Turn(prompt.history_text(said, photos, heard), completion.text))
+        _observe_reply(event, completion, sent)
         logger.info(
-            "replied psid=%s model_ms=%.0f prompt_tokens=%s completion_tokens=%s pieces=%d",
+            "replied psid=%s model_ms=%.0f prompt_tokens=%s completion_tokens=%s cached_tokens=%s pieces=%d",
             psid,
             model_ms,
             completion.prompt_tokens,
             completion.completion_tokens,
+            completion.cached_tokens,
             len(sent),
         )
 
@@ -317,7 +327,7 @@ class Bot:
         except GraphError as error:
             if error.thread_elsewhere:
                 # Another app (the Page Inbox) controls the conversation: its people are answering.
-                self._pause(event.psid, self._event_time(event))
+                self._pause(event.psid, self._event_time(event), "thread_elsewhere")
             return []
         try:
             # Kept for replies that quote them, and to know their echoes as the bot's own.
@@ -326,3 +336,17 @@ class Bot:
         except StoreUnavailable as exc:
             logger.warning("reply to psid=%s was sent but not remembered for quoting: %s", event.psid, exc)
         return sent
+
+
+def _observe_reply(event: Event, completion: Completion, sent: list[tuple[str, str]]) -> None:
+    """Count a model reply: its outcome, its latency from the webhook to Meta, and the tokens it cost."""
+    metrics.REPLIES.labels("sent" if sent else "refused_by_meta", event.channel).inc()
+    if sent and event.received:
+        metrics.REPLY_LATENCY.observe(max(0.0, time.time() - event.received))
+    for kind, tokens in (
+        ("prompt", completion.prompt_tokens),
+        ("completion", completion.completion_tokens),
+        ("cached", completion.cached_tokens),
+    ):
+        if tokens:
+            metrics.MODEL_TOKENS.labels(kind).inc(tokens)

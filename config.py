@@ -110,6 +110,9 @@ class Settings:
     media_timeout: float = 15.0
     allow_http_media: bool = False
     log_level: str = "INFO"
+    log_format: str = "text"
+    # When set, GET /metrics needs "Authorization: Bearer <token>".
+    metrics_token: Secret | None = None
     # 0: derived from the model, Send API and media timeouts (see service.lock_ttl).
     queue_lock_seconds: float = 0.0
     # This Meta app's id: echoes carrying it are the bot's own (the metadata marker says so too).
@@ -221,6 +224,12 @@ def _store_url(raw: str) -> str:
     return raw
 
 
+def _log_format(raw: str) -> str:
+    if raw.lower() not in ("text", "json"):
+        raise ValueError("must be text or json")
+    return raw.lower()
+
+
 def _flag(raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -280,6 +289,8 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "MEDIA_TIMEOUT": ("media_timeout", _positive_float),
     "ALLOW_HTTP_MEDIA": ("allow_http_media", _flag),
     "LOG_LEVEL": ("log_level", _log_level),
+    "LOG_FORMAT": ("log_format", _log_format),
+    "METRICS_TOKEN": ("metrics_token", Secret),
     "QUEUE_LOCK_SECONDS": ("queue_lock_seconds", _positive_float),
     "APP_ID": ("app_id", _app_id),
     "HUMAN_PAUSE_MINUTES": ("human_pause_minutes", _positive_float),

@@ -98,6 +98,9 @@ class Message:
     # On Instagram, a reply to the account's story.
     story_reply: bool = False
 
+    # When the webhook took it (time.time()), for the reply latency; 0 when unknown.
+    received: float = 0.0
+
     @property
     def event_id(self) -> str:
         """The id Meta repeats when it redelivers this event."""
@@ -118,6 +121,9 @@ class Echo:
     standby: bool = False
     channel: str = MESSENGER
 
+    # When the webhook took it (time.time()), for the reply latency; 0 when unknown.
+    received: float = 0.0
+
     @property
     def event_id(self) -> str:
         """The id Meta repeats when it redelivers this event."""
@@ -137,6 +143,9 @@ class Handover:
     metadata: str | None = None
     channel: str = MESSENGER
 
+    # When the webhook took it (time.time()), for the reply latency; 0 when unknown.
+    received: float = 0.0
+
     @property
     def event_id(self) -> str:
         """The id Meta repeats when it redelivers this event (it carries no mid)."""
@@ -154,6 +163,9 @@ class Postback:
     mid: str | None = None
     standby: bool = False
     channel: str = MESSENGER
+
+    # When the webhook took it (time.time()), for the reply latency; 0 when unknown.
+    received: float = 0.0
 
     @property
     def event_id(self) -> str:

@@ -61,6 +61,7 @@ class Completion:
     finish_reason: str | None
     prompt_tokens: int | None
     completion_tokens: int | None
+    cached_tokens: int | None = None
     # The person's text as the model read it, when it had to be cut to fit the context window.
     cut_said: str | None = None
 
@@ -174,6 +175,7 @@ class ChatModel:
             finish_reason=choice.finish_reason if choice else None,
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
+            cached_tokens=getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None),
         )
 
 

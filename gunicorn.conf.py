@@ -5,10 +5,20 @@ setting stops gunicorn with the one clear message instead of a worker's tracebac
 """
 
 import os
+import tempfile
+from pathlib import Path
 
-from config import ConfigError, load_settings
-from service import answer_seconds
-from store import StoreUnavailable, backend
+# prometheus_client chooses between one process's registry and files shared by the workers when
+# it is first imported, which the imports below do: the folder must be set before them. Files
+# left by an earlier run would add its counts to this one's.
+METRICS_DIR = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bot-metrics-")))
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+for stale in METRICS_DIR.glob("*.db"):
+    stale.unlink()
+
+from config import ConfigError, load_settings  # noqa: E402 (after the metrics folder is set, see above)
+from service import answer_seconds  # noqa: E402
+from store import StoreUnavailable, backend  # noqa: E402
 
 try:
     settings = load_settings()
@@ -56,3 +66,10 @@ def worker_exit(server: object, worker: object) -> None:
     service = getattr(app, "extensions", {}).get(EXTENSION)
     if service is not None:
         service.close()
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Drop a dead worker's live gauges, so a scrape does not count its queue or token state."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(getattr(worker, "pid", 0))

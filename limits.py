@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import metrics
 from config import Settings
 from replies import BACK_TOMORROW, DAILY_LIMIT, TOO_FAST
 from store import Store
@@ -39,16 +40,18 @@ class Limits:
     def check(self, psid: str, sent_at: float) -> Decision:
         """Count one model call for a message `psid` sent at Unix time `sent_at`; say whether it may go ahead."""
         minute, day = int(sent_at // MINUTE), today(sent_at)
-        for limit, key, ttl, notice in (
-            (self._per_minute, f"limit:{psid}:minute:{minute}", 2 * MINUTE, TOO_FAST),
-            (self._per_day, f"limit:{psid}:day:{day}", 2 * DAY, DAILY_LIMIT),
+        for name, limit, key, ttl, notice in (
+            ("minute", self._per_minute, f"limit:{psid}:minute:{minute}", 2 * MINUTE, TOO_FAST),
+            ("day", self._per_day, f"limit:{psid}:day:{day}", 2 * DAY, DAILY_LIMIT),
         ):
             if limit and (count := self._store.increment(key, 1, ttl)) > limit:
+                metrics.LIMITED.labels(name).inc()
                 # One notice when the limit is first passed; the messages after it get none.
                 return Decision(False, notice if count == limit + 1 else None)
         if self._global_per_day:
             count = self._store.increment(f"limit:global:day:{day}", 1, 2 * DAY)
             if count > self._global_per_day:
+                metrics.LIMITED.labels("global").inc()
                 if count == self._global_per_day + 1:
                     logger.warning(
                         "daily cap of %d model calls reached: everyone is told to come back tomorrow",

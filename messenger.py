@@ -14,6 +14,7 @@ from http import HTTPStatus
 import requests
 from requests.adapters import HTTPAdapter
 
+import metrics
 from config import Settings
 from events import INSTAGRAM, recipient
 
@@ -124,6 +125,7 @@ class Messenger:
         self._max_retries = settings.graph_max_retries
         self._backoff = settings.graph_backoff
         self._sleep = sleep
+        self._page_token_works: bool | None = None
         self._session = session or requests.Session()
         # Every reply thread and its typing indicator may be sending at once: a connection each.
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2 * settings.worker_threads)
@@ -200,17 +202,26 @@ class Messenger:
             except GraphError as error:
                 if not error.transient or attempt >= max_retries:
                     logger.log(_level(error, quiet), "Graph %s for psid=%s failed: %s", what, psid, error)
+                    metrics.GRAPH_ERRORS.labels(str(error.code) if error.code is not None else "none").inc()
                     raise
                 logger.info("Graph %s for psid=%s failed (%s); retry %d", what, psid, error.meaning, attempt + 1)
                 self._sleep(backoff_delay(attempt, self._backoff))
                 attempt += 1
 
-    def _attempt(self, endpoint: str, payload: dict, method: str = "POST") -> dict:
+    def get(self, path: str = "") -> dict:
+        """Read /me or /me/`path` once; raise GraphError if Meta refuses."""
+        return self._attempt(path, None, method="GET")
+
+    @property
+    def page_token_works(self) -> bool | None:
+        """Whether the page token worked on its last use in this process; None before its first use."""
+        return self._page_token_works
+
+    def _attempt(self, endpoint: str, payload: dict | None, method: str = "POST") -> dict:
         """Make one call to /me/`endpoint`; return Meta's answer, or raise GraphError."""
+        url = f"{self._me}/{endpoint}" if endpoint else self._me
         try:
-            response = self._session.request(
-                method, f"{self._me}/{endpoint}", params=self._params, json=payload, timeout=self._timeout
-            )
+            response = self._session.request(method, url, params=self._params, json=payload, timeout=self._timeout)
         except requests.RequestException as exc:
             # The exception text holds the URL and so the token: only its type is reported.
             # Only a failed connection proves nothing reached Meta; after a read timeout or a
@@ -218,12 +229,21 @@ class Messenger:
             unsent = isinstance(exc, requests.ConnectionError)
             raise GraphError(0, None, None, unsent, f"no answer from Meta ({type(exc).__name__})") from None
         if not response.ok:
-            raise error_from_response(response)
+            error = error_from_response(response)
+            if error.code == 190:
+                self._token_checked(False)
+            raise error
+        self._token_checked(True)
         try:
             answer = response.json()
         except ValueError:
             answer = {}
         return answer if isinstance(answer, dict) else {}
+
+    def _token_checked(self, works: bool) -> None:
+        # Set on every call, not only on a change: the most recent write of any worker is what a scrape shows.
+        self._page_token_works = works
+        metrics.PAGE_TOKEN_VALID.set(1 if works else 0)
 
 
 # Where to cut a long reply, best first: paragraphs, lines, sentences, words.

@@ -43,9 +43,20 @@ def test_health_needs_no_signature_and_tells_nothing_but_ok(post, client):
     response = client.get("/healthz")
     assert response.status_code == HTTPStatus.OK
     # Anyone can call it: it says whether the service works, not how much it is used.
-    assert set(response.get_json()) == {"status", "version", "store"}
+    assert set(response.get_json()) == {"status", "version", "store", "page_token"}
     assert response.get_json()["status"] == "ok"
     assert response.get_json()["store"] == "ok"
+    assert response.get_json()["page_token"] == "ok"  # the reply went out with it
+
+
+def test_health_reports_a_dead_page_token_without_hiding_it(client, graph, post):
+    assert client.get("/healthz").get_json()["page_token"] == "unknown"  # not used yet
+    graph.fail_next(400, code=190, subcode=460, times=3)
+    post(load("text.json"))
+    response = client.get("/healthz")
+    assert response.status_code == HTTPStatus.OK  # events are still taken
+    assert response.get_json()["page_token"] == "invalid"
+    assert response.get_json()["status"] == "degraded"
 
 
 # --- POST / authentication and body checks ---

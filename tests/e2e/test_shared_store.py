@@ -11,6 +11,7 @@ from http import HTTPStatus
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 import prompt
 import replies
@@ -159,3 +160,31 @@ def test_a_hand_written_reply_seen_by_one_server_silences_the_bot_on_the_other(s
     finally:
         for server in servers:
             server.stop()
+
+
+def test_metrics_sum_every_workers_samples(tmp_path, fakes):
+    graph, model = fakes
+    settings = {
+        **service_settings(graph, model),
+        "STORE_URL": f"sqlite:///{tmp_path}/bot.db",
+        "WEB_CONCURRENCY": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    server = GunicornService(settings)
+    people = [str(4200 + n) for n in range(8)]
+    try:
+        for person in people:
+            assert post_on_a_new_connection(server, page_body(text_event("hello", psid=person))) == HTTPStatus.OK
+        assert graph.wait_for(lambda: all(graph.texts(person) for person in people))
+        # Each scrape may reach either worker: every one must show the sum of both.
+        for _ in range(4):
+            page = requests.get(server.url + "/metrics", headers={"Connection": "close"}, timeout=10).text
+            sent = next(
+                sample.value
+                for family in text_string_to_metric_families(page)
+                for sample in family.samples
+                if sample.name == "bot_replies_total" and sample.labels == {"outcome": "sent", "channel": "messenger"}
+            )
+            assert sent == len(people)
+    finally:
+        server.stop()
