@@ -16,6 +16,7 @@ from flask.cli import FlaskGroup
 
 import metrics
 from body_limits import BodyLimits
+from checks import check_command
 from config import ConfigError, Settings, load_settings, settings_from_mapping
 from events import INSTAGRAM, BadBody, Echo, Event, Handover, Message, parse_body
 from logs import configure_logging
@@ -46,7 +47,7 @@ def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
         return app
     try:
         settings = _settings(config)
-        configure_logging(settings.log_level, settings.secrets())
+        configure_logging(settings.log_level, settings.secrets(), settings.log_format)
         service = WebhookService(settings)
     except ConfigError as error:
         if click.get_current_context(silent=True) is not None:
@@ -82,6 +83,7 @@ def _add_commands(app: Flask, config: Mapping[str, str] | Settings | None) -> No
     for command in terminal_commands(lambda: _settings(config, meta_required=False)):
         app.cli.add_command(command)
     app.cli.add_command(page_setup_command(lambda: _settings(config, openai_required=False)))
+    app.cli.add_command(check_command(lambda: _settings(config)))
 
 
 def built_to_find_a_command() -> bool:

@@ -97,6 +97,20 @@ class ChatModel:
         """Close the client's connections."""
         self._client.close()
 
+    def has_model(self) -> bool:
+        """Whether the server knows OPENAI_MODEL; raise ModelError if the key or server fails."""
+        try:
+            self._client.models.retrieve(self._model)
+            return True
+        except openai.NotFoundError:
+            pass  # some compatible servers only list their models
+        except openai.APIError as exc:
+            raise ModelError(classify(exc), getattr(exc, "status_code", None)) from None
+        try:
+            return any(model.id == self._model for model in self._client.models.list())
+        except openai.APIError:
+            return False
+
     def transcribe(self, audio: Path) -> str:
         """Return what is said in an audio file."""
         try:

@@ -1,10 +1,12 @@
-"""Logging set-up: levels for our modules and the libraries, and secrets scrubbed from every line."""
+"""Logging set-up: levels for our modules and the libraries, secrets scrubbed from every line, text or JSON."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 REDACTED = "[redacted]"
 # Libraries whose DEBUG or INFO lines carry full request URLs (with the page token) or bodies.
@@ -34,8 +36,45 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def configure_logging(level: str, secrets: Iterable[str]) -> None:
-    """Log at `level` to stderr unless the host (gunicorn, a test) set handlers up; scrub secrets."""
+# The key=value fields our log lines carry (psid=..., model_ms=...), lifted into JSON entries.
+FIELD = re.compile(r"(?<!\S)([a-z_]+)=([^\s,;]+)")
+ENTRY_KEYS = ("time", "level", "logger", "message", "exception")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the line's key=value fields, any traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": message,
+        }
+        for key, raw in FIELD.findall(message):
+            if key not in ENTRY_KEYS:
+                entry[key] = _number(raw)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _number(raw: str) -> object:
+    """A field's value as a number when it is one (timings, token counts), else as text (ids stay text)."""
+    if raw.isdigit() and len(raw) < 10:
+        return int(raw)
+    try:
+        return float(raw) if "." in raw else raw
+    except ValueError:
+        return raw
+
+
+def configure_logging(level: str, secrets: Iterable[str], log_format: str = "text") -> None:
+    """Log at `level` to stderr unless the host (gunicorn, a test) set handlers up; scrub secrets; `json` writes
+    one object per line."""
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -50,3 +89,5 @@ def configure_logging(level: str, secrets: Iterable[str]) -> None:
         for old in [f for f in handler.filters if isinstance(f, RedactSecrets)]:
             handler.removeFilter(old)
         handler.addFilter(scrubber)
+        if log_format == "json":
+            handler.setFormatter(JsonFormatter())

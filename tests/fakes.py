@@ -193,6 +193,9 @@ class _Server:
             # for the client's delayed ACK (40 ms), a stall no real API has.
             disable_nagle_algorithm = True
 
+            def do_GET(self) -> None:
+                self._reply(server._answer(self.path, {k.lower(): v for k, v in self.headers.items()}, {}))
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
@@ -200,7 +203,9 @@ class _Server:
                     request = json.loads(raw)
                 except ValueError:
                     request = {"_body": raw}  # a multipart upload, kept as bytes
-                reply = server._answer(self.path, {k.lower(): v for k, v in self.headers.items()}, request)
+                self._reply(server._answer(self.path, {k.lower(): v for k, v in self.headers.items()}, request))
+
+            def _reply(self, reply: Reply) -> None:
                 if reply.hold:
                     server.released.wait()
                 if reply.delay:
@@ -229,16 +234,29 @@ class FakeOpenAI(_Server):
     def __init__(self, default: Callable[[dict], Reply] = echo_answer):
         super().__init__(default)
         self.transcript = "what time is it in Tokyo"
+        self.models = {"gpt-4.1-mini", "gpt-4o-mini-transcribe"}
 
     def route(self, path: str, request: dict) -> Reply:
         if path.endswith("/audio/transcriptions"):
             return Reply(body={"text": self.transcript, "usage": {"type": "duration", "seconds": 3}})
+        if path == "/v1/models":
+            return Reply(body={"object": "list", "data": [_model(name) for name in sorted(self.models)]})
+        if path.startswith("/v1/models/"):
+            name = path.removeprefix("/v1/models/")
+            if name in self.models:
+                return Reply(body=_model(name))
+            message = f"The model `{name}` does not exist or you do not have access to it."
+            return openai_error(404, message, "invalid_request_error", "model_not_found")
         return self.default(request)
 
     @property
     def base_url(self) -> str:
         """The value for OPENAI_BASE_URL."""
         return self.url + "/v1"
+
+
+def _model(name: str) -> dict:
+    return {"id": name, "object": "model", "created": 1700000000, "owned_by": "system"}
 
 
 class FakeGraph(_Server):
@@ -252,8 +270,12 @@ class FakeGraph(_Server):
         self.failures: deque[tuple[Reply, bool | str]] = deque()
         self.on_call: Callable[[dict], object] | None = None  # called with each call before it is answered
         self.message_ids: list[str] = []  # the id Meta gave each message it accepted
+        # What GET /me/subscribed_apps answers: this app's webhook fields for the page.
+        self.subscribed_fields = ["messages", "messaging_postbacks", "message_echoes", "messaging_handovers", "standby"]
 
     def _accept(self, request: dict) -> Reply:
+        if not request:  # GET /me: the page the token belongs to
+            return Reply(body={"name": "Test Page", "id": "1234567890"})
         if "message" not in request and "sender_action" not in request:
             return Reply(body={"success": True})  # thread control, the Messenger profile
         recipient = request.get("recipient", {}).get("id")
@@ -267,13 +289,14 @@ class FakeGraph(_Server):
 
         def callback(request: Any) -> tuple[int, dict, str]:
             split = urlsplit(request.url)
-            reply = self._answer(f"{split.path}?{split.query}", dict(request.headers), json.loads(request.body))
+            body = json.loads(request.body) if request.body else {}
+            reply = self._answer(f"{split.path}?{split.query}", dict(request.headers), body)
             if reply.hold:
                 self.released.wait()
             return reply.status, reply.headers, json.dumps(reply.body)
 
-        for method in (responses.POST, responses.DELETE):
-            mock.add_callback(method, re.compile(re.escape(graph_url) + r"/me/\w+(\?.*)?$"), callback)
+        for method in (responses.GET, responses.POST, responses.DELETE):
+            mock.add_callback(method, re.compile(re.escape(graph_url) + r"/me(/\w+)?(\?.*)?$"), callback)
 
     def reset(self) -> None:
         """Forget what was received and scripted."""
@@ -312,7 +335,12 @@ class FakeGraph(_Server):
             failure = next((f for f in self.failures if _applies(f[1], called, request)), None)
             if failure:
                 self.failures.remove(failure)
-        return failure[0] if failure else self.default(request)
+        if failure:
+            return failure[0]
+        if called == "subscribed_apps":
+            apps = [{"id": "1517776481860111", "name": "Page bot", "subscribed_fields": self.subscribed_fields}]
+            return Reply(body={"data": apps if self.subscribed_fields else []})
+        return self.default(request)
 
     @property
     def calls(self) -> list[dict]:

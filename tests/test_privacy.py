@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +14,7 @@ from helpers import APP_SECRET, OPENAI_KEY, PAGE_TOKEN, PSID, VERIFY_TOKEN, load
 from logs import RedactSecrets
 
 SECRETS = (PAGE_TOKEN, APP_SECRET, OPENAI_KEY, VERIFY_TOKEN)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_a_whole_conversation_logs_no_secret_and_no_text_at_info(post, client, graph, openai_server, caplog):
@@ -50,3 +55,35 @@ def test_secrets_are_scrubbed_from_any_line_that_reaches_the_handlers(make_app, 
 )
 def test_scrubber_replaces_whole_values_only(text, expected):
     assert RedactSecrets(["abc123"]).redact(text) == expected
+
+
+def test_json_logs_carry_the_line_s_fields_and_no_secret():
+    code = (
+        "import logging\n"
+        "from logs import configure_logging\n"
+        "configure_logging('INFO', ['EAAGsecret-token-42'], 'json')\n"
+        "log = logging.getLogger('bot')\n"
+        "log.info('replied psid=%s model_ms=%.0f prompt_tokens=%s pieces=%d', '6543210987654321', 812.4, 50, 2)\n"
+        "log.warning('Graph failed with EAAGsecret-token-42 in the URL')\n"
+        "try:\n"
+        "    raise ValueError('token EAAGsecret-token-42')\n"
+        "except ValueError:\n"
+        "    log.exception('boom')\n"
+        "log.debug('not shown')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    entries = [json.loads(line) for line in result.stderr.splitlines()]
+    assert len(entries) == 3
+    replied, graph, boom = entries
+    assert {k: replied[k] for k in ("level", "logger", "psid", "model_ms", "prompt_tokens", "pieces")} == {
+        "level": "INFO",
+        "logger": "bot",
+        "psid": "6543210987654321",
+        "model_ms": 812,
+        "prompt_tokens": 50,
+        "pieces": 2,
+    }
+    assert replied["time"].endswith("+00:00")
+    assert graph["message"] == "Graph failed with [redacted] in the URL"
+    assert "ValueError: token [redacted]" in boom["exception"]
+    assert "EAAGsecret-token-42" not in result.stderr

@@ -1,0 +1,160 @@
+"""`flask --app app check`: try every part of the set-up with the configured settings and say what to fix.
+
+One line per check: the page token, the page's webhook subscription, the OpenAI key and model,
+the store and, when given, the webhook URL. Exits non-zero when something must be fixed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import click
+import requests
+
+from config import ConfigError, Settings
+from gpt import ChatModel, Failure, ModelError
+from messenger import GraphError, Messenger
+from store import StoreUnavailable, open_store
+
+# Webhook fields the bot needs, and those it needs to notice the page's people.
+REQUIRED_FIELDS = ("messages", "messaging_postbacks")
+HANDOVER_FIELDS = ("message_echoes", "messaging_handovers", "standby")
+SUBSCRIBE = "in the app's Messenger API Settings, under Webhooks, Add subscriptions for the page"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One check's outcome: ok, a warning, or a failure, with what to do."""
+
+    name: str
+    level: str  # "ok", "warn" or "fail"
+    text: str
+
+    def line(self) -> str:
+        mark = {"ok": "✓", "warn": "!", "fail": "✗"}[self.level]
+        return f"{mark} {self.name}: {self.text}"
+
+
+def run_checks(settings: Settings, webhook_url: str | None) -> Iterator[Result]:
+    """Every check, in the order a new set-up needs them fixed."""
+    messenger = Messenger(settings)
+    try:
+        yield check_page_token(messenger)
+        yield from check_subscription(messenger, settings)
+    finally:
+        messenger.close()
+    yield check_model(settings)
+    yield check_store(settings)
+    if webhook_url:
+        yield check_webhook(webhook_url, settings)
+
+
+def check_page_token(messenger: Messenger) -> Result:
+    try:
+        page = messenger.get()
+    except GraphError as error:
+        if error.code == 190:
+            fix = "generate a new one in the app's Messenger API Settings and put it in PAGE_ACCESS_TOKEN"
+            return Result("page token", "fail", f"refused ({error.meaning}): {fix}")
+        return Result("page token", "fail", f"{error.meaning} (code {error.code})")
+    return Result("page token", "ok", f"works for the page {page.get('name', '?')} (id {page.get('id', '?')})")
+
+
+def check_subscription(messenger: Messenger, settings: Settings) -> Iterator[Result]:
+    try:
+        apps = messenger.get("subscribed_apps").get("data") or []
+    except GraphError as error:
+        yield Result("webhook fields", "fail", f"could not be read: {error.meaning} (code {error.code})")
+        return
+    if settings.app_id:
+        apps = [app for app in apps if str(app.get("id")) == settings.app_id]
+    fields = {field for app in apps for field in app.get("subscribed_fields") or []}
+    if not apps:
+        yield Result("webhook fields", "fail", f"the page is not subscribed to this app: {SUBSCRIBE}")
+        return
+    missing = [field for field in REQUIRED_FIELDS if field not in fields]
+    if missing:
+        yield Result("webhook fields", "fail", f"missing {', '.join(missing)}: {SUBSCRIBE}")
+        return
+    yield Result("webhook fields", "ok", ", ".join(f for f in (*REQUIRED_FIELDS, *HANDOVER_FIELDS) if f in fields))
+    unheard = [field for field in HANDOVER_FIELDS if field not in fields]
+    if unheard:
+        yield Result(
+            "handover fields",
+            "warn",
+            f"missing {', '.join(unheard)}: without them the bot may talk over the page's people ({SUBSCRIBE})",
+        )
+
+
+def check_model(settings: Settings) -> Result:
+    model = ChatModel(settings)
+    try:
+        found = model.has_model()
+    except ModelError as error:
+        fixes = {
+            Failure.AUTH: "the key was refused: check OPENAI_API_KEY",
+            Failure.QUOTA: "the account has no quota left: check billing",
+            Failure.UNREACHABLE: "the server could not be reached: check OPENAI_BASE_URL",
+        }
+        return Result("OpenAI", "fail", fixes.get(error.failure, f"{error.failure.value} (HTTP {error.status})"))
+    finally:
+        model.close()
+    if not found:
+        return Result("OpenAI", "fail", f"the model {settings.openai_model} does not exist here: check OPENAI_MODEL")
+    return Result("OpenAI", "ok", f"the key works and the model {settings.openai_model} exists")
+
+
+def check_store(settings: Settings) -> Result:
+    scheme = settings.store_url.split(":", 1)[0]
+    try:
+        store = open_store(settings)
+    except StoreUnavailable as exc:
+        return Result("store", "fail", f"{exc}: check STORE_URL")
+    try:
+        writable = store.ping()
+    finally:
+        store.close()
+    if not writable:
+        return Result("store", "fail", f"the {scheme} store cannot be written: check STORE_URL and its permissions")
+    return Result("store", "ok", f"{scheme} store reachable and writable")
+
+
+def check_webhook(url: str, settings: Settings) -> Result:
+    challenge = secrets.token_hex(8)
+    params = {"hub.mode": "subscribe", "hub.verify_token": settings.verify_token.reveal(), "hub.challenge": challenge}
+    try:
+        response = requests.get(url, params=params, timeout=10)
+    except requests.RequestException as exc:
+        # Not the exception's text: it holds the URL with the verify token.
+        return Result("webhook URL", "fail", f"no answer ({type(exc).__name__}): is the bot running behind this URL?")
+    if response.status_code == 403:
+        return Result("webhook URL", "fail", "refused the verify token: the one Meta is given must be VERIFY_TOKEN")
+    if response.status_code != 200 or response.text != challenge:
+        return Result(
+            "webhook URL", "fail", f"answered HTTP {response.status_code}, not the challenge: is it this bot?"
+        )
+    return Result("webhook URL", "ok", "answers Meta's verification")
+
+
+def check_command(load: Callable[[], Settings]) -> click.Command:
+    """The `check` command, reading its settings with `load`."""
+
+    @click.command("check")
+    @click.option("--webhook-url", help="The public URL Meta calls (https://.../), to check that it answers.")
+    def check(webhook_url: str | None) -> None:
+        """Check the set-up: page token, webhook fields, OpenAI key and model, store, webhook URL."""
+        try:
+            settings = load()
+        except ConfigError as error:
+            click.echo(f"✗ settings: {error}")
+            raise SystemExit(1) from None
+        failed = False
+        for result in run_checks(settings, webhook_url):
+            click.echo(result.line())
+            failed = failed or result.level == "fail"
+        if failed:
+            raise SystemExit(1)
+
+    return check

@@ -1,0 +1,117 @@
+"""`flask --app app check`: every part of the set-up tried against the fakes, and what the owner is told."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+import responses
+from test_terminal import flask
+
+from fakes import openai_error
+
+WEBHOOK_URL = "https://bot.example.com/"
+
+
+@pytest.fixture
+def check(config, make_app):
+    """Run the check command with the test's settings (changed in `config` until it runs)."""
+    runner = make_app(config).test_cli_runner()
+    return lambda *args: runner.invoke(args=["check", *args])
+
+
+def test_a_working_set_up_passes_every_check(check, graph):
+    result = check()
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "✓ page token: works for the page Test Page (id 1234567890)",
+        "✓ webhook fields: messages, messaging_postbacks, message_echoes, messaging_handovers, standby",
+        "✓ OpenAI: the key works and the model gpt-4.1-mini exists",
+        "✓ store: memory store reachable and writable",
+    ]
+    assert [call["endpoint"] for call in graph.all_calls] == ["me", "subscribed_apps"]
+    assert all(call["params"]["appsecret_proof"] for call in graph.all_calls)
+
+
+def test_an_expired_page_token_says_how_to_renew_it(check, graph):
+    graph.fail_next(400, code=190, subcode=463, endpoint="me")
+    result = check()
+    assert result.exit_code == 1
+    assert "✗ page token: refused (the page access token has expired: renew PAGE_ACCESS_TOKEN)" in result.output
+
+
+def test_a_missing_webhook_field_is_named(check, graph):
+    graph.subscribed_fields = ["messages"]
+    result = check()
+    assert result.exit_code == 1
+    assert "✗ webhook fields: missing messaging_postbacks: in the app's Messenger API Settings" in result.output
+
+
+def test_a_page_subscribed_to_no_app_is_told_where_to_subscribe(check, graph):
+    graph.subscribed_fields = []
+    assert "✗ webhook fields: the page is not subscribed to this app" in check().output
+
+
+def test_missing_handover_fields_warn_but_pass(check, graph):
+    graph.subscribed_fields = ["messages", "messaging_postbacks"]
+    result = check()
+    assert result.exit_code == 0
+    assert "! handover fields: missing message_echoes, messaging_handovers, standby" in result.output
+
+
+def test_a_refused_openai_key(check, openai_server):
+    openai_server.script.append(
+        openai_error(401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key")
+    )
+    result = check()
+    assert result.exit_code == 1
+    assert "✗ OpenAI: the key was refused: check OPENAI_API_KEY" in result.output
+
+
+def test_an_unknown_model(config, check):
+    config["OPENAI_MODEL"] = "gpt-9-imaginary"
+    result = check()
+    assert result.exit_code == 1
+    assert "✗ OpenAI: the model gpt-9-imaginary does not exist here: check OPENAI_MODEL" in result.output
+
+
+def test_a_server_that_only_lists_its_models_is_understood(config, check, openai_server):
+    openai_server.models.add("local-model")
+    config["OPENAI_MODEL"] = "local-model"
+    openai_server.script.append(openai_error(404, "Not Found", "not_found"))  # no GET /v1/models/{id}
+    assert "✓ OpenAI: the key works and the model local-model exists" in check().output
+
+
+def test_a_store_that_is_down(config, check):
+    config["STORE_URL"] = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    result = check()
+    assert result.exit_code == 1
+    assert "✗ store: STORE_URL: cannot reach Redis at 127.0.0.1:1/0" in result.output
+
+
+@pytest.mark.parametrize(
+    ("verify_token", "line"),
+    [
+        (None, "✓ webhook URL: answers Meta's verification"),
+        ("another-token", "✗ webhook URL: refused the verify token"),
+    ],
+)
+def test_the_webhook_url_answers_meta_s_verification(config, make_app, http_edge, graph, verify_token, line):
+    served = make_app(config).test_client()  # the bot behind the public URL
+
+    def public_url(request):
+        answer = served.get("/", query_string=urlsplit(request.url).query)
+        return answer.status_code, {}, answer.get_data()
+
+    http_edge.add_callback(responses.GET, WEBHOOK_URL, callback=public_url)
+    if verify_token:
+        config["VERIFY_TOKEN"] = verify_token  # the settings the check runs with differ from the server's
+    result = make_app(config).test_cli_runner().invoke(args=["check", "--webhook-url", WEBHOOK_URL])
+    assert line in result.output
+
+
+def test_missing_settings_are_all_named(config):
+    result = flask("check", OPENAI_API_KEY="sk-test")
+    assert result.returncode == 1
+    assert "✗ settings: The bot cannot start: 3 setting(s) missing or invalid." in result.stdout
+    assert "PAGE_ACCESS_TOKEN is missing" in result.stdout
