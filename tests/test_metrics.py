@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from http import HTTPStatus
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -10,6 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 import replies
 from fakes import openai_error
 from helpers import PSID, load, page_body, poster, text_event
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
 
 def scrape(client, **headers: str) -> dict[tuple[str, tuple], float]:
@@ -109,3 +114,20 @@ def test_model_failures_and_apologies_are_counted(post, client, graph, openai_se
     assert graph.texts(PSID) == [replies.APOLOGY_UNAVAILABLE]
     assert moved(before, after, "bot_model_failures_total", failure="auth") == 1
     assert moved(before, after, "bot_replies_total", outcome="apology", channel="messenger") == 1
+
+
+def test_the_dashboard_and_the_alerts_use_only_series_the_bot_exports(client):
+    page = client.get("/metrics").get_data(as_text=True)
+    exported = set()
+    for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", page, re.MULTILINE):
+        suffixes = {"counter": ("",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}[kind]
+        exported |= {name + suffix for suffix in suffixes}  # a counter's TYPE line names it with _total
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    exprs += re.findall(r"^\s+expr: (.+)$", (DEPLOY / "bot-alerts.yml").read_text(), re.MULTILINE)
+    used = {series for expr in exprs for series in re.findall(r"\bbot_[a-z_]+", expr)}
+    assert used <= exported, used - exported
+    assert len(dashboard["panels"]) >= 10
+    scrape = (DEPLOY / "prometheus.yml").read_text()
+    assert "metrics_path: /metrics" in scrape
+    assert "type: Bearer" in scrape
