@@ -1,6 +1,6 @@
 """Metrics benchmark: the CPU the Prometheus series cost per reply, in one process and under gunicorn's workers.
 
-    python bench/metrics.py
+    python bench/metrics_cost.py
 
 Runs, for each mode, the metric calls one answered text message makes (the webhook's request
 and event counts, the reply's outcome, latencies and tokens, a Graph call's token gauge for each
