@@ -5,13 +5,17 @@ setting stops gunicorn with the one clear message instead of a worker's tracebac
 """
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 # prometheus_client chooses between one process's registry and files shared by the workers when
 # it is first imported, which the imports below do: the folder must be set before them. Files
 # left by an earlier run would add its counts to this one's.
-METRICS_DIR = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bot-metrics-")))
+OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bot-metrics-")
+METRICS_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 METRICS_DIR.mkdir(parents=True, exist_ok=True)
 for stale in METRICS_DIR.glob("*.db"):
     stale.unlink()
@@ -73,3 +77,9 @@ def child_exit(server: object, worker: object) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(getattr(worker, "pid", 0))
+
+
+def on_exit(server: object) -> None:
+    """Remove the metrics folder gunicorn made for this run (one the owner set is theirs to keep)."""
+    if OWN_METRICS_DIR:
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)
