@@ -7,6 +7,7 @@ import hmac
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from http import HTTPStatus
 
@@ -21,6 +22,7 @@ from config import ConfigError, Settings, load_settings, settings_from_mapping
 from events import INSTAGRAM, BadBody, Echo, Event, Handover, Message, parse_body
 from logs import configure_logging
 from page_setup import page_setup_command
+from routing import is_own_echo
 from service import WebhookService
 from signature import is_valid_signature
 from store import StoreUnavailable
@@ -133,10 +135,17 @@ def webhook() -> Response:
         logger.info("webhook (instagram): %d events ignored: INSTAGRAM=off", len(parsed.events))
         return webhook_answer("EVENT_RECEIVED", HTTPStatus.OK)
     received = time.time()
-    events = [dataclasses.replace(event, received=received) for event in parsed.events]
-    events = events[: svc.settings.max_events_per_post]
-    if len(events) < len(parsed.events):
-        logger.warning("webhook: %d events over MAX_EVENTS_PER_POST dropped", len(parsed.events) - len(events))
+    skipped = Counter(parsed.skipped)
+    wanted = []
+    for event in parsed.events:
+        # The echo of every message the bot sends needs nothing: it never reaches the queue.
+        if isinstance(event, Echo) and is_own_echo(event, svc.settings):
+            skipped["own_echo"] += 1
+        else:
+            wanted.append(dataclasses.replace(event, received=received))
+    events = wanted[: svc.settings.max_events_per_post]
+    if len(events) < len(wanted):
+        logger.warning("webhook: %d events over MAX_EVENTS_PER_POST dropped", len(wanted) - len(events))
     try:
         duplicates = len(events) - svc.dispatcher.submit(events)
     except StoreUnavailable as exc:
@@ -148,9 +157,9 @@ def webhook() -> Response:
         parsed.channel,
         len(events) - duplicates,
         duplicates,
-        dict(parsed.skipped) or "none",
+        dict(skipped) or "none",
     )
-    count_events(parsed.channel, events, parsed.skipped, duplicates)
+    count_events(parsed.channel, events, skipped, duplicates)
     return webhook_answer("EVENT_RECEIVED", HTTPStatus.OK)
 
 

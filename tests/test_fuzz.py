@@ -46,15 +46,31 @@ messaging_items = st.dictionaries(
             "quick_reply",
             "reply_to",
             "sticker_id",
+            "app_id",
+            "metadata",
+            "is_deleted",
+            "is_unsupported",
+            "story",
+            "pass_thread_control",
+            "take_thread_control",
+            "request_thread_control",
+            "new_owner_app_id",
+            "app_roles",
         ]
     ),
     json_values | st.fixed_dictionaries({"id": st.text(max_size=5) | st.integers() | odd_text}),
     max_size=6,
 )
+# Messenger and Instagram bodies, with items under `messaging` and under `standby`.
 page_bodies = st.builds(
-    lambda entries: {"object": "page", "entry": entries},
+    lambda channel, entries: {"object": channel, "entry": entries},
+    st.sampled_from(["page", "instagram"]),
     st.lists(
-        st.fixed_dictionaries({"id": json_values, "messaging": st.lists(messaging_items, max_size=4)}) | json_values,
+        st.fixed_dictionaries(
+            {"id": json_values, "messaging": st.lists(messaging_items, max_size=4)},
+            optional={"standby": st.lists(messaging_items, max_size=2)},
+        )
+        | json_values,
         max_size=3,
     ),
 )

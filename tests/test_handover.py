@@ -253,3 +253,9 @@ def test_other_handover_events_are_logged_and_change_nothing(post, graph, openai
     assert any("handover" in r.getMessage() or "app_roles" in r.getMessage() for r in caplog.records)
     post(at(1, "hello"))
     assert graph.texts(PSID) == ["You said: hello"]
+
+
+def test_the_bots_own_echoes_never_reach_the_queue(post, caplog):
+    with caplog.at_level(logging.INFO, logger="app"):
+        post(load("echo_bot.json"))
+    assert "webhook (messenger): 0 queued, 0 redelivered, skipped {'own_echo': 1}" in caplog.messages
