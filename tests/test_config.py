@@ -57,6 +57,33 @@ def test_every_missing_and_bad_setting_is_named_in_one_error():
     assert len(raised.value.problems) == 8
 
 
+def test_the_settings_of_handover_instagram_metrics_and_logs_are_checked():
+    with pytest.raises(ConfigError) as raised:
+        settings_from_mapping(
+            {
+                **MINIMAL,
+                "APP_ID": "my-app",
+                "HUMAN_PAUSE_MINUTES": "0",
+                "HANDOVER_APP_ID": "inbox",
+                "INSTAGRAM": "maybe",
+                "LOG_FORMAT": "xml",
+                "MODEL_CONTEXT_TOKENS": "-5",
+            }
+        )
+    assert [problem.split(" is invalid")[0] for problem in raised.value.problems] == [
+        "MODEL_CONTEXT_TOKENS",
+        "LOG_FORMAT",
+        "APP_ID",
+        "HUMAN_PAUSE_MINUTES",
+        "HANDOVER_APP_ID",
+        "INSTAGRAM",
+    ]
+    settings = settings_from_mapping({**MINIMAL, "HUMAN_PAUSE_MINUTES": "0.5", "METRICS_TOKEN": "scrape-token"})
+    assert settings.human_pause_minutes == 0.5
+    assert "scrape-token" in settings.secrets()
+    assert "scrape-token" not in repr(settings)
+
+
 def test_a_bad_value_is_not_repeated_in_the_error():
     # A secret pasted into the wrong variable must not end up in a log.
     with pytest.raises(ConfigError) as raised:
