@@ -142,8 +142,10 @@ class Bot:
         if self._send(event, replies.HUMAN_COMING):
             self._keep(psid, Turn("/human", replies.HUMAN_COMING))
         # Passed after the reply: once the Inbox controls the thread, the bot can no longer send.
-        setting = "INSTAGRAM_HANDOVER_APP_ID" if event.channel == INSTAGRAM else "HANDOVER_APP_ID"
-        inbox = getattr(self._settings, setting.lower())
+        if event.channel == INSTAGRAM:
+            inbox, setting = self._settings.instagram_handover_app_id, "INSTAGRAM_HANDOVER_APP_ID"
+        else:
+            inbox, setting = self._settings.handover_app_id, "HANDOVER_APP_ID"
         passed = self._channel.pass_thread(psid, inbox, PASS_METADATA)
         if not passed and not self._pass_refusal_logged:
             self._pass_refusal_logged = True

@@ -133,22 +133,27 @@ class ChatModel:
                 completion = self._create(fitted.messages, fitted.reply_tokens)
                 return replace(completion, cut_said=fitted.cut_said)
             except ModelError as error:
-                if error.failure is not Failure.TOO_LONG:
+                too_long = error.failure is Failure.TOO_LONG
+                retry = self._after_refusal(messages, fitted, error.window) if too_long else None
+                if retry is None:
                     raise
-                refitted = self._fit(messages) if error.window and self._learn(error.window) else fitted
-                if refitted != fitted:
-                    fitted = refitted
-                    continue
-                shorter = drop_older_half(fitted.messages)
-                if shorter != fitted.messages:
-                    cut_said = fitted.cut_said
-                else:
-                    halved = halve_said(fitted.messages)
-                    if halved is None:
-                        raise
-                    shorter, cut_said = halved, said_text(halved[-1])
-                logger.info("context too long: retrying with %d of %d messages", len(shorter), len(messages))
-                fitted = Fitted(shorter, fitted.reply_tokens, cut_said)
+                fitted = retry
+
+    def _after_refusal(self, messages: list[ChatMessage], refused: Fitted, window: int | None) -> Fitted | None:
+        """The prompt to send after a too-long refusal: refitted to a window it named, else shorter; None when
+        nothing is left to cut."""
+        if window and self._learn(window):
+            refitted = self._fit(messages)
+            if refitted != refused:
+                return refitted
+        shorter, cut_said = drop_older_half(refused.messages), refused.cut_said
+        if shorter == refused.messages:
+            halved = halve_said(refused.messages)
+            if halved is None:
+                return None
+            shorter, cut_said = halved, said_text(halved[-1])
+        logger.info("context too long: retrying with %d of %d messages", len(shorter), len(messages))
+        return Fitted(shorter, refused.reply_tokens, cut_said)
 
     def _fit(self, messages: list[ChatMessage]) -> Fitted:
         window = self._window
