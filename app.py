@@ -181,7 +181,7 @@ def count_events(channel: str, events: list[Event], skipped: Mapping[str, int], 
 
 def event_kind(event: Event) -> str:
     """The kind of a queued event, as the metrics name it."""
-    if getattr(event, "standby", False):
+    if event.standby:
         return "standby"
     if isinstance(event, Echo):
         return "echo"

@@ -159,7 +159,7 @@ class Bot:
     def _bot_back(self, event: Event, how: Route) -> None:
         psid = event.psid
         self._store.unpause(psid)
-        if getattr(event, "standby", False):
+        if event.standby:
             # Another app controls the thread: the reply below would be refused without it.
             self._channel.take_thread(psid, TAKE_METADATA)
         self._send(event, replies.BOT_BACK)
@@ -251,7 +251,7 @@ class Bot:
             self._send(event, replies.NOT_ALLOWED)
             return False
         # Limits count messages by when they were sent, which Meta stamps on each event.
-        decision = self._limits.check(psid, event.timestamp / 1000 if event.timestamp else self._clock())
+        decision = self._limits.check(psid, self._event_time(event))
         if not decision.allowed:
             metrics.REPLIES.labels("limited", event.channel).inc()
             logger.info("psid=%s over a limit: %s", psid, "notified" if decision.notice else "silent")

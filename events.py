@@ -141,6 +141,7 @@ class Handover:
     previous_owner_app_id: str | None = None
     requested_owner_app_id: str | None = None
     metadata: str | None = None
+    standby: bool = False
     channel: str = MESSENGER
 
     # When the webhook took it (time.time()), for the reply latency; 0 when unknown.

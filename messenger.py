@@ -151,22 +151,22 @@ class Messenger:
     def send_action(self, psid: str, action: str) -> bool:
         """Send a sender action (mark_seen, typing_on, typing_off) once; return False if it failed."""
         # Not retried: an indicator that comes late is worse than none, and the reply waits for it.
-        try:
-            payload = {"recipient": {"id": recipient(psid)[1]}, "sender_action": action}
-            self._post(payload, psid=psid, what=action, max_retries=0)
-        except GraphError:
-            return False
-        return True
+        payload = {"recipient": {"id": recipient(psid)[1]}, "sender_action": action}
+        return self._accepted(payload, psid=psid, max_retries=0)
 
     def pass_thread(self, psid: str, target_app_id: str, metadata: str) -> bool:
         """Pass the conversation to another app (the Page Inbox); return False if Meta refused."""
         payload = {"recipient": {"id": recipient(psid)[1]}, "target_app_id": target_app_id, "metadata": metadata}
-        return self._thread_call("pass_thread_control", psid, payload)
+        return self._accepted(
+            payload, psid=psid, max_retries=self._max_retries, endpoint="pass_thread_control", quiet=True
+        )
 
     def take_thread(self, psid: str, metadata: str) -> bool:
         """Take the conversation back from the app that controls it; return False if Meta refused."""
         payload = {"recipient": {"id": recipient(psid)[1]}, "metadata": metadata}
-        return self._thread_call("take_thread_control", psid, payload)
+        return self._accepted(
+            payload, psid=psid, max_retries=self._max_retries, endpoint="take_thread_control", quiet=True
+        )
 
     def set_profile(self, profile: dict) -> None:
         """Set the page's Messenger profile (Get Started, greeting, ice breakers, menu); raise GraphError if refused."""
@@ -176,9 +176,13 @@ class Messenger:
         """Remove fields of the page's Messenger profile; raise GraphError if refused."""
         self._attempt("messenger_profile", {"fields": fields}, method="DELETE")
 
-    def _thread_call(self, endpoint: str, psid: str, payload: dict) -> bool:
+    def _accepted(
+        self, payload: dict, *, psid: str, max_retries: int, endpoint: str = "messages", quiet: bool = False
+    ) -> bool:
+        """Whether Meta accepted the call (`_post`, with its retries); a refusal is logged, not raised."""
+        what = payload.get("sender_action") or endpoint
         try:
-            self._post(payload, psid=psid, what=endpoint, max_retries=self._max_retries, endpoint=endpoint, quiet=True)
+            self._post(payload, psid=psid, what=what, max_retries=max_retries, endpoint=endpoint, quiet=quiet)
         except GraphError:
             return False
         return True
