@@ -20,6 +20,7 @@ from body_limits import BodyLimits
 from checks import check_command
 from config import ConfigError, Settings, load_settings, settings_from_mapping
 from events import INSTAGRAM, BadBody, Echo, Event, Handover, Message, parse_body
+from knowledge import knowledge_command
 from logs import configure_logging
 from page_setup import page_setup_command
 from routing import is_own_echo
@@ -86,6 +87,7 @@ def _add_commands(app: Flask, config: Mapping[str, str] | Settings | None) -> No
         app.cli.add_command(command)
     app.cli.add_command(page_setup_command(lambda: _settings(config, openai_required=False)))
     app.cli.add_command(check_command(lambda: _settings(config)))
+    app.cli.add_command(knowledge_command(lambda: _settings(config, meta_required=False, openai_required=False)))
 
 
 def built_to_find_a_command() -> bool:

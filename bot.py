@@ -21,6 +21,7 @@ import usage
 from config import Settings
 from events import INSTAGRAM, Echo, Event, Handover, Message
 from gpt import ChatModel, Completion, Failure, ModelError
+from knowledge import Chosen, Knowledge
 from limits import Limits
 from media import MediaError, downloaded
 from messenger import GraphError
@@ -69,6 +70,7 @@ class Bot:
         limits: Limits,
         typing: TypingIndicator,
         media: requests.Session,
+        knowledge: Knowledge | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self._settings = settings
@@ -78,6 +80,7 @@ class Bot:
         self._limits = limits
         self._typing = typing
         self._media = media
+        self._knowledge = knowledge
         self._clock = clock
         self._budget = prompt.Budget(
             prompt.system_message(settings.system_prompt),
@@ -273,10 +276,13 @@ class Bot:
                 self._store.remember(psid, event.mid, event.text[: prompt.REMEMBERED_CHARS])
             quoted = self._store.recall(psid, event.reply_to_mid) if event.reply_to_mid else None
             said = prompt.with_quote(text, quoted)
+        history = self._store.get(psid)
+        chosen = self._knowledge_for(said, history)
+        knowledge = prompt.knowledge_text([s.rendered() for s in chosen.sections], chosen.searched) if chosen else ""
         started = time.monotonic()
         with self._typing.shown(psid):
             try:
-                completion = self._model.complete(prompt.build(self._budget, self._store.get(psid), said, photos))
+                completion = self._model.complete(prompt.build(self._budget, history, said, photos, knowledge))
             except ModelError as error:
                 metrics.MODEL_LATENCY.observe(time.monotonic() - started)
                 metrics.MODEL_FAILURES.labels(error.failure.name.lower()).inc()
@@ -304,14 +310,24 @@ class Bot:
             self._keep(psid, Turn(prompt.history_text(said, photos, heard), completion.text))
         _observe_reply(event, completion, sent)
         logger.info(
-            "replied psid=%s model_ms=%.0f prompt_tokens=%s completion_tokens=%s cached_tokens=%s pieces=%d",
+            "replied psid=%s model_ms=%.0f prompt_tokens=%s completion_tokens=%s cached_tokens=%s pieces=%d "
+            "knowledge_sections=%d knowledge_tokens=%d",
             psid,
             model_ms,
             completion.prompt_tokens,
             completion.completion_tokens,
             completion.cached_tokens,
             len(sent),
+            len(chosen.sections) if chosen else 0,
+            chosen.tokens if chosen else 0,
         )
+
+    def _knowledge_for(self, said: str, history: list[Turn]) -> Chosen | None:
+        """The page's knowledge for this message; the last exchange helps follow-ups ("and on Sundays?")."""
+        if self._knowledge is None:
+            return None
+        last = f"{history[-1].user}\n{history[-1].assistant}" if history else ""
+        return self._knowledge.choose(said, last)
 
     def _keep(self, psid: str, turn: Turn) -> None:
         """Add a turn to the history; if the store fails now, the turn is lost, not the event answered twice."""

@@ -126,6 +126,15 @@ class Settings:
     # The Messenger profile `flask --app app page-setup` sends.
     greeting: str | None = None
     ice_breakers: tuple[str, ...] = ()
+    # The page's own knowledge (knowledge.py): a folder of Markdown, text and PDF files.
+    knowledge_dir: Path | None = None
+    knowledge_max_tokens: int = 1500
+    knowledge_max_file_bytes: int = 10 * 1024 * 1024
+    knowledge_reload_seconds: float = 60.0
+    # Served by the same OpenAI-compatible server; None: the knowledge is searched by words only.
+    embedding_model: str | None = None
+    # Where section embeddings are cached; None: .embeddings.sqlite3 in KNOWLEDGE_DIR.
+    embedding_cache: Path | None = None
 
     @property
     def meta_configured(self) -> bool:
@@ -224,6 +233,13 @@ def _store_url(raw: str) -> str:
     return raw
 
 
+def _folder(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_dir():
+        raise ValueError("not a folder")
+    return path
+
+
 def _log_format(raw: str) -> str:
     if raw.lower() not in ("text", "json"):
         raise ValueError("must be text or json")
@@ -299,6 +315,12 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "INSTAGRAM_HANDOVER_APP_ID": ("instagram_handover_app_id", _app_id),
     "GREETING": ("greeting", _greeting),
     "ICE_BREAKERS": ("ice_breakers", _ice_breakers),
+    "KNOWLEDGE_DIR": ("knowledge_dir", _folder),
+    "KNOWLEDGE_MAX_TOKENS": ("knowledge_max_tokens", _positive_int),
+    "KNOWLEDGE_MAX_FILE_BYTES": ("knowledge_max_file_bytes", _positive_int),
+    "KNOWLEDGE_RELOAD_SECONDS": ("knowledge_reload_seconds", _non_negative_float),
+    "EMBEDDING_MODEL": ("embedding_model", _text),
+    "EMBEDDING_CACHE": ("embedding_cache", Path),
 }
 
 
@@ -342,11 +364,15 @@ def _window_problems(values: dict[str, Any]) -> list[str]:
     if window is None:
         return []
     system = estimate_tokens(system_message(values.get("system_prompt", DEFAULT_SYSTEM_PROMPT)))
+    what = "SYSTEM_PROMPT"
+    if values.get("knowledge_dir"):
+        system += values.get("knowledge_max_tokens", Settings.knowledge_max_tokens)
+        what = "SYSTEM_PROMPT and KNOWLEDGE_MAX_TOKENS"
     needed = system + WINDOW_MARGIN_TOKENS + MIN_REPLY_TOKENS + MIN_MESSAGE_TOKENS
     if window >= needed:
         return []
     return [
-        f"MODEL_CONTEXT_TOKENS is invalid: {window} tokens cannot hold SYSTEM_PROMPT (about {system} tokens) "
+        f"MODEL_CONTEXT_TOKENS is invalid: {window} tokens cannot hold {what} (about {system} tokens) "
         f"and a short exchange; it needs at least {needed}"
     ]
 

@@ -78,6 +78,7 @@ class ChatModel:
     def __init__(self, settings: Settings, client: OpenAI | None = None):
         self._model = settings.openai_model
         self._transcribe_model = settings.transcribe_model
+        self._embedding_model = settings.embedding_model
         self._client = client or OpenAI(
             api_key=settings.openai_api_key.reveal(),
             # Explicit, so a stray OPENAI_BASE_URL the settings did not read cannot redirect the key.
@@ -119,6 +120,16 @@ class ChatModel:
         except openai.APIError as exc:
             raise ModelError(classify(exc), getattr(exc, "status_code", None)) from None
         return (getattr(result, "text", None) or "").strip()
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """Return the embedding of each text, by EMBEDDING_MODEL."""
+        assert self._embedding_model, "EMBEDDING_MODEL is not set"
+        try:
+            # Floats, not the SDK's default base64: some compatible servers only send floats.
+            result = self._client.embeddings.create(model=self._embedding_model, input=texts, encoding_format="float")
+        except openai.APIError as exc:
+            raise ModelError(classify(exc), getattr(exc, "status_code", None)) from None
+        return [list(item.embedding) for item in sorted(result.data, key=lambda item: item.index)]
 
     def complete(self, messages: list[ChatMessage]) -> Completion:
         """Return the model's reply to `messages`, fitted to the model's context window.

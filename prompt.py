@@ -30,6 +30,13 @@ HANDOVER_NOTE = (
     "never start yours that way."
 )
 PAGE_MARKER = "From the page's team"
+# What the model is told with the page's knowledge (KNOWLEDGE_DIR), so it answers from it and never guesses.
+KNOWLEDGE_NOTE = (
+    "Below is the page's own knowledge{which}. Answer questions about the page (its opening hours, prices, "
+    "services, policies and the like) from it alone, in your own words. When it does not cover what the person "
+    "asks, say plainly that you don't know that, never guess, and suggest /human to ask a person from the page."
+)
+NO_KNOWLEDGE_FOUND = "(Nothing in the page's knowledge matches this message.)"
 # How a reply to the Instagram account's story reaches the model (the story itself cannot be seen).
 STORY_REPLY = "[Replying to the page's Instagram story] {text}"
 QUOTE_CHARS = 300
@@ -108,13 +115,24 @@ def system_message(owner_prompt: str) -> str:
     return f"{owner_prompt}\n\n{HANDOVER_NOTE.format(marker=PAGE_MARKER)}"
 
 
+def knowledge_text(sections: Sequence[str], searched: bool) -> str:
+    """The system message's part that carries the page's knowledge: the note, then the sections."""
+    which = ": the parts that match the person's message" if searched else ""
+    return f"{KNOWLEDGE_NOTE.format(which=which)}\n\n" + ("\n\n".join(sections) or NO_KNOWLEDGE_FOUND)
+
+
 def page_words(text: str) -> str:
     """The history's assistant side for what a person from the page wrote by hand."""
     return f"[{PAGE_MARKER}] {text}"
 
 
-def build(budget: Budget, history: Sequence[Turn], said: str, photos: Sequence[str] = ()) -> list[ChatMessage]:
+def build(
+    budget: Budget, history: Sequence[Turn], said: str, photos: Sequence[str] = (), knowledge: str = ""
+) -> list[ChatMessage]:
     """The messages for the model: system prompt, the newest history that fits, the new message.
+
+    The page's knowledge, when there is some, closes the system message; it has a budget of its own
+    (KNOWLEDGE_MAX_TOKENS), so it takes no room from the history.
 
     Messages of one side in a row (the person wrote twice while a person from the page was
     answering) are joined, since some servers' chat templates insist that the roles alternate.
@@ -131,7 +149,8 @@ def build(budget: Budget, history: Sequence[Turn], said: str, photos: Sequence[s
         content = [{"type": "text", "text": said or PHOTO_PROMPT}] + [
             {"type": "image_url", "image_url": {"url": url, "detail": budget.image_detail}} for url in photos
         ]
-    messages = [{"role": "system", "content": budget.system_prompt}]
+    system = f"{budget.system_prompt}\n\n{knowledge}" if knowledge else budget.system_prompt
+    messages = [{"role": "system", "content": system}]
     for message in [m for turn in turns for m in turn.messages()] + [{"role": "user", "content": content}]:
         if messages[-1]["role"] == message["role"]:
             messages[-1] = _joined(messages[-1], message)

@@ -16,6 +16,7 @@ from bot import Bot, Channel
 from config import ConfigError, Settings
 from dispatcher import Dispatcher
 from gpt import ChatModel
+from knowledge import open_knowledge
 from limits import Limits
 from messenger import Messenger
 from store import StoreUnavailable, open_store
@@ -37,7 +38,8 @@ class Service:
         self.limits = Limits(settings, self.store)
         self.typing = TypingIndicator(channel.send_action, settings.typing_renew_seconds, settings.worker_threads)
         self._media = requests.Session()
-        self.bot = Bot(settings, self.store, channel, self.model, self.limits, self.typing, self._media)
+        self.knowledge = open_knowledge(settings, self.model.embed)
+        self.bot = Bot(settings, self.store, channel, self.model, self.limits, self.typing, self._media, self.knowledge)
 
     def close(self) -> None:
         """Stop the threads; call once nothing is being answered."""
@@ -45,6 +47,8 @@ class Service:
         self._media.close()
         self.model.close()
         self.store.close()
+        if self.knowledge is not None:
+            self.knowledge.close()
 
 
 class WebhookService(Service):

@@ -6,8 +6,11 @@ with requests) and the end-to-end tests and benchmarks over HTTP (the app runs i
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
+import struct
 import threading
 import time
 from collections import Counter, deque
@@ -229,7 +232,8 @@ class _Server:
 
 
 class FakeOpenAI(_Server):
-    """OpenAI's `POST /v1/chat/completions` and `/v1/audio/transcriptions`, answering like the real ones."""
+    """OpenAI's `POST /v1/chat/completions`, `/v1/audio/transcriptions` and `/v1/embeddings`, answering like the
+    real ones."""
 
     def __init__(self, default: Callable[[dict], Reply] = echo_answer):
         super().__init__(default)
@@ -237,6 +241,8 @@ class FakeOpenAI(_Server):
         self.models = {"gpt-4.1-mini", "gpt-4o-mini-transcribe"}
 
     def route(self, path: str, request: dict) -> Reply:
+        if path.endswith("/embeddings"):
+            return embeddings(request)
         if path.endswith("/audio/transcriptions"):
             return Reply(body={"text": self.transcript, "usage": {"type": "duration", "seconds": 3}})
         if path == "/v1/models":
@@ -253,6 +259,44 @@ class FakeOpenAI(_Server):
     def base_url(self) -> str:
         """The value for OPENAI_BASE_URL."""
         return self.url + "/v1"
+
+
+EMBEDDING_DIMENSIONS = 64
+
+
+def embedding_of(text: str) -> list[float]:
+    """A deterministic embedding: a hashed bag of the text's words of four letters or more, each by its first
+    five letters, so that words of one root ("deliver", "delivery") point the same way, as in a real model."""
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for word in re.findall(r"\w{4,}", text.lower()):
+        digest = hashlib.sha256(word[:5].encode()).digest()
+        vector[digest[0] % EMBEDDING_DIMENSIONS] += 1.0 if digest[1] % 2 else -1.0
+    return vector
+
+
+def embeddings(request: dict) -> Reply:
+    """`POST /v1/embeddings` as OpenAI answers it: one embedding per input, as floats or base64 float32."""
+    inputs = request.get("input")
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if not inputs or not all(isinstance(text, str) and text for text in inputs):
+        return openai_error(400, "'input' must be a non-empty string or array of strings", "invalid_request_error")
+    data = []
+    for index, text in enumerate(inputs):
+        vector = embedding_of(text)
+        encoded: list[float] | str = vector
+        if request.get("encoding_format") == "base64":
+            encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    tokens = sum(len(text) // 4 + 1 for text in inputs)
+    return Reply(
+        body={
+            "object": "list",
+            "data": data,
+            "model": request.get("model"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
 
 
 def _model(name: str) -> dict:
