@@ -48,6 +48,8 @@ EMBEDDING_CANDIDATES = 5
 EMBEDDING_FLOOR = 0.8
 # Reciprocal rank fusion's constant, as in its paper: damps the weight of the very first ranks.
 RRF_K = 60
+# Sections a search returns at most: more than any prompt's knowledge budget holds.
+MAX_MATCHES = 64
 # Embeddings asked for in one call (OpenAI takes up to 2048 inputs).
 EMBEDDING_BATCH = 256
 # Words that match every section and mean nothing to a search.
@@ -284,10 +286,13 @@ class LexicalIndex:
         if not terms:
             return {}
         match = " OR ".join(f'"{term}"' for term in terms)
-        # A heading names what its text is about: a word in it counts twice.
+        # A heading names what its text is about: a word in it counts twice. More matches than a
+        # prompt's budget can hold are of no use.
         with self._lock:
             rows = self._db.execute(
-                "SELECT rowid, -bm25(sections, 2.0, 1.0) FROM sections WHERE sections MATCH ?", (match,)
+                "SELECT rowid, -bm25(sections, 2.0, 1.0) AS score FROM sections WHERE sections MATCH ? "
+                "ORDER BY score DESC LIMIT ?",
+                (match, MAX_MATCHES),
             ).fetchall()
         return dict(rows)
 
@@ -352,7 +357,8 @@ class Shelf:
 
     def __init__(self, library: Library):
         self.library = library
-        self.tokens = library.tokens
+        self.section_tokens = [section.tokens() for section in library.sections]
+        self.tokens = sum(self.section_tokens)
         self.index = LexicalIndex(library.sections)
         self.vectors: dict[int, array] = {}
 
@@ -457,7 +463,7 @@ class Knowledge:
         chosen: list[tuple[int, float]] = []
         room = self.max_tokens
         for number, score in ranked:
-            tokens = sections[number].tokens()
+            tokens = shelf.section_tokens[number]
             if tokens <= room:
                 chosen.append((number, score))
                 room -= tokens
