@@ -3,6 +3,9 @@
 It also steps back while a person from the page is talking to someone: for HUMAN_PAUSE_MINUTES
 after their last hand-written message, or after the person asked for them (/human), the bot
 answers nothing and keeps what both sides say in the history.
+
+Messages for the model that queued while the person was being answered (a burst) are answered
+together: one model call, one reply, one turn. Commands are never merged: they act in their place.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import requests
@@ -37,6 +41,8 @@ PASS_METADATA = "The person asked for a person from the page (/human)."
 TAKE_METADATA = "The person asked for the bot again (/bot)."
 # Failures the page owner must fix; the others pass by themselves.
 OWNER_MUST_ACT = {Failure.QUOTA, Failure.AUTH, Failure.FORBIDDEN, Failure.NOT_FOUND}
+# Messages the model answers: those of a burst are answered together.
+FOR_THE_MODEL = {Case.TEXT, Case.BUTTON, Case.PHOTOS, Case.VOICE}
 
 
 class Channel(Protocol):
@@ -56,6 +62,16 @@ class Channel(Protocol):
 
 
 Handler = Callable[[Event, Route], None]
+
+
+@dataclass(frozen=True)
+class Said:
+    """One message of the person's turn, as the model reads it."""
+
+    event: Event
+    text: str
+    photos: tuple[str, ...] = ()
+    heard: bool = False  # the text is a voice message's transcript
 
 
 class Bot:
@@ -91,13 +107,13 @@ class Bot:
         self._handlers: dict[Case, Handler] = {
             Case.RESET: self._reset,
             Case.HELP: self._help,
-            Case.PHOTOS: self._photos,
-            Case.VOICE: self._voice,
-            Case.TEXT: self._text,
+            Case.PHOTOS: self._ask_model,
+            Case.VOICE: self._ask_model,
+            Case.TEXT: self._ask_model,
             Case.STICKER: self._sticker,
             Case.UNUSABLE: self._unusable,
             Case.GET_STARTED: self._get_started,
-            Case.BUTTON: self._button,
+            Case.BUTTON: self._ask_model,
             Case.HUMAN: self._human,
             Case.BOT_BACK: self._bot_back,
             Case.PAGE_WROTE: self._page_wrote,
@@ -107,6 +123,32 @@ class Bot:
             Case.NOTHING: lambda event, how: None,
         }
         self._pass_refusal_logged = False
+
+    def handle_queued(self, events: list[Event]) -> int:
+        """Answer the first of a person's queued events, with the messages for the model right behind it;
+        return how many were answered."""
+        first = events[0]
+        burst = [(first, route(first, self._settings))]
+        for event in events[1:]:
+            how = route(event, self._settings)
+            if burst[-1][1].case not in FOR_THE_MODEL or how.case not in FOR_THE_MODEL:
+                break
+            burst.append((event, how))
+        if len(burst) == 1 or self._paused(first):
+            self.handle(first)  # a pause records each message on its own
+            return 1
+        logger.info("event psid=%s: a burst of %d messages, answered together", first.psid, len(burst))
+        if self._admit(first):
+            said = [self._said(event, how) for event, how in burst]
+            self._reply([one for one in said if one is not None])
+        return len(burst)
+
+    def gather_seconds(self, events: list[Event]) -> float:
+        """How long to wait for more messages before answering these (BURST_WAIT_SECONDS after the newest)."""
+        if any(route(event, self._settings).case not in FOR_THE_MODEL for event in events):
+            return 0.0  # a command acts at once
+        newest = max(event.received for event in events)
+        return newest + self._settings.burst_wait_seconds - self._clock() if newest else 0.0
 
     def handle(self, event: Event) -> None:
         """Answer one event."""
@@ -192,27 +234,31 @@ class Bot:
                 event.requested_owner_app_id,
             )
 
-    def _text(self, event: Event, how: Route) -> None:
-        if self._admit(event):
-            self._reply(event, how.text)
+    def _ask_model(self, event: Event, how: Route) -> None:
+        """A message for the model: text, a button, photos or a voice message (answered as if typed, saying what
+        was heard)."""
+        if self._admit(event) and (said := self._said(event, how)) is not None:
+            self._reply([said])
 
-    _button = _text
+    def _said(self, event: Event, how: Route) -> Said | None:
+        """The message as the model reads it; None for a voice message that could not be heard (the person was
+        told)."""
+        if how.case is not Case.VOICE:
+            return Said(event, how.text, how.photos)
+        transcript = self._transcript(event, how.voice_url)
+        return Said(event, transcript, heard=True) if transcript else None
 
-    def _photos(self, event: Event, how: Route) -> None:
-        if self._admit(event):
-            self._reply(event, how.text, photos=how.photos)
-
-    def _voice(self, event: Event, how: Route) -> None:
-        """Transcribe a voice message and answer it as if typed, saying what was heard."""
-        if not self._admit(event) or how.voice_url is None:
-            return
+    def _transcript(self, event: Event, voice_url: str | None) -> str | None:
+        """What the voice message says; None (the person told why) if it could not be heard."""
+        if voice_url is None:
+            return None
         settings = self._settings
         try:
             with (
                 self._typing.shown(event.psid),
                 downloaded(
                     self._media,
-                    how.voice_url,
+                    voice_url,
                     max_bytes=settings.max_audio_bytes,
                     timeout=settings.media_timeout,
                     allow_http=settings.allow_http_media,
@@ -222,11 +268,10 @@ class Bot:
         except (MediaError, ModelError) as error:
             logger.warning("voice message from psid=%s not transcribed: %s", event.psid, error)
             self._send(event, replies.VOICE_FAILED)
-            return
+            return None
         if not transcript:
             self._send(event, replies.VOICE_EMPTY)
-            return
-        self._reply(event, transcript, heard=True)
+        return transcript or None
 
     # --- shared steps ---
 
@@ -262,20 +307,17 @@ class Bot:
                 self._send(event, decision.notice)
         return decision.allowed
 
-    def _reply(self, event: Event, text: str, photos: tuple[str, ...] = (), heard: bool = False) -> None:
-        """Ask the model with the person's history, send its reply, and remember the turn."""
+    def _reply(self, messages: list[Said]) -> None:
+        """Ask the model with the person's history, send its reply, and remember the turn: one turn for all of
+        `messages` (a burst)."""
+        if not messages:
+            return
+        event = messages[-1].event
         psid = event.psid
-        limit = self._settings.max_message_chars
-        if len(text) > limit:
-            logger.info("message from psid=%s cut from %d to %d characters", psid, len(text), limit)
-            text = text[:limit]
-            self._send(event, replies.TRUNCATED.format(limit=limit))
-        said = text
-        if isinstance(event, Message):
-            if event.text:
-                self._store.remember(psid, event.mid, event.text[: prompt.REMEMBERED_CHARS])
-            quoted = self._store.recall(psid, event.reply_to_mid) if event.reply_to_mid else None
-            said = prompt.with_quote(text, quoted)
+        parts = [self._as_read(message) for message in messages]
+        said = "\n\n".join(text for text, _ in parts)
+        photos = tuple(url for message in messages for url in message.photos)[: self._settings.max_images]
+        heard = [message.text for message in messages if message.heard]
         history = self._store.get(psid)
         chosen = self._knowledge_for(said, history)
         knowledge = prompt.knowledge_text([s.rendered() for s in chosen.sections], chosen.searched) if chosen else ""
@@ -297,17 +339,18 @@ class Bot:
         if completion.finish_reason == "length":
             logger.info("reply for psid=%s hit REPLY_MAX_TOKENS and was cut short", psid)
         answer = completion.text or replies.EMPTY_REPLY
+        # A photo stays in the history as a marker: Meta's attachment links expire.
+        kept = "\n\n".join(kept for _, kept in parts)
         if completion.cut_said is not None:
             logger.info("message from psid=%s cut to fit the model's context window", psid)
             self._send(event, replies.CUT_TO_FIT)
-            said = completion.cut_said
+            kept = prompt.history_text(completion.cut_said, photos, bool(heard))
         if heard:
-            answer = replies.HEARD.format(transcript=prompt.shorten(text, HEARD_CHARS), reply=answer)
+            answer = replies.HEARD.format(transcript=prompt.shorten(" ".join(heard), HEARD_CHARS), reply=answer)
         sent = self._send(event, answer)
         if sent and completion.text:
-            # Kept only once delivered, so the history holds no answer the person never saw. A
-            # photo stays in the history as a marker: Meta's attachment links expire.
-            self._keep(psid, Turn(prompt.history_text(said, photos, heard), completion.text))
+            # Kept only once delivered, so the history holds no answer the person never saw.
+            self._keep(psid, Turn(kept, completion.text))
         _observe_reply(event, completion, sent)
         logger.info(
             "replied psid=%s model_ms=%.0f prompt_tokens=%s completion_tokens=%s cached_tokens=%s pieces=%d "
@@ -328,6 +371,23 @@ class Bot:
             return None
         last = f"{history[-1].user}\n{history[-1].assistant}" if history else ""
         return self._knowledge.choose(said, last)
+
+    def _as_read(self, message: Said) -> tuple[str, str]:
+        """One message as the model reads it (cut to MAX_MESSAGE_CHARS, after the message it quotes), and as the
+        history keeps it."""
+        event, text = message.event, message.text
+        limit = self._settings.max_message_chars
+        if len(text) > limit:
+            logger.info("message from psid=%s cut from %d to %d characters", event.psid, len(text), limit)
+            text = text[:limit]
+            self._send(event, replies.TRUNCATED.format(limit=limit))
+        read = text
+        if isinstance(event, Message):
+            if event.text:
+                self._store.remember(event.psid, event.mid, event.text[: prompt.REMEMBERED_CHARS])
+            quoted = self._store.recall(event.psid, event.reply_to_mid) if event.reply_to_mid else None
+            read = prompt.with_quote(text, quoted)
+        return read, prompt.history_text(read, message.photos, message.heard)
 
     def _keep(self, psid: str, turn: Turn) -> None:
         """Add a turn to the history; if the store fails now, the turn is lost, not the event answered twice."""

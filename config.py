@@ -126,6 +126,8 @@ class Settings:
     # The Messenger profile `flask --app app page-setup` sends.
     greeting: str | None = None
     ice_breakers: tuple[str, ...] = ()
+    # Seconds to wait after a person's message for more before asking the model (a burst answered together).
+    burst_wait_seconds: float = 0.0
     # The page's own knowledge (knowledge.py): a folder of Markdown, text and PDF files.
     knowledge_dir: Path | None = None
     knowledge_max_tokens: int = 1500
@@ -315,6 +317,7 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "INSTAGRAM_HANDOVER_APP_ID": ("instagram_handover_app_id", _app_id),
     "GREETING": ("greeting", _greeting),
     "ICE_BREAKERS": ("ice_breakers", _ice_breakers),
+    "BURST_WAIT_SECONDS": ("burst_wait_seconds", _non_negative_float),
     "KNOWLEDGE_DIR": ("knowledge_dir", _folder),
     "KNOWLEDGE_MAX_TOKENS": ("knowledge_max_tokens", _positive_int),
     "KNOWLEDGE_MAX_FILE_BYTES": ("knowledge_max_file_bytes", _positive_int),

@@ -5,6 +5,9 @@ person's events are answered one at a time and in order even when they reach dif
 processes or machines, and what one process leaves queued (a deploy, a crash) another answers.
 An event leaves the queue only once it was answered, or refused as unreadable; a failure that
 is not the event's fault (the store is down, the process is stopping) leaves it queued.
+
+The handler sees what is queued behind the event in hand (a burst: "hi" / "I have a question" /
+"about my order") and says how many of them it answered together.
 """
 
 from __future__ import annotations
@@ -26,6 +29,13 @@ logger = logging.getLogger(__name__)
 # Waits between tries while the store is unavailable (the last one repeats until it is back):
 # short, so a queue resumes within seconds of the store coming back.
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
+# Events of one person the handler is shown at once: more than anyone types while one answer is written.
+MAX_BURST = 20
+
+# Answers the first of a person's queued events, and any after it it can answer together; returns how many.
+Handler = Callable[[list[Event]], int]
+# Seconds to wait for more before answering these events (a burst still being typed); 0: answer now.
+Gather = Callable[[list[Event]], float]
 
 
 class Stopping(Exception):
@@ -35,9 +45,18 @@ class Stopping(Exception):
 class Dispatcher:
     """Queues events per person in the store and answers each queue on a thread pool, one drain per person."""
 
-    def __init__(self, store: Store, handle: Callable[[Event], None], threads: int, lock_ttl: float):
+    def __init__(
+        self,
+        store: Store,
+        handle: Handler,
+        threads: int,
+        lock_ttl: float,
+        gather: Gather | None = None,
+        wait: Callable[[float], object] | None = None,
+    ):
         self._store = store
         self._handle = handle
+        self._gather = gather
         self._lock_ttl = lock_ttl
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="reply")
         self._nonce = uuid.uuid4().hex[:8]
@@ -46,6 +65,7 @@ class Dispatcher:
         # A person is in here while a drain runs or waits for them, so at most one is scheduled.
         self._drains: dict[str, int] = {}
         self._stopping = threading.Event()
+        self._wait = wait or self._stopping.wait
         self._sweeper: threading.Thread | None = None
 
     @property
@@ -115,7 +135,7 @@ class Dispatcher:
                     break  # another process holds the person's lock: its drain answers them
                 # Let go of the lock, then look again: an event another process queued while this
                 # one held the lock found it taken, and was left for this one.
-                if self._store.shared and self._store.peek(psid) is not None:
+                if self._store.shared and self._store.peek(psid):
                     continue
                 if self._let_go_unless_queued(psid):
                     return
@@ -161,31 +181,52 @@ class Dispatcher:
             return False
         try:
             self._looking(psid)
-            item = self._store.peek(psid)
-            while item is not None:
+            items = self._store.peek(psid, MAX_BURST)
+            while items:
                 if self._stopping.is_set():
                     raise Stopping
-                self._answer(psid, item)
+                answered = self._answer(psid, self._gathered(psid, items))
                 self._looking(psid)
-                # Removed only once answered: after a crash, the event is answered on restart.
-                item = self._store.pop(psid)
-                if item is not None and not self._store.take_lock(psid, self._owner, self._lock_ttl):
+                # Removed only once answered: after a crash, the events are answered on restart.
+                items = self._store.pop(psid, answered, MAX_BURST)
+                if items and not self._store.take_lock(psid, self._owner, self._lock_ttl):
                     return False  # the lock expired and another worker took over
         finally:
             with contextlib.suppress(StoreUnavailable):  # the lock runs out by itself
                 self._store.release_lock(psid, self._owner)
         return True
 
-    def _answer(self, psid: str, item: str) -> None:
-        try:
-            event = decode(item)
-        except (ValueError, TypeError, KeyError):
+    def _gathered(self, psid: str, items: list[str]) -> list[str]:
+        """The queue's head, once the person has stopped typing for the handler's wait (none by default)."""
+        while self._gather is not None and (seconds := self._gather(_readable(items))) > 0:
+            self._wait(seconds)
+            if self._stopping.is_set():
+                raise Stopping
+            items = self._store.peek(psid, MAX_BURST) or items
+        return items
+
+    def _answer(self, psid: str, items: list[str]) -> int:
+        """Answer the first event and whatever the handler takes with it; return how many left the queue."""
+        events = _readable(items)
+        if not events:
             logger.error("an unreadable event for psid=%s was dropped", psid)
-            return
+            return 1
         try:
-            self._handle(event)
+            return max(1, self._handle(events))
         except StoreUnavailable:
             raise
         except Exception:
             # A fault of this event's (a bug it triggers): answering it again would fail again.
             logger.exception("answering an event for psid=%s failed; it was dropped", psid)
+            return 1
+
+
+def _readable(items: list[str]) -> list[Event]:
+    """The queued events up to the first that cannot be read (none if the first cannot)."""
+    events = []
+    for item in items:
+        try:
+            events.append(decode(item))
+        except (ValueError, TypeError, KeyError):
+            break
+    return events

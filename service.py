@@ -58,7 +58,13 @@ class WebhookService(Service):
         self.messenger = Messenger(settings)
         super().__init__(settings, self.messenger)
         self.lock_ttl = lock_ttl(settings)
-        self.dispatcher = Dispatcher(self.store, self.bot.handle, settings.worker_threads, self.lock_ttl)
+        self.dispatcher = Dispatcher(
+            self.store,
+            self.bot.handle_queued,
+            settings.worker_threads,
+            self.lock_ttl,
+            gather=self.bot.gather_seconds if settings.burst_wait_seconds else None,
+        )
         if self.store.shared:
             # Another process may have stopped with events queued, or crashed holding a lock.
             self.dispatcher.resume()

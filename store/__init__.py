@@ -83,11 +83,11 @@ class Store(Protocol):
     def close(self) -> None:
         """Let go of connections; the store is not used afterwards."""
 
-    def peek(self, psid: str) -> str | None:
-        """Return the first event of the person's queue, or None."""
+    def peek(self, psid: str, limit: int = 1) -> list[str]:
+        """Return the first `limit` events of the person's queue (none if it is empty)."""
 
-    def pop(self, psid: str) -> str | None:
-        """Remove the first event of the person's queue, once it has been handled; return the next one, or None."""
+    def pop(self, psid: str, count: int = 1, limit: int = 1) -> list[str]:
+        """Remove the first `count` events of the person's queue, once handled; return the next `limit`."""
 
     def pending(self) -> list[str]:
         """Return the people whose queues hold events."""

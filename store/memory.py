@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
 import threading
 import time
@@ -161,22 +162,21 @@ class MemoryStore:
     def close(self) -> None:
         """Nothing to let go of."""
 
-    def peek(self, psid: str) -> str | None:
-        """Return the first event of the person's queue, or None."""
+    def peek(self, psid: str, limit: int = 1) -> list[str]:
+        """Return the first `limit` events of the person's queue (none if it is empty)."""
         with self._lock:
-            queue = self._queues.get(psid)
-            return queue[0] if queue else None
+            return list(itertools.islice(self._queues.get(psid, ()), limit))
 
-    def pop(self, psid: str) -> str | None:
-        """Remove the first event of the person's queue, once it has been handled; return the next one, or None."""
+    def pop(self, psid: str, count: int = 1, limit: int = 1) -> list[str]:
+        """Remove the first `count` events of the person's queue, once handled; return the next `limit`."""
         with self._lock:
             queue = self._queues.get(psid)
-            if queue:
-                queue.popleft()
+            for _ in range(min(count, len(queue or ()))):
+                queue.popleft()  # type: ignore[union-attr]  # not None: it has items
             if not queue:
                 self._queues.pop(psid, None)
-                return None
-            return queue[0]
+                return []
+            return list(itertools.islice(queue, limit))
 
     def pending(self) -> list[str]:
         """Return the people whose queues hold events."""

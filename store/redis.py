@@ -68,9 +68,9 @@ if value == tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return value
 """
 POP = """
-redis.call('LPOP', KEYS[1])
-local following = redis.call('LINDEX', KEYS[1], 0)
-if not following then redis.call('SREM', KEYS[2], ARGV[1]) end
+redis.call('LTRIM', KEYS[1], tonumber(ARGV[2]), -1)
+local following = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
+if #following == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
 return following
 """
 TAKE_LOCK = """
@@ -212,13 +212,14 @@ class RedisStore:
     def __len__(self) -> int:
         return self._redis.zcard(PREFIX + "people")
 
-    def peek(self, psid: str) -> str | None:
-        """Return the first event of the person's queue, or None."""
-        return text(self._redis.lindex(PREFIX + "queue:" + psid, 0))
+    def peek(self, psid: str, limit: int = 1) -> list[str]:
+        """Return the first `limit` events of the person's queue (none if it is empty)."""
+        return [str(text(item)) for item in self._redis.lrange(PREFIX + "queue:" + psid, 0, limit - 1)]
 
-    def pop(self, psid: str) -> str | None:
-        """Remove the first event of the person's queue, once it has been handled; return the next one, or None."""
-        return text(self._pop(keys=[PREFIX + "queue:" + psid, PREFIX + "pending"], args=[psid]))
+    def pop(self, psid: str, count: int = 1, limit: int = 1) -> list[str]:
+        """Remove the first `count` events of the person's queue, once handled; return the next `limit`."""
+        following = self._pop(keys=[PREFIX + "queue:" + psid, PREFIX + "pending"], args=[psid, count, limit])
+        return [str(text(item)) for item in following]
 
     def pending(self) -> list[str]:
         """Return the people whose queues hold events."""

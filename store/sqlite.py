@@ -15,6 +15,7 @@ from store import MAX_QUOTES, Bounds, Queued, StoreUnavailable, Turn, newest_tur
 
 logger = logging.getLogger(__name__)
 
+FIRST_QUEUED = "SELECT item FROM queue WHERE psid = ? ORDER BY id LIMIT ?"
 # Each version's statements bring a database from the version before it to this one.
 MIGRATIONS = {
     1: """
@@ -329,19 +330,19 @@ class SQLiteStore:
     def __len__(self) -> int:
         return self._connection().execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
 
-    def peek(self, psid: str) -> str | None:
-        """Return the first event of the person's queue, or None."""
-        row = (
-            self._connection().execute("SELECT item FROM queue WHERE psid = ? ORDER BY id LIMIT 1", (psid,)).fetchone()
-        )
-        return row[0] if row else None
+    def peek(self, psid: str, limit: int = 1) -> list[str]:
+        """Return the first `limit` events of the person's queue (none if it is empty)."""
+        rows = self._connection().execute(FIRST_QUEUED, (psid, limit))
+        return [row[0] for row in rows]
 
-    def pop(self, psid: str) -> str | None:
-        """Remove the first event of the person's queue, once it has been handled; return the next one, or None."""
+    def pop(self, psid: str, count: int = 1, limit: int = 1) -> list[str]:
+        """Remove the first `count` events of the person's queue, once handled; return the next `limit`."""
         with self._transaction() as db:
-            db.execute("DELETE FROM queue WHERE id = (SELECT MIN(id) FROM queue WHERE psid = ?)", (psid,))
-            row = db.execute("SELECT item FROM queue WHERE psid = ? ORDER BY id LIMIT 1", (psid,)).fetchone()
-        return row[0] if row else None
+            db.execute(
+                "DELETE FROM queue WHERE id IN (SELECT id FROM queue WHERE psid = ? ORDER BY id LIMIT ?)", (psid, count)
+            )
+            rows = db.execute(FIRST_QUEUED, (psid, limit)).fetchall()
+        return [row[0] for row in rows]
 
     def pending(self) -> list[str]:
         """Return the people whose queues hold events."""

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import re
+import socket
 import struct
 import threading
 import time
@@ -33,6 +34,33 @@ class Reply:
     headers: dict = field(default_factory=dict)
     hold: bool = False  # answer only once `released` is set (or the fake is closed)
     delay: float = 0.0  # seconds the real service would take to answer (a model thinking)
+    # Server-sent events instead of one JSON body: each a chunk, sent `chunk_delay` seconds apart.
+    chunks: list[dict] | None = None
+    chunk_delay: float = 0.0
+    cut_after: int | None = None  # the connection drops after this many chunks (a broken stream)
+
+
+def streamed(
+    reply: Reply, include_usage: bool = True, cut_after: int | None = None, tokens_per_second: float = 0.0
+) -> Reply:
+    """A chat completion as OpenAI streams it: a role chunk, the content a token (about four characters) at a
+    time, a chunk with the finish reason, a usage chunk when asked for, then [DONE]."""
+    body = reply.body
+    choice = body["choices"][0]
+    text = choice["message"]["content"] or ""
+    base = {"id": body["id"], "object": "chat.completion.chunk", "created": body["created"], "model": body["model"]}
+
+    def chunk(delta: dict, finish_reason: str | None = None) -> dict:
+        choices = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+        return {**base, "choices": choices, **({"usage": None} if include_usage else {})}
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    chunks += [chunk({"content": piece}) for piece in re.findall(r"\s*\S{1,4}|\s+", text)]
+    chunks.append(chunk({}, choice["finish_reason"]))
+    if include_usage:
+        chunks.append({**base, "choices": [], "usage": body["usage"]})
+    delay = 1 / tokens_per_second if tokens_per_second else 0.0
+    return Reply(delay=reply.delay, chunks=chunks, chunk_delay=delay, cut_after=cut_after)
 
 
 def completion(
@@ -213,6 +241,9 @@ class _Server:
                     server.released.wait()
                 if reply.delay:
                     time.sleep(reply.delay)
+                if reply.chunks is not None:
+                    self._stream(reply)
+                    return
                 payload = json.dumps(reply.body).encode()
                 try:
                     self.send_response(reply.status)
@@ -224,6 +255,30 @@ class _Server:
                     self.wfile.write(payload)
                 except OSError:
                     pass  # the client gave up (a timeout test)
+
+            def _stream(self, reply: Reply) -> None:
+                """Server-sent events in HTTP chunks, as OpenAI sends them; a cut stream drops the connection."""
+                assert reply.chunks is not None
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    events = [f"data: {json.dumps(chunk)}\n\n" for chunk in reply.chunks] + ["data: [DONE]\n\n"]
+                    for number, event in enumerate(events):
+                        if reply.cut_after is not None and number >= reply.cut_after:
+                            self.close_connection = True
+                            self.wfile.flush()
+                            self.connection.shutdown(socket.SHUT_RDWR)
+                            return
+                        if reply.chunk_delay and number:
+                            time.sleep(reply.chunk_delay)
+                        data = event.encode()
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                        self.wfile.flush()
+                    self.wfile.write(b"0\r\n\r\n")
+                except OSError:
+                    pass  # the client gave up
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -238,7 +293,16 @@ class FakeOpenAI(_Server):
     def __init__(self, default: Callable[[dict], Reply] = echo_answer):
         super().__init__(default)
         self.transcript = "what time is it in Tokyo"
+        self.tokens_per_second = 0.0  # how fast streamed answers are written (0: at once)
         self.models = {"gpt-4.1-mini", "gpt-4o-mini-transcribe"}
+
+    def _answer(self, path: str, headers: dict, request: dict) -> Reply:
+        reply = super()._answer(path, headers, request)
+        if request.get("stream") and reply.chunks is None and reply.status == HTTPStatus.OK and "choices" in reply.body:
+            # A completion scripted for a streamed request is streamed, as the real server would.
+            include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+            return streamed(reply, include_usage, tokens_per_second=self.tokens_per_second)
+        return reply
 
     def route(self, path: str, request: dict) -> Reply:
         if path.endswith("/embeddings"):

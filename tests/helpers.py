@@ -80,6 +80,22 @@ def poster(app: Flask) -> Callable[..., Any]:
     return post
 
 
+def each_message(texts: list[str], prefix: str = "") -> list[str]:
+    """The messages that `texts` answered, in order: a burst's messages reach the model (and an echoing fake's
+    reply) together, joined by a blank line."""
+    return [text.removeprefix(prefix) for text in "\n\n".join(texts).split("\n\n")]
+
+
+def one_at_a_time(handle: Callable[[Event], None]) -> Callable[[list[Event]], int]:
+    """A dispatcher's handler that answers each event on its own."""
+
+    def handle_first(events: list[Event]) -> int:
+        handle(events[0])
+        return 1
+
+    return handle_first
+
+
 def answer_a_steady_queue(store: Store, count: int, psid: str = "1") -> list[str]:
     """Answer one person's `count` messages, all but the first queued while the first is answered.
 
@@ -94,7 +110,7 @@ def answer_a_steady_queue(store: Store, count: int, psid: str = "1") -> list[str
         go_on.wait(timeout=30)
         answered.append(event.event_id)
 
-    dispatcher = Dispatcher(store, handle, threads=4, lock_ttl=60)
+    dispatcher = Dispatcher(store, one_at_a_time(handle), threads=4, lock_ttl=60)
     messages = [Message(psid=psid, mid=f"{psid}-m{n}", timestamp=0, text=f"message {n}") for n in range(count)]
     dispatcher.submit(messages[:1])
     assert first_in_hand.wait(timeout=30), "the first message was never answered"

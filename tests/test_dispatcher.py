@@ -9,7 +9,7 @@ import pytest
 from dispatcher import Dispatcher
 from events import Event, Message
 from fakes import CountingStore, Reply, completion
-from helpers import answer_a_steady_queue, page_body, text_event
+from helpers import answer_a_steady_queue, each_message, one_at_a_time, page_body, text_event
 from store import Bounds
 from store.memory import MemoryStore
 
@@ -35,13 +35,16 @@ def test_forty_people_are_answered_at_the_same_time(config, openai_server, graph
 
 
 def test_one_persons_messages_are_answered_one_at_a_time_in_order(post, openai_server, graph):
-    texts = [f"message {n}" for n in range(6)]
-    post(page_body(*(text_event(t, psid="42") for t in texts)), wait=False)
-    post(page_body(text_event("message 6", psid="42")))
-    assert graph.texts("42") == [f"You said: message {n}" for n in range(7)]
+    texts = [f"message {n}" for n in range(7)]
+    for text in texts[:-1]:
+        post(page_body(text_event(text, psid="42")), wait=False)
+    post(page_body(text_event(texts[-1], psid="42")))
+    asked = [request["messages"][-1]["content"] for request in openai_server.requests]
+    assert each_message(asked) == texts  # each once, in order (those queued together, together)
+    assert graph.texts("42") == [f"You said: {text}" for text in asked]
     # Each call saw every earlier turn complete: the model was never asked two at once.
     for n, request in enumerate(openai_server.requests):
-        assert [m["content"] for m in request["messages"][1::2]] == [f"message {k}" for k in range(n + 1)]
+        assert [m["content"] for m in request["messages"][1::2]] == asked[: n + 1]
 
 
 def message(n: int, psid: str = "1") -> Message:
@@ -67,13 +70,13 @@ def test_an_event_that_breaks_the_bot_is_dropped_and_the_queue_goes_on(store):
             raise RuntimeError("a bug this event triggers")
         handled.append(event.event_id)
 
-    dispatcher = Dispatcher(store, handle, threads=2, lock_ttl=60)
+    dispatcher = Dispatcher(store, one_at_a_time(handle), threads=2, lock_ttl=60)
     dispatcher.submit([message(0)])
     dispatcher.submit([message(1)])
     assert dispatcher.wait_idle(timeout=10)
     dispatcher.close(finish_queued=True)
     assert handled == ["m1"]
-    assert store.peek("1") is None
+    assert store.peek("1") == []
 
 
 def test_wait_idle_reports_work_still_running(store):
@@ -82,7 +85,7 @@ def test_wait_idle_reports_work_still_running(store):
     def handle(event: Event) -> None:
         release.wait(timeout=10)
 
-    dispatcher = Dispatcher(store, handle, threads=1, lock_ttl=60)
+    dispatcher = Dispatcher(store, one_at_a_time(handle), threads=1, lock_ttl=60)
     dispatcher.submit([message(0)])
     assert dispatcher.wait_idle(timeout=0.01) is False
     release.set()

@@ -21,22 +21,27 @@ def limited(config, app_with):
     return app_with(config)
 
 
+def one_by_one(post, events) -> None:
+    """Each message on its own, answered before the next is sent (messages sent together are answered together)."""
+    for event in events:
+        post(page_body(event))
+
+
 def test_per_minute_limit_trips_at_its_threshold_with_one_notice(limited, graph, openai_server):
-    limited(page_body(*(at(NOON + n, f"m{n}") for n in range(6))))
+    one_by_one(limited, (at(NOON + n, f"m{n}") for n in range(6)))
     assert len(openai_server.requests) == 3
     assert graph.texts(PSID) == ["You said: m0", "You said: m1", "You said: m2", replies.TOO_FAST]
 
 
 def test_per_minute_limit_resets_in_the_next_minute(limited, graph, openai_server):
-    limited(page_body(*(at(NOON + n, f"m{n}") for n in range(4))))
+    one_by_one(limited, (at(NOON + n, f"m{n}") for n in range(4)))
     limited(page_body(at(NOON + 60, "a new minute")))
     assert graph.texts(PSID)[-1] == "You said: a new minute"
     assert len(openai_server.requests) == 4
 
 
 def test_per_day_limit_trips_at_its_threshold_and_resets_tomorrow(limited, graph, openai_server):
-    messages = [at(NOON + 60 * n, f"m{n}") for n in range(7)]  # one a minute: under the minute limit
-    limited(page_body(*messages))
+    one_by_one(limited, (at(NOON + 60 * n, f"m{n}") for n in range(7)))  # one a minute: under the minute limit
     assert len(openai_server.requests) == 5
     assert graph.texts(PSID)[5:] == [replies.DAILY_LIMIT]
     limited(page_body(at(NOON + 12 * 3600, "tomorrow, UTC")))
@@ -76,7 +81,7 @@ def test_commands_do_not_count_against_limits(limited, graph, openai_server):
 def test_zero_turns_a_limit_off(config, app_with, graph, openai_server):
     config.update(LIMIT_PER_MINUTE="0", LIMIT_PER_DAY="0", LIMIT_GLOBAL_PER_DAY="0")
     post = app_with(config)
-    post(page_body(*(at(NOON, f"m{n}") for n in range(30))))
+    one_by_one(post, (at(NOON, f"m{n}") for n in range(30)))
     assert len(openai_server.requests) == 30
 
 

@@ -39,11 +39,12 @@ def moved(before: dict, after: dict, name: str, **labels: str) -> float:
 
 def test_the_series_move_as_messages_are_answered(post, client, openai_server):
     before = scrape(client)
-    post(page_body(text_event("hello"), text_event("again")))
+    post(page_body(text_event("hello")))
+    post(page_body(text_event("again")))
     post(load("delivery.json"))
     post(load("text.json"), signature="sha256=" + "0" * 64)
     after = scrape(client)
-    assert moved(before, after, "bot_webhook_requests_total", status="200") == 2
+    assert moved(before, after, "bot_webhook_requests_total", status="200") == 3
     assert moved(before, after, "bot_webhook_requests_total", status="403") == 1
     assert moved(before, after, "bot_events_total", kind="message", channel="messenger") == 2
     assert moved(before, after, "bot_events_total", kind="delivery", channel="messenger") == 1

@@ -243,10 +243,11 @@ def test_events_that_need_no_answer_get_none(post, graph, openai_server, name):
 
 def test_every_entry_and_every_event_of_a_batch_is_handled(post, graph, openai_server):
     assert post(load("batch.json")).status_code == HTTPStatus.OK
-    assert graph.texts("1111") == ["You said: first from 1111", "You said: second from 1111"]
+    # Two messages of one person in one batch are answered together.
+    assert graph.texts("1111") == ["You said: first from 1111\n\nsecond from 1111"]
     assert graph.texts("2222") == ["You said: hello from 2222"]
     assert graph.texts("3333") == [replies.GREETING]
-    assert len(openai_server.requests) == 3  # the echo and the delivery were not answered
+    assert len(openai_server.requests) == 2  # one for the burst of 1111, one for 2222; echo and delivery unanswered
 
 
 # --- redelivery ---

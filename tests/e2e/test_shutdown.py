@@ -9,7 +9,7 @@ import pytest
 from e2e.conftest import service_settings
 from fakes import FakeGraph, FakeOpenAI, Reply, completion
 from gunicorn_service import GunicornService
-from helpers import page_body, text_event
+from helpers import each_message, page_body, text_event
 
 
 def test_sigterm_lets_a_started_reply_finish():
@@ -49,27 +49,33 @@ def store_url(request, tmp_path):
 
 def test_a_deploy_loses_no_queued_message(store_url):
     graph, model = FakeGraph(), FakeOpenAI()
-    # Each answer takes a moment, so most of the 30 are still queued when the deploy comes.
-    model.default = lambda request: completion("re: " + request["messages"][-1]["content"], delay=0.1)
+    # Each answer takes a moment, so the later messages are still queued when the deploy comes.
+    model.default = lambda request: completion("re: " + request["messages"][-1]["content"], delay=0.3)
     settings = {**service_settings(graph, model), "STORE_URL": store_url, "LIMIT_PER_MINUTE": "0"}
-    texts = [f"message {n}" for n in range(30)]
+    people = [str(9000 + n) for n in range(10)]
+    texts = {person: [f"{person} #{n}" for n in range(3)] for person in people}
     service = GunicornService(settings)
+
+    def answered() -> dict[str, list[str]]:
+        return {person: each_message(graph.texts(person), "re: ") if graph.texts(person) else [] for person in people}
+
     try:
-        assert service.post(page_body(*(text_event(text, psid="9000") for text in texts))).status_code == 200
-        assert graph.wait_for(lambda: len(graph.texts("9000")) >= 2)
+        for n in range(3):
+            body = page_body(*(text_event(texts[person][n], psid=person) for person in people))
+            assert service.post(body).status_code == 200
+        assert model.wait_for(lambda: len(model.requests) >= len(people))  # each first message is in hand
         assert service.stop() == 0  # SIGTERM, as a deploy sends
         if store_url == "memory://":
             # Nobody else will answer what this process holds: it answers everything before it exits.
-            assert graph.texts("9000") == [f"re: {text}" for text in texts]
+            assert answered() == texts
             return
-        answered_before = len(graph.texts("9000"))
-        assert answered_before < len(texts), "the worker did not leave the queue for the next one"
+        assert answered() != texts, "the worker did not leave the queue for the next one"
         restarted = GunicornService(settings)
         try:
-            assert graph.wait_for(lambda: len(graph.texts("9000")) >= len(texts))
+            assert graph.wait_for(lambda: answered() == texts)
         finally:
             restarted.stop()
-        assert graph.texts("9000") == [f"re: {text}" for text in texts]  # each once, in order
+        assert answered() == texts  # each once, in order
     finally:
         service.stop()
         graph.close()
