@@ -315,7 +315,7 @@ class Bot:
         event = messages[-1].event
         psid = event.psid
         parts = [self._as_read(message) for message in messages]
-        said = "\n\n".join(text for text, _ in parts)
+        said = "\n\n".join(text for text, _ in parts if text)
         photos = tuple(url for message in messages for url in message.photos)[: self._settings.max_images]
         heard = [message.text for message in messages if message.heard]
         history = self._store.get(psid)
@@ -340,7 +340,7 @@ class Bot:
             logger.info("reply for psid=%s hit REPLY_MAX_TOKENS and was cut short", psid)
         answer = completion.text or replies.EMPTY_REPLY
         # A photo stays in the history as a marker: Meta's attachment links expire.
-        kept = "\n\n".join(kept for _, kept in parts)
+        kept = "\n\n".join(kept for _, kept in parts if kept)
         if completion.cut_said is not None:
             logger.info("message from psid=%s cut to fit the model's context window", psid)
             self._send(event, replies.CUT_TO_FIT)

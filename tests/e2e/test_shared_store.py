@@ -45,6 +45,36 @@ def post_on_a_new_connection(service: GunicornService, body: dict) -> int:
     return requests.post(service.url + "/", data=raw, headers=headers, timeout=30).status_code
 
 
+def test_a_burst_spread_over_two_servers_is_answered_together(store_url, fakes):
+    graph, model = fakes
+    asked, release = threading.Event(), threading.Event()
+
+    def answer(request: dict):
+        if not asked.is_set():
+            asked.set()
+            release.wait(timeout=30)  # the first answer is still being written while the rest arrive
+        return completion("re: " + request["messages"][-1]["content"])
+
+    model.default = answer
+    settings = {**service_settings(graph, model), "STORE_URL": store_url, "WEB_CONCURRENCY": "2"}
+    servers = [GunicornService(settings), GunicornService(settings)]
+    try:
+        assert post_on_a_new_connection(servers[0], page_body(text_event("hi", psid="4100"))) == HTTPStatus.OK
+        assert asked.wait(timeout=30)
+        for n, text in enumerate(("I have a question", "about my order", "it is late")):
+            assert post_on_a_new_connection(servers[(n + 1) % 2], page_body(text_event(text, psid="4100"))) == 200
+        release.set()
+        assert graph.wait_for(lambda: len(graph.texts("4100")) >= 2)
+        assert graph.texts("4100") == ["re: hi", "re: I have a question\n\nabout my order\n\nit is late"]
+        assert len(model.requests) == 2
+        history = [m["content"] for m in model.requests[1]["messages"][1:-1]]
+        assert history == ["hi", "re: hi"]
+    finally:
+        release.set()
+        for server in servers:
+            server.stop()
+
+
 def test_four_workers_on_two_servers_answer_each_person_once_in_order(store_url, fakes):
     graph, model = fakes
     jitter = random.Random(4)
