@@ -31,6 +31,7 @@ from media import MediaError, downloaded
 from messenger import GraphError
 from routing import SILENCED, Case, Route, route, said
 from store import Store, StoreUnavailable, Turn
+from streaming import ParagraphSender
 from typing_indicator import TypingIndicator
 
 logger = logging.getLogger(__name__)
@@ -321,36 +322,28 @@ class Bot:
         history = self._store.get(psid)
         chosen = self._knowledge_for(said, history)
         knowledge = prompt.knowledge_text([s.rendered() for s in chosen.sections], chosen.searched) if chosen else ""
+        # A voice message's answer opens with what was heard.
+        opening = replies.HEARD.format(transcript=prompt.shorten(" ".join(heard), HEARD_CHARS), reply="")
+        opening = opening if heard else ""
+        sender = ParagraphSender(lambda piece: self._send(event, piece), opening) if self._settings.stream else None
         started = time.monotonic()
-        with self._typing.shown(psid):
-            try:
-                completion = self._model.complete(prompt.build(self._budget, history, said, photos, knowledge))
-            except ModelError as error:
-                metrics.MODEL_LATENCY.observe(time.monotonic() - started)
-                metrics.MODEL_FAILURES.labels(error.failure.name.lower()).inc()
-                level = logging.ERROR if error.failure in OWNER_MUST_ACT else logging.WARNING
-                logger.log(level, "model failed for psid=%s: %s (HTTP %s)", psid, error.failure.value, error.status)
-                self._send(event, replies.APOLOGIES[error.failure])
-                metrics.REPLIES.labels("apology", event.channel).inc()
-                return
+        completion = self._ask(event, prompt.build(self._budget, history, said, photos, knowledge), sender)
+        if completion is None:
+            return
         model_ms = (time.monotonic() - started) * 1000
-        metrics.MODEL_LATENCY.observe(model_ms / 1000)
         usage.record(self._store, completion, self._clock(), event.channel)
         if completion.finish_reason == "length":
             logger.info("reply for psid=%s hit REPLY_MAX_TOKENS and was cut short", psid)
-        answer = completion.text or replies.EMPTY_REPLY
         # A photo stays in the history as a marker: Meta's attachment links expire.
         kept = "\n\n".join(kept for _, kept in parts if kept)
         if completion.cut_said is not None:
             logger.info("message from psid=%s cut to fit the model's context window", psid)
             self._send(event, replies.CUT_TO_FIT)
             kept = prompt.history_text(completion.cut_said, photos, bool(heard))
-        if heard:
-            answer = replies.HEARD.format(transcript=prompt.shorten(" ".join(heard), HEARD_CHARS), reply=answer)
-        sent = self._send(event, answer)
-        if sent and completion.text:
+        sent, answered = self._deliver(event, completion, sender, opening)
+        if sent and answered:
             # Kept only once delivered, so the history holds no answer the person never saw.
-            self._keep(psid, Turn(kept, completion.text))
+            self._keep(psid, Turn(kept, answered))
         _observe_reply(event, completion, sent)
         logger.info(
             "replied psid=%s model_ms=%.0f prompt_tokens=%s completion_tokens=%s cached_tokens=%s pieces=%d "
@@ -364,6 +357,48 @@ class Bot:
             len(chosen.sections) if chosen else 0,
             chosen.tokens if chosen else 0,
         )
+
+    def _ask(
+        self, event: Event, messages: list[prompt.ChatMessage], sender: ParagraphSender | None
+    ) -> Completion | None:
+        """The model's answer, typing shown meanwhile; streamed paragraph by paragraph through `sender` if given.
+        None if the model failed (the person got an apology)."""
+        psid = event.psid
+        started = time.monotonic()
+
+        def written(text: str) -> None:
+            assert sender is not None
+            if sender.feed(text):
+                self._typing.again(psid)  # a message turns typing off; more is coming
+
+        with self._typing.shown(psid):
+            try:
+                completion = self._model.complete(messages, written if sender else None)
+            except ModelError as error:
+                metrics.MODEL_LATENCY.observe(time.monotonic() - started)
+                metrics.MODEL_FAILURES.labels(error.failure.name.lower()).inc()
+                level = logging.ERROR if error.failure in OWNER_MUST_ACT else logging.WARNING
+                logger.log(level, "model failed for psid=%s: %s (HTTP %s)", psid, error.failure.value, error.status)
+                self._send(event, replies.APOLOGIES[error.failure])
+                metrics.REPLIES.labels("apology", event.channel).inc()
+                return None
+        metrics.MODEL_LATENCY.observe(time.monotonic() - started)
+        return completion
+
+    def _deliver(
+        self, event: Event, completion: Completion, sender: ParagraphSender | None, opening: str
+    ) -> tuple[list[tuple[str, str]], str]:
+        """Send the answer, or what is left of it when streamed; return the messages sent and the answer as the
+        person got it (for the history)."""
+        if sender is None:
+            return self._send(event, opening + (completion.text or replies.EMPTY_REPLY)), completion.text
+        if not completion.broken:
+            sender.finish("" if completion.text else replies.EMPTY_REPLY)
+            return sender.sent, completion.text
+        logger.info("reply for psid=%s was cut off: the model's stream broke", event.psid)
+        sender.cut_off()
+        got = sender.delivered().removeprefix(opening.strip()).strip()
+        return sender.sent + self._send(event, replies.CUT_OFF), got
 
     def _knowledge_for(self, said: str, history: list[Turn]) -> Chosen | None:
         """The page's knowledge for this message; the last exchange helps follow-ups ("and on Sundays?")."""

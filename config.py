@@ -126,6 +126,8 @@ class Settings:
     # The Messenger profile `flask --app app page-setup` sends.
     greeting: str | None = None
     ice_breakers: tuple[str, ...] = ()
+    # Send the model's answer paragraph by paragraph as it is written.
+    stream: bool = True
     # Seconds to wait after a person's message for more before asking the model (a burst answered together).
     burst_wait_seconds: float = 0.0
     # The page's own knowledge (knowledge.py): a folder of Markdown, text and PDF files.
@@ -318,6 +320,7 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "GREETING": ("greeting", _greeting),
     "ICE_BREAKERS": ("ice_breakers", _ice_breakers),
     "BURST_WAIT_SECONDS": ("burst_wait_seconds", _non_negative_float),
+    "STREAM": ("stream", _flag),
     "KNOWLEDGE_DIR": ("knowledge_dir", _folder),
     "KNOWLEDGE_MAX_TOKENS": ("knowledge_max_tokens", _positive_int),
     "KNOWLEDGE_MAX_FILE_BYTES": ("knowledge_max_file_bytes", _positive_int),

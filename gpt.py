@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+# The openai SDK's HTTP client: its errors are how a stream that breaks midway shows.
+import httpx2
 import openai
 from openai import OpenAI
 
@@ -64,6 +68,8 @@ class Completion:
     cached_tokens: int | None = None
     # The person's text as the model read it, when it had to be cut to fit the context window.
     cut_said: str | None = None
+    # A streamed answer whose stream broke midway: `text` is what arrived before it did.
+    broken: bool = False
 
 
 def worst_case_seconds(settings: Settings) -> float:
@@ -131,8 +137,9 @@ class ChatModel:
             raise ModelError(classify(exc), getattr(exc, "status_code", None)) from None
         return [list(item.embedding) for item in sorted(result.data, key=lambda item: item.index)]
 
-    def complete(self, messages: list[ChatMessage]) -> Completion:
-        """Return the model's reply to `messages`, fitted to the model's context window.
+    def complete(self, messages: list[ChatMessage], on_text: Callable[[str], None] | None = None) -> Completion:
+        """Return the model's reply to `messages`, fitted to the model's context window; with `on_text`, the
+        reply is streamed and `on_text` called with each piece as it is written.
 
         A refusal as too long teaches the window when it names it; otherwise the prompt is
         retried with half the history, then half the person's message, until it is the system
@@ -141,7 +148,10 @@ class ChatModel:
         fitted = self._fit(messages)
         while True:
             try:
-                completion = self._create(fitted.messages, fitted.reply_tokens)
+                if on_text is None:
+                    completion = self._create(fitted.messages, fitted.reply_tokens)
+                else:
+                    completion = self._stream(fitted.messages, fitted.reply_tokens, on_text)
                 return replace(completion, cut_said=fitted.cut_said)
             except ModelError as error:
                 too_long = error.failure is Failure.TOO_LONG
@@ -207,6 +217,58 @@ class ChatModel:
             completion_tokens=usage.completion_tokens if usage else None,
             cached_tokens=getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None),
         )
+
+    def _stream(self, messages: list[ChatMessage], reply_tokens: int, on_text: Callable[[str], None]) -> Completion:
+        """The reply, streamed: its server-sent events read as plain JSON lines (cheaper than the SDK's objects)."""
+        typed: Any = messages
+        limit: dict[str, Any] = {self._token_param: reply_tokens}
+        try:
+            with self._client.chat.completions.with_streaming_response.create(
+                model=self._model, messages=typed, stream=True, stream_options={"include_usage": True}, **limit
+            ) as response:
+                return _read_stream(response.iter_lines(), on_text)
+        except openai.APIError as exc:
+            raise ModelError(classify(exc), getattr(exc, "status_code", None), stated_window(exc)) from None
+
+
+def _read_stream(lines: Any, on_text: Callable[[str], None]) -> Completion:
+    """Read a chat completion's event stream, passing on its text; a stream that breaks or never says why it
+    finished is `broken` (an error if nothing arrived)."""
+    pieces: list[str] = []
+    finish_reason = None
+    usage: dict = {}
+    try:
+        for line in lines:
+            if not line.startswith("data:"):
+                continue  # blank lines between events, and comments (": keep-alive")
+            data = line[5:].strip()
+            if data == "[DONE]":
+                continue  # read on to the body's end, so the connection goes back to the pool
+            chunk = json.loads(data)
+            if "error" in chunk:
+                raise ValueError("the server reported an error in the stream")
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") or {}
+                text = delta.get("content") or delta.get("refusal")
+                if text:
+                    pieces.append(text)
+                    on_text(text)
+                finish_reason = choice.get("finish_reason") or finish_reason
+            usage = chunk.get("usage") or usage
+    except (httpx2.HTTPError, openai.APIError, ValueError) as exc:
+        logger.warning("the model's stream broke after %d pieces: %s", len(pieces), type(exc).__name__)
+    broken = finish_reason is None
+    if broken and not pieces:
+        raise ModelError(Failure.SERVER)
+    details = usage.get("prompt_tokens_details") or {}
+    return Completion(
+        text="".join(pieces).strip(),
+        finish_reason=finish_reason,
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        cached_tokens=details.get("cached_tokens"),
+        broken=broken,
+    )
 
 
 def classify(exc: openai.APIError) -> Failure:

@@ -39,6 +39,7 @@ STICKER_THANKS = "👍"
 EMPTY_REPLY = "Sorry, I don't have an answer to that. Could you put it another way?"
 NOT_ALLOWED = "Sorry, this bot is being tested and isn't open to everyone yet."
 TRUNCATED = "Your message was long, so I've only read its first {limit:,} characters."
+CUT_OFF = "Sorry, my answer was cut off there. Ask me to go on if you'd like the rest."
 CUT_TO_FIT = "Your message was too long for me to read whole, so I've answered its beginning."
 HEARD = '🎤 I heard: "{transcript}"\n\n{reply}'
 VOICE_FAILED = "Sorry, I couldn't listen to that voice message. Could you type it instead?"

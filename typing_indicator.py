@@ -57,6 +57,13 @@ class TypingIndicator:
                 self.on_wait(psid)
                 call.result()
 
+    def again(self, psid: str) -> None:
+        """Show typing again now, while the block of `shown` runs: a message sent midway turned it off."""
+        with self._changed:
+            if psid in self._due:
+                self._due[psid] = self._clock()
+                self._changed.notify_all()
+
     def close(self) -> None:
         """Stop the indicator's threads, once no reply is being written."""
         self._pool.shutdown(wait=True)

@@ -12,6 +12,7 @@ import json
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -38,6 +39,16 @@ class Reply:
     chunks: list[dict] | None = None
     chunk_delay: float = 0.0
     cut_after: int | None = None  # the connection drops after this many chunks (a broken stream)
+    gate: Gate | None = None  # the stream stops before a chunk until the gate opens
+
+
+@dataclass
+class Gate:
+    """Holds a stream before chunk number `at` until `opened` is set (or 10 s pass: `in_time` says which)."""
+
+    at: int
+    opened: threading.Event = field(default_factory=threading.Event)
+    in_time: bool | None = None
 
 
 def streamed(
@@ -54,13 +65,17 @@ def streamed(
         choices = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
         return {**base, "choices": choices, **({"usage": None} if include_usage else {})}
 
+    # A refusal streams in `refusal` deltas instead of `content`.
+    key, text = (
+        ("content", text) if text or not choice["message"].get("refusal") else ("refusal", choice["message"]["refusal"])
+    )
     chunks = [chunk({"role": "assistant", "content": ""})]
-    chunks += [chunk({"content": piece}) for piece in re.findall(r"\s*\S{1,4}|\s+", text)]
+    chunks += [chunk({key: piece}) for piece in re.findall(r"\s*\S{1,4}|\s+", text)]
     chunks.append(chunk({}, choice["finish_reason"]))
     if include_usage:
         chunks.append({**base, "choices": [], "usage": body["usage"]})
     delay = 1 / tokens_per_second if tokens_per_second else 0.0
-    return Reply(delay=reply.delay, chunks=chunks, chunk_delay=delay, cut_after=cut_after)
+    return Reply(delay=reply.delay, hold=reply.hold, chunks=chunks, chunk_delay=delay, cut_after=cut_after)
 
 
 def completion(
@@ -156,6 +171,11 @@ class _HTTPServer(ThreadingHTTPServer):
     # Real APIs accept many connections at once; the default backlog of 5 would queue them.
     request_queue_size = 1024
     daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (a timeout test, a pooled connection closed) is no error of the server's."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Server:
@@ -273,6 +293,8 @@ class _Server:
                             return
                         if reply.chunk_delay and number:
                             time.sleep(reply.chunk_delay)
+                        if reply.gate is not None and number == reply.gate.at:
+                            reply.gate.in_time = reply.gate.opened.wait(timeout=10)
                         data = event.encode()
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                         self.wfile.flush()
