@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Callable
 from http import HTTPStatus
+from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -114,27 +115,32 @@ class Messenger:
     def __init__(
         self,
         settings: Settings,
-        session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self._me = f"{settings.graph_api_url}/me"
         token = settings.page_access_token.reveal()
         proof = hmac.new(settings.app_secret.reveal().encode(), token.encode(), hashlib.sha256).hexdigest()
-        self._params = {"access_token": token, "appsecret_proof": proof}
+        # Encoded once: every call carries the same two parameters.
+        self._query = urlencode({"access_token": token, "appsecret_proof": proof})
         self._timeout = settings.graph_timeout
         self._max_retries = settings.graph_max_retries
         self._backoff = settings.graph_backoff
         self._sleep = sleep
         self._page_token_works: bool | None = None
-        self._session = session or requests.Session()
         # Every reply thread and its typing indicator may be sending at once: a connection each.
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2 * settings.worker_threads)
-        self._session.mount("https://", adapter)
-        self._session.mount("http://", adapter)
+        self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2 * settings.worker_threads)
+        # Calls go straight to requests' connection pool, with the proxy and CA-bundle variables read
+        # once here: a Session reads them (and ~/.netrc) again and merges its settings, cookies and
+        # hooks on every call, which cost more CPU than the rest of the call. Meta neither redirects
+        # nor sets cookies on these calls.
+        with requests.Session() as session:
+            found = session.merge_environment_settings(self._me, {}, None, None, None)
+        self._proxies, self._cert = found["proxies"], found["cert"]
+        self._verify: bool | str = True if found["verify"] is None else found["verify"]
 
     def close(self) -> None:
         """Close the connections to the Graph API."""
-        self._session.close()
+        self._adapter.close()
 
     def send_text(self, psid: str, text: str) -> list[tuple[str, str]]:
         """Send `text` to a person (by key) as one or more messages, in order; return (message id, text) for each."""
@@ -223,9 +229,12 @@ class Messenger:
 
     def _attempt(self, endpoint: str, payload: dict | None, method: str = "POST") -> dict:
         """Make one call to /me/`endpoint`; return Meta's answer, or raise GraphError."""
-        url = f"{self._me}/{endpoint}" if endpoint else self._me
+        url = f"{self._me}/{endpoint}?{self._query}" if endpoint else f"{self._me}?{self._query}"
         try:
-            response = self._session.request(method, url, params=self._params, json=payload, timeout=self._timeout)
+            request = requests.Request(method, url, json=payload).prepare()
+            response = self._adapter.send(
+                request, timeout=self._timeout, verify=self._verify, cert=self._cert, proxies=self._proxies
+            )
         except requests.RequestException as exc:
             # The exception text holds the URL and so the token: only its type is reported.
             # Only a failed connection proves nothing reached Meta; after a read timeout or a
