@@ -3,6 +3,7 @@
     python bench/load.py --people 40
     python bench/load.py --people 200
     python bench/load.py --people 40 --baseline     # the seed design, for comparison
+    python bench/load.py --people 40 --stream       # a four-paragraph answer of ~300 tokens, streamed
 
 Each person sends a message as Meta delivers it (one signed POST), waits for the reply to reach
 the fake Graph API and be delivered (the Graph API's answer), and sends the next. Reported: webhook
@@ -28,6 +29,12 @@ from fakes import Reply, completion
 from helpers import APP_SECRET, PAGE_ID, meta_json
 from signature import sign
 
+# About 300 tokens in four paragraphs, as a model writes a longer answer.
+LONG_ANSWER = "\n\n".join(
+    f"Part {n} of the answer goes into some detail about the question, " + "with a few more words to read " * 9
+    for n in range(4)
+)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -37,6 +44,9 @@ def main() -> None:
     parser.add_argument("--graph-latency", type=float, default=0.1, help="seconds the fake Graph API takes to answer")
     parser.add_argument("--baseline", action="store_true", help="run the seed design instead")
     parser.add_argument("--burst", action="store_true", help="everyone sends the first message at the same instant")
+    parser.add_argument(
+        "--stream", action="store_true", help="a ~300-token answer in four paragraphs, streamed (default: not)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (WEB_CONCURRENCY)")
     parser.add_argument("--store", default="memory://", help="STORE_URL; several workers need sqlite:/// or redis://")
     args = parse(parser, people=4, messages=2, model_delay=0.05, graph_latency=0.01)
@@ -50,6 +60,7 @@ def main() -> None:
             args.burst,
             args.workers,
             args.store,
+            args.stream,
         )
     )
 
@@ -63,6 +74,7 @@ def run(
     burst: bool,
     workers: int = 1,
     store_url: str = "memory://",
+    stream: bool = False,
 ) -> str:
     replies: dict[str, queue.Queue[float]] = defaultdict(queue.Queue)
     typing: dict[str, list[float]] = defaultdict(list)
@@ -78,7 +90,8 @@ def run(
 
     graph, model = FakeGraph(), FakeOpenAI()
     graph.default = graph_answer
-    model.default = lambda request: completion("An answer of a typical length, a sentence or two.", delay=model_delay)
+    answer = LONG_ANSWER if stream else "An answer of a typical length, a sentence or two."
+    model.default = lambda request: completion(answer, delay=model_delay)
     service = start(
         graph,
         model,
@@ -89,6 +102,7 @@ def run(
         LIMIT_PER_MINUTE="0",
         LIMIT_PER_DAY="0",
         LIMIT_GLOBAL_PER_DAY="0",
+        STREAM="on" if stream else "off",
     )
     mids = itertools.count()
     acks: list[float] = []
@@ -163,6 +177,7 @@ def run(
         f"{design}: {people} people x {messages} messages, model {model_delay:g} s, "
         f"Graph API {graph_latency * 1000:.0f} ms"
         + (", all starting at once" if burst else "")
+        + (", a ~300-token answer streamed" if stream else "")
         + f", {workers} worker(s), {store_url}",
         f"  machine: {machine()}",
         f"  webhook ack      p50 {ms(percentile(acks, 50))}  p95 {ms(percentile(acks, 95))}"
