@@ -2,11 +2,16 @@
 
     python bench/cost.py
     python bench/cost.py --turns 200 --context-window 128000
+    python bench/cost.py --bursts     # 20 turns, every second one a burst of 3 messages
 
 This service (bounded history) against the seed design (the whole history, every time), both
 under gunicorn, talking to a fake model that refuses prompts over its context window as a
 real one does. Prompt size is measured at the fake model, in characters and in tokens by
 OpenAI's rule of thumb of four characters a token.
+
+With --bursts: one person's 20 turns, every second one a burst of three messages sent one
+after another as Meta delivers them while the model (--model-delay) answers; the model calls and prompt
+tokens it costs, with BURST_WAIT_SECONDS 0 (the default) and 1.
 """
 
 from __future__ import annotations
@@ -89,7 +94,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--context-window", type=int, default=128_000, help="tokens the fake model accepts")
-    args = parse(parser, turns=12)
+    parser.add_argument("--bursts", action="store_true", help="every second turn a burst of three messages")
+    parser.add_argument("--model-delay", type=float, default=0.3, help="seconds the fake model takes (--bursts)")
+    args = parse(parser, turns=12, model_delay=0.05)
+    if args.bursts:
+        turns = min(args.turns, 20)
+        print(f"One person, {turns} turns, every second one a burst of 3 messages ({turns * 2} messages)")
+        for wait in (0.0, 1.0 if args.model_delay >= 0.3 else 0.2):
+            tokens, calls, replies = burst_chat(turns, wait, args.model_delay)
+            print(f"BURST_WAIT_SECONDS={wait:g}: {calls} model calls, {replies} replies, {tokens:,} prompt tokens")
+        return
     ours = conversation(args.turns, args.context_window, baseline=False)
     seed = conversation(args.turns, args.context_window, baseline=True)
     print(
@@ -149,6 +163,43 @@ def conversation(turns: int, context_window: int, baseline: bool) -> list[int | 
         graph.close()
         fake_model.close()
     return sizes
+
+
+def burst_chat(turns: int, wait_seconds: float, model_delay: float) -> tuple[int, int, int]:
+    """Prompt tokens, model calls and replies of a chat whose every second turn is a burst of three messages."""
+    rng = random.Random(7)
+    chars: list[int] = []
+
+    def model(request: dict) -> Reply:
+        chars.append(sum(len(m["content"]) for m in request["messages"]))
+        return completion(" ".join(sentence(rng, 16) for _ in range(5)), delay=model_delay)
+
+    graph, fake_model = FakeGraph(), FakeOpenAI(model)
+    service = start(
+        graph, fake_model, LIMIT_PER_MINUTE="0", LIMIT_PER_DAY="0", BURST_WAIT_SECONDS=str(wait_seconds), STREAM="off"
+    )
+    psid = "4343"
+    sent = 0
+    try:
+        for turn in range(turns):
+            for _ in range(3 if turn % 2 else 1):
+                text = sentence(rng, 12)
+                event = {
+                    "sender": {"id": psid},
+                    "recipient": {"id": PAGE_ID},
+                    "timestamp": sent,
+                    "message": {"mid": f"m_burst_{sent}", "text": text},
+                }
+                sent += 1
+                service.post({"object": "page", "entry": [{"id": PAGE_ID, "time": 0, "messaging": [event]}]})
+            # The next turn comes once every message of this one has been answered.
+            fake_model.wait_for(lambda: any(text in r["messages"][-1]["content"] for r in fake_model.requests))  # noqa: B023
+            graph.wait_for(lambda: len(graph.texts(psid)) >= len(fake_model.requests))
+    finally:
+        service.stop()
+        graph.close()
+        fake_model.close()
+    return sum(chars) // 4, len(chars), len(graph.texts(psid))
 
 
 if __name__ == "__main__":
