@@ -371,9 +371,10 @@ class Bot:
             if sender.feed(text):
                 self._typing.again(psid)  # a message turns typing off; more is coming
 
-        with self._typing.shown(psid):
+        # Typing and seen start once the request has left: the model starts thinking first.
+        with self._typing.shown(psid, deferred=True) as show:
             try:
-                completion = self._model.complete(messages, written if sender else None)
+                completion = self._model.complete(messages, written if sender else None, on_send=show)
             except ModelError as error:
                 metrics.MODEL_LATENCY.observe(time.monotonic() - started)
                 metrics.MODEL_FAILURES.labels(error.failure.name.lower()).inc()

@@ -85,12 +85,15 @@ class ChatModel:
         self._model = settings.openai_model
         self._transcribe_model = settings.transcribe_model
         self._embedding_model = settings.embedding_model
+        # What to call, in this thread, once a request is on its way to the model (see `complete`).
+        self._on_send = threading.local()
         self._client = client or OpenAI(
             api_key=settings.openai_api_key.reveal(),
             # Explicit, so a stray OPENAI_BASE_URL the settings did not read cannot redirect the key.
             base_url=settings.openai_base_url or OPENAI_API_URL,
             timeout=settings.openai_timeout,
             max_retries=settings.openai_max_retries,
+            http_client=openai.DefaultHttpxClient(event_hooks={"request": [self._sending]}),
         )
         # OpenAI itself wants max_completion_tokens (reasoning models refuse max_tokens);
         # many compatible servers (older Ollama and vLLM) only know max_tokens.
@@ -137,14 +140,32 @@ class ChatModel:
             raise ModelError(classify(exc), getattr(exc, "status_code", None)) from None
         return [list(item.embedding) for item in sorted(result.data, key=lambda item: item.index)]
 
-    def complete(self, messages: list[ChatMessage], on_text: Callable[[str], None] | None = None) -> Completion:
+    def complete(
+        self,
+        messages: list[ChatMessage],
+        on_text: Callable[[str], None] | None = None,
+        on_send: Callable[[], None] | None = None,
+    ) -> Completion:
         """Return the model's reply to `messages`, fitted to the model's context window; with `on_text`, the
-        reply is streamed and `on_text` called with each piece as it is written.
+        reply is streamed and `on_text` called with each piece as it is written. `on_send` is called as each
+        try of the request leaves for the model (the typing indicator starts then, not before it).
 
         A refusal as too long teaches the window when it names it; otherwise the prompt is
         retried with half the history, then half the person's message, until it is the system
         message and a short message alone.
         """
+        self._on_send.callback = on_send
+        try:
+            return self._complete(messages, on_text)
+        finally:
+            self._on_send.callback = None
+
+    def _sending(self, request: object) -> None:
+        callback = getattr(self._on_send, "callback", None)
+        if callback is not None:
+            callback()
+
+    def _complete(self, messages: list[ChatMessage], on_text: Callable[[str], None] | None) -> Completion:
         fitted = self._fit(messages)
         while True:
             try:

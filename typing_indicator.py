@@ -34,26 +34,34 @@ class TypingIndicator:
         self.on_wait: Callable[[str], object] = lambda psid: None
 
     @contextmanager
-    def shown(self, psid: str) -> Iterator[None]:
-        """Show seen and typing while the block runs; on leaving, wait out any indicator call under way."""
-        with self._changed:
-            # Typing first: it is what tells the person an answer is coming.
-            self._in_flight[psid] = self._submit(psid, "typing_on", "mark_seen")
-            self._due[psid] = self._clock() + self._interval
-            if self._renewer is None:
-                # Started on first use, not at import, so that each forked server worker has its own.
-                self._renewer = threading.Thread(target=self._renew_forever, name="typing-renewer", daemon=True)
-                self._renewer.start()
-            self._changed.notify_all()
+    def shown(self, psid: str, deferred: bool = False) -> Iterator[Callable[[], None]]:
+        """Show seen and typing while the block runs, from its start or (`deferred`) from when the block calls
+        the function it is given; on leaving, wait out any indicator call under way."""
+
+        def begin() -> None:
+            with self._changed:
+                if psid in self._in_flight:
+                    return
+                # Typing first: it is what tells the person an answer is coming.
+                self._in_flight[psid] = self._submit(psid, "typing_on", "mark_seen")
+                self._due[psid] = self._clock() + self._interval
+                if self._renewer is None:
+                    # Started on first use, not at import, so that each forked server worker has its own.
+                    self._renewer = threading.Thread(target=self._renew_forever, name="typing-renewer", daemon=True)
+                    self._renewer.start()
+                self._changed.notify_all()
+
+        if not deferred:
+            begin()
         try:
-            yield
+            yield begin
         finally:
             with self._changed:
-                del self._due[psid]
-                call = self._in_flight.pop(psid)
+                self._due.pop(psid, None)
+                call = self._in_flight.pop(psid, None)
             # Typing that arrived after the reply would show for 20 s more: the reply waits for
             # a call already under way, and one not yet started is dropped.
-            if not call.cancel():
+            if call is not None and not call.cancel():
                 self.on_wait(psid)
                 call.result()
 

@@ -79,11 +79,20 @@ def run(
     replies: dict[str, queue.Queue[float]] = defaultdict(queue.Queue)
     typing: dict[str, list[float]] = defaultdict(list)
 
+    # A streamed answer comes in one message per paragraph: the reply is whole with its last.
+    pieces = LONG_ANSWER.count("\n\n") + 1 if stream else 1
+    received: dict[str, int] = defaultdict(int)
+    first_pieces: dict[str, list[float]] = defaultdict(list)
+
     def graph_answer(request: dict) -> Reply:
         now = time.monotonic()
         psid = request.get("recipient", {}).get("id", "")
         if "message" in request:
-            replies[psid].put(now)
+            received[psid] += 1
+            if received[psid] % pieces == 1 % pieces:
+                first_pieces[psid].append(now)
+            if received[psid] % pieces == 0:
+                replies[psid].put(now)
         elif request.get("sender_action") == "typing_on":
             typing[psid].append(now)
         return Reply(body={"recipient_id": psid, "message_id": "m_sent"}, delay=graph_latency)
@@ -107,6 +116,7 @@ def run(
     mids = itertools.count()
     acks: list[float] = []
     reply_latencies: list[float] = []
+    first_latencies: list[float] = []
     typing_latencies: list[float] = []
     lost = 0
     lock = threading.Lock()
@@ -147,6 +157,7 @@ def run(
             with lock:
                 acks.append(acked - sent)
                 reply_latencies.append(arrived - sent)
+                first_latencies.append(max(t for t in first_pieces[psid] if t <= arrived) - sent)
                 if shown:
                     typing_latencies.append(shown[0] - sent)
             assert response.status_code == 200
@@ -184,6 +195,8 @@ def run(
         f"  p99 {ms(percentile(acks, 99))}",
         f"  reply latency    p50 {percentile(reply_latencies, 50) / model_delay:.2f}x"
         f"  p95 {percentile(reply_latencies, 95) / model_delay:.2f}x  (of the model's delay)",
+        f"  first message    p50 {percentile(first_latencies, 50) / model_delay:.2f}x"
+        f"  p95 {percentile(first_latencies, 95) / model_delay:.2f}x",
         f"  typing shown     p95 {ms(percentile(typing_latencies, 95))}"
         if typing_latencies
         else "  typing shown     never",
