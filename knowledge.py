@@ -391,7 +391,6 @@ class Knowledge:
         reload_seconds: float,
         embed: Embed | None = None,
         cache: EmbeddingCache | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ):
         self._folder = folder
         self.max_tokens = max_tokens
@@ -399,24 +398,23 @@ class Knowledge:
         self._reload_seconds = reload_seconds
         self._embed = embed
         self._cache = cache
-        self._clock = clock
         self._lock = threading.Lock()
         self._fingerprint = fingerprint(folder)
         self._shelf = self._read()
-        self._checked = clock()
+        self._checked = time.monotonic()
 
     @property
     def shelf(self) -> Shelf:
         """The current reading, re-read first if a file changed since the last look (at most every
         KNOWLEDGE_RELOAD_SECONDS)."""
-        if self._clock() - self._checked >= self._reload_seconds:
+        if time.monotonic() - self._checked >= self._reload_seconds:
             with self._lock:
-                if self._clock() - self._checked >= self._reload_seconds:
+                if time.monotonic() - self._checked >= self._reload_seconds:
                     self._look()
         return self._shelf
 
     def _look(self) -> None:
-        self._checked = self._clock()
+        self._checked = time.monotonic()
         now = fingerprint(self._folder)
         if now != self._fingerprint:
             self._fingerprint = now

@@ -55,7 +55,9 @@ def streamed(
     reply: Reply, include_usage: bool = True, cut_after: int | None = None, tokens_per_second: float = 0.0
 ) -> Reply:
     """A chat completion as OpenAI streams it: a role chunk, the content a token (about four characters) at a
-    time, a chunk with the finish reason, a usage chunk when asked for, then [DONE]."""
+    time, a chunk with the finish reason, a usage chunk when asked for, then [DONE]. Without `include_usage`
+    it streams as llama-cpp-python's server does (0.3.36, checked by hand): no usage chunk even when asked,
+    and no `usage` key in the chunks."""
     body = reply.body
     choice = body["choices"][0]
     text = choice["message"]["content"] or ""
