@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -59,10 +60,10 @@ class GunicornService:
     """`gunicorn -c gunicorn.conf.py` started with the given settings; stopped with SIGTERM."""
 
     def __init__(self, settings: dict[str, str], app: str | None = None, ready_line: str = "ready:"):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.app_secret = settings["APP_SECRET"]
-        env = {**os.environ, **settings, "PYTHONPATH": str(ROOT), "HOST": "127.0.0.1", "PORT": str(self.port)}
+        # Port 0: gunicorn binds a free port itself and says which. A port probed free beforehand
+        # could be taken (by any outgoing connection's ephemeral port) before gunicorn binds it.
+        env = {**os.environ, **settings, "PYTHONPATH": str(ROOT), "HOST": "127.0.0.1", "PORT": "0"}
         command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
         if app:
             command.append(app)
@@ -75,6 +76,10 @@ class GunicornService:
             text=True,
         )
         self.lines = Lines(self.process.stdout)
+        listening = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", self.lines.wait_for("Listening at:"))
+        assert listening is not None
+        self.port = int(listening.group(1))
+        self.url = f"http://127.0.0.1:{self.port}"
         self.lines.wait_for(ready_line)
         self.session = requests.Session()
 
