@@ -228,10 +228,12 @@ class ChatModel:
             raise ModelError(classify(exc), getattr(exc, "status_code", None), stated_window(exc)) from None
         except ValueError:
             raise ModelError(Failure.SERVER) from None  # a 200 that is not JSON
-        choices = body.get("choices") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            body = {}
+        choices = body.get("choices")
         choice = choices[0] if choices else {}
         message = choice.get("message") or {}
-        usage = body.get("usage") or {} if isinstance(body, dict) else {}
+        usage = body.get("usage") or {}
         return Completion(
             text=(message.get("content") or message.get("refusal") or "").strip(),
             finish_reason=choice.get("finish_reason"),
