@@ -99,22 +99,15 @@ class Library:
     skipped: tuple[tuple[str, str], ...]  # (file, why)
     ignored: int  # files of other kinds (not Markdown, text or PDF)
 
-    @property
-    def tokens(self) -> int:
-        return sum(section.tokens() for section in self.sections)
-
 
 @dataclass(frozen=True)
 class Chosen:
     """The sections one model call carries, and why."""
 
     sections: tuple[Section, ...]
+    tokens: int
     searched: bool
     scores: tuple[float, ...] = ()  # in the order of `sections`, when searched
-
-    @property
-    def tokens(self) -> int:
-        return sum(section.tokens() for section in self.sections)
 
 
 class Unreadable(Exception):
@@ -420,15 +413,23 @@ class Knowledge:
             self._fingerprint = now
             # The old shelf is not closed: a thread may be searching it; it closes when dropped.
             self._shelf = self._read()
-        elif self._embed and len(self._shelf.vectors) < len(self._shelf.library.sections):
+        elif self._embeds(self._shelf) and len(self._shelf.vectors) < len(self._shelf.library.sections):
             self._embed_shelf(self._shelf)  # the embedding server failed before: try again
+
+    def searched(self, shelf: Shelf) -> bool:
+        """Whether this reading is searched for each message (over the budget), rather than sent whole."""
+        return shelf.tokens > self.max_tokens
+
+    def _embeds(self, shelf: Shelf) -> bool:
+        """Whether this reading needs embeddings: searched, with EMBEDDING_MODEL set."""
+        return self._embed is not None and self.searched(shelf)
 
     def _read(self) -> Shelf:
         library = read_folder(self._folder, self._max_file_bytes)
         for name, why in library.skipped:
             logger.warning("knowledge file %s skipped: %s", name, why)
         shelf = Shelf(library)
-        mode = "whole in every prompt" if shelf.tokens <= self.max_tokens else "searched for each message"
+        mode = "searched for each message" if self.searched(shelf) else "whole in every prompt"
         logger.info(
             "knowledge: %d files, %d sections, about %d tokens: %s%s",
             len(library.files),
@@ -437,7 +438,7 @@ class Knowledge:
             mode,
             f" ({library.ignored} files of other kinds ignored)" if library.ignored else "",
         )
-        if self._embed and shelf.tokens > self.max_tokens:
+        if self._embeds(shelf):
             self._embed_shelf(shelf)
         return shelf
 
@@ -455,8 +456,8 @@ class Knowledge:
         """The sections for a model call about `message`, the previous exchange (`context`) helping."""
         shelf = self.shelf
         sections = shelf.library.sections
-        if shelf.tokens <= self.max_tokens:
-            return Chosen(sections, searched=False)
+        if not self.searched(shelf):
+            return Chosen(sections, shelf.tokens, searched=False)
         ranked = self._ranked(shelf, message, context)
         chosen: list[tuple[int, float]] = []
         room = self.max_tokens
@@ -466,7 +467,9 @@ class Knowledge:
                 chosen.append((number, score))
                 room -= tokens
         chosen.sort()  # in the files' order, which reads better than by score
-        return Chosen(tuple(sections[n] for n, _ in chosen), True, tuple(score for _, score in chosen))
+        return Chosen(
+            tuple(sections[n] for n, _ in chosen), self.max_tokens - room, True, tuple(score for _, score in chosen)
+        )
 
     def _ranked(self, shelf: Shelf, message: str, context: str) -> list[tuple[int, float]]:
         """Sections over the relevance floor, best first, with their scores (BM25, or fused with embeddings)."""
@@ -565,7 +568,7 @@ def _describe(found: Knowledge, settings: Settings) -> None:
         f"{settings.knowledge_dir}: {len(library.files)} files, {len(library.sections)} sections, "
         f"about {shelf.tokens} tokens"
     )
-    if shelf.tokens <= found.max_tokens:
+    if not found.searched(shelf):
         click.echo(f"mode: whole, in every prompt (within KNOWLEDGE_MAX_TOKENS={found.max_tokens})")
     else:
         how = f"words (BM25) and embeddings ({settings.embedding_model})" if shelf.vectors else "words (BM25)"

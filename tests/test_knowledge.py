@@ -343,3 +343,12 @@ def test_the_terminal_chat_answers_from_the_knowledge(folder, openai_server):
     )
     assert result.returncode == 0, result.stderr
     assert "water bowl" in openai_server.requests[-1]["messages"][0]["content"]
+
+
+def test_knowledge_sent_whole_is_never_embedded(ask, openai_server, folder):
+    for path in folder.glob("*.md"):
+        if path.name != "hours.md":
+            path.unlink()
+    ask("open on saturday?", EMBEDDING_MODEL="text-embedding-3-small", KNOWLEDGE_RELOAD_SECONDS="0")
+    ask("and on sunday?", EMBEDDING_MODEL="text-embedding-3-small", KNOWLEDGE_RELOAD_SECONDS="0")
+    assert not any(path.endswith("/embeddings") for path in openai_server.paths)
