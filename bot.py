@@ -136,7 +136,7 @@ class Bot:
                 break
             burst.append((event, how))
         if len(burst) == 1 or self._paused(first):
-            self.handle(first)  # a pause records each message on its own
+            self._handle(*burst[0])  # a pause records each message on its own
             return 1
         logger.info("event psid=%s: a burst of %d messages, answered together", first.psid, len(burst))
         if self._admit(first):
@@ -153,7 +153,9 @@ class Bot:
 
     def handle(self, event: Event) -> None:
         """Answer one event."""
-        how = route(event, self._settings)
+        self._handle(event, route(event, self._settings))
+
+    def _handle(self, event: Event, how: Route) -> None:
         if how.case in SILENCED and self._paused(event):
             logger.info("event psid=%s: %s, not answered: the page's people are talking", event.psid, how.case.value)
             metrics.REPLIES.labels("silent", event.channel).inc()
