@@ -5,9 +5,11 @@ setting stops gunicorn with the one clear message instead of a worker's tracebac
 """
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 # prometheus_client chooses between one process's registry and files shared by the workers when
 # it is first imported, which the imports below do: the folder must be set before them. Files
@@ -17,8 +19,14 @@ if OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bot-metrics-")
 METRICS_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 METRICS_DIR.mkdir(parents=True, exist_ok=True)
+# Only prometheus_client's own files (counter_<pid>.db, gauge_liveall_<pid>.db...): the folder may hold
+# other files, such as the SQLite store's, which are not the metrics' to delete.
+METRICS_FILE = re.compile(r"(?:counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
 for stale in METRICS_DIR.glob("*.db"):
-    stale.unlink()
+    if METRICS_FILE.fullmatch(stale.name):
+        stale.unlink()
+
+from gunicorn.glogging import Logger  # noqa: E402
 
 from config import ConfigError, load_settings  # noqa: E402 (after the metrics folder is set, see above)
 from service import answer_seconds  # noqa: E402
@@ -60,6 +68,21 @@ keepalive = 15
 # query string.
 accesslog = "-"
 access_log_format = '%(p)s %(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+
+
+class EscapedPathLogger(Logger):
+    """Gunicorn's logger, with the path shown as sent (percent-encoded), not decoded: a client's `%0a` would
+    otherwise start a line of its own, one that could pass for the service's."""
+
+    def atoms(self, resp: object, req: object, environ: dict, request_time: object) -> dict:
+        atoms = super().atoms(resp, req, environ, request_time)
+        atoms["U"] = quote(environ.get("PATH_INFO") or "", safe=PATH_CHARACTERS)
+        return atoms
+
+
+# What a path may hold unescaped: RFC 3986's unreserved characters, sub-delimiters, ':', '@' and '/'.
+PATH_CHARACTERS = "/:@!$&'()*+,;=-._~"
+logger_class = EscapedPathLogger
 
 
 def worker_exit(server: object, worker: object) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 REDACTED = "[redacted]"
@@ -27,6 +27,9 @@ class RedactSecrets(logging.Filter):
         return self._pattern.sub(REDACTED, text) if self._pattern else text
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, FIELDS):
+            # Kept before the message is flattened, which loses the format they are read from.
+            setattr(record, FIELDS, {key: self.redact(value) for key, value in own_fields(record).items()})
         message = record.getMessage()
         record.msg, record.args = self.redact(message), None
         if record.exc_info and not record.exc_text:
@@ -36,25 +39,59 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-# The key=value fields our log lines carry (psid=..., model_ms=...), lifted into JSON entries.
-FIELD = re.compile(r"(?<!\S)([a-z_]+)=([^\s,;]+)")
+# A printf placeholder in a log call's format ("%s", "%.0f", "%(U)s"), and the key=value field it may fill.
+PLACEHOLDER = re.compile(r"%(?:\((\w+)\))?[-#0 +]*(?:\d+)?(?:\.\d+)?[diouxXeEfFgGcrsa%]")
+FIELD_KEY = re.compile(r"(?<!\S)([a-z_]+)=$")
 ENTRY_KEYS = ("time", "level", "logger", "message", "exception")
+# Where a record keeps its fields once RedactSecrets has flattened its message (and so lost its format).
+FIELDS = "lifted_fields"
+
+
+def own_fields(record: logging.LogRecord) -> dict[str, str]:
+    """The key=value fields of a log call's own format ("psid=%s model_ms=%.0f"), each with its argument.
+
+    Read from the format, never from the message: text a client sent (a path, a message) may contain
+    "psid=..." too, and must not become a field of its own.
+    """
+    if not isinstance(record.msg, str) or not record.args:
+        return {}
+    args = record.args
+    fields: dict[str, str] = {}
+    position = 0
+    for placeholder in PLACEHOLDER.finditer(record.msg):
+        spec, name = placeholder.group(0), placeholder.group(1)
+        if spec == "%%":
+            continue
+        try:
+            if name is not None and isinstance(args, Mapping):
+                value = ("%" + spec[len(name) + 3 :]) % (args[name],)
+            elif name is None and isinstance(args, tuple):
+                value, position = spec % (args[position],), position + 1
+            else:
+                return fields
+        except (IndexError, KeyError, TypeError, ValueError):
+            return fields
+        key = FIELD_KEY.search(record.msg, 0, placeholder.start())
+        if key and key.group(1) not in ENTRY_KEYS:
+            fields[key.group(1)] = value
+    return fields
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, the line's key=value fields, any traceback."""
+    """One JSON object per line: time, level, logger, message, the fields of the line's format, any traceback."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
+        fields = getattr(record, FIELDS, None)
+        if fields is None:
+            fields = own_fields(record)
         entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": message,
+            "message": record.getMessage(),
         }
-        for key, raw in FIELD.findall(message):
-            if key not in ENTRY_KEYS:
-                entry[key] = _number(raw)
+        for key, raw in fields.items():
+            entry[key] = _number(raw)
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:

@@ -87,3 +87,23 @@ def test_json_logs_carry_the_line_s_fields_and_no_secret():
     assert graph["message"] == "Graph failed with [redacted] in the URL"
     assert "ValueError: token [redacted]" in boom["exception"]
     assert "EAAGsecret-token-42" not in result.stderr
+
+
+def test_json_fields_come_from_the_line_s_format_never_from_what_a_client_sent():
+    code = (
+        "import logging\n"
+        "from logs import configure_logging\n"
+        "configure_logging('INFO', [], 'json')\n"
+        "logging.getLogger('bot').info('webhook psid=%s said %s', '6543210987654321',\n"
+        "    'hi psid=VICTIM model_ms=999999')\n"
+        # Gunicorn's access line: a format of named atoms, the path a client chose among them.
+        "logging.getLogger('gunicorn.access').info('%(h)s \"%(m)s %(U)s\" %(s)s', "
+        "{'h': '127.0.0.1', 'm': 'GET', 'U': '/y psid=VICTIM model_ms=999999', 's': '404'})\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    said, access = [json.loads(line) for line in result.stderr.splitlines()]
+    assert said["psid"] == "6543210987654321"
+    assert "model_ms" not in said
+    assert said["message"] == "webhook psid=6543210987654321 said hi psid=VICTIM model_ms=999999"
+    assert "psid" not in access
+    assert "model_ms" not in access

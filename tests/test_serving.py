@@ -149,3 +149,16 @@ def test_compose_runs_redis_with_persistence_and_waits_for_a_graceful_stop(gunic
     grace = re.search(r"stop_grace_period: (\d+)s", compose)
     assert grace is not None
     assert int(grace.group(1)) > gunicorn_conf["graceful_timeout"]
+
+
+def test_the_metrics_folder_loses_only_prometheus_files_at_start(environment, tmp_path):
+    metrics_dir = tmp_path / "data"
+    metrics_dir.mkdir()
+    theirs = ["counter_123.db", "gauge_liveall_123.db", "histogram_7.db", "summary_7.db"]
+    ours = ["bot.db", "bot.db-wal", "bot.db-shm", "counter.db", "orders_1.db"]
+    for name in theirs + ours:
+        (metrics_dir / name).write_bytes(b"kept?")
+    environment.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+    environment.setenv("STORE_URL", f"sqlite:///{metrics_dir}/bot.db")
+    runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert sorted(path.name for path in metrics_dir.iterdir()) == sorted(ours)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from http import HTTPStatus
 from http.client import HTTPConnection
 
+import requests
+
 import replies
 from fakes import Reply, completion, echo_answer, openai_error
 from helpers import PAGE_ID, each_message, load, page_body, text_event
@@ -200,3 +202,11 @@ def test_an_instagram_conversation_over_gunicorn(service, fakes, person):
         {"text": "You said: Hi from Instagram, my name is Ada"},
         {"text": "You said: what is my name?"},
     ]
+
+
+def test_a_path_cannot_forge_a_log_line(service, fakes):
+    forged = "/y%0a1999-01-01 12:00:00 ERROR bot: model failed FORGED"
+    assert requests.get(service.url + forged, timeout=10).status_code == 404
+    line = service.lines.wait_for('"GET /y')
+    assert "/y%0A1999-01-01%2012:00:00%20ERROR%20bot:%20model%20failed%20FORGED" in line
+    assert not any(seen.startswith("1999-01-01") for seen in service.lines.seen)
