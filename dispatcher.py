@@ -151,6 +151,12 @@ class Dispatcher:
                 self._stopping.wait(delay)
             except Stopping:
                 break
+            except Exception:
+                # A bug, not the store: the thread must not die holding the person's place in `_drains`,
+                # or nothing would ever answer them again. What stays queued is answered at their next event
+                # (or by the sweeper, with a shared store).
+                logger.exception("the queue of psid=%s stopped on an unexpected error; it resumes later", psid)
+                break
         self._finished(psid)
 
     def _let_go_unless_queued(self, psid: str) -> bool:
@@ -198,12 +204,24 @@ class Dispatcher:
 
     def _gathered(self, psid: str, items: list[str]) -> list[str]:
         """The queue's head, once the person has stopped typing for the handler's wait (none by default)."""
-        while self._gather is not None and (seconds := self._gather(_readable(items))) > 0:
+        while self._gather is not None and (seconds := self._gather_seconds(psid, items)) > 0:
             self._wait(seconds)
             if self._stopping.is_set():
                 raise Stopping
             items = self._store.peek(psid, MAX_BURST) or items
         return items
+
+    def _gather_seconds(self, psid: str, items: list[str]) -> float:
+        """The handler's wait for these events; none if it fails (the events are answered, or dropped, by
+        `_answer`)."""
+        assert self._gather is not None
+        try:
+            return self._gather(_readable(items))
+        except StoreUnavailable:
+            raise
+        except Exception:
+            logger.exception("deciding whether to wait for more events for psid=%s failed; answering now", psid)
+            return 0.0
 
     def _answer(self, psid: str, items: list[str]) -> int:
         """Answer the first event and whatever the handler takes with it; return how many left the queue."""

@@ -21,7 +21,10 @@ AUDIO_TYPES = ("audio/", "video/mp4", "video/3gpp")
 
 def fetchable(url: str, allow_http: bool) -> bool:
     """True for media links the bot may fetch or pass on: HTTPS, or plain HTTP where allowed for local tests."""
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        return False  # not a URL (an unclosed "[", say): nothing to fetch
     return scheme == "https" or (allow_http and scheme == "http")
 
 
@@ -40,9 +43,9 @@ def downloaded(
     accepted_types: tuple[str, ...] = AUDIO_TYPES,
 ) -> Iterator[Path]:
     """Download `url` into a temporary file that is removed when the block ends."""
-    scheme = urlsplit(url).scheme
     if not fetchable(url, allow_http):
-        raise MediaError(f"refused a {scheme or 'schemeless'} URL: media is fetched over HTTPS only")
+        raise MediaError("refused a URL that is not HTTPS: media is fetched over HTTPS only")
+    scheme = urlsplit(url).scheme
     deadline = time.monotonic() + timeout
     try:
         with session.get(url, stream=True, timeout=timeout, allow_redirects=True) as response:

@@ -6,14 +6,14 @@ import threading
 
 import pytest
 import responses
-from test_media import AUDIO, AUDIO_URL, PHOTO_URL
+from test_media import AUDIO, AUDIO_URL, PHOTO_URL, photo_at
 
 import replies
 from app import EXTENSION
 from dispatcher import Dispatcher
 from events import Message
 from fakes import Reply, echo_answer
-from helpers import PSID, load, page_body, text_event
+from helpers import PSID, load, page_body, poster, text_event
 from store import Bounds
 from store.memory import MemoryStore
 
@@ -167,3 +167,12 @@ def test_the_short_wait_gathers_a_message_sent_during_it(make_app, config, wait_
     else:
         assert clock.waits == []
         assert batches == [["message 0"]]
+
+
+def test_a_photo_link_that_is_no_url_during_the_short_wait_still_gets_an_answer(make_app, config, graph):
+    config.update(BURST_WAIT_SECONDS="0.01")
+    post = poster(make_app(config))
+    post(photo_at("https://[broken/photo.jpg", caption="what is this?"))
+    post(page_body(text_event("hello?")))
+    assert len(graph.texts(PSID)) == 2
+    assert graph.texts(PSID)[-1] == "You said: hello?"

@@ -79,6 +79,46 @@ def test_an_event_that_breaks_the_bot_is_dropped_and_the_queue_goes_on(store):
     assert store.peek("1") == []
 
 
+def test_a_failure_while_gathering_a_burst_is_logged_and_the_queue_goes_on(store, caplog):
+    handled: list[str] = []
+
+    def gather(events: list[Event]) -> float:
+        if events[0].event_id == "m0":
+            raise ValueError("a bug this event triggers")
+        return 0.0
+
+    dispatcher = Dispatcher(store, one_at_a_time(lambda event: handled.append(event.event_id)), 1, 60, gather=gather)
+    dispatcher.submit([message(0)])
+    assert dispatcher.wait_idle(timeout=10)
+    dispatcher.submit([message(1)])
+    assert dispatcher.wait_idle(timeout=10)
+    dispatcher.close(finish_queued=True)
+    assert handled == ["m0", "m1"]
+    assert "a bug this event triggers" in caplog.text
+
+
+def test_an_unexpected_failure_of_the_drain_is_logged_and_a_later_event_is_answered(store, caplog):
+    handled: list[str] = []
+    pop = store.pop
+    failures = iter([RuntimeError("a bug in the drain")])
+
+    def pop_once_broken(*args, **kwargs):
+        failure = next(failures, None)
+        if failure:
+            raise failure
+        return pop(*args, **kwargs)
+
+    store.pop = pop_once_broken
+    dispatcher = Dispatcher(store, one_at_a_time(lambda event: handled.append(event.event_id)), 1, 60)
+    dispatcher.submit([message(0)])
+    assert dispatcher.wait_idle(timeout=10)
+    dispatcher.submit([message(1)])
+    assert dispatcher.wait_idle(timeout=10)
+    dispatcher.close(finish_queued=True)
+    assert handled[-1] == "m1"
+    assert "a bug in the drain" in caplog.text
+
+
 def test_wait_idle_reports_work_still_running(store):
     release = threading.Event()
 
