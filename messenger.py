@@ -8,6 +8,7 @@ import hmac
 import logging
 import re
 import time
+import unicodedata
 from collections.abc import Callable
 from http import HTTPStatus
 from urllib.parse import urlencode
@@ -142,11 +143,17 @@ class Messenger:
         """Close the connections to the Graph API."""
         self._adapter.close()
 
+    def split(self, psid: str, text: str) -> list[str]:
+        """The messages `text` becomes for this person: within their channel's length limit."""
+        if recipient(psid)[0] == INSTAGRAM:
+            return split_text(text, INSTAGRAM_MAX_BYTES, _utf8_units)
+        return split_text(text)
+
     def send_text(self, psid: str, text: str) -> list[tuple[str, str]]:
         """Send `text` to a person (by key) as one or more messages, in order; return (message id, text) for each."""
         channel, to = recipient(psid)
         sent = []
-        for piece in split_text(text) if channel != INSTAGRAM else split_text(text, INSTAGRAM_MAX_BYTES, _utf8_units):
+        for piece in self.split(psid, text):
             if piece.strip():
                 answer = self._post(
                     _text_payload(channel, to, piece), psid=psid, what="message", max_retries=self._max_retries
@@ -285,16 +292,21 @@ def _utf8_units(char: str) -> int:
 
 
 def split_text(text: str, limit: int = MAX_TEXT_LENGTH, units: Callable[[str], int] = _utf16_units) -> list[str]:
-    """Split text into pieces of at most `limit` units (UTF-16 by default) whose concatenation is `text`."""
+    """Split text into pieces of at most `limit` units (UTF-16 by default) whose concatenation is `text`.
+
+    One pass: each piece reads only the characters that may go into it, so a long text costs its length.
+    A piece never ends inside a character a person sees as one (an emoji joined by ZWJ, a flag, an accent).
+    """
     pieces: list[str] = []
-    rest = text
-    while sum(map(units, rest)) > limit:
-        window = rest[: _fitting_prefix(rest, limit, units)]
-        cut = _best_cut(window)
-        pieces.append(rest[:cut])
-        rest = rest[cut:]
-    if rest:
-        pieces.append(rest)
+    start = 0
+    while start < len(text):
+        end = _fitting_end(text, start, limit, units)
+        if end == len(text):
+            pieces.append(text[start:])
+            break
+        cut = _whole_character_end(text, start, start + _best_cut(text[start:end]))
+        pieces.append(text[start:cut])
+        start = cut
     return pieces
 
 
@@ -309,10 +321,49 @@ def _best_cut(window: str) -> int:
     return len(window)
 
 
-def _fitting_prefix(text: str, limit: int, units: Callable[[str], int]) -> int:
+def _fitting_end(text: str, start: int, limit: int, units: Callable[[str], int]) -> int:
+    """Where the longest piece from `start` within `limit` units ends."""
     used = 0
-    for index, char in enumerate(text):
-        used += units(char)
+    for index in range(start, len(text)):
+        used += units(text[index])
         if used > limit:
             return index
     return len(text)
+
+
+# What joins the character before it into one that a person sees: combining marks, the zero-width joiner
+# (on either side), variation selectors, skin tones and tag characters (subdivision flags).
+ZWJ = "\u200d"
+
+
+def _joins(before: str, char: str) -> bool:
+    code = ord(char)
+    return (
+        before == ZWJ
+        or char == ZWJ
+        or unicodedata.category(char) in ("Mn", "Me", "Mc")
+        or 0xFE00 <= code <= 0xFE0F
+        or 0x1F3FB <= code <= 0x1F3FF
+        or 0xE0020 <= code <= 0xE007F
+    )
+
+
+def _regional(char: str) -> bool:
+    return 0x1F1E6 <= ord(char) <= 0x1F1FF
+
+
+def _whole_character_end(text: str, start: int, cut: int) -> int:
+    """`cut`, moved back to where a character a person sees ends (never back to `start`: a piece is never empty)."""
+    while cut - 1 > start and cut < len(text):
+        before, char = text[cut - 1], text[cut]
+        if _regional(before) and _regional(char):
+            # Flags are pairs of regional indicators: the cut is inside one if an odd number precede it.
+            run = cut
+            while run > start and _regional(text[run - 1]):
+                run -= 1
+            if (cut - run) % 2 == 0:
+                return cut
+        elif not _joins(before, char):
+            return cut
+        cut -= 1
+    return cut

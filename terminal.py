@@ -28,6 +28,10 @@ class TerminalChannel:
     def __init__(self) -> None:
         self._replies = itertools.count()
 
+    def split(self, psid: str, text: str) -> list[str]:
+        """A terminal shows a reply of any length as one."""
+        return [text]
+
     def send_text(self, psid: str, text: str) -> list[tuple[str, str]]:
         """Print the reply."""
         click.echo(f"bot> {text}")

@@ -72,6 +72,31 @@ def test_split_at_bytes_keeps_every_character_and_every_piece_fits(text):
     assert all(0 < len(piece.encode()) <= INSTAGRAM_MAX_BYTES for piece in pieces)
 
 
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # one emoji of four, joined by ZWJ
+FLAG = "\U0001f1eb\U0001f1f7"  # a pair of regional indicators
+WAVE = "\U0001f44b\U0001f3fd"  # a hand and its skin tone
+ACCENTED = "e\u0301"  # e and a combining acute accent
+
+
+@pytest.mark.parametrize("unit", [FAMILY, FLAG, WAVE, ACCENTED], ids=["zwj", "flag", "skin-tone", "combining"])
+@pytest.mark.parametrize("offset", [0, 1, 2, 3])
+def test_split_at_bytes_never_cuts_a_character_a_person_sees_as_one(unit, offset):
+    text = "x" * offset + unit * 400  # no space to cut at: the cut falls wherever the bytes run out
+    pieces = split_text(text, INSTAGRAM_MAX_BYTES, _utf8_units)
+    assert "".join(pieces) == text
+    assert len(pieces) > 1
+    assert all(len(piece.encode()) <= INSTAGRAM_MAX_BYTES for piece in pieces)
+    for piece in pieces[1:]:
+        assert piece.startswith(unit), "a piece starts inside what a person sees as one character"
+
+
+def test_a_megabyte_answer_is_split_whole():
+    text = "A sentence of a very long answer, written on and on. " * 20_000
+    for pieces in (split_text(text), split_text(text, INSTAGRAM_MAX_BYTES, _utf8_units)):
+        assert "".join(pieces) == text
+        assert all(piece.endswith(". ") for piece in pieces[:-1])
+
+
 def test_a_photo_goes_to_the_model(post, openai_server):
     post(ig("photo.json"))
     content = openai_server.requests[0]["messages"][-1]["content"]
