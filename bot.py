@@ -49,6 +49,9 @@ FOR_THE_MODEL = {Case.TEXT, Case.BUTTON, Case.PHOTOS, Case.VOICE}
 class Channel(Protocol):
     """Where replies go: Messenger's Send API, or the terminal."""
 
+    def split(self, psid: str, text: str) -> list[str]:
+        """The messages `text` becomes for this person, within their channel's length limit."""
+
     def send_text(self, psid: str, text: str) -> list[tuple[str, str]]:
         """Send a reply; return (message id, text) for each message it took. May raise GraphError."""
 
@@ -63,6 +66,50 @@ class Channel(Protocol):
 
 
 Handler = Callable[[Event, Route], None]
+
+
+class Outbox:
+    """Sends one answer's messages: at most MAX_MESSAGES_PER_REPLY of them (and, when the answer was cut, the
+    notice that says so). Past the cap, or once Meta refused a message, the rest of the answer is not sent."""
+
+    def __init__(self, send: Callable[[str], list[tuple[str, str]]], split: Callable[[str], list[str]], cap: int):
+        self._send = send
+        self._split = split
+        self._room = cap
+        # (message id, text) of each message sent, and each text given as it was delivered.
+        self.sent: list[tuple[str, str]] = []
+        self._delivered: list[str] = []
+        self.full = False  # the answer needed more messages than the cap allows
+        self.refused = False  # Meta refused a message
+
+    def __call__(self, text: str) -> list[tuple[str, str]]:
+        """Send a part of the answer as one or more messages; return those sent (none: nothing more will be)."""
+        if self.full or self.refused:
+            return []
+        pieces = [piece for piece in self._split(text) if piece.strip()]
+        if len(pieces) > self._room:
+            self.full, pieces = True, pieces[: self._room]
+        sent: list[tuple[str, str]] = []
+        for piece in pieces:
+            took = self._send(piece)
+            if not took:
+                self.refused = True
+                break
+            sent += took
+        self._room -= len(sent)
+        self.sent += sent
+        if sent:
+            self._delivered.append("".join(piece for _, piece in sent))
+        return sent
+
+    def notice(self, text: str) -> None:
+        """Say that the answer stops here."""
+        if not self.refused:
+            self.sent += self._send(text)
+
+    def delivered(self) -> str:
+        """The answer as it reached the person."""
+        return "\n\n".join(self._delivered)
 
 
 @dataclass(frozen=True)
@@ -317,7 +364,7 @@ class Bot:
             return
         event = messages[-1].event
         psid = event.psid
-        parts = [self._as_read(message) for message in messages]
+        parts = self._as_read(messages)
         said = "\n\n".join(text for text, _ in parts if text)
         photos = tuple(url for message in messages for url in message.photos)[: self._settings.max_images]
         heard = [message.text for message in messages if message.heard]
@@ -327,9 +374,14 @@ class Bot:
         # A voice message's answer opens with what was heard.
         opening = replies.HEARD.format(transcript=prompt.shorten(" ".join(heard), HEARD_CHARS), reply="")
         opening = opening if heard else ""
-        sender = ParagraphSender(lambda piece: self._send(event, piece), opening) if self._settings.stream else None
+        outbox = Outbox(
+            lambda piece: self._send(event, piece),
+            lambda text: self._channel.split(psid, text),
+            self._settings.max_messages_per_reply,
+        )
+        sender = ParagraphSender(outbox, opening) if self._settings.stream else None
         started = time.monotonic()
-        completion = self._ask(event, prompt.build(self._budget, history, said, photos, knowledge), sender)
+        completion = self._ask(event, prompt.build(self._budget, history, said, photos, knowledge), sender, outbox)
         if completion is None:
             return
         model_ms = (time.monotonic() - started) * 1000
@@ -338,15 +390,14 @@ class Bot:
             logger.info("reply for psid=%s hit REPLY_MAX_TOKENS and was cut short", psid)
         # A photo stays in the history as a marker: Meta's attachment links expire.
         kept = "\n\n".join(kept for _, kept in parts if kept)
+        answered = self._deliver(event, completion, sender, outbox, opening)
         if completion.cut_said is not None:
             logger.info("message from psid=%s cut to fit the model's context window", psid)
-            self._send(event, replies.CUT_TO_FIT)
             kept = prompt.history_text(completion.cut_said, photos, bool(heard))
-        sent, answered = self._deliver(event, completion, sender, opening)
-        if sent and answered:
+        if outbox.sent and answered:
             # Kept only once delivered, so the history holds no answer the person never saw.
             self._keep(psid, Turn(kept, answered))
-        _observe_reply(event, completion, sent)
+        _observe_reply(event, completion, outbox.sent)
         logger.info(
             "replied psid=%s model_ms=%.0f prompt_tokens=%s completion_tokens=%s cached_tokens=%s pieces=%d "
             "knowledge_sections=%d knowledge_tokens=%d",
@@ -355,28 +406,36 @@ class Bot:
             completion.prompt_tokens,
             completion.completion_tokens,
             completion.cached_tokens,
-            len(sent),
+            len(outbox.sent),
             len(chosen.sections) if chosen else 0,
             chosen.tokens if chosen else 0,
         )
 
     def _ask(
-        self, event: Event, messages: list[prompt.ChatMessage], sender: ParagraphSender | None
+        self, event: Event, messages: list[prompt.ChatMessage], sender: ParagraphSender | None, outbox: Outbox
     ) -> Completion | None:
         """The model's answer, typing shown meanwhile; streamed paragraph by paragraph through `sender` if given.
         None if the model failed (the person got an apology)."""
         psid = event.psid
         started = time.monotonic()
 
-        def written(text: str) -> None:
+        def written(text: str) -> bool:
             assert sender is not None
             if sender.feed(text):
                 self._typing.again(psid)  # a message turns typing off; more is coming
+            return not outbox.full  # past the message cap, the rest of the answer is not wanted
 
         # Typing and seen start once the request has left: the model starts thinking first.
         with self._typing.shown(psid, deferred=True) as show:
             try:
-                completion = self._model.complete(messages, written if sender else None, on_send=show)
+                completion = self._model.complete(
+                    messages,
+                    written if sender else None,
+                    on_send=show,
+                    take_back=sender.take_back if sender else None,
+                    # Before the answer, so that it never lands between two of its paragraphs.
+                    on_cut=lambda: self._send(event, replies.CUT_TO_FIT),
+                )
             except ModelError as error:
                 metrics.MODEL_LATENCY.observe(time.monotonic() - started)
                 metrics.MODEL_FAILURES.labels(error.failure.name.lower()).inc()
@@ -389,19 +448,22 @@ class Bot:
         return completion
 
     def _deliver(
-        self, event: Event, completion: Completion, sender: ParagraphSender | None, opening: str
-    ) -> tuple[list[tuple[str, str]], str]:
-        """Send the answer, or what is left of it when streamed; return the messages sent and the answer as the
-        person got it (for the history)."""
+        self, event: Event, completion: Completion, sender: ParagraphSender | None, outbox: Outbox, opening: str
+    ) -> str:
+        """Send the answer, or what is left of it when streamed; return the answer as the person got it (for the
+        history). An answer cut short (its stream broke, it ran out of time or of messages) says so."""
         if sender is None:
-            return self._send(event, opening + (completion.text or replies.EMPTY_REPLY)), completion.text
-        if not completion.broken:
+            outbox(opening + (completion.text or replies.EMPTY_REPLY))
+        elif completion.broken:
+            sender.cut_off()
+        else:
             sender.finish("" if completion.text else replies.EMPTY_REPLY)
-            return sender.sent, completion.text
-        logger.info("reply for psid=%s was cut off: the model's stream broke", event.psid)
-        sender.cut_off()
-        got = sender.delivered().removeprefix(opening.strip()).strip()
-        return sender.sent + self._send(event, replies.CUT_OFF), got
+        if not (completion.broken or outbox.full):
+            return completion.text if not outbox.refused else outbox.delivered().removeprefix(opening.strip()).strip()
+        why = "out of time" if completion.timed_out else "over MAX_MESSAGES_PER_REPLY" if outbox.full else "broken"
+        logger.info("reply for psid=%s was cut off: %s", event.psid, why)
+        outbox.notice(replies.CUT_OFF)
+        return outbox.delivered().removeprefix(opening.strip()).strip()
 
     def _knowledge_for(self, said: str, history: list[Turn]) -> Chosen | None:
         """The page's knowledge for this message; the last exchange helps follow-ups ("and on Sundays?")."""
@@ -410,22 +472,27 @@ class Bot:
         last = f"{history[-1].user}\n{history[-1].assistant}" if history else ""
         return self._knowledge.choose(said, last)
 
-    def _as_read(self, message: Said) -> tuple[str, str]:
-        """One message as the model reads it (cut to MAX_MESSAGE_CHARS, after the message it quotes), and as the
-        history keeps it."""
-        event, text = message.event, message.text
-        limit = self._settings.max_message_chars
-        if len(text) > limit:
-            logger.info("message from psid=%s cut from %d to %d characters", event.psid, len(text), limit)
-            text = text[:limit]
-            self._send(event, replies.TRUNCATED.format(limit=limit))
-        read = text
-        if isinstance(event, Message):
-            if event.text:
-                self._store.remember(event.psid, event.mid, event.text[: prompt.REMEMBERED_CHARS])
-            quoted = self._store.recall(event.psid, event.reply_to_mid) if event.reply_to_mid else None
-            read = prompt.with_quote(text, quoted)
-        return read, prompt.history_text(read, message.photos, message.heard)
+    def _as_read(self, messages: list[Said]) -> list[tuple[str, str]]:
+        """Each message as the model reads it (after the message it quotes), and as the history keeps it; together
+        within MAX_MESSAGE_CHARS (the person is told once if they were cut)."""
+        limit = room = self._settings.max_message_chars
+        parts = []
+        for message in messages:
+            event, text = message.event, message.text
+            if len(text) > room:
+                logger.info("message from psid=%s cut from %d to %d characters", event.psid, len(text), room)
+                text = text[:room]
+            room -= len(text)
+            read = text
+            if isinstance(event, Message):
+                if event.text:
+                    self._store.remember(event.psid, event.mid, event.text[: prompt.REMEMBERED_CHARS])
+                quoted = self._store.recall(event.psid, event.reply_to_mid) if event.reply_to_mid else None
+                read = prompt.with_quote(text, quoted)
+            parts.append((read, prompt.history_text(read, message.photos, message.heard)))
+        if room == 0 and sum(len(message.text) for message in messages) > limit:
+            self._send(messages[-1].event, replies.TRUNCATED.format(limit=limit))
+        return parts
 
     def _keep(self, psid: str, turn: Turn) -> None:
         """Add a turn to the history; if the store fails now, the turn is lost, not the event answered twice."""

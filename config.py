@@ -128,6 +128,10 @@ class Settings:
     ice_breakers: tuple[str, ...] = ()
     # Send the model's answer paragraph by paragraph as it is written.
     stream: bool = True
+    # The longest one answer may take, streamed or not, from the request to its last word.
+    model_answer_seconds: float = 120.0
+    # The most messages one answer may become; the rest is cut, with the cut-off notice.
+    max_messages_per_reply: int = 8
     # Seconds to wait after a person's message for more before asking the model (a burst answered together).
     burst_wait_seconds: float = 0.0
     # The page's own knowledge (knowledge.py): a folder of Markdown, text and PDF files.
@@ -321,6 +325,8 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "ICE_BREAKERS": ("ice_breakers", _ice_breakers),
     "BURST_WAIT_SECONDS": ("burst_wait_seconds", _non_negative_float),
     "STREAM": ("stream", _flag),
+    "MODEL_ANSWER_SECONDS": ("model_answer_seconds", _positive_float),
+    "MAX_MESSAGES_PER_REPLY": ("max_messages_per_reply", _positive_int),
     "KNOWLEDGE_DIR": ("knowledge_dir", _folder),
     "KNOWLEDGE_MAX_TOKENS": ("knowledge_max_tokens", _positive_int),
     "KNOWLEDGE_MAX_FILE_BYTES": ("knowledge_max_file_bytes", _positive_int),

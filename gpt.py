@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -70,6 +71,10 @@ class Completion:
     cut_said: str | None = None
     # A streamed answer whose stream broke midway: `text` is what arrived before it did.
     broken: bool = False
+    # The answer was cut at MODEL_ANSWER_SECONDS (it is `broken` too).
+    timed_out: bool = False
+    # The stream was left early because the rest was not wanted (see `complete`).
+    stopped: bool = False
 
 
 def worst_case_seconds(settings: Settings) -> float:
@@ -99,6 +104,9 @@ class ChatModel:
         # many compatible servers (older Ollama and vLLM) only know max_tokens.
         self._token_param = "max_tokens" if settings.openai_base_url else "max_completion_tokens"
         self._reply_tokens = settings.reply_max_tokens
+        self._timeout = settings.openai_timeout
+        self._answer_seconds = settings.model_answer_seconds
+        self._plain_json_logged = False
         # The model's context window: set by the owner, or learned from the first refusal naming it.
         self._window = settings.model_context_tokens
         self._window_lock = threading.Lock()
@@ -143,12 +151,21 @@ class ChatModel:
     def complete(
         self,
         messages: list[ChatMessage],
-        on_text: Callable[[str], None] | None = None,
+        on_text: Callable[[str], object] | None = None,
         on_send: Callable[[], None] | None = None,
+        take_back: Callable[[], bool] | None = None,
+        on_cut: Callable[[], object] | None = None,
     ) -> Completion:
-        """Return the model's reply to `messages`, fitted to the model's context window; with `on_text`, the
-        reply is streamed and `on_text` called with each piece as it is written. `on_send` is called as each
-        try of the request leaves for the model (the typing indicator starts then, not before it).
+        """Return the model's reply to `messages`, fitted to the model's context window, within
+        MODEL_ANSWER_SECONDS; with `on_text`, the reply is streamed and `on_text` called with each piece as it
+        is written, until it returns False (the rest is not wanted). `on_send` is called as each try of the
+        request leaves for the model (the typing indicator starts then, not before it); `on_cut` once, before the
+        answer, if the person's message had to be cut to fit the window.
+
+        A stream that breaks before the model finished (some servers refuse a prompt too long for their window
+        that way: an empty stream, or one that stops after a few words) is asked again once without streaming,
+        so the server says what it refused, if `take_back` can take back what `on_text` was given (it returns
+        False once any of it reached the person). The answer asked again is given to `on_text` whole.
 
         A refusal as too long teaches the window when it names it; otherwise the prompt is
         retried with half the history, then half the person's message, until it is the system
@@ -156,7 +173,7 @@ class ChatModel:
         """
         self._on_send.callback = on_send
         try:
-            return self._complete(messages, on_text)
+            return self._complete(messages, on_text, take_back, on_cut, time.monotonic() + self._answer_seconds)
         finally:
             self._on_send.callback = None
 
@@ -165,14 +182,31 @@ class ChatModel:
         if callback is not None:
             callback()
 
-    def _complete(self, messages: list[ChatMessage], on_text: Callable[[str], None] | None) -> Completion:
+    def _complete(
+        self,
+        messages: list[ChatMessage],
+        on_text: Callable[[str], object] | None,
+        take_back: Callable[[], bool] | None,
+        on_cut: Callable[[], object] | None,
+        deadline: float,
+    ) -> Completion:
         fitted = self._fit(messages)
         while True:
+            if fitted.cut_said is not None and on_cut is not None:
+                on_cut()
+                on_cut = None  # said once, however often the prompt is refitted
             try:
                 if on_text is None:
-                    completion = self._create(fitted.messages, fitted.reply_tokens)
+                    completion = self._create(fitted.messages, fitted.reply_tokens, deadline)
                 else:
-                    completion = self._stream(fitted.messages, fitted.reply_tokens, on_text)
+                    completion = self._stream(fitted.messages, fitted.reply_tokens, on_text, deadline)
+                    cut_by_server = completion.broken and not (completion.timed_out or completion.stopped)
+                    if cut_by_server and take_back is not None and take_back():
+                        logger.info("the model's stream ended before the answer did: asked again without streaming")
+                        completion = self._create(fitted.messages, fitted.reply_tokens, deadline)
+                        on_text(completion.text)
+                    elif completion.broken and not completion.text:
+                        raise ModelError(Failure.TIMEOUT if completion.timed_out else Failure.SERVER)
                 return replace(completion, cut_said=fitted.cut_said)
             except ModelError as error:
                 too_long = error.failure is Failure.TOO_LONG
@@ -219,90 +253,166 @@ class ChatModel:
         logger.info("the model's context window is %d tokens: prompts are fitted to it", window)
         return True
 
-    def _create(self, messages: list[ChatMessage], reply_tokens: int) -> Completion:
+    def _create(self, messages: list[ChatMessage], reply_tokens: int, deadline: float) -> Completion:
         """The reply in one piece, its JSON read as is (the SDK's response objects cost more than the call)."""
         try:
-            response = self._client.chat.completions.with_raw_response.create(**self._request(messages, reply_tokens))
-            body = json.loads(response.http_response.text)
+            response = self._client.chat.completions.with_raw_response.create(
+                **self._request(messages, reply_tokens, deadline)
+            )
+            return _whole_answer(json.loads(response.http_response.text))
         except openai.APIError as exc:
             raise ModelError(classify(exc), getattr(exc, "status_code", None), stated_window(exc)) from None
         except ValueError:
             raise ModelError(Failure.SERVER) from None  # a 200 that is not JSON
-        if not isinstance(body, dict):
-            body = {}
-        choices = body.get("choices")
-        choice = choices[0] if choices else {}
-        message = choice.get("message") or {}
-        usage = body.get("usage") or {}
-        return Completion(
-            text=(message.get("content") or message.get("refusal") or "").strip(),
-            finish_reason=choice.get("finish_reason"),
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
-            cached_tokens=(usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
-        )
 
-    def _stream(self, messages: list[ChatMessage], reply_tokens: int, on_text: Callable[[str], None]) -> Completion:
+    def _stream(
+        self, messages: list[ChatMessage], reply_tokens: int, on_text: Callable[[str], object], deadline: float
+    ) -> Completion:
         """The reply, streamed: its server-sent events read as plain JSON lines (cheaper than the SDK's objects)."""
-        request = self._request(messages, reply_tokens)
+        request = self._request(messages, reply_tokens, deadline)
         try:
             with self._client.chat.completions.with_streaming_response.create(
                 **request, stream=True, stream_options={"include_usage": True}
             ) as response:
-                return _read_stream(response.iter_lines(), on_text)
+                if response.headers.get("content-type", "").startswith("application/json"):
+                    return self._plain_answer(response.read(), on_text)
+                return _read_stream(response.iter_lines(), on_text, deadline)
         except openai.APIError as exc:
             raise ModelError(classify(exc), getattr(exc, "status_code", None), stated_window(exc)) from None
 
-    def _request(self, messages: list[ChatMessage], reply_tokens: int) -> dict[str, Any]:
+    def _plain_answer(self, body: bytes, on_text: Callable[[str], object]) -> Completion:
+        """A whole answer to a streamed request, from a server that does not stream."""
+        if not self._plain_json_logged:
+            self._plain_json_logged = True
+            logger.warning("the model's server does not stream: its answers are sent whole; set STREAM=off to say so")
+        try:
+            completion = _whole_answer(json.loads(body))
+        except ValueError:
+            raise ModelError(Failure.SERVER) from None
+        on_text(completion.text)
+        return completion
+
+    def _request(self, messages: list[ChatMessage], reply_tokens: int, deadline: float) -> dict[str, Any]:
         """The chat-completions call's arguments. The messages go in `extra_body`, which the SDK sends as they
         are: given as `messages`, the SDK walks every one against its type declarations first, which took
-        about half the CPU of a reply. They are plain JSON already."""
+        about half the CPU of a reply. They are plain JSON already. No wait outlasts the answer's deadline."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ModelError(Failure.TIMEOUT)
         return {
             "model": self._model,
             "messages": [],
             "extra_body": {"messages": messages},
+            "timeout": min(self._timeout, remaining),
             self._token_param: reply_tokens,
         }
 
 
-def _read_stream(lines: Any, on_text: Callable[[str], None]) -> Completion:
-    """Read a chat completion's event stream, passing on its text; a stream that breaks or never says why it
-    finished is `broken` (an error if nothing arrived)."""
+class _Malformed(ValueError):
+    """A part of the model's answer not shaped as the chat-completions API shapes it."""
+
+
+def _read_stream(lines: Any, on_text: Callable[[str], object], deadline: float) -> Completion:
+    """Read a chat completion's event stream, passing on its text, until it ends or `deadline` passes; a stream
+    that breaks, is malformed, runs out of time or never says why it finished is `broken`."""
     pieces: list[str] = []
     finish_reason = None
     usage: dict = {}
+    timed_out = stopped = False
     try:
         for line in lines:
+            if time.monotonic() > deadline:
+                timed_out = True
+                logger.warning("the model's answer outlasted MODEL_ANSWER_SECONDS after %d pieces", len(pieces))
+                break
             if not line.startswith("data:"):
                 continue  # blank lines between events, and comments (": keep-alive")
             data = line[5:].strip()
             if data == "[DONE]":
                 continue  # read on to the body's end, so the connection goes back to the pool
             chunk = json.loads(data)
+            if not isinstance(chunk, dict):
+                raise _Malformed(type(chunk).__name__)
             if "error" in chunk:
                 raise ValueError("the server reported an error in the stream")
-            for choice in chunk.get("choices") or ():
-                delta = choice.get("delta") or {}
-                text = delta.get("content") or delta.get("refusal")
+            for choice in _list(chunk.get("choices")):
+                delta = _object(_object(choice).get("delta"))
+                text = _text(delta.get("content")) or _text(delta.get("refusal"))
                 if text:
                     pieces.append(text)
-                    on_text(text)
-                finish_reason = choice.get("finish_reason") or finish_reason
-            usage = chunk.get("usage") or usage
+                    if on_text(text) is False:
+                        stopped = True  # the rest is not wanted (the answer has all the messages it may have)
+                finish_reason = _text(choice.get("finish_reason")) or finish_reason
+            usage = _object(chunk.get("usage"), strict=False) or usage
+            if stopped:
+                break
     except (httpx2.HTTPError, openai.APIError, ValueError) as exc:
         logger.warning("the model's stream broke after %d pieces: %s", len(pieces), type(exc).__name__)
-    broken = finish_reason is None
-    if broken and not pieces:
-        raise ModelError(Failure.SERVER)
-    details = usage.get("prompt_tokens_details") or {}
+    broken = finish_reason is None or timed_out
+    return _answer_of("".join(pieces), finish_reason, usage, broken, timed_out, stopped)
+
+
+def _whole_answer(body: object) -> Completion:
+    """A chat completion's JSON body as a Completion; raise ValueError if it is not shaped like one."""
+    body = _object(body)
+    choices = _list(body.get("choices"))
+    if not choices:
+        raise _Malformed("no choices")
+    choice = _object(choices[0])
+    message = _object(choice.get("message"))
+    text = _text(message.get("content")) or _text(message.get("refusal"))
+    return _answer_of(text, _text(choice.get("finish_reason")) or None, _object(body.get("usage"), strict=False))
+
+
+def _answer_of(
+    text: str,
+    finish_reason: str | None,
+    usage: dict,
+    broken: bool = False,
+    timed_out: bool = False,
+    stopped: bool = False,
+) -> Completion:
+    details = _object(usage.get("prompt_tokens_details"), strict=False)
     return Completion(
-        text="".join(pieces).strip(),
+        text=text.strip(),
         finish_reason=finish_reason,
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
-        cached_tokens=details.get("cached_tokens"),
+        prompt_tokens=_count(usage.get("prompt_tokens")),
+        completion_tokens=_count(usage.get("completion_tokens")),
+        cached_tokens=_count(details.get("cached_tokens")),
         broken=broken,
+        timed_out=timed_out,
+        stopped=stopped,
     )
+
+
+def _object(value: object, strict: bool = True) -> dict:
+    """A JSON object; None or a missing one is empty, anything else is malformed (or, not `strict`, empty)."""
+    if isinstance(value, dict):
+        return value
+    if value is None or not strict:
+        return {}
+    raise _Malformed(type(value).__name__)
+
+
+def _list(value: object) -> list:
+    if isinstance(value, list):
+        return value
+    if value is None:
+        return []
+    raise _Malformed(type(value).__name__)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    raise _Malformed(type(value).__name__)
+
+
+def _count(value: object) -> int | None:
+    """A token count, or None where the server gave none (or something that is not one)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def classify(exc: openai.APIError) -> Failure:

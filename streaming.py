@@ -4,6 +4,10 @@ A paragraph is finished once text follows its blank line. Short paragraphs ("Sur
 wait to go out with the next; code blocks and lists are never cut inside, nor is a line that
 announces what follows ("Here is how:") cut from it. Whatever is left when the model stops goes
 out last, so a one-paragraph answer is one message, sent when it is complete.
+
+The sender reads each line once, as it is completed, and keeps what it learned (inside a code
+block or not, where the last paragraph started and whether it is a list item): the work grows
+with the answer's length, never with its square, however long a code block runs.
 """
 
 from __future__ import annotations
@@ -13,36 +17,10 @@ from collections.abc import Callable
 
 # A paragraph shorter than this waits to go out with the next one.
 MIN_PIECE_CHARS = 80
-PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
-FENCE = re.compile(r"^[ \t]*(```|~~~)", re.MULTILINE)
+FENCE = re.compile(r"[ \t]*(```|~~~)")
 LIST_ITEM = re.compile(r"[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]")
-
-
-def ready(text: str) -> tuple[int, int] | None:
-    """Where an answer still being written can be cut now: (end of what goes out, start of what stays), at its
-    last paragraph break that a new paragraph follows; None if nowhere yet."""
-    found = None
-    for brk in PARAGRAPH_BREAK.finditer(text):
-        if brk.end() == len(text):
-            break  # nothing follows yet: the next paragraph may still be a list item or a code block's end
-        head, rest = text[: brk.start()], text[brk.end() :]
-        if len(head.strip()) >= MIN_PIECE_CHARS and _may_cut_between(head, rest):
-            found = (brk.start(), brk.end())
-    return found
-
-
-def _may_cut_between(head: str, rest: str) -> bool:
-    if len(FENCE.findall(head)) % 2:
-        return False  # inside a code block
-    last_line = head.rsplit("\n", 1)[-1]
-    if last_line.rstrip().endswith(":"):
-        return False  # it announces what follows
-    # Two list items in a row are one list, even with a blank line between them.
-    return not (LIST_ITEM.match(_last_paragraph(head)) and LIST_ITEM.match(rest))
-
-
-def _last_paragraph(head: str) -> str:
-    return PARAGRAPH_BREAK.split(head)[-1]
+# The start of a paragraph that may still become a list item ("-", "12."): whether it is one is not known yet.
+LIST_MARK_SO_FAR = re.compile(r"[-*+•]|\d{1,3}[.)]?")
 
 
 class ParagraphSender:
@@ -50,27 +28,43 @@ class ParagraphSender:
 
     def __init__(self, send: Callable[[str], list[tuple[str, str]]], prefix: str = ""):
         self._send = send
-        self._buffer = prefix
+        self._prefix = prefix
         # (message id, text) of each message sent so far.
         self.sent: list[tuple[str, str]] = []
         self.refused = False  # Meta refused a piece: nothing more is sent
+        self._begin(prefix)
+
+    def _begin(self, text: str) -> None:
+        """Start the unsent text afresh with `text`."""
+        self._buffer = ""
+        self._line = 0  # where the line still being written starts
+        self._in_code = False  # inside a code block, by the fences of the lines read
+        self._first = -1  # where the unsent text's first word starts (-1: none yet)
+        self._head_end = 0  # just past the last word of the last line read
+        self._announces = False  # the last line read ends with ":"
+        self._item: bool | None = None  # the last paragraph starts with a list item (None: not known yet)
+        self._gap = False  # blank lines follow the last line read: a paragraph may start next
+        self._cut: tuple[int, int] | None = None  # where the unsent text may be cut: (end sent, start kept)
+        self._take(text)
 
     def feed(self, text: str) -> bool:
         """Take the next piece of the answer; return True if a paragraph went out."""
-        self._buffer += text
-        # Cheap tests first: this runs for every few characters the model writes.
-        if self.refused or not text.strip() or "\n" not in self._buffer:
+        if self.refused or not text:
             return False
-        cut = ready(self._buffer)
-        if cut is None:
+        self._take(text)
+        if self._cut is None:
             return False
-        piece, self._buffer = self._buffer[: cut[0]], self._buffer[cut[1] :]
+        (end, start), self._cut = self._cut, None
+        piece, self._buffer = self._buffer[:end], self._buffer[start:]
+        self._line -= start
+        self._head_end = max(0, self._head_end - start)
+        self._first = 0
         return self._deliver(piece)
 
     def finish(self, ending: str = "") -> None:
         """Send what is left (with `ending` after it, if given)."""
         rest = self._buffer.strip()
-        self._buffer = ""
+        self._begin("")
         text = f"{rest}\n\n{ending}" if rest and ending else rest or ending
         if text and not self.refused:
             self._deliver(text)
@@ -80,12 +74,64 @@ class ParagraphSender:
         rest = self._buffer
         if rest and not rest[-1].isspace():
             rest = rest.rsplit(None, 1)[0] if len(rest.split()) > 1 else ""
-        self._buffer = f"{rest.rstrip()}…" if rest.strip() else ""
+        self._begin(f"{rest.rstrip()}…" if rest.strip() else "")
         self.finish()
+
+    def take_back(self) -> bool:
+        """Forget what was fed, if none of it was sent (the answer is to be asked again); False if some was."""
+        if self.sent or self.refused:
+            return False
+        self._begin(self._prefix)
+        return True
 
     def delivered(self) -> str:
         """Everything that reached the person, as one text."""
         return "\n\n".join(text for _, text in self.sent)
+
+    def _take(self, text: str) -> None:
+        """Add text to the unsent text, reading each line it completes, and note the last place it may be cut."""
+        searched = len(self._buffer)
+        self._buffer += text
+        buffer = self._buffer
+        while (end := buffer.find("\n", searched)) >= 0:
+            self._read_line(buffer[self._line : end])
+            self._line = searched = end + 1
+        if self._gap:
+            # The next paragraph has begun: decide as soon as its start shows whether it is a list item.
+            started = buffer[self._line :].lstrip()
+            if started and not LIST_MARK_SO_FAR.fullmatch(started):
+                self._paragraph_starts(len(buffer) - len(started))
+        if self._first < 0 and buffer[self._line :].strip():
+            self._first = len(buffer) - len(buffer[self._line :].lstrip())
+
+    def _read_line(self, line: str) -> None:
+        words = line.rstrip()
+        if not words.strip():
+            self._gap = self._first >= 0 and self._head_end > 0
+            return
+        start = self._line + len(line) - len(line.lstrip())
+        if self._gap:
+            self._paragraph_starts(start)
+        elif self._item is None:
+            self._first = start if self._first < 0 else self._first
+            self._item = bool(LIST_ITEM.match(self._buffer, start))
+        if FENCE.match(line):
+            self._in_code = not self._in_code
+        self._head_end = self._line + len(words)
+        self._announces = words.endswith(":")
+
+    def _paragraph_starts(self, start: int) -> None:
+        """A paragraph starts at `start`, after blank lines: note whether the text may be cut before it."""
+        self._gap = False
+        item = bool(LIST_ITEM.match(self._buffer, start))
+        if (
+            not self._in_code
+            and self._head_end - self._first >= MIN_PIECE_CHARS
+            and not self._announces  # a line that announces what follows stays with it
+            and not (self._item and item)  # two list items in a row are one list, even with a blank line between
+        ):
+            self._cut = (self._head_end, start)
+        self._item = item
 
     def _deliver(self, piece: str) -> bool:
         sent = self._send(piece)
@@ -94,3 +140,11 @@ class ParagraphSender:
             return False
         self.sent += sent
         return True
+
+
+def ready(text: str) -> tuple[int, int] | None:
+    """Where an answer still being written can be cut now: (end of what goes out, start of what stays), at its
+    last paragraph break that a new paragraph follows; None if nowhere yet."""
+    sender = ParagraphSender(lambda piece: [])
+    sender._take(text)
+    return sender._cut

@@ -40,6 +40,9 @@ class Reply:
     chunk_delay: float = 0.0
     cut_after: int | None = None  # the connection drops after this many chunks (a broken stream)
     gate: Gate | None = None  # the stream stops before a chunk until the gate opens
+    done: bool = True  # the stream ends with "data: [DONE]" (llama.cpp's server leaves it out when it fails)
+    comments: int = 0  # ": keep-alive" comments sent, `chunk_delay` apart, before the first chunk
+    plain: bool = False  # answered as one JSON body even to a streamed request (a server that cannot stream)
 
 
 @dataclass
@@ -146,18 +149,32 @@ class SmallWindow:
     Prompt tokens plus the asked reply cap must fit `window`; otherwise an HTTP 400 with the
     window in the message (or, with `named=False`, without any number). Answers are `answer_chars`
     long, cut to the cap. Counts what it refused and answered.
+
+    With `streams_like_llama_cpp`, a streamed request it would refuse gets what llama-cpp-python's
+    server 0.3.36 sends (captured by hand): a prompt over the window, `200 text/event-stream` with an
+    empty body; a prompt that fits but whose answer would overflow, a stream of its first few words
+    that ends without `[DONE]`. `cut_streams` counts those.
     """
 
-    def __init__(self, window: int, answer_chars: int = 600, named: bool = True):
+    def __init__(self, window: int, answer_chars: int = 600, named: bool = True, streams_like_llama_cpp: bool = False):
         self.window = window
         self.answer_chars = answer_chars
         self.named = named
+        self.streams_like_llama_cpp = streams_like_llama_cpp
         self.refused = 0
+        self.cut_streams = 0
         self.answered = 0
 
     def __call__(self, request: dict) -> Reply:
         prompt = sum(server_tokens(message) for message in request["messages"])
         cap = request.get("max_tokens") or request.get("max_completion_tokens") or 0
+        if prompt + cap > self.window and self.streams_like_llama_cpp and request.get("stream"):
+            self.cut_streams += 1
+            if prompt >= self.window:
+                return Reply(chunks=[], done=False)
+            first_words = streamed(completion("The answer begins with a few words"))
+            assert first_words.chunks is not None
+            return Reply(chunks=first_words.chunks[:6], done=False)
         if prompt + cap > self.window:
             self.refused += 1
             if not self.named:
@@ -286,7 +303,9 @@ class _Server:
                     self.send_header("Content-Type", "text/event-stream; charset=utf-8")
                     self.send_header("Transfer-Encoding", "chunked")
                     self.end_headers()
-                    events = [f"data: {json.dumps(chunk)}\n\n" for chunk in reply.chunks] + ["data: [DONE]\n\n"]
+                    events = [": keep-alive\n\n"] * reply.comments
+                    events += [f"data: {json.dumps(chunk)}\n\n" for chunk in reply.chunks]
+                    events += ["data: [DONE]\n\n"] if reply.done else []
                     for number, event in enumerate(events):
                         if reply.cut_after is not None and number >= reply.cut_after:
                             self.close_connection = True
@@ -322,7 +341,8 @@ class FakeOpenAI(_Server):
 
     def _answer(self, path: str, headers: dict, request: dict) -> Reply:
         reply = super()._answer(path, headers, request)
-        if request.get("stream") and reply.chunks is None and reply.status == HTTPStatus.OK and "choices" in reply.body:
+        ok = reply.status == HTTPStatus.OK and not reply.plain
+        if request.get("stream") and reply.chunks is None and ok and "choices" in reply.body:
             # A completion scripted for a streamed request is streamed, as the real server would.
             include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
             return streamed(reply, include_usage, tokens_per_second=self.tokens_per_second)

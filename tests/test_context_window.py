@@ -179,3 +179,28 @@ def test_a_fitted_prompt_and_its_reply_fit_the_window_by_the_estimate(history, s
         assert new == fitted.cut_said
         assert said.startswith(new.removesuffix("…").rstrip())
         assert kept_past == []
+
+
+@pytest.fixture
+def llama_cpp(openai_server):
+    """The fake server as llama-cpp-python's, refusing streamed requests by an empty or unfinished stream."""
+    model = SmallWindow(1024, answer_chars=1200, streams_like_llama_cpp=True)
+    openai_server.default = model
+    return model
+
+
+def test_25_long_turns_are_answered_when_the_server_refuses_streams_by_cutting_them(post, graph, llama_cpp):
+    say(post, *(f"{n}. {QUESTION}" for n in range(25)))
+    assert apologies(graph) == []
+    assert llama_cpp.answered == 25
+    assert llama_cpp.refused + llama_cpp.cut_streams <= 3
+    assert replies.CUT_OFF not in graph.texts(PSID)
+
+
+def test_the_terminal_chat_learns_the_window_from_cut_streams_too(app, llama_cpp):
+    questions = "".join(f"{n}. {QUESTION}\n" for n in range(25))
+    result = app.test_cli_runner().invoke(args=["chat"], input=questions)
+    assert result.exit_code == 0, result.output
+    assert replies.APOLOGY_TRY_LATER not in result.output
+    assert llama_cpp.answered == 25
+    assert llama_cpp.refused + llama_cpp.cut_streams <= 3

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 import replies
-from fakes import Gate, completion, streamed
+from fakes import Gate, Reply, completion, streamed
 from helpers import PSID, page_body, text_event
 from streaming import ready
 
@@ -117,11 +117,16 @@ ANSWER_WITH_CODE = f"{PARAGRAPHS[0]}\n\n{PARAGRAPHS[1]}\n\n```\ndef f():\n\n    
 @pytest.mark.parametrize("where", list(cut_points()))
 def test_a_stream_cut_anywhere_keeps_what_was_sent_and_says_so(post, graph, openai_server, where):
     cut = cut_points()[where]
-    openai_server.script.append(streamed(completion(ANSWER_WITH_CODE), cut_after=cut))
+    openai_server.script.extend([streamed(completion(ANSWER_WITH_CODE), cut_after=cut), completion(ANSWER_WITH_CODE)])
     ask(post)
     texts = graph.texts(PSID)
     if where == "before-the-usage-chunk":
         # The answer was whole (its finish reason had come): only the usage is missing.
+        assert " ".join(texts).split() == ANSWER_WITH_CODE.split()
+        return
+    if where == "mid-word":
+        # Nothing had reached the person: the answer is asked again without streaming, and arrives whole.
+        assert "stream" not in openai_server.requests[-1]
         assert " ".join(texts).split() == ANSWER_WITH_CODE.split()
         return
     assert texts[-1] == replies.CUT_OFF
@@ -140,8 +145,15 @@ def test_a_stream_cut_anywhere_keeps_what_was_sent_and_says_so(post, graph, open
     assert history[1]["content"].split() == " ".join(delivered).split()
 
 
-def test_a_stream_cut_before_any_text_is_an_apology(post, graph, openai_server):
+def test_a_stream_cut_before_any_text_is_asked_again_without_streaming(post, graph, openai_server):
     openai_server.script.append(streamed(completion(ANSWER), cut_after=1))
+    ask(post)
+    assert [request.get("stream") for request in openai_server.requests] == [True, None]
+    assert graph.texts(PSID) == ["You said: tell me"]
+
+
+def test_a_stream_that_breaks_again_when_asked_whole_is_an_apology(post, graph, openai_server):
+    openai_server.script.extend([streamed(completion(ANSWER), cut_after=1), Reply(status=500, body={})])
     ask(post)
     assert graph.texts(PSID) == [replies.APOLOGY_TRY_LATER]
 
@@ -168,6 +180,10 @@ def test_with_streaming_off_the_answer_is_sent_whole(config, app_with, graph, op
         ("one paragraph", None),
         ("x" * 100 + "\n\n", None),  # nothing follows the break yet
         ("x" * 100 + "\n\ny", (100, 102)),
+        ("x" * 100 + "\n\n-", None),  # a list item, or not: not known yet
+        ("x" * 100 + "\n\n12.", None),
+        ("- " + "x" * 100 + "\n\n- next item", None),  # one list, even with a blank line between items
+        ("- " + "x" * 100 + "\n\n-5 degrees", (102, 104)),
         ("short\n\ny", None),
         ("x" * 100 + "\n\n```\ncode\n\nmore", (100, 102)),
         ("x" * 100 + "\n\n```\ncode\n\nmore\n```\n\nafter", (len("x" * 100 + "\n\n```\ncode\n\nmore\n```"), None)),
@@ -182,3 +198,90 @@ def test_where_an_answer_being_written_can_be_cut(text, cut):
         assert found[0] == cut[0]
     else:
         assert found == cut
+
+
+def test_a_long_list_with_blank_lines_between_items_is_one_message(post, graph, openai_server):
+    items = "\n\n".join(f"- item {n} of a list long enough to pass the shortest paragraph on its own" for n in range(4))
+    openai_server.script.append(completion(f"{PARAGRAPHS[0]}\n\n{items}\n\n{PARAGRAPHS[1]}"))
+    ask(post)
+    assert graph.texts(PSID) == [PARAGRAPHS[0], items, PARAGRAPHS[1]]
+
+
+ODD_CHUNKS = [None, 42, "text", {"choices": "abc"}, {"choices": [{"delta": "abc"}]}, {"choices": [7]}, {"usage": 5}]
+
+
+@pytest.mark.parametrize("odd", ODD_CHUNKS, ids=[repr(odd) for odd in ODD_CHUNKS])
+def test_an_oddly_shaped_chunk_ends_the_answer_as_a_broken_stream_would(post, graph, openai_server, odd):
+    reply = streamed(completion(ANSWER))
+    assert reply.chunks is not None
+    # After the chunk that starts the third paragraph, which sends the second.
+    reply.chunks.insert(chunk_starting(reply, ANSWER.index("Paragraph 2")) + 1, odd)
+    openai_server.script.append(reply)
+    ask(post)
+    texts = graph.texts(PSID)
+    if odd == {"usage": 5}:
+        # A usage that is no count is no count: the answer itself was whole.
+        assert " ".join(texts).split() == ANSWER.split()
+        return
+    assert texts[:2] == PARAGRAPHS[:2]
+    assert texts[-1] == replies.CUT_OFF
+    ask(post, "go on")
+    history = openai_server.requests[-1]["messages"][1:-1]
+    assert history == [
+        {"role": "user", "content": "tell me"},
+        {"role": "assistant", "content": "\n\n".join(PARAGRAPHS[:2])},
+    ]
+
+
+def test_a_server_that_answers_a_streamed_request_with_plain_json_is_read_whole(post, graph, openai_server, caplog):
+    openai_server.script.append(Reply(body=completion(ANSWER).body, plain=True))
+    with caplog.at_level(logging.WARNING):
+        ask(post)
+    assert " ".join(graph.texts(PSID)).split() == ANSWER.split()
+    assert "STREAM=off" in caplog.text
+
+
+# --- an answer's deadline (MODEL_ANSWER_SECONDS) and its cap on messages (MAX_MESSAGES_PER_REPLY) ---
+
+MANY_PARAGRAPHS = [
+    f"Part {n} of an answer that would go on for a long while, one paragraph after another." for n in range(40)
+]
+
+
+def test_a_server_that_only_keeps_the_stream_alive_is_given_up_at_the_deadline(config, app_with, graph, openai_server):
+    config.update(MODEL_ANSWER_SECONDS="1", OPENAI_TIMEOUT="5")
+    post = app_with(config)
+    reply = streamed(completion(ANSWER))
+    reply.comments, reply.chunk_delay = 200, 0.05  # ten seconds of ": keep-alive" before any text
+    openai_server.script.append(reply)
+    ask(post)
+    assert graph.texts(PSID) == [replies.APOLOGY_TRY_LATER]
+
+
+def test_an_answer_that_goes_on_and_on_is_cut_at_the_deadline(config, app_with, graph, openai_server):
+    config.update(MODEL_ANSWER_SECONDS="1", MAX_MESSAGES_PER_REPLY="100")
+    post = app_with(config)
+    answer = "\n\n".join(MANY_PARAGRAPHS)
+    openai_server.script.append(streamed(completion(answer), tokens_per_second=200))  # about six seconds
+    ask(post)
+    texts = graph.texts(PSID)
+    assert texts[-1] == replies.CUT_OFF
+    delivered = texts[:-1]
+    assert 0 < len(delivered) < len(MANY_PARAGRAPHS)
+    assert " ".join(delivered).replace("…", "").split() == answer.split()[: len(" ".join(delivered).split())]
+    ask(post, "go on")
+    kept = openai_server.requests[-1]["messages"][2]["content"]
+    assert kept.replace("…", "").split() == " ".join(delivered).replace("…", "").split()
+
+
+@pytest.mark.parametrize("stream", ["on", "off"])
+def test_an_answer_becomes_at_most_max_messages_then_says_it_was_cut(config, app_with, graph, openai_server, stream):
+    config.update(MAX_MESSAGES_PER_REPLY="3", STREAM=stream)
+    post = app_with(config)
+    long_paragraphs = [f"Part {n}. " + "word " * 390 for n in range(6)]  # each about 2,000 characters
+    openai_server.script.append(completion("\n\n".join(long_paragraphs)))
+    ask(post)
+    texts = graph.texts(PSID)
+    assert len(texts) == 4
+    assert texts[-1] == replies.CUT_OFF
+    assert " ".join(texts[:-1]).split() == " ".join(long_paragraphs).split()[: len(" ".join(texts[:-1]).split())]
