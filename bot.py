@@ -497,7 +497,7 @@ class Bot:
     def _keep(self, psid: str, turn: Turn) -> None:
         """Add a turn to the history; if the store fails now, the turn is lost, not the event answered twice."""
         try:
-            self._store.append(psid, turn)
+            self._store.append(psid, prompt.within_history(turn, self._settings.history_max_tokens))
         except StoreUnavailable as exc:
             # Leaving the event queued would answer it again: the person may already have the reply.
             logger.warning("psid=%s: a turn was not kept in the history: %s", psid, exc)

@@ -100,6 +100,26 @@ def newest_turns_within(turns: Iterable[Turn], max_messages: int, max_tokens: in
     return kept
 
 
+def within_history(turn: Turn, max_tokens: int) -> Turn:
+    """The turn as the history keeps it: cut (each side at a word, with "…") to half the history's budget at
+    most, so that one very long message or answer never pushes every earlier turn out."""
+    share = max_tokens // 2
+    if turn.tokens() <= share:
+        return turn
+    user_share = max(share - estimate_tokens(turn.assistant), share // 2)
+    user = _cut_to_tokens(turn.user, user_share)
+    return Turn(user, _cut_to_tokens(turn.assistant, share - estimate_tokens(user)))
+
+
+def _cut_to_tokens(text: str, tokens: int) -> str:
+    """The text, cut at a word with "…" so that its estimate is within `tokens`."""
+    if estimate_tokens(text) <= tokens:
+        return text
+    room = max(0, (tokens - MESSAGE_OVERHEAD_TOKENS) * 3 - len("…".encode()))
+    head = text.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
+    return shorten(head, len(head) - 1) if head else ""
+
+
 @dataclass(frozen=True)
 class Budget:
     """How much of the conversation a prompt may carry, and how photos are sent."""

@@ -12,7 +12,7 @@ import replies
 from app import EXTENSION
 from dispatcher import Dispatcher
 from events import Message
-from fakes import Reply, echo_answer
+from fakes import Reply, completion, echo_answer
 from helpers import PSID, load, page_body, poster, text_event
 from store import Bounds
 from store.memory import MemoryStore
@@ -176,3 +176,24 @@ def test_a_photo_link_that_is_no_url_during_the_short_wait_still_gets_an_answer(
     post(page_body(text_event("hello?")))
     assert len(graph.texts(PSID)) == 2
     assert graph.texts(PSID)[-1] == "You said: hello?"
+
+
+def test_a_burst_of_long_messages_is_one_turn_within_max_message_chars_and_one_notice(post, graph, openai_server, held):
+    long_messages = [page_body(text_event(f"{n} " + "long " * 1000)) for n in range(20)]
+    while_the_first_is_answered(post, held, text_event("hi"), *long_messages)
+    assert len(openai_server.requests) == 2
+    merged = openai_server.requests[1]["messages"][-1]["content"]
+    assert len(merged) <= 2000 + 2 * 20  # MAX_MESSAGE_CHARS, and the blank lines between the messages
+    assert graph.texts(PSID).count(replies.TRUNCATED.format(limit=2000)) == 1
+
+
+def test_a_very_long_turn_never_wipes_the_history(post_to_store, graph, openai_server):
+    post_to_store(page_body(text_event("my name is Ada")))
+    openai_server.script.append(completion("A very long answer, on and on. " * 400))  # about 12,000 characters
+    post_to_store(page_body(text_event("tell me everything")))
+    post_to_store(page_body(text_event("what is my name?")))
+    history = [m["content"] for m in openai_server.requests[-1]["messages"][1:-1]]
+    assert history[:2] == ["my name is Ada", "You said: my name is Ada"]
+    assert history[2] == "tell me everything"
+    assert history[3].startswith("A very long answer")
+    assert history[3].endswith("…")
