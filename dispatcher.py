@@ -53,11 +53,13 @@ class Dispatcher:
         lock_ttl: float,
         gather: Gather | None = None,
         wait: Callable[[float], object] | None = None,
+        renew_every: float | None = None,
     ):
         self._store = store
         self._handle = handle
         self._gather = gather
         self._lock_ttl = lock_ttl
+        self._renew_every = renew_every or lock_ttl / 4
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="reply")
         self._nonce = uuid.uuid4().hex[:8]
         self._changed = threading.Condition()
@@ -67,6 +69,9 @@ class Dispatcher:
         self._stopping = threading.Event()
         self._wait = wait or self._stopping.wait
         self._sweeper: threading.Thread | None = None
+        # People whose lock this process holds, renewed by `_renewer` while their answer runs.
+        self._held: set[str] = set()
+        self._renewer: threading.Thread | None = None
 
     @property
     def _owner(self) -> str:
@@ -112,8 +117,9 @@ class Dispatcher:
             self._stopping.set()
         self._pool.shutdown(wait=True)
         self._stopping.set()
-        if self._sweeper:
-            self._sweeper.join()
+        for thread in (self._sweeper, self._renewer):
+            if thread is not None:
+                thread.join()
 
     def _schedule(self, psid: str) -> None:
         with self._changed:
@@ -182,25 +188,56 @@ class Dispatcher:
             self._drains[psid] = 0
 
     def _drain(self, psid: str) -> bool:
-        """Answer the person's queue under their lock; False if another process holds it."""
+        """Answer the person's queue under their lock, renewed meanwhile; False if another process holds it."""
         if not self._store.take_lock(psid, self._owner, self._lock_ttl):
             return False
+        self._hold(psid)
         try:
             self._looking(psid)
             items = self._store.peek(psid, MAX_BURST)
             while items:
                 if self._stopping.is_set():
                     raise Stopping
-                answered = self._answer(psid, self._gathered(psid, items))
+                items = self._gathered(psid, items)
+                answered = self._answer(psid, items)
                 self._looking(psid)
-                # Removed only once answered: after a crash, the events are answered on restart.
-                items = self._store.pop(psid, answered, MAX_BURST)
-                if items and not self._store.take_lock(psid, self._owner, self._lock_ttl):
-                    return False  # the lock expired and another worker took over
+                # Removed only once answered (after a crash, they are answered on restart), by what they are, and
+                # only while the lock is still this process's: if it ran out, whoever took it answers them.
+                following = self._store.pop(psid, self._owner, items[:answered], MAX_BURST)
+                if following is None:
+                    logger.warning("the lock on psid=%s ran out during an answer; another worker took over", psid)
+                    return False
+                items = following
         finally:
-            with contextlib.suppress(StoreUnavailable):  # the lock runs out by itself
-                self._store.release_lock(psid, self._owner)
+            self._let_go(psid)
         return True
+
+    def _hold(self, psid: str) -> None:
+        """Keep the person's lock renewed until `_let_go`, however long an answer runs."""
+        with self._changed:
+            self._held.add(psid)
+            if self._renewer is None:
+                # Started on first use, not at import, so that each forked server worker has its own.
+                self._renewer = threading.Thread(target=self._renew_held, name="renew-locks", daemon=True)
+                self._renewer.start()
+
+    def _let_go(self, psid: str) -> None:
+        with self._changed:
+            self._held.discard(psid)
+        with contextlib.suppress(StoreUnavailable):  # the lock runs out by itself
+            self._store.release_lock(psid, self._owner)
+
+    def _renew_held(self) -> None:
+        """Every quarter of the lock's lifetime, extend the locks this process holds."""
+        while not self._stopping.wait(self._renew_every):
+            with self._changed:
+                held = list(self._held)
+            for psid in held:
+                try:
+                    if not self._store.take_lock(psid, self._owner, self._lock_ttl):
+                        logger.warning("the lock on psid=%s was lost to another worker", psid)
+                except StoreUnavailable as exc:
+                    logger.warning("store unavailable; the lock on psid=%s was not renewed (%s)", psid, exc)
 
     def _gathered(self, psid: str, items: list[str]) -> list[str]:
         """The queue's head, once the person has stopped typing for the handler's wait (none by default)."""
@@ -224,7 +261,7 @@ class Dispatcher:
             return 0.0
 
     def _answer(self, psid: str, items: list[str]) -> int:
-        """Answer the first event and whatever the handler takes with it; return how many left the queue."""
+        """Answer the first event and whatever the handler takes with it; return how many may leave the queue."""
         events = _readable(items)
         if not events:
             logger.error("an unreadable event for psid=%s was dropped", psid)

@@ -77,15 +77,26 @@ class WebhookService(Service):
         self.messenger.close()
 
 
-def answer_seconds(settings: Settings) -> float:
-    """The longest one event can take to answer, from the timeouts and retries of what it calls.
+# Messages an answer may bring besides its own: that a message was cut, that it was cut to fit, that the answer was.
+NOTICES_PER_ANSWER = 3
 
-    The worst event is a voice message: its download and transcription, the model's answer, then
-    up to three messages (a notice, and a reply split in two), each with all its retries.
+
+def answer_seconds(settings: Settings) -> float:
+    """The longest one event can take to answer, from the deadlines, timeouts and retries of what it calls.
+
+    The worst event is a voice message: its download and transcription, the model's answer within
+    MODEL_ANSWER_SECONDS, then every message it may become and the notices, each with all its retries.
     """
-    return settings.media_timeout + 2 * gpt.worst_case_seconds(settings) + 3 * messenger.worst_case_seconds(settings)
+    messages = settings.max_messages_per_reply + NOTICES_PER_ANSWER
+    return (
+        settings.media_timeout
+        + gpt.worst_case_seconds(settings)
+        + settings.model_answer_seconds
+        + messages * messenger.worst_case_seconds(settings)
+    )
 
 
 def lock_ttl(settings: Settings) -> float:
-    """How long a person's lock lasts: QUEUE_LOCK_SECONDS, or twice the longest answer."""
-    return settings.queue_lock_seconds or 2 * answer_seconds(settings)
+    """How long a person's lock lasts unless renewed (the dispatcher renews it while an answer runs):
+    QUEUE_LOCK_SECONDS, or the longest answer, so that a worker that crashed frees the person's queue within it."""
+    return settings.queue_lock_seconds or answer_seconds(settings)

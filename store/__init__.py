@@ -86,8 +86,9 @@ class Store(Protocol):
     def peek(self, psid: str, limit: int = 1) -> list[str]:
         """Return the first `limit` events of the person's queue (none if it is empty)."""
 
-    def pop(self, psid: str, count: int = 1, limit: int = 1) -> list[str]:
-        """Remove the first `count` events of the person's queue, once handled; return the next `limit`."""
+    def pop(self, psid: str, owner: str, handled: Sequence[str], limit: int = 1) -> list[str] | None:
+        """Remove the handled events (as `peek` showed them) from the person's queue, and return the next `limit`,
+        if `owner` still holds the person's lock; else remove nothing and return None."""
 
     def pending(self) -> list[str]:
         """Return the people whose queues hold events."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -167,12 +168,17 @@ class MemoryStore:
         with self._lock:
             return list(itertools.islice(self._queues.get(psid, ()), limit))
 
-    def pop(self, psid: str, count: int = 1, limit: int = 1) -> list[str]:
-        """Remove the first `count` events of the person's queue, once handled; return the next `limit`."""
+    def pop(self, psid: str, owner: str, handled: Sequence[str], limit: int = 1) -> list[str] | None:
+        """Remove the handled events from the person's queue and return the next `limit`, if `owner` still holds
+        the person's lock; else None."""
         with self._lock:
-            queue = self._queues.get(psid)
-            for _ in range(min(count, len(queue or ()))):
-                queue.popleft()  # type: ignore[union-attr]  # not None: it has items
+            holder, expires = self._locks.get(psid, ("", 0.0))
+            if holder != owner or expires <= self._clock():
+                return None
+            queue = self._queues.get(psid, deque())
+            for item in handled:
+                with contextlib.suppress(ValueError):  # already gone
+                    queue.remove(item)
             if not queue:
                 self._queues.pop(psid, None)
                 return []

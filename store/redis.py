@@ -67,8 +67,10 @@ local value = redis.call('INCRBY', KEYS[1], ARGV[1])
 if value == tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return value
 """
+# Removes the handled events, only while the lock is the caller's (-1 otherwise), and returns the next ones.
 POP = """
-redis.call('LTRIM', KEYS[1], tonumber(ARGV[2]), -1)
+if redis.call('GET', KEYS[3]) ~= ARGV[2] then return -1 end
+for i = 4, #ARGV do redis.call('LREM', KEYS[1], 1, ARGV[i]) end
 local following = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
 if #following == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
 return following
@@ -216,9 +218,15 @@ class RedisStore:
         """Return the first `limit` events of the person's queue (none if it is empty)."""
         return [str(text(item)) for item in self._redis.lrange(PREFIX + "queue:" + psid, 0, limit - 1)]
 
-    def pop(self, psid: str, count: int = 1, limit: int = 1) -> list[str]:
-        """Remove the first `count` events of the person's queue, once handled; return the next `limit`."""
-        following = self._pop(keys=[PREFIX + "queue:" + psid, PREFIX + "pending"], args=[psid, count, limit])
+    def pop(self, psid: str, owner: str, handled: Sequence[str], limit: int = 1) -> list[str] | None:
+        """Remove the handled events from the person's queue and return the next `limit`, atomically, if `owner`
+        still holds the person's lock; else None."""
+        following = self._pop(
+            keys=[PREFIX + "queue:" + psid, PREFIX + "pending", PREFIX + "lock:" + psid],
+            args=[psid, owner, limit, *handled],
+        )
+        if following == -1:
+            return None
         return [str(text(item)) for item in following]
 
     def pending(self) -> list[str]:

@@ -335,11 +335,18 @@ class SQLiteStore:
         rows = self._connection().execute(FIRST_QUEUED, (psid, limit))
         return [row[0] for row in rows]
 
-    def pop(self, psid: str, count: int = 1, limit: int = 1) -> list[str]:
-        """Remove the first `count` events of the person's queue, once handled; return the next `limit`."""
+    def pop(self, psid: str, owner: str, handled: Sequence[str], limit: int = 1) -> list[str] | None:
+        """Remove the handled events from the person's queue and return the next `limit`, in one transaction, if
+        `owner` still holds the person's lock; else None."""
         with self._transaction() as db:
-            db.execute(
-                "DELETE FROM queue WHERE id IN (SELECT id FROM queue WHERE psid = ? ORDER BY id LIMIT ?)", (psid, count)
+            held = db.execute(
+                "SELECT 1 FROM locks WHERE name = ? AND owner = ? AND expires_at > ?", (psid, owner, self._clock())
+            ).fetchone()
+            if not held:
+                return None
+            db.executemany(
+                "DELETE FROM queue WHERE id = (SELECT id FROM queue WHERE psid = ? AND item = ? ORDER BY id LIMIT 1)",
+                [(psid, item) for item in handled],
             )
             rows = db.execute(FIRST_QUEUED, (psid, limit)).fetchall()
         return [row[0] for row in rows]

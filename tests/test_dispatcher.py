@@ -12,6 +12,7 @@ from fakes import CountingStore, Reply, completion
 from helpers import answer_a_steady_queue, each_message, one_at_a_time, page_body, text_event
 from store import Bounds
 from store.memory import MemoryStore
+from store.sqlite import SQLiteStore
 
 
 def test_forty_people_are_answered_at_the_same_time(config, openai_server, graph, app_with):
@@ -59,7 +60,7 @@ def store() -> CountingStore:
 def test_a_steady_queue_costs_one_lock_peek_and_pop_per_event(store):
     assert answer_a_steady_queue(store, 6) == [f"1-m{n}" for n in range(6)]
     del store.calls["accept"]
-    assert store.calls == {"take_lock": 6, "peek": 1, "pop": 6, "release_lock": 1}
+    assert store.calls == {"take_lock": 1, "peek": 1, "pop": 6, "release_lock": 1}
 
 
 def test_an_event_that_breaks_the_bot_is_dropped_and_the_queue_goes_on(store):
@@ -117,6 +118,47 @@ def test_an_unexpected_failure_of_the_drain_is_logged_and_a_later_event_is_answe
     dispatcher.close(finish_queued=True)
     assert handled[-1] == "m1"
     assert "a bug in the drain" in caplog.text
+
+
+def test_a_lock_is_renewed_while_an_answer_outlives_it_so_no_other_worker_answers_again(tmp_path):
+    # Two servers on one SQLite file, with a clock the test moves: the first answer outlives the lock's lifetime.
+    now = [1000.0]
+    url = f"sqlite:///{tmp_path}/bot.db"
+    first, second = (SQLiteStore(url, Bounds(20, 3000, 3600, 100, 3600, 1000), clock=lambda: now[0]) for _ in "ab")
+    renewed, asked, release = threading.Event(), threading.Event(), threading.Event()
+    take_lock = first.take_lock
+
+    def noting_renewals(psid: str, owner: str, ttl: float) -> bool:
+        taken = take_lock(psid, owner, ttl)
+        if now[0] > 1000:
+            renewed.set()
+        return taken
+
+    first.take_lock = noting_renewals  # type: ignore[method-assign]
+    answered: list[str] = []
+
+    def answer_slowly(event: Event) -> None:
+        answered.append("first server")
+        asked.set()
+        release.wait(timeout=10)
+
+    one = Dispatcher(first, one_at_a_time(answer_slowly), 1, lock_ttl=60, renew_every=0.01)
+    other = Dispatcher(second, one_at_a_time(lambda event: answered.append("second server")), 1, lock_ttl=60)
+    one.submit([message(0)])
+    assert asked.wait(timeout=10)
+    now[0] += 45
+    assert renewed.wait(timeout=10)
+    now[0] += 30  # past the lifetime the lock was first taken for
+    other.resume()
+    assert other.wait_idle(timeout=10)
+    release.set()
+    assert one.wait_idle(timeout=10)
+    for dispatcher in (one, other):
+        dispatcher.close(finish_queued=False)
+    assert answered == ["first server"]
+    assert second.peek("1") == []
+    first.close()
+    second.close()
 
 
 def test_wait_idle_reports_work_still_running(store):

@@ -163,7 +163,8 @@ def test_an_event_is_queued_once_within_its_lifetime(backend):
     assert accept_one(store, "m_1", "a", "first") is True
     assert accept_one(store, "m_1", "a", "again") is False
     assert store.peek("a") == ["first"]
-    store.pop("a")
+    assert store.take_lock("a", "me", 60)
+    store.pop("a", "me", ["first"])
     assert store.peek("a") == []
     if backend.kind == "redis":
         assert 0 < store._redis.pttl("mgpt:event:m_1") <= 600_000
@@ -193,11 +194,28 @@ def test_queues_keep_order_per_person_and_list_who_is_waiting(backend):
     accept_one(store, "b0", "b", "b-0")
     assert sorted(store.pending()) == ["a", "b"]
     taken = []
+    assert store.take_lock("a", "me", 60)
     while item := store.peek("a"):
         taken += item
-        store.pop("a")
+        store.pop("a", "me", item)
     assert taken == ["a-0", "a-1", "a-2"]
     assert store.pending() == ["b"]
+
+
+def test_events_leave_the_queue_by_what_they_are_and_only_under_the_lock(backend):
+    store = backend()
+    for n in range(4):
+        accept_one(store, f"a{n}", "a", f"a-{n}")
+    assert store.pop("a", "me", ["a-0"]) is None  # nobody holds the lock
+    assert store.take_lock("a", "worker-2", 30)
+    assert store.pop("a", "me", ["a-0"]) is None  # another worker holds it
+    assert store.peek("a", 10) == ["a-0", "a-1", "a-2", "a-3"]
+    store.release_lock("a", "worker-2")
+    assert store.take_lock("a", "me", 30)
+    assert store.pop("a", "me", ["a-1", "a-2"], limit=5) == ["a-0", "a-3"]  # the ones answered, wherever they are
+    assert store.pop("a", "me", ["a-1"], limit=5) == ["a-0", "a-3"]  # already gone: nothing more leaves
+    assert store.pop("a", "me", ["a-0", "a-3"]) == []
+    assert store.pending() == []
 
 
 def test_a_lock_has_one_holder_until_released_or_expired(backend):
