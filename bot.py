@@ -261,8 +261,8 @@ class Bot:
 
     def _page_wrote(self, event: Event, how: Route) -> None:
         """A person from the page wrote by hand: step back, and keep their words for when the bot answers again."""
-        if isinstance(event, Echo) and self._store.recall(event.psid, event.mid) is not None:
-            return  # a message the bot sent (Instagram's echoes carry no marker): remembered when sent
+        if isinstance(event, Echo) and self._store.was_sent(event.psid, event.mid):
+            return  # a message the bot sent (Instagram's echoes carry no marker): noted when sent
         self._pause(event.psid, self._event_time(event), "hand_written")
         self._keep(event.psid, Turn("", prompt.page_words(how.text)))
 
@@ -513,11 +513,14 @@ class Bot:
                 self._pause(event.psid, self._event_time(event), "thread_elsewhere")
             return []
         try:
-            # Kept for replies that quote them, and to know their echoes as the bot's own.
+            # Their echoes are the bot's own, however long they wait in the person's queue: within the pause a
+            # hand-written message would start, and twice that, as pauses are kept.
+            self._store.mark_sent(event.psid, [mid for mid, _ in sent], 2 * self._settings.human_pause_minutes * 60)
+            # Kept for replies that quote them.
             for mid, piece in sent:
                 self._store.remember(event.psid, mid, piece[: prompt.REMEMBERED_CHARS])
         except StoreUnavailable as exc:
-            logger.warning("reply to psid=%s was sent but not remembered for quoting: %s", event.psid, exc)
+            logger.warning("reply to psid=%s was sent but not remembered: %s", event.psid, exc)
         return sent
 
 

@@ -55,6 +55,13 @@ class Store(Protocol):
     def recall(self, psid: str, mid: str) -> str | None:
         """Return a remembered message's text, or None."""
 
+    def mark_sent(self, psid: str, mids: Sequence[str], ttl: float) -> None:
+        """Note messages the bot sent the person, so their echoes are known as its own, for `ttl` seconds: kept
+        apart from quotes, never pushed out by the person's messages, and not forgotten by /reset."""
+
+    def was_sent(self, psid: str, mid: str) -> bool:
+        """Whether the bot sent this message (within the `ttl` it was noted for)."""
+
     def expire(self) -> int:
         """Remove idle conversations and old event ids; return how many conversations went."""
 

@@ -54,6 +54,8 @@ class MemoryStore:
         self._locks: dict[str, tuple[str, float]] = {}
         # psid -> (until, kept until by this store's clock); expired ones are dropped as they are read.
         self._pauses: dict[str, tuple[float, float]] = {}
+        # (psid, message id) -> kept until, of messages the bot sent: in the order sent, so expiry pops the front.
+        self._sent: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     def get(self, psid: str) -> list[Turn]:
         """Return the person's turns, oldest first; empty if none or expired."""
@@ -93,6 +95,22 @@ class MemoryStore:
         while len(self._conversations) > self._max_conversations:
             self._conversations.popitem(last=False)
         return conversation
+
+    def mark_sent(self, psid: str, mids: Sequence[str], ttl: float) -> None:
+        """Note messages the bot sent the person, so their echoes are known as its own, for `ttl` seconds."""
+        with self._lock:
+            now = self._clock()
+            self._expire_locked(now)
+            for mid in mids:
+                self._sent[psid, mid] = now + ttl
+                self._sent.move_to_end((psid, mid))
+            while len(self._sent) > self._dedup_max_ids:
+                self._sent.popitem(last=False)
+
+    def was_sent(self, psid: str, mid: str) -> bool:
+        """Whether the bot sent this message (within the `ttl` it was noted for)."""
+        with self._lock:
+            return self._sent.get((psid, mid), 0.0) > self._clock()
 
     def reset(self, psid: str) -> None:
         """Forget the person's history."""
@@ -222,6 +240,8 @@ class MemoryStore:
             if now - seen_at < self._dedup_ttl:
                 break
             del self._event_ids[event_id]
+        while self._sent and next(iter(self._sent.values())) <= now:
+            self._sent.popitem(last=False)
         while self._counter_expiry and self._counter_expiry[0][0] <= now:
             _, key = heapq.heappop(self._counter_expiry)
             del self._counters[key]

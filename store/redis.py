@@ -160,6 +160,17 @@ class RedisStore:
             args=[mid, text, MAX_QUOTES, int(self._bounds.ttl * 1000)],
         )
 
+    def mark_sent(self, psid: str, mids: Sequence[str], ttl: float) -> None:
+        """Note messages the bot sent the person, so their echoes are known as its own, for `ttl` seconds."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            for mid in mids:
+                pipe.set(PREFIX + "sent:" + psid + ":" + mid, 1, px=max(1, int(ttl * 1000)))
+            pipe.execute()
+
+    def was_sent(self, psid: str, mid: str) -> bool:
+        """Whether the bot sent this message (within the `ttl` it was noted for)."""
+        return bool(self._redis.exists(PREFIX + "sent:" + psid + ":" + mid))
+
     def recall(self, psid: str, mid: str) -> str | None:
         """Return a remembered message's text, or None."""
         return text(self._redis.hget(PREFIX + "quotes:" + psid, mid))

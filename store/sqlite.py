@@ -37,6 +37,10 @@ CREATE UNIQUE INDEX quotes_by_message ON quotes (psid, mid);
     3: """
 CREATE TABLE pauses (psid TEXT PRIMARY KEY, until REAL NOT NULL, expires_at REAL NOT NULL);
 """,
+    4: """
+CREATE TABLE sent (psid TEXT NOT NULL, mid TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY (psid, mid));
+CREATE INDEX sent_by_expiry ON sent (expires_at);
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 # Expired rows are deleted at most this often per process; reads skip them meanwhile.
@@ -188,6 +192,24 @@ class SQLiteStore:
                 (psid, psid, MAX_QUOTES),
             )
 
+    def mark_sent(self, psid: str, mids: Sequence[str], ttl: float) -> None:
+        """Note messages the bot sent the person, so their echoes are known as its own, for `ttl` seconds."""
+        expires = self._clock() + ttl
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO sent (psid, mid, expires_at) VALUES (?, ?, ?)",
+                [(psid, mid, expires) for mid in mids],
+            )
+
+    def was_sent(self, psid: str, mid: str) -> bool:
+        """Whether the bot sent this message (within the `ttl` it was noted for)."""
+        row = (
+            self._connection()
+            .execute("SELECT 1 FROM sent WHERE psid = ? AND mid = ? AND expires_at > ?", (psid, mid, self._clock()))
+            .fetchone()
+        )
+        return row is not None
+
     def recall(self, psid: str, mid: str) -> str | None:
         """Return a remembered message's text, or None."""
         row = (
@@ -236,6 +258,7 @@ class SQLiteStore:
             db.execute("DELETE FROM counters WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM locks WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM pauses WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM sent WHERE expires_at <= ?", (now,))
             remaining = db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
         if idle:
             logger.info("forgot %d idle conversations; %d remain", len(idle), remaining)

@@ -169,6 +169,33 @@ def test_the_bots_own_echo_on_instagram_is_known_by_its_message_id(post, graph, 
     assert len(openai_server.requests) == 2
 
 
+def own_echo(mid: str) -> dict:
+    echo = ig("echo.json")
+    echo["entry"][0]["messaging"][0]["message"].update(mid=mid, text="You said: something")
+    return echo
+
+
+def test_the_bots_own_echo_is_known_after_a_reset_that_came_before_it(post, graph, openai_server):
+    post(ig("text.json"))
+    (sent,) = graph.message_ids
+    post(ig_text("/reset", mid="m_reset"))
+    post(own_echo(sent))
+    post(ig_text("and to the US?", mid="m_after_own_echo"))
+    assert len(openai_server.requests) == 2
+
+
+def test_the_bots_own_echo_is_known_behind_sixty_quick_messages(post, graph, openai_server):
+    post(ig("text.json"))
+    (sent,) = graph.message_ids
+    for n in range(60):
+        post(ig_text(f"quick message {n}", mid=f"m_quick_{n}"))
+    post(own_echo(sent))
+    post(ig_text("still there?", mid="m_still_there"))
+    assert openai_server.requests[-1]["messages"][-1]["content"] == "still there?"
+    history = openai_server.requests[-1]["messages"][1:]
+    assert not any(str(message["content"]).startswith("[From the page's team]") for message in history)
+
+
 def test_slash_human_passes_the_thread_to_the_instagram_inbox(post, graph):
     post(ig_text("/human", mid="m_human"))
     assert graph.thread_calls() == [

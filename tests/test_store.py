@@ -218,6 +218,26 @@ def test_events_leave_the_queue_by_what_they_are_and_only_under_the_lock(backend
     assert store.pending() == []
 
 
+def test_the_bots_sent_ids_are_kept_apart_from_quotes_through_a_reset(backend):
+    from store import MAX_QUOTES
+
+    store = backend()
+    store.mark_sent("a", ["m_bot_1", "m_bot_2"], ttl=3600)
+    store.reset("a")
+    for n in range(MAX_QUOTES + 10):
+        store.remember("a", f"m_person_{n}", f"message {n}")
+    assert store.was_sent("a", "m_bot_1")
+    assert store.was_sent("a", "m_bot_2")
+    assert not store.was_sent("b", "m_bot_1")
+    assert not store.was_sent("a", "m_person_1")
+    if backend.kind == "redis":
+        assert 0 < store._redis.pttl("mgpt:sent:a:m_bot_1") <= 3_600_000
+        return
+    backend.clock.now += 3601
+    store.expire()
+    assert not store.was_sent("a", "m_bot_1")
+
+
 def test_a_lock_has_one_holder_until_released_or_expired(backend):
     store = backend()
     assert store.take_lock("a", "worker-1", ttl=30)
