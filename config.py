@@ -143,6 +143,8 @@ class Settings:
     embedding_model: str | None = None
     # Where section embeddings are cached; None: .embeddings.sqlite3 in KNOWLEDGE_DIR.
     embedding_cache: Path | None = None
+    # How long a message's embedding may take before the knowledge is searched by words alone.
+    embedding_query_seconds: float = 3.0
 
     @property
     def meta_configured(self) -> bool:
@@ -333,6 +335,7 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "KNOWLEDGE_RELOAD_SECONDS": ("knowledge_reload_seconds", _non_negative_float),
     "EMBEDDING_MODEL": ("embedding_model", _text),
     "EMBEDDING_CACHE": ("embedding_cache", Path),
+    "EMBEDDING_QUERY_SECONDS": ("embedding_query_seconds", _positive_float),
 }
 
 

@@ -138,12 +138,13 @@ class ChatModel:
             raise ModelError(classify(exc), getattr(exc, "status_code", None)) from None
         return (getattr(result, "text", None) or "").strip()
 
-    def embed(self, texts: list[str]) -> list[list[float]]:
-        """Return the embedding of each text, by EMBEDDING_MODEL."""
+    def embed(self, texts: list[str], timeout: float | None = None) -> list[list[float]]:
+        """Return the embedding of each text, by EMBEDDING_MODEL; with `timeout`, one try within it."""
         assert self._embedding_model, "EMBEDDING_MODEL is not set"
+        client = self._client if timeout is None else self._client.with_options(timeout=timeout, max_retries=0)
         try:
             # Floats, not the SDK's default base64: some compatible servers only send floats.
-            result = self._client.embeddings.create(model=self._embedding_model, input=texts, encoding_format="float")
+            result = client.embeddings.create(model=self._embedding_model, input=texts, encoding_format="float")
         except openai.APIError as exc:
             raise ModelError(classify(exc), getattr(exc, "status_code", None)) from None
         return [list(item.embedding) for item in sorted(result.data, key=lambda item: item.index)]

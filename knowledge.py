@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import mul
 from pathlib import Path
+from typing import Protocol
 
 import click
 import pypdf
@@ -61,6 +62,13 @@ STOPWORDS = frozenset(
         this to too us was we were what when where which who why will with would you your yours""",
     )
 )
+# A PDF is read within a budget per file: a file of a few kilobytes can hold pages whose drawing instructions take
+# pypdf seconds each to read (one compressed stream of a megabyte, shared by every page). Checked between pages.
+PDF_SECONDS = 10.0
+PDF_MAX_PAGES = 1000
+PDF_MAX_CHARS = 2_000_000
+# A page drawn with more instructions than this is skipped: a page of text takes a few tens of kilobytes.
+PDF_PAGE_BYTES = 256 * 1024
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)[\s#]*$")
 FENCE = re.compile(r"^\s*(```|~~~)")
 
@@ -123,10 +131,15 @@ def read_folder(folder: Path, max_bytes: int) -> Library:
     files: list[str] = []
     skipped: list[tuple[str, str]] = []
     ignored = 0
+    inside = folder.resolve()
     for path in _files(folder):
         name = path.relative_to(folder).as_posix()
         if path.suffix.lower() not in KINDS:
             ignored += 1
+            continue
+        if not path.resolve().is_relative_to(inside):
+            # A link to /etc/passwd or to the bot's own .env would put it in the prompt.
+            skipped.append((name, "a link to a file outside KNOWLEDGE_DIR"))
             continue
         try:
             found = _sections_of_file(path, name, max_bytes)
@@ -195,15 +208,37 @@ def _text(path: Path) -> str:
 
 
 def _pdf_pages(path: Path) -> list[str]:
+    """The text of each page, within the budget (PDF_SECONDS, PDF_MAX_PAGES, PDF_MAX_CHARS, PDF_PAGE_BYTES): what
+    is over it is left unread, with a warning."""
+    deadline = time.monotonic() + PDF_SECONDS
+    pages: list[str] = []
+    chars = 0
+    over = ""
     try:
         reader = pypdf.PdfReader(path)
         if reader.is_encrypted:
             reader.decrypt("")
-        return [page.extract_text() or "" for page in reader.pages]
+        for number, page in enumerate(reader.pages, 1):
+            if number > PDF_MAX_PAGES or chars >= PDF_MAX_CHARS or time.monotonic() > deadline:
+                over = f"only its first {number - 1} pages were read (a PDF is read within {PDF_SECONDS:g} s, "
+                over += f"{PDF_MAX_PAGES:,} pages and {PDF_MAX_CHARS:,} characters)"
+                break
+            contents = page.get_contents()
+            size = len(contents.get_data()) if contents is not None else 0
+            if size > PDF_PAGE_BYTES:
+                over = f"page {number} was skipped: its {size:,} bytes of drawing are not a page of text"
+                pages.append("")
+                continue
+            text = page.extract_text() or ""
+            pages.append(text[: PDF_MAX_CHARS - chars])
+            chars += len(text)
     # pypdf raises many kinds of error on a damaged file (PdfReadError, ValueError, KeyError...):
     # any of them means this file is skipped, never that the bot stops.
     except Exception as exc:  # noqa: BLE001
         raise Unreadable(f"not a readable PDF ({type(exc).__name__})") from None
+    if over:
+        logger.warning("knowledge file %s: %s", path.name, over)
+    return pages
 
 
 def sections_of(source: str, text: str, markdown: bool, headings: tuple[str, ...] = ()) -> list[Section]:
@@ -237,8 +272,18 @@ def _chunks(text: str, max_tokens: int) -> list[str]:
             continue
         for sentence in re.split(r"(?<=[.!?])\s+", paragraph):
             too_long = estimate_tokens(sentence) > max_tokens
-            pieces += _pack(sentence.split(" "), max_tokens, " ") if too_long else [sentence]
+            pieces += _pack(_words(sentence, max_tokens), max_tokens, " ") if too_long else [sentence]
     return _pack(pieces, max_tokens, "\n\n")
+
+
+def _words(sentence: str, max_tokens: int) -> Iterable[str]:
+    """The sentence's words; one longer than a section (a line of data with no space) cut into pieces that fit."""
+    size = (max_tokens - 4) * 3 // 4  # characters that fit even at four bytes each
+    for word in sentence.split(" "):
+        if estimate_tokens(word) <= max_tokens:
+            yield word
+        else:
+            yield from (word[start : start + size] for start in range(0, len(word), size))
 
 
 def _pack(pieces: Iterable[str], max_tokens: int, joiner: str) -> list[str]:
@@ -293,7 +338,10 @@ class LexicalIndex:
         self._db.close()
 
 
-Embed = Callable[[list[str]], list[list[float]]]
+class Embed(Protocol):
+    """The model's embeddings of texts, each call within `timeout` seconds if given (the client's own otherwise)."""
+
+    def __call__(self, texts: list[str], timeout: float | None = None) -> list[list[float]]: ...
 
 
 class EmbeddingCache:
@@ -335,6 +383,24 @@ class EmbeddingCache:
                     [(self._model, digest, vector.tobytes()) for digest, vector in vectors.items()],
                 )
 
+    def keep_only(self, digests: Iterable[str]) -> int:
+        """Forget the vectors of sections no longer in the folder (of this model); return how many went."""
+        used = set(digests)
+        self._memory = {digest: vector for digest, vector in self._memory.items() if digest in used}
+        if self._db is None:
+            return 0
+        with self._lock, self._db:
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS used (digest TEXT PRIMARY KEY)")
+            self._db.execute("DELETE FROM used")
+            self._db.executemany("INSERT OR IGNORE INTO used VALUES (?)", [(digest,) for digest in used])
+            gone = self._db.execute(
+                "DELETE FROM embeddings WHERE model = ? AND digest NOT IN (SELECT digest FROM used)", (self._model,)
+            ).rowcount
+        if gone:
+            with self._lock:
+                self._db.execute("VACUUM")  # give the space back: a catalogue exported anew leaves every vector stale
+        return gone
+
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
@@ -370,6 +436,7 @@ class Shelf:
             cache.put(fresh)
             known.update(fresh)
         self.vectors = {number: known[digest] for number, digest in enumerate(digests)}
+        cache.keep_only(digests)
         return calls
 
 
@@ -384,6 +451,7 @@ class Knowledge:
         reload_seconds: float,
         embed: Embed | None = None,
         cache: EmbeddingCache | None = None,
+        query_seconds: float | None = None,
     ):
         self._folder = folder
         self.max_tokens = max_tokens
@@ -391,23 +459,43 @@ class Knowledge:
         self._reload_seconds = reload_seconds
         self._embed = embed
         self._cache = cache
+        # A message's embedding waits this long at most before the search goes by words alone.
+        self._query_seconds = query_seconds
         self._lock = threading.Lock()
         self._fingerprint = fingerprint(folder)
         self._shelf = self._read()
         self._checked = time.monotonic()
+        self._reloader: threading.Thread | None = None
 
     @property
     def shelf(self) -> Shelf:
-        """The current reading, re-read first if a file changed since the last look (at most every
-        KNOWLEDGE_RELOAD_SECONDS)."""
+        """The current reading. At most every KNOWLEDGE_RELOAD_SECONDS, a thread of its own looks for changed files
+        and reads them: the new reading is used once it is ready, and no reply waits for it."""
         if time.monotonic() - self._checked >= self._reload_seconds:
             with self._lock:
-                if time.monotonic() - self._checked >= self._reload_seconds:
-                    self._look()
+                if self._reloader is None and time.monotonic() - self._checked >= self._reload_seconds:
+                    self._reloader = threading.Thread(target=self._look_aside, name="knowledge-reload", daemon=True)
+                    self._reloader.start()
         return self._shelf
 
+    def settle(self, timeout: float | None = None) -> None:
+        """Wait for a look at the files under way to end (tests, and the terminal command)."""
+        with self._lock:
+            reloader = self._reloader
+        if reloader is not None:
+            reloader.join(timeout)
+
+    def _look_aside(self) -> None:
+        try:
+            self._look()
+        except Exception:
+            logger.exception("knowledge: looking at KNOWLEDGE_DIR again failed; the last reading stays in use")
+        finally:
+            with self._lock:
+                self._checked = time.monotonic()
+                self._reloader = None
+
     def _look(self) -> None:
-        self._checked = time.monotonic()
         now = fingerprint(self._folder)
         if now != self._fingerprint:
             self._fingerprint = now
@@ -491,7 +579,7 @@ class Knowledge:
         if not self._embed or not shelf.vectors:
             return None
         try:
-            query = _unit(self._embed([f"{context}\n{message}".strip()])[0])
+            query = _unit(self._embed([f"{context}\n{message}".strip()], timeout=self._query_seconds)[0])
         except Exception as exc:  # noqa: BLE001 - whatever the server did, BM25 still answers
             logger.warning("knowledge: the message's embedding failed (%s): searching by words only", exc)
             return None
@@ -529,6 +617,7 @@ def open_knowledge(settings: Settings, embed: Embed | None) -> Knowledge | None:
         settings.knowledge_reload_seconds,
         embed,
         cache,
+        settings.embedding_query_seconds,
     )
 
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import knowledge
 import prompt
+from app import EXTENSION
 from config import ConfigError, settings_from_mapping
-from helpers import page_body, text_event
+from helpers import page_body, poster, text_event
 from knowledge import SECTION_TOKENS, read_folder, sections_of
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "knowledge"
@@ -217,16 +220,119 @@ def test_sections_below_the_relevance_floor_are_left_out(tmp_path, ask, folder):
     assert "sells bread" not in system, "a weak match on a common word must not pad the prompt"
 
 
-def test_an_edited_added_or_removed_file_is_used_at_the_next_look(ask, folder):
-    assert "Saturday we open from 8 am" in ask("open on saturday?", KNOWLEDGE_RELOAD_SECONDS="0")
+@pytest.fixture
+def reloading(config, make_app, openai_server, folder):
+    """An app that looks at the folder at every message; `ask` sends a message, lets the look it started (aside,
+    on a thread of its own) end, and sends it again: the system message the model read the second time."""
+    config.update(KNOWLEDGE_DIR=str(folder), KNOWLEDGE_RELOAD_SECONDS="0")
+    app = make_app(config)
+    post = poster(app)
+    knowledge = app.extensions[EXTENSION].knowledge
+
+    def ask(text: str) -> str:
+        post(page_body(text_event(text)))
+        knowledge.settle(timeout=10)
+        post(page_body(text_event(text)))
+        return openai_server.requests[-1]["messages"][0]["content"]
+
+    return ask
+
+
+def test_an_edited_added_or_removed_file_is_used_at_the_next_look(reloading, folder):
+    assert "Saturday we open from 8 am" in reloading("open on saturday?")
     hours = folder / "hours.md"
     hours.write_text(hours.read_text().replace("Saturday we open from 8 am", "Saturday we open from 10 am"))
     os.utime(hours, ns=(hours.stat().st_atime_ns, hours.stat().st_mtime_ns + 10**9))
-    assert "Saturday we open from 10 am" in ask("open on saturday?", KNOWLEDGE_RELOAD_SECONDS="0")
+    assert "Saturday we open from 10 am" in reloading("open on saturday?")
     (folder / "boats.md").write_text("## Boat trips\nBoat trips leave the harbour at noon.")
-    assert "Boat trips leave" in ask("when do boat trips leave?", KNOWLEDGE_RELOAD_SECONDS="0")
+    assert "Boat trips leave" in reloading("when do boat trips leave?")
     (folder / "boats.md").unlink()
-    assert "Boat trips leave" not in ask("when do boat trips leave?", KNOWLEDGE_RELOAD_SECONDS="0")
+    assert "Boat trips leave" not in reloading("when do boat trips leave?")
+
+
+def test_a_reply_never_waits_for_the_files_to_be_read_again(config, make_app, graph, folder, monkeypatch):
+    config.update(KNOWLEDGE_DIR=str(folder), KNOWLEDGE_RELOAD_SECONDS="0")
+    app = make_app(config)
+    order: list[str] = []
+    release = threading.Event()
+    read = knowledge.read_folder
+
+    def slow_read(*args, **kwargs):
+        order.append("reading")
+        release.wait(timeout=10)  # a PDF that takes long to read
+        order.append("read")
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(knowledge, "read_folder", slow_read)
+    (folder / "boats.md").write_text("## Boat trips\nBoat trips leave the harbour at noon.")
+    graph.on_call = lambda call: order.append("reply") if "message" in call else None
+    poster(app)(page_body(text_event("when do boat trips leave?")))
+    release.set()
+    app.extensions[EXTENSION].knowledge.settle(timeout=10)
+    assert order == ["reading", "reply", "read"]
+
+
+def test_a_link_to_a_file_outside_the_folder_is_skipped(folder, tmp_path, caplog):
+    secret = tmp_path / "dotenv.txt"
+    secret.write_text("OPENAI_API_KEY=sk-the-owners-key")
+    (folder / "passwords.txt").symlink_to(secret)
+    (folder / "hours-again.md").symlink_to(folder / "hours.md")  # a link within the folder is fine
+    library = read_folder(folder, 10**7)
+    assert ("passwords.txt", "a link to a file outside KNOWLEDGE_DIR") in library.skipped
+    assert "hours-again.md" in library.files
+    assert not any("sk-the-owners-key" in section.text for section in library.sections)
+
+
+def pdf_drawing_a_megabyte_on_every_page(pages: int) -> bytes:
+    """A PDF of a few kilobytes whose pages share one compressed stream of a megabyte of text drawing."""
+    import io
+
+    import pypdf
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+
+    writer = pypdf.PdfWriter()
+    drawing = DecodedStreamObject()
+    drawing.set_data(b"BT /F1 12 Tf 72 720 Td " + b"(word word word word) Tj 0 -14 Td " * 30_000 + b"ET")
+    shared = writer._add_object(drawing.flate_encode())
+    font = {NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1")}
+    font[NameObject("/BaseFont")] = NameObject("/Helvetica")
+    resources = DictionaryObject({NameObject("/Font"): DictionaryObject({NameObject("/F1"): DictionaryObject(font)})})
+    for _ in range(pages):
+        page = writer.add_blank_page(612, 792)
+        page[NameObject("/Contents")] = shared
+        page[NameObject("/Resources")] = resources
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_a_pdf_whose_pages_draw_a_megabyte_each_is_not_read_page_by_page(folder, caplog):
+    bomb = pdf_drawing_a_megabyte_on_every_page(10)
+    assert len(bomb) < 10_000
+    (folder / "catalogue.pdf").write_bytes(bomb)
+    with caplog.at_level(logging.WARNING):
+        library = read_folder(folder, 10**7)
+    assert ("catalogue.pdf", "no text in it") in library.skipped
+    assert "catalogue.pdf: page 10 was skipped" in caplog.text
+
+
+def test_a_pdf_is_read_within_its_page_budget(folder, monkeypatch, caplog):
+    monkeypatch.setattr(knowledge, "PDF_MAX_PAGES", 2)
+    (folder / "menu.pdf").write_bytes(pdf_with("Croissant 2 euros", "Baguette 1 euro", "Cake 20 euros"))
+    with caplog.at_level(logging.WARNING):
+        library = read_folder(folder, 10**7)
+    texts = " ".join(section.text for section in library.sections if section.source == "menu.pdf")
+    assert "Baguette" in texts
+    assert "Cake" not in texts
+    assert "menu.pdf: only its first 2 pages were read" in caplog.text
+
+
+def test_a_line_with_no_space_is_cut_into_sections_that_fit(tmp_path):
+    (tmp_path / "data.txt").write_text("x" * 100_000)
+    library = read_folder(tmp_path, 10**7)
+    assert len(library.sections) > 1
+    assert all(section.tokens() <= SECTION_TOKENS + 50 for section in library.sections)
+    assert "".join(section.text.replace(" ", "") for section in library.sections) == "x" * 100_000
 
 
 def test_files_are_not_looked_at_again_before_the_reload_interval(ask, folder):
@@ -276,6 +382,32 @@ def test_embeddings_are_computed_once_and_cached_across_restarts(ask, openai_ser
     make_app(config)
     (changed,) = section_inputs(openai_server)
     assert "Saturday we open from 10 am" in changed
+
+
+def test_the_embedding_cache_forgets_what_no_section_uses(ask, openai_server, folder, make_app, config):
+    import sqlite3
+
+    ask("Can I bring my dog?", EMBEDDING_MODEL="text-embedding-3-small")
+    for export in range(3):  # the owner exports the catalogue anew: every section's text changes
+        for path in folder.glob("*.md"):
+            path.write_text(path.read_text() + f"\n\nExported {export}.")
+        make_app(config)
+    with sqlite3.connect(folder / ".embeddings.sqlite3") as db:
+        (kept,) = db.execute("SELECT COUNT(*) FROM embeddings").fetchone()
+    assert kept == len(read_folder(folder, 10**7).sections)
+
+
+def test_a_message_s_embedding_has_a_short_deadline_of_its_own(ask, openai_server):
+    ask("Can I bring my dog?", EMBEDDING_MODEL="text-embedding-3-small", EMBEDDING_QUERY_SECONDS="0.5")
+    query = [
+        headers
+        for path, request, headers in zip(
+            openai_server.paths, openai_server.requests, openai_server.headers, strict=True
+        )
+        if path.endswith("/embeddings") and request["input"] == ["Can I bring my dog?"]
+    ]
+    assert len(query) == 1
+    assert query[0]["x-stainless-read-timeout"] == "0.5"
 
 
 def test_embedding_search_finds_what_words_alone_miss(ask, openai_server):
