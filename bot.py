@@ -44,6 +44,8 @@ TAKE_METADATA = "The person asked for the bot again (/bot)."
 OWNER_MUST_ACT = {Failure.QUOTA, Failure.AUTH, Failure.FORBIDDEN, Failure.NOT_FOUND}
 # Messages the model answers: those of a burst are answered together.
 FOR_THE_MODEL = {Case.TEXT, Case.BUTTON, Case.PHOTOS, Case.VOICE}
+# Messages answered with a canned reply: free, but a flood of them is still held to LIMIT_PER_MINUTE.
+CANNED = {Case.RESET, Case.HELP, Case.STICKER, Case.UNUSABLE, Case.GET_STARTED, Case.HUMAN, Case.BOT_BACK}
 
 
 class Channel(Protocol):
@@ -210,6 +212,8 @@ class Bot:
             return
         if how.case is not Case.TEXT:
             logger.info("event psid=%s: %s", event.psid, how.case.value)
+        if how.case in CANNED and not self._admit_canned(event):
+            return
         self._handlers[how.case](event, how)
 
     # --- one handler per case ---
@@ -233,6 +237,12 @@ class Bot:
 
     def _human(self, event: Event, how: Route) -> None:
         psid = event.psid
+        if self._paused(event):
+            # A person from the page is already talking to them: the bot says nothing over them.
+            logger.info("psid=%s asked for a person while one is talking to them: the pause goes on", psid)
+            self._pause(psid, self._event_time(event), "human")
+            self._keep(psid, Turn("/human", ""))
+            return
         self._pause(psid, self._event_time(event), "human")
         if self._send(event, replies.HUMAN_COMING):
             self._keep(psid, Turn("/human", replies.HUMAN_COMING))
@@ -353,6 +363,20 @@ class Bot:
         if not decision.allowed:
             metrics.REPLIES.labels("limited", event.channel).inc()
             logger.info("psid=%s over a limit: %s", psid, "notified" if decision.notice else "silent")
+            if decision.notice:
+                self._send(event, decision.notice)
+        return decision.allowed
+
+    def _admit_canned(self, event: Event) -> bool:
+        """Check that a reply needing no model may go to this person now; tell them once if not."""
+        decision = self._limits.check_canned(event.psid, self._event_time(event))
+        if not decision.allowed:
+            metrics.REPLIES.labels("limited", event.channel).inc()
+            logger.info(
+                "psid=%s over the limit of replies a minute: %s",
+                event.psid,
+                "notified" if decision.notice else "silent",
+            )
             if decision.notice:
                 self._send(event, decision.notice)
         return decision.allowed

@@ -61,6 +61,16 @@ class Limits:
                 return Decision(False, BACK_TOMORROW if told == 1 else None)
         return ALLOW
 
+    def check_canned(self, psid: str, sent_at: float) -> Decision:
+        """Count one reply that needs no model (/help, a sticker's thanks...) for a message sent at `sent_at`: within
+        LIMIT_PER_MINUTE, so that a flood of them is not answered message for message."""
+        minute = int(sent_at // MINUTE)
+        key = f"limit:{psid}:canned:{minute}"
+        if self._per_minute and (count := self._store.increment(key, 1, 2 * MINUTE)) > self._per_minute:
+            metrics.LIMITED.labels("minute").inc()
+            return Decision(False, TOO_FAST if count == self._per_minute + 1 else None)
+        return ALLOW
+
 
 def today(now: float) -> str:
     """The UTC date of a Unix time, as YYYY-MM-DD."""

@@ -40,8 +40,8 @@ NO_KNOWLEDGE_FOUND = "(Nothing in the page's knowledge matches this message.)"
 # How a reply to the Instagram account's story reaches the model (the story itself cannot be seen).
 STORY_REPLY = "[Replying to the page's Instagram story] {text}"
 QUOTE_CHARS = 300
-# What is kept of a message for quoting it later: enough to show QUOTE_CHARS, cut at a word.
-REMEMBERED_CHARS = 2 * QUOTE_CHARS
+# What is kept of a message for quoting it later: enough to show QUOTE_CHARS, and to know it went on.
+REMEMBERED_CHARS = QUOTE_CHARS + 1
 
 ChatMessage = dict[str, Any]
 

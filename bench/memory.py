@@ -21,13 +21,66 @@ from helpers import PAGE_ID
 BATCH = 100  # events per webhook POST (Meta batches up to 1,000)
 
 
+def worst_case(people: int) -> None:
+    """The in-memory store at its default bounds with every person at the most it keeps: a full history of the
+    longest messages, every quote remembered, and event and sent ids to their caps; measured on `people` people
+    (Python's allocations, by tracemalloc) and scaled to MAX_CONVERSATIONS."""
+    import tracemalloc
+
+    import prompt
+    from config import settings_from_mapping
+    from store import MAX_QUOTES, Bounds, Queued
+    from store.memory import MemoryStore
+
+    names = ("PAGE_ACCESS_TOKEN", "VERIFY_TOKEN", "APP_SECRET", "OPENAI_API_KEY")
+    defaults = settings_from_mapping(dict.fromkeys(names, "x"))
+    bounds = Bounds(
+        defaults.history_max_messages,
+        defaults.history_max_tokens,
+        defaults.conversation_ttl,
+        defaults.max_conversations,
+        defaults.dedup_ttl,
+        defaults.dedup_max_ids,
+    )
+    tracemalloc.start()
+    store = MemoryStore(bounds)
+    side = defaults.max_message_chars
+    for person in range(people):
+        psid = str(10**15 + person)
+        for n in range(defaults.history_max_messages // 2):
+            store.append(psid, prompt.within_history(prompt.Turn(f"{n}" + "q" * side, f"{n}" + "a" * side), 3000))
+        for n in range(MAX_QUOTES):
+            store.remember(psid, f"m_{psid}_{n:032d}", f"{n}" + "t" * prompt.REMEMBERED_CHARS)
+    per_person = tracemalloc.get_traced_memory()[0] / people
+    before = tracemalloc.get_traced_memory()[0]
+    ids = 10_000
+    store.accept([Queued(f"m_{n:064d}", "0", "") for n in range(ids)])
+    store.mark_sent("0", [f"m_{n:064d}" for n in range(ids)], ttl=3600)
+    per_id = (tracemalloc.get_traced_memory()[0] - before) / ids
+    tracemalloc.stop()
+    total = per_person * bounds.max_conversations + per_id * bounds.dedup_max_ids
+    print(f"  machine: {machine()}")
+    print(f"  per person at the bounds  {per_person / 1024:.1f} KiB (history and {MAX_QUOTES} quotes)")
+    print(f"  per event id and sent id  {per_id:.0f} bytes (with its queued item)")
+    print(
+        f"  worst case at the default bounds: {total / 2**20:.0f} MiB of Python objects "
+        f"({bounds.max_conversations:,} people, {bounds.dedup_max_ids:,} event ids and as many sent ids)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--people", type=int, default=20_000)
     parser.add_argument(
+        "--worst-case", action="store_true", help="the store's size with every person at its bounds (no server)"
+    )
+    parser.add_argument(
         "--ttl", type=float, default=240.0, help="CONVERSATION_TTL for the run, seconds (longer than the writing)"
     )
     args = parse(parser, people=200, ttl=3.0)
+    if args.worst_case:
+        worst_case(min(args.people, 1000))
+        return
 
     delivered = threading.Semaphore(0)
 

@@ -192,11 +192,11 @@ def test_a_refused_pass_is_logged_once_and_the_pause_still_holds(post, graph, op
     graph.fail_next(400, code=10, subcode=2018500, times=2, endpoint="pass_thread_control")
     with caplog.at_level(logging.WARNING):
         post(at(0, "/human"))
-        post(at(1, "/human"))
+        post(at(31, "/human"))  # once the first pause is over
     refusals = [r for r in caplog.records if "refused to pass" in r.getMessage()]
     assert len(refusals) == 1
     assert [endpoint for endpoint, _ in graph.thread_calls()] == ["pass_thread_control"] * 2
-    post(at(2, "hello?"))
+    post(at(32, "hello?"))
     assert openai_server.requests == []
     assert graph.texts(PSID) == [replies.HUMAN_COMING] * 2
 
@@ -259,3 +259,12 @@ def test_the_bots_own_echoes_never_reach_the_queue(post, caplog):
     with caplog.at_level(logging.INFO, logger="app"):
         post(load("echo_bot.json"))
     assert "webhook (messenger): 0 queued, 0 redelivered, skipped {'own_echo': 1}" in caplog.messages
+
+
+def test_asking_for_a_person_while_one_is_talking_says_nothing_over_them(post, graph, openai_server):
+    post(echo_at(0))
+    post(at(1, "/human"))
+    assert graph.texts(PSID) == []
+    assert graph.thread_calls() == []
+    post(at(30.5, "hello?"))  # the pause started again at the /human
+    assert openai_server.requests == []

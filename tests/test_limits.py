@@ -116,3 +116,24 @@ def test_a_bad_allowed_list_stops_start_up(config, make_app):
     config.update(ALLOWED_PSIDS="111, bob")
     with pytest.raises(ConfigError, match="ALLOWED_PSIDS is invalid"):
         make_app(config)
+
+
+@pytest.mark.parametrize("text", ["/help", "/reset"])
+def test_replies_that_need_no_model_are_held_to_the_limit_a_minute_too(limited, graph, openai_server, text):
+    one_by_one(limited, (at(NOON + n, text) for n in range(40)))
+    texts = graph.texts(PSID)
+    assert len(texts) == 4
+    assert texts[-1] == replies.TOO_FAST
+    one_by_one(limited, [at(NOON + 61, text)])  # the next minute
+    assert len(graph.texts(PSID)) == 5
+
+
+def test_stickers_are_held_to_the_limit_a_minute(limited, graph):
+    from helpers import load
+
+    for n in range(30):
+        body = load("sticker.json")
+        body["entry"][0]["messaging"][0]["timestamp"] = (NOON + n) * 1000
+        body["entry"][0]["messaging"][0]["message"]["mid"] = f"m_sticker_{n}"
+        limited(body)
+    assert graph.texts(PSID) == [replies.STICKER_THANKS] * 3 + [replies.TOO_FAST]

@@ -285,3 +285,21 @@ def test_an_answer_becomes_at_most_max_messages_then_says_it_was_cut(config, app
     assert len(texts) == 4
     assert texts[-1] == replies.CUT_OFF
     assert " ".join(texts[:-1]).split() == " ".join(long_paragraphs).split()[: len(" ".join(texts[:-1]).split())]
+
+
+def test_when_meta_refuses_a_paragraph_the_history_keeps_only_what_was_delivered(post, graph, openai_server):
+    delivered: list[str] = []
+
+    def refuse_the_second(call: dict) -> None:
+        if "message" in call:
+            delivered.append(call["message"]["text"])
+            if len(delivered) == 2:
+                graph.fail_next(400, code=100, messages_only=True)
+
+    graph.on_call = refuse_the_second
+    openai_server.script.append(completion(ANSWER))
+    ask(post)
+    graph.on_call = None
+    assert graph.texts(PSID)[:2] == PARAGRAPHS[:2]
+    ask(post, "go on")
+    assert openai_server.requests[-1]["messages"][2] == {"role": "assistant", "content": PARAGRAPHS[0]}
