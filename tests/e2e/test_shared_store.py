@@ -231,3 +231,23 @@ def test_metrics_sum_every_workers_samples(tmp_path, fakes):
         assert [scrape()[sent] for _ in range(4)] == [len(people)] * 4
     finally:
         server.stop()
+
+
+def test_an_answer_that_outlives_the_lock_is_not_answered_again_by_another_server(store_url, fakes):
+    graph, model = fakes
+    paragraphs = [f"Part {n} of a long answer, " + " ".join(["written slowly word after word"] * 6) for n in range(4)]
+    answers = iter(["\n\n".join(paragraphs), "re: and then?"])
+    model.default = lambda request: completion(next(answers, "one answer too many"))
+    model.tokens_per_second = 60  # about four seconds for the long answer: twice the lock's lifetime
+    settings = {**service_settings(graph, model), "STORE_URL": store_url, "QUEUE_LOCK_SECONDS": "2"}
+    servers = [GunicornService(settings), GunicornService(settings)]
+    try:
+        assert post_on_a_new_connection(servers[0], page_body(text_event("tell me all", psid="4200"))) == 200
+        assert graph.wait_for(lambda: len(graph.texts("4200")) >= 4)
+        assert post_on_a_new_connection(servers[1], page_body(text_event("and then?", psid="4200"))) == 200
+        assert graph.wait_for(lambda: len(graph.texts("4200")) >= 5)
+        assert graph.texts("4200") == [*paragraphs, "re: and then?"]
+        assert [request["messages"][-1]["content"] for request in model.requests] == ["tell me all", "and then?"]
+    finally:
+        for server in servers:
+            server.stop()
