@@ -482,12 +482,14 @@ class Bot:
             sender.cut_off()
         else:
             sender.finish("" if completion.text else replies.EMPTY_REPLY)
-        if not (completion.broken or outbox.full):
-            return completion.text if not outbox.refused else outbox.delivered().removeprefix(opening.strip()).strip()
-        why = "out of time" if completion.timed_out else "over MAX_MESSAGES_PER_REPLY" if outbox.full else "broken"
-        logger.info("reply for psid=%s was cut off: %s", event.psid, why)
-        outbox.notice(replies.CUT_OFF)
-        return outbox.delivered().removeprefix(opening.strip()).strip()
+        cut = completion.broken or outbox.full
+        if cut:
+            why = "out of time" if completion.timed_out else "over MAX_MESSAGES_PER_REPLY" if outbox.full else "broken"
+            logger.info("reply for psid=%s was cut off: %s", event.psid, why)
+            outbox.notice(replies.CUT_OFF)
+        if cut or outbox.refused:
+            return outbox.delivered().removeprefix(opening.strip()).strip()
+        return completion.text
 
     def _knowledge_for(self, said: str, history: list[Turn]) -> Chosen | None:
         """The page's knowledge for this message; the last exchange helps follow-ups ("and on Sundays?")."""
@@ -514,7 +516,7 @@ class Bot:
                 quoted = self._store.recall(event.psid, event.reply_to_mid) if event.reply_to_mid else None
                 read = prompt.with_quote(text, quoted)
             parts.append((read, prompt.history_text(read, message.photos, message.heard)))
-        if room == 0 and sum(len(message.text) for message in messages) > limit:
+        if sum(len(message.text) for message in messages) > limit:
             self._send(messages[-1].event, replies.TRUNCATED.format(limit=limit))
         return parts
 
@@ -537,12 +539,10 @@ class Bot:
                 self._pause(event.psid, self._event_time(event), "thread_elsewhere")
             return []
         try:
-            # Their echoes are the bot's own, however long they wait in the person's queue: within the pause a
-            # hand-written message would start, and twice that, as pauses are kept.
-            self._store.mark_sent(event.psid, [mid for mid, _ in sent], 2 * self._settings.human_pause_minutes * 60)
-            # Kept for replies that quote them.
-            for mid, piece in sent:
-                self._store.remember(event.psid, mid, piece[: prompt.REMEMBERED_CHARS])
+            # Kept for replies that quote them, and to know their echoes as the bot's own however long they wait
+            # in the person's queue: for the pause a hand-written message would start, and twice that, as pauses.
+            quotes = [(mid, piece[: prompt.REMEMBERED_CHARS]) for mid, piece in sent]
+            self._store.remember_sent(event.psid, quotes, 2 * self._settings.human_pause_minutes * 60)
         except StoreUnavailable as exc:
             logger.warning("reply to psid=%s was sent but not remembered: %s", event.psid, exc)
         return sent

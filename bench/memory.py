@@ -55,7 +55,7 @@ def worst_case(people: int) -> None:
     before = tracemalloc.get_traced_memory()[0]
     ids = 10_000
     store.accept([Queued(f"m_{n:064d}", "0", "") for n in range(ids)])
-    store.mark_sent("0", [f"m_{n:064d}" for n in range(ids)], ttl=3600)
+    store.remember_sent("0", [(f"m_{n:064d}", "") for n in range(ids)], ttl=3600)
     per_id = (tracemalloc.get_traced_memory()[0] - before) / ids
     tracemalloc.stop()
     total = per_person * bounds.max_conversations + per_id * bounds.dedup_max_ids

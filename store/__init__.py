@@ -55,9 +55,10 @@ class Store(Protocol):
     def recall(self, psid: str, mid: str) -> str | None:
         """Return a remembered message's text, or None."""
 
-    def mark_sent(self, psid: str, mids: Sequence[str], ttl: float) -> None:
-        """Note messages the bot sent the person, so their echoes are known as its own, for `ttl` seconds: kept
-        apart from quotes, never pushed out by the person's messages, and not forgotten by /reset."""
+    def remember_sent(self, psid: str, sent: Sequence[tuple[str, str]], ttl: float) -> None:
+        """Keep the messages (id, text) the bot sent the person, in one step: their text as quotes (see `remember`),
+        and their ids so that their echoes are known as the bot's own for `ttl` seconds; the ids are kept apart
+        from quotes, never pushed out by the person's messages, and not forgotten by /reset."""
 
     def was_sent(self, psid: str, mid: str) -> bool:
         """Whether the bot sent this message (within the `ttl` it was noted for)."""

@@ -73,10 +73,14 @@ class MemoryStore:
     def remember(self, psid: str, mid: str, text: str) -> None:
         """Keep a message's text (the newest MAX_QUOTES per person), so a reply to it can quote it."""
         with self._lock:
-            quotes = self._touch_locked(psid).quotes
+            self._remember_locked(psid, [(mid, text)])
+
+    def _remember_locked(self, psid: str, messages: Sequence[tuple[str, str]]) -> None:
+        quotes = self._touch_locked(psid).quotes
+        for mid, text in messages:
             quotes[mid] = text
-            while len(quotes) > MAX_QUOTES:
-                quotes.popitem(last=False)
+        while len(quotes) > MAX_QUOTES:
+            quotes.popitem(last=False)
 
     def recall(self, psid: str, mid: str) -> str | None:
         """Return a remembered message's text, or None."""
@@ -96,12 +100,12 @@ class MemoryStore:
             self._conversations.popitem(last=False)
         return conversation
 
-    def mark_sent(self, psid: str, mids: Sequence[str], ttl: float) -> None:
-        """Note messages the bot sent the person, so their echoes are known as its own, for `ttl` seconds."""
+    def remember_sent(self, psid: str, sent: Sequence[tuple[str, str]], ttl: float) -> None:
+        """Keep the messages the bot sent the person: their text as quotes, their ids for `ttl` seconds."""
         with self._lock:
+            self._remember_locked(psid, sent)
             now = self._clock()
-            self._expire_locked(now)
-            for mid in mids:
+            for mid, _ in sent:
                 self._sent[psid, mid] = now + ttl
                 self._sent.move_to_end((psid, mid))
             while len(self._sent) > self._dedup_max_ids:

@@ -155,15 +155,21 @@ class RedisStore:
 
     def remember(self, psid: str, mid: str, text: str) -> None:
         """Keep a message's text (the newest MAX_QUOTES per person), so a reply to it can quote it."""
+        self._remember_in(self._redis, psid, mid, text)
+
+    def _remember_in(self, client: redis.Redis | redis.client.Pipeline, psid: str, mid: str, text: str) -> None:
         self._remember(
             keys=[PREFIX + "quotes:" + psid, PREFIX + "quote-order:" + psid],
             args=[mid, text, MAX_QUOTES, int(self._bounds.ttl * 1000)],
+            client=client,
         )
 
-    def mark_sent(self, psid: str, mids: Sequence[str], ttl: float) -> None:
-        """Note messages the bot sent the person, so their echoes are known as its own, for `ttl` seconds."""
+    def remember_sent(self, psid: str, sent: Sequence[tuple[str, str]], ttl: float) -> None:
+        """Keep the messages the bot sent the person, in one round trip: their text as quotes, their ids for `ttl`
+        seconds."""
         with self._redis.pipeline(transaction=False) as pipe:
-            for mid in mids:
+            for mid, text in sent:
+                self._remember_in(pipe, psid, mid, text)
                 pipe.set(PREFIX + "sent:" + psid + ":" + mid, 1, px=max(1, int(ttl * 1000)))
             pipe.execute()
 

@@ -184,21 +184,28 @@ class SQLiteStore:
     def remember(self, psid: str, mid: str, text: str) -> None:
         """Keep a message's text (the newest MAX_QUOTES per person), so a reply to it can quote it."""
         with self._transaction() as db:
-            self._touch(db, psid, self._clock())
-            db.execute("INSERT OR REPLACE INTO quotes (psid, mid, text) VALUES (?, ?, ?)", (psid, mid, text))
-            db.execute(
-                "DELETE FROM quotes WHERE psid = ? AND id NOT IN "
-                "(SELECT id FROM quotes WHERE psid = ? ORDER BY id DESC LIMIT ?)",
-                (psid, psid, MAX_QUOTES),
-            )
+            self._remember(db, psid, [(mid, text)])
 
-    def mark_sent(self, psid: str, mids: Sequence[str], ttl: float) -> None:
-        """Note messages the bot sent the person, so their echoes are known as its own, for `ttl` seconds."""
+    def _remember(self, db: sqlite3.Connection, psid: str, messages: Sequence[tuple[str, str]]) -> None:
+        self._touch(db, psid, self._clock())
+        db.executemany(
+            "INSERT OR REPLACE INTO quotes (psid, mid, text) VALUES (?, ?, ?)", [(psid, m, t) for m, t in messages]
+        )
+        db.execute(
+            "DELETE FROM quotes WHERE psid = ? AND id NOT IN "
+            "(SELECT id FROM quotes WHERE psid = ? ORDER BY id DESC LIMIT ?)",
+            (psid, psid, MAX_QUOTES),
+        )
+
+    def remember_sent(self, psid: str, sent: Sequence[tuple[str, str]], ttl: float) -> None:
+        """Keep the messages the bot sent the person, in one transaction: their text as quotes, their ids for `ttl`
+        seconds."""
         expires = self._clock() + ttl
         with self._transaction() as db:
+            self._remember(db, psid, sent)
             db.executemany(
                 "INSERT OR REPLACE INTO sent (psid, mid, expires_at) VALUES (?, ?, ?)",
-                [(psid, mid, expires) for mid in mids],
+                [(psid, mid, expires) for mid, _ in sent],
             )
 
     def was_sent(self, psid: str, mid: str) -> bool:

@@ -222,7 +222,8 @@ def test_the_bots_sent_ids_are_kept_apart_from_quotes_through_a_reset(backend):
     from store import MAX_QUOTES
 
     store = backend()
-    store.mark_sent("a", ["m_bot_1", "m_bot_2"], ttl=3600)
+    store.remember_sent("a", [("m_bot_1", "Hello!"), ("m_bot_2", "How can I help?")], ttl=3600)
+    assert store.recall("a", "m_bot_2") == "How can I help?"
     store.reset("a")
     for n in range(MAX_QUOTES + 10):
         store.remember("a", f"m_person_{n}", f"message {n}")
