@@ -16,8 +16,9 @@ WORKDIR /app
 RUN useradd --create-home --uid 10001 bot
 
 # Dependencies in a layer of their own: rebuilt only when the requirements change, not the code.
-COPY requirements-serve.txt .
-RUN pip install -r requirements-serve.txt
+# The lock file's exact versions: two builds a week apart install the same thing.
+COPY requirements-serve.lock .
+RUN pip install -r requirements-serve.lock
 
 COPY *.py ./
 COPY store/ ./store/

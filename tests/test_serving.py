@@ -92,9 +92,9 @@ def test_dockerfile_follows_the_serving_rules():
     assert re.fullmatch(r"python:3\.\d+-slim", arguments["FROM"])
     assert any(k == "RUN" and "ca-certificates" in a and "apt-get install" in a for k, a in steps)
     # Dependencies are installed before the code is copied, so their layer stays cached.
-    install = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "pip install -r requirements-serve.txt" in a)
+    install = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "pip install -r requirements-serve.lock" in a)
     copy_requirements = next(
-        i for i, (k, a) in enumerate(steps) if k == "COPY" and a.startswith("requirements-serve.txt")
+        i for i, (k, a) in enumerate(steps) if k == "COPY" and a.startswith("requirements-serve.lock")
     )
     copy_code = next(i for i, (k, a) in enumerate(steps) if k == "COPY" and "*.py" in a)
     assert copy_requirements < install < copy_code
@@ -125,6 +125,29 @@ def test_image_installs_what_the_service_imports():
     for package in ("flask", "requests", "openai", "python-dotenv", "gunicorn"):
         assert re.search(rf"^{package}>=", serve, re.MULTILINE)
     assert "-r requirements-serve.txt" in (ROOT / "requirements.txt").read_text()
+
+
+def pinned(lock: str) -> dict[str, str]:
+    """A lock file's exact versions, by normalised package name."""
+    found = re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", (ROOT / lock).read_text(), re.MULTILINE)
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in found}
+
+
+@pytest.mark.parametrize(
+    ("floors", "lock"),
+    [("requirements-serve.txt", "requirements-serve.lock"), ("requirements.txt", "requirements.lock")],
+)
+def test_the_lock_files_pin_every_requirement_at_or_above_its_floor(floors, lock):
+    from packaging.version import Version
+
+    versions = pinned(lock)
+    serve = (ROOT / "requirements-serve.txt").read_text() if floors == "requirements.txt" else ""
+    for name, floor in re.findall(r"^([A-Za-z0-9._-]+)>=(\S+)", (ROOT / floors).read_text() + serve, re.MULTILINE):
+        version = versions.get(re.sub(r"[-_.]+", "-", name).lower())
+        assert version is not None, f"{lock} does not pin {name}: run pip-compile (see CONTRIBUTING.md)"
+        assert Version(version) >= Version(floor), f"{lock} pins {name} {version}, under the floor {floor}"
+    if lock == "requirements.lock":
+        assert pinned("requirements-serve.lock").items() <= versions.items(), "the lock files disagree: compile both"
 
 
 def test_procfile_runs_gunicorn_with_the_config():
