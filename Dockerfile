@@ -20,8 +20,8 @@ RUN useradd --create-home --uid 10001 bot
 COPY requirements-serve.lock .
 RUN pip install -r requirements-serve.lock
 
-COPY *.py ./
-COPY store/ ./store/
+COPY app.py gunicorn.conf.py ./
+COPY inboxgpt/ ./inboxgpt/
 
 USER bot
 EXPOSE 8000

@@ -28,9 +28,9 @@ for stale in METRICS_DIR.glob("*.db"):
 
 from gunicorn.glogging import Logger  # noqa: E402
 
-from config import ConfigError, load_settings  # noqa: E402 (after the metrics folder is set, see above)
-from service import answer_seconds  # noqa: E402
-from store import StoreUnavailable, backend  # noqa: E402
+from inboxgpt.config import ConfigError, load_settings  # noqa: E402 (after the metrics folder is set, see above)
+from inboxgpt.queues.store import StoreUnavailable, backend  # noqa: E402
+from inboxgpt.service import answer_seconds  # noqa: E402
 
 try:
     settings = load_settings()
@@ -87,7 +87,7 @@ logger_class = EscapedPathLogger
 
 def worker_exit(server: object, worker: object) -> None:
     """Close the service before the interpreter starts shutting down, so no reply is cut off."""
-    from app import EXTENSION  # the worker has imported the app by now; the master need not
+    from inboxgpt.web.app import EXTENSION  # the worker has imported the app by now; the master need not
 
     app = getattr(worker, "wsgi", None)
     service = getattr(app, "extensions", {}).get(EXTENSION)

@@ -24,11 +24,11 @@ from common import FakeGraph, FakeOpenAI, machine, parse, start  # first: it put
 # isort: split
 from fakes import CountingStore
 from helpers import PAGE_ID, answer_a_steady_queue
+from inboxgpt.queues.store import Bounds, Store
+from inboxgpt.queues.store.memory import MemoryStore
+from inboxgpt.queues.store.redis import RedisStore
+from inboxgpt.queues.store.sqlite import SQLiteStore
 from redis_server import RedisServer
-from store import Bounds, Store
-from store.memory import MemoryStore
-from store.redis import RedisStore
-from store.sqlite import SQLiteStore
 
 BOUNDS = Bounds(
     max_messages=20, max_tokens=3000, ttl=86400, max_conversations=100_000, dedup_ttl=3600, dedup_max_ids=100_000

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import common  # noqa: F401 - puts the project on the path
-from knowledge import Knowledge
+from inboxgpt.model.knowledge import Knowledge
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "knowledge"
 BUDGETS = (1500, 400)

@@ -27,7 +27,7 @@ import requests
 from common import FakeGraph, FakeOpenAI, machine, parse, percentile, start
 from fakes import Reply, completion
 from helpers import APP_SECRET, PAGE_ID, meta_json
-from signature import sign
+from inboxgpt.web.signature import sign
 
 # About 300 tokens in four paragraphs, as a model writes a longer answer.
 LONG_ANSWER = "\n\n".join(

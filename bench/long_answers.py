@@ -17,8 +17,8 @@ import statistics
 import time
 
 from common import machine
-from messenger import INSTAGRAM_MAX_BYTES, _utf8_units, split_text
-from streaming import ParagraphSender
+from inboxgpt.channels.messenger import INSTAGRAM_MAX_BYTES, _utf8_units, split_text
+from inboxgpt.model.streaming import ParagraphSender
 
 
 def code_answer(tokens: int) -> str:

@@ -27,10 +27,10 @@ def worst_case(people: int) -> None:
     (Python's allocations, by tracemalloc) and scaled to MAX_CONVERSATIONS."""
     import tracemalloc
 
-    import prompt
-    from config import settings_from_mapping
-    from store import MAX_QUOTES, Bounds, Queued
-    from store.memory import MemoryStore
+    from inboxgpt.config import settings_from_mapping
+    from inboxgpt.model import prompt
+    from inboxgpt.queues.store import MAX_QUOTES, Bounds, Queued
+    from inboxgpt.queues.store.memory import MemoryStore
 
     names = ("PAGE_ACCESS_TOKEN", "VERIFY_TOKEN", "APP_SECRET", "OPENAI_API_KEY")
     defaults = settings_from_mapping(dict.fromkeys(names, "x"))

@@ -21,7 +21,7 @@ from common import ROOT, machine, parse
 
 ONE_REPLY = """
 import time
-import metrics
+from inboxgpt import metrics
 def one_reply():
     metrics.WEBHOOK_REQUESTS.labels("200").inc()
     metrics.EVENTS.labels("message", "messenger").inc()

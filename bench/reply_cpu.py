@@ -20,10 +20,10 @@ from multiprocessing.connection import Connection
 
 from load import LONG_ANSWER
 
-from app import EXTENSION, create_app
 from common import FakeGraph, FakeOpenAI, parse
 from fakes import completion
 from helpers import APP_SECRET, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN, meta_json, page_body, signed_headers, text_event
+from inboxgpt.web.app import EXTENSION, create_app
 
 SHORT_ANSWER = "An answer of a typical length, a sentence or two."
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import redis as redis_client
 
 from common import machine, parse, percentile
+from inboxgpt.queues.store import Bounds, Turn
+from inboxgpt.queues.store.memory import MemoryStore
+from inboxgpt.queues.store.redis import RedisStore
+from inboxgpt.queues.store.sqlite import SQLiteStore
 from redis_server import RedisServer
-from store import Bounds, Turn
-from store.memory import MemoryStore
-from store.redis import RedisStore
-from store.sqlite import SQLiteStore
 
 TURN = Turn(
     "How long does it take to cook pasta al dente, and should I salt the water first?",

@@ -7,9 +7,9 @@ import os
 import pytest
 import responses
 
-from app import EXTENSION, create_app
 from fakes import FakeGraph, FakeOpenAI
 from helpers import APP_SECRET, GRAPH_URL, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN, poster
+from inboxgpt.web.app import EXTENSION, create_app
 from redis_server import RedisServer
 
 

@@ -11,11 +11,11 @@ from typing import Any
 
 from flask import Flask
 
-from app import EXTENSION
-from dispatcher import Dispatcher
-from events import Event, Message
-from signature import sign
-from store import Store
+from inboxgpt.events import Event, Message
+from inboxgpt.queues.dispatcher import Dispatcher
+from inboxgpt.queues.store import Store
+from inboxgpt.web.app import EXTENSION
+from inboxgpt.web.signature import sign
 
 DATA = Path(__file__).resolve().parent / "data"
 PAGE_TOKEN = "EAAGtestpagetoken0123456789"

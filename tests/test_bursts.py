@@ -8,14 +8,14 @@ import pytest
 import responses
 from test_media import AUDIO, AUDIO_URL, PHOTO_URL, photo_at
 
-import replies
-from app import EXTENSION
-from dispatcher import Dispatcher
-from events import Message
 from fakes import Reply, completion, echo_answer
 from helpers import PSID, load, page_body, poster, text_event
-from store import Bounds
-from store.memory import MemoryStore
+from inboxgpt import replies
+from inboxgpt.events import Message
+from inboxgpt.queues.dispatcher import Dispatcher
+from inboxgpt.queues.store import Bounds
+from inboxgpt.queues.store.memory import MemoryStore
+from inboxgpt.web.app import EXTENSION
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from config import OPTIONAL, REQUIRED, ConfigError, Secret, Settings, load_settings, settings_from_mapping
+from inboxgpt.config import OPTIONAL, REQUIRED, ConfigError, Secret, Settings, load_settings, settings_from_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = {

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import prompt
-import replies
 from fakes import SmallWindow, server_tokens
 from helpers import PSID, load, page_body, text_event
+from inboxgpt import replies
+from inboxgpt.model import prompt
 
 QUESTION = "Tell me more about the history of the city, its old town and the river that runs through it."
 
@@ -58,7 +58,7 @@ def test_every_request_after_the_refusal_fits_with_some_history(post, openai_ser
 
 
 def test_the_learned_window_is_logged_once(post, small_model, caplog):
-    with caplog.at_level(logging.INFO, logger="gpt"):
+    with caplog.at_level(logging.INFO, logger="inboxgpt.model.gpt"):
         say(post, *(f"{n}. {QUESTION}" for n in range(5)))
     learned = [r.getMessage() for r in caplog.records if "context window" in r.getMessage()]
     assert learned == ["the model's context window is 1024 tokens: prompts are fitted to it"]
@@ -138,13 +138,13 @@ def test_photos_too_large_for_the_window_are_an_apology_not_a_complaint_about_th
         post(load("image.json"))
     assert openai_server.requests == []
     assert apologies(graph) == [replies.APOLOGIES[replies.Failure.TOO_LONG]]
-    assert [r.getMessage() for r in caplog.records if r.name == "gpt"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "inboxgpt.model.gpt"] == [
         "the photos do not fit the model's context window of 1024 tokens"
     ]
 
 
 def test_a_configured_window_that_cannot_hold_the_system_prompt_is_refused_at_start(config):
-    from config import ConfigError, settings_from_mapping
+    from inboxgpt.config import ConfigError, settings_from_mapping
 
     config.update(MODEL_CONTEXT_TOKENS="300", SYSTEM_PROMPT="Be helpful. " * 200)
     with pytest.raises(ConfigError, match="SYSTEM_PROMPT"):

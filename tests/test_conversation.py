@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-import prompt
-import replies
 from fakes import Reply, completion, openai_error
-from gpt import Failure
 from helpers import OPENAI_KEY, PSID, page_body, text_event
-from prompt import estimate_tokens
+from inboxgpt import replies
+from inboxgpt.model import prompt
+from inboxgpt.model.gpt import Failure
+from inboxgpt.model.prompt import estimate_tokens
 
 
 def say(post, *texts: str, psid: str = PSID) -> None:
@@ -32,7 +32,7 @@ def test_the_model_gets_system_prompt_history_and_new_message(post, openai_serve
 
 
 def bot_settings_prompt(config) -> str:
-    from config import DEFAULT_SYSTEM_PROMPT
+    from inboxgpt.config import DEFAULT_SYSTEM_PROMPT
 
     return prompt.system_message(config.get("SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT))
 

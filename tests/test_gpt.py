@@ -7,8 +7,8 @@ import json
 import httpx2
 from openai import OpenAI
 
-from config import settings_from_mapping
-from gpt import ChatModel, drop_older_half
+from inboxgpt.config import settings_from_mapping
+from inboxgpt.model.gpt import ChatModel, drop_older_half
 
 
 def test_openai_itself_gets_max_completion_tokens(config):

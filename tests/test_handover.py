@@ -7,9 +7,9 @@ from http import HTTPStatus
 
 import pytest
 
-import prompt
-import replies
 from helpers import PSID, load, page_body, text_event
+from inboxgpt import replies
+from inboxgpt.model import prompt
 
 APP_ID = "1517776481860111"  # the app id in tests/data/echo.json and the handover payloads
 PAGE_INBOX = "263902037430900"
@@ -256,7 +256,7 @@ def test_other_handover_events_are_logged_and_change_nothing(post, graph, openai
 
 
 def test_the_bots_own_echoes_never_reach_the_queue(post, caplog):
-    with caplog.at_level(logging.INFO, logger="app"):
+    with caplog.at_level(logging.INFO, logger="inboxgpt.web.app"):
         post(load("echo_bot.json"))
     assert "webhook (messenger): 0 queued, 0 redelivered, skipped {'own_echo': 1}" in caplog.messages
 

@@ -10,11 +10,11 @@ import responses
 from hypothesis import given
 from hypothesis import strategies as st
 
-import prompt
-import replies
 from fakes import completion
 from helpers import load, page_body, poster, text_event
-from messenger import INSTAGRAM_MAX_BYTES, _utf8_units, split_text
+from inboxgpt import replies
+from inboxgpt.channels.messenger import INSTAGRAM_MAX_BYTES, _utf8_units, split_text
+from inboxgpt.model import prompt
 
 IGSID = "1122334455667788"
 IG_ACCOUNT = "17841400000000001"

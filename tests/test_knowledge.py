@@ -12,12 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import knowledge
-import prompt
-from app import EXTENSION
-from config import ConfigError, settings_from_mapping
 from helpers import page_body, poster, text_event
-from knowledge import SECTION_TOKENS, read_folder, sections_of
+from inboxgpt.config import ConfigError, settings_from_mapping
+from inboxgpt.model import knowledge, prompt
+from inboxgpt.model.knowledge import SECTION_TOKENS, read_folder, sections_of
+from inboxgpt.web.app import EXTENSION
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "knowledge"
 HOURS = "Tuesday to Friday we open at 7:30 am"
@@ -138,7 +137,7 @@ def test_broken_files_are_skipped_with_one_warning_each_and_the_rest_is_read(fol
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
     (folder / "notes.docx").write_bytes(b"PK\x03\x04")
     config.update(KNOWLEDGE_DIR=str(folder), KNOWLEDGE_MAX_FILE_BYTES="1500")
-    with caplog.at_level(logging.INFO, logger="knowledge"):
+    with caplog.at_level(logging.INFO, logger="inboxgpt.model.knowledge"):
         make_app(config)
     warnings = sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert warnings == [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import replies
 from helpers import PSID, page_body, text_event
+from inboxgpt import replies
 
 NOON = 1764072000  # 2025-11-25 12:00:00 UTC
 
@@ -111,7 +111,7 @@ def test_only_allowed_people_get_model_answers(config, app_with, graph, openai_s
 
 
 def test_a_bad_allowed_list_stops_start_up(config, make_app):
-    from config import ConfigError
+    from inboxgpt.config import ConfigError
 
     config.update(ALLOWED_PSIDS="111, bob")
     with pytest.raises(ConfigError, match="ALLOWED_PSIDS is invalid"):

@@ -10,10 +10,10 @@ import pytest
 import requests
 import responses
 
-import prompt
-import replies
 from fakes import openai_error
 from helpers import PSID, load, page_body, text_event
+from inboxgpt import replies
+from inboxgpt.model import prompt
 
 AUDIO_URL = load("audio.json")["entry"][0]["messaging"][0]["message"]["attachments"][0]["payload"]["url"]
 PHOTO_URL = load("image.json")["entry"][0]["messaging"][0]["message"]["attachments"][0]["payload"]["url"]

@@ -11,9 +11,16 @@ import responses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from config import settings_from_mapping
 from helpers import APP_SECRET, PAGE_TOKEN, PSID, SEND_URL
-from messenger import BOT_MARKER, MAX_BACKOFF_SECONDS, GraphError, Messenger, backoff_delay, split_text
+from inboxgpt.channels.messenger import (
+    BOT_MARKER,
+    MAX_BACKOFF_SECONDS,
+    GraphError,
+    Messenger,
+    backoff_delay,
+    split_text,
+)
+from inboxgpt.config import settings_from_mapping
 
 
 @pytest.fixture
@@ -110,7 +117,7 @@ def test_permanent_failures_are_not_retried_and_logged_once(
     assert raised.value.code == code
     assert len(graph.calls) == 1
     assert sleeps == []
-    failures = [r for r in caplog.records if r.name == "messenger"]
+    failures = [r for r in caplog.records if r.name == "inboxgpt.channels.messenger"]
     assert len(failures) == 1
     assert meaning in failures[0].getMessage()
     assert PAGE_TOKEN not in caplog.text

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-import replies
 from fakes import openai_error
 from helpers import PSID, load, page_body, poster, text_event
+from inboxgpt import replies
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
@@ -99,7 +99,7 @@ def test_people_waiting_are_counted_from_the_store(config, make_app, tmp_path, s
     app = make_app(config)
     service = app.extensions["messenger_gpt"]
     service.dispatcher.close(finish_queued=False)  # nothing is answered: what is queued stays
-    from store import Queued
+    from inboxgpt.queues.store import Queued
 
     service.store.accept([Queued("e1", "111", "x"), Queued("e2", "222", "y"), Queued("e3", "222", "z")])
     assert value(scrape(app.test_client()), "bot_queue_people") == 2

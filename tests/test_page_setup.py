@@ -7,9 +7,9 @@ import json
 import pytest
 from test_terminal import flask
 
-import replies
-from config import ConfigError, settings_from_mapping
 from helpers import load
+from inboxgpt import replies
+from inboxgpt.config import ConfigError, settings_from_mapping
 
 QUESTIONS = "What are your opening hours?|Do you deliver?|Where are you?"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import APP_SECRET, OPENAI_KEY, PAGE_TOKEN, PSID, VERIFY_TOKEN, load, page_body, text_event
-from logs import RedactSecrets
+from inboxgpt.logs import RedactSecrets
 
 SECRETS = (PAGE_TOKEN, APP_SECRET, OPENAI_KEY, VERIFY_TOKEN)
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def test_scrubber_replaces_whole_values_only(text, expected):
 def test_json_logs_carry_the_line_s_fields_and_no_secret():
     code = (
         "import logging\n"
-        "from logs import configure_logging\n"
+        "from inboxgpt.logs import configure_logging\n"
         "configure_logging('INFO', ['EAAGsecret-token-42'], 'json')\n"
         "log = logging.getLogger('bot')\n"
         "log.info('replied psid=%s model_ms=%.0f prompt_tokens=%s pieces=%d', '6543210987654321', 812.4, 50, 2)\n"
@@ -92,7 +92,7 @@ def test_json_logs_carry_the_line_s_fields_and_no_secret():
 def test_json_fields_come_from_the_line_s_format_never_from_what_a_client_sent():
     code = (
         "import logging\n"
-        "from logs import configure_logging\n"
+        "from inboxgpt.logs import configure_logging\n"
         "configure_logging('INFO', [], 'json')\n"
         "logging.getLogger('bot').info('webhook psid=%s said %s', '6543210987654321',\n"
         "    'hi psid=VICTIM model_ms=999999')\n"

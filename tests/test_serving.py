@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from config import OPTIONAL, REQUIRED, Settings
+from inboxgpt.config import OPTIONAL, REQUIRED, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,7 +96,7 @@ def test_dockerfile_follows_the_serving_rules():
     copy_requirements = next(
         i for i, (k, a) in enumerate(steps) if k == "COPY" and a.startswith("requirements-serve.lock")
     )
-    copy_code = next(i for i, (k, a) in enumerate(steps) if k == "COPY" and "*.py" in a)
+    copy_code = next(i for i, (k, a) in enumerate(steps) if k == "COPY" and "inboxgpt/" in a)
     assert copy_requirements < install < copy_code
     user = arguments["USER"]
     assert user not in ("root", "0")
@@ -105,14 +105,17 @@ def test_dockerfile_follows_the_serving_rules():
     assert "gunicorn.conf.py" in arguments["CMD"]
 
 
-def test_image_gets_every_module_and_package_of_the_service():
-    copied = [arguments.split()[0] for keyword, arguments in instructions(ROOT / "Dockerfile") if keyword == "COPY"]
-    packages = sorted(
-        p.name for p in ROOT.iterdir() if (p / "__init__.py").exists() and p.name not in ("tests", "bench")
-    )
-    assert "*.py" in copied
-    for package in packages:
-        assert f"{package}/" in copied, f"the image lacks the {package} package"
+def test_image_gets_the_package_and_its_entry_points():
+    copied = [
+        source
+        for keyword, arguments in instructions(ROOT / "Dockerfile")
+        if keyword == "COPY"
+        for source in arguments.split()[:-1]
+    ]
+    entry_points = sorted(p.name for p in ROOT.glob("*.py"))
+    assert entry_points == ["app.py", "gunicorn.conf.py"], "the service's code lives in the inboxgpt package"
+    for needed in [*entry_points, "inboxgpt/"]:
+        assert needed in copied, f"the image lacks {needed}"
 
 
 def test_dockerignore_keeps_secrets_and_tests_out_of_the_image():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from signature import is_valid_signature, sign
+from inboxgpt.web.signature import is_valid_signature, sign
 
 # GitHub's published example for SHA-256 webhook signatures (docs: "Validating webhook deliveries").
 GITHUB_SECRET = "It's a Secret to Everybody"

@@ -11,12 +11,12 @@ from http import HTTPStatus
 
 import pytest
 
-from app import EXTENSION
-from config import ConfigError
 from fakes import Reply, completion
 from helpers import APP_SECRET, each_message, load, meta_json, page_body, poster, text_event
+from inboxgpt.config import ConfigError
+from inboxgpt.web.app import EXTENSION
+from inboxgpt.web.signature import sign
 from redis_server import RedisServer
-from signature import sign
 
 
 class Seen(logging.Handler):
@@ -36,7 +36,7 @@ class Seen(logging.Handler):
 def store_trouble():
     """Returns a Seen for the dispatcher's 'store unavailable' line."""
     seen = Seen("store unavailable")
-    logger = logging.getLogger("dispatcher")
+    logger = logging.getLogger("inboxgpt.queues.dispatcher")
     logger.addHandler(seen)
     yield seen
     logger.removeHandler(seen)

@@ -6,10 +6,10 @@ import logging
 
 import pytest
 
-import replies
 from fakes import Gate, Reply, completion, streamed
 from helpers import PSID, page_body, text_event
-from streaming import ready
+from inboxgpt import replies
+from inboxgpt.model.streaming import ready
 
 PARAGRAPHS = [
     f"Paragraph {n}: " + " ".join(f"word{n}x{k}" for k in range(30)) + "." for n in range(4)

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import replies
-from config import REQUIRED
 from fakes import openai_error
+from inboxgpt import replies
+from inboxgpt.config import REQUIRED
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,10 +7,10 @@ from http import HTTPStatus
 
 import pytest
 
-import replies
 from fakes import completion
 from helpers import APP_SECRET, PAGE_ID, PSID, VERIFY_TOKEN, load, meta_json, page_body, text_event
-from signature import sign
+from inboxgpt import replies
+from inboxgpt.web.signature import sign
 
 # --- GET / verification ---
 

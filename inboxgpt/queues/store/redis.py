@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from store import MAX_QUOTES, Bounds, Queued, StoreUnavailable, Turn, unavailable_on
+from inboxgpt.queues.store import MAX_QUOTES, Bounds, Queued, StoreUnavailable, Turn, unavailable_on
 
 logger = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from typing import Protocol
 import click
 import pypdf
 
-from config import ConfigError, Settings
-from gpt import ChatModel
-from prompt import estimate_tokens
+from inboxgpt.config import ConfigError, Settings
+from inboxgpt.model.gpt import ChatModel
+from inboxgpt.model.prompt import estimate_tokens
 
 logger = logging.getLogger(__name__)
 # pypdf logs its own complaints about a damaged file; the one warning that names the file is ours.

@@ -21,8 +21,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from events import Event, decode, encode
-from store import Queued, Store, StoreUnavailable
+from inboxgpt.events import Event, decode, encode
+from inboxgpt.queues.store import Queued, Store, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import click
 import requests
 
-from config import ConfigError, Settings
-from gpt import ChatModel, Failure, ModelError
-from messenger import GraphError, Messenger
-from store import StoreUnavailable, open_store
+from inboxgpt.channels.messenger import GraphError, Messenger
+from inboxgpt.config import ConfigError, Settings
+from inboxgpt.model.gpt import ChatModel, Failure, ModelError
+from inboxgpt.queues.store import StoreUnavailable, open_store
 
 # Webhook fields the bot needs, and those it needs to notice the page's people.
 REQUIRED_FIELDS = ("messages", "messaging_postbacks")

@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 import click
 
-import replies
-from config import ConfigError, Settings
-from messenger import GraphError, Messenger
-from routing import HUMAN_PAYLOAD, START_OVER_PAYLOAD
+from inboxgpt import replies
+from inboxgpt.channels.messenger import GraphError, Messenger
+from inboxgpt.config import ConfigError, Settings
+from inboxgpt.conversation.routing import HUMAN_PAYLOAD, START_OVER_PAYLOAD
 
 PROFILE_FIELDS = ["get_started", "greeting", "ice_breakers", "persistent_menu"]
 

@@ -10,17 +10,17 @@ import logging
 
 import requests
 
-import gpt
-import messenger
-from bot import Bot, Channel
-from config import ConfigError, Settings
-from dispatcher import Dispatcher
-from gpt import ChatModel
-from knowledge import open_knowledge
-from limits import Limits
-from messenger import Messenger
-from store import StoreUnavailable, open_store
-from typing_indicator import TypingIndicator
+from inboxgpt.channels import messenger
+from inboxgpt.channels.messenger import Messenger
+from inboxgpt.config import ConfigError, Settings
+from inboxgpt.conversation.bot import Bot, Channel
+from inboxgpt.limits import Limits
+from inboxgpt.model import gpt
+from inboxgpt.model.gpt import ChatModel
+from inboxgpt.model.knowledge import open_knowledge
+from inboxgpt.queues.dispatcher import Dispatcher
+from inboxgpt.queues.store import StoreUnavailable, open_store
+from inboxgpt.typing_indicator import TypingIndicator
 
 logger = logging.getLogger(__name__)
 

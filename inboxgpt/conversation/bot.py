@@ -18,21 +18,19 @@ from typing import Protocol
 
 import requests
 
-import metrics
-import prompt
-import replies
-import usage
-from config import Settings
-from events import INSTAGRAM, Echo, Event, Handover, Message
-from gpt import ChatModel, Completion, Failure, ModelError
-from knowledge import Chosen, Knowledge
-from limits import Limits
-from media import MediaError, downloaded
-from messenger import GraphError
-from routing import SILENCED, Case, Route, route, said
-from store import Store, StoreUnavailable, Turn
-from streaming import ParagraphSender
-from typing_indicator import TypingIndicator
+from inboxgpt import metrics, replies, usage
+from inboxgpt.channels.messenger import GraphError
+from inboxgpt.config import Settings
+from inboxgpt.conversation.routing import SILENCED, Case, Route, route, said
+from inboxgpt.events import INSTAGRAM, Echo, Event, Handover, Message
+from inboxgpt.limits import Limits
+from inboxgpt.media import MediaError, downloaded
+from inboxgpt.model import prompt
+from inboxgpt.model.gpt import ChatModel, Completion, Failure, ModelError
+from inboxgpt.model.knowledge import Chosen, Knowledge
+from inboxgpt.model.streaming import ParagraphSender
+from inboxgpt.queues.store import Store, StoreUnavailable, Turn
+from inboxgpt.typing_indicator import TypingIndicator
 
 logger = logging.getLogger(__name__)
 

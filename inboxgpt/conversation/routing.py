@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from config import INSTAGRAM_INBOX_APP_ID, PAGE_INBOX_APP_ID, Settings
-from events import Attachment, Echo, Event, Handover, Message, Postback
-from media import fetchable
-from messenger import BOT_MARKER
-from prompt import STORY_REPLY
+from inboxgpt.channels.messenger import BOT_MARKER
+from inboxgpt.config import INSTAGRAM_INBOX_APP_ID, PAGE_INBOX_APP_ID, Settings
+from inboxgpt.events import Attachment, Echo, Event, Handover, Message, Postback
+from inboxgpt.media import fetchable
+from inboxgpt.model.prompt import STORY_REPLY
 
 RESET_COMMANDS = frozenset({"/reset", "reset"})
 HELP_COMMANDS = frozenset({"/help"})

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from events import INSTAGRAM, MESSENGER
-from gpt import Completion
-from limits import DAY, today
-from store import Store
+from inboxgpt.events import INSTAGRAM, MESSENGER
+from inboxgpt.limits import DAY, today
+from inboxgpt.model.gpt import Completion
+from inboxgpt.queues.store import Store
 
 # Kept a week, so yesterday's totals can still be read.
 KEEP = 7 * DAY

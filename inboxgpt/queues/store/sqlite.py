@@ -11,7 +11,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from store import MAX_QUOTES, Bounds, Queued, StoreUnavailable, Turn, newest_turns_within, unavailable_on
+from inboxgpt.queues.store import (
+    MAX_QUOTES,
+    Bounds,
+    Queued,
+    StoreUnavailable,
+    Turn,
+    newest_turns_within,
+    unavailable_on,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from prompt import MIN_REPLY_TOKENS, WINDOW_MARGIN_TOKENS, estimate_tokens, system_message
+from inboxgpt.model.prompt import MIN_REPLY_TOKENS, WINDOW_MARGIN_TOKENS, estimate_tokens, system_message
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly, helpful assistant answering people in Facebook Messenger. "

@@ -18,8 +18,8 @@ import httpx2
 import openai
 from openai import OpenAI
 
-from config import Settings
-from prompt import ChatMessage, Fitted, drop_older_half, fit, halve_said, said_text
+from inboxgpt.config import Settings
+from inboxgpt.model.prompt import ChatMessage, Fitted, drop_older_half, fit, halve_said, said_text
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from store import MAX_QUOTES, Bounds, Queued, Turn, newest_turns_within
+from inboxgpt.queues.store import MAX_QUOTES, Bounds, Queued, Turn, newest_turns_within
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from prompt import Turn, newest_turns_within
+from inboxgpt.model.prompt import Turn, newest_turns_within
 
 if TYPE_CHECKING:
-    from config import Settings
+    from inboxgpt.config import Settings
 
 __all__ = ["Turn", "newest_turns_within"]
 
@@ -179,15 +179,15 @@ def backend(url: str) -> Backend:
     """The store class a STORE_URL names (not opened); raise StoreUnavailable for an unknown scheme."""
     scheme = url.split(":", 1)[0]
     if scheme == "memory":
-        from store.memory import MemoryStore
+        from inboxgpt.queues.store.memory import MemoryStore
 
         return MemoryStore
     if scheme == "sqlite":
-        from store.sqlite import SQLiteStore
+        from inboxgpt.queues.store.sqlite import SQLiteStore
 
         return SQLiteStore
     if scheme in ("redis", "rediss"):
-        from store.redis import RedisStore
+        from inboxgpt.queues.store.redis import RedisStore
 
         return RedisStore
     raise StoreUnavailable(f"STORE_URL has an unknown scheme {scheme!r}: use memory://, sqlite:/// or redis://")

@@ -6,10 +6,10 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import metrics
-from config import Settings
-from replies import BACK_TOMORROW, DAILY_LIMIT, TOO_FAST
-from store import Store
+from inboxgpt import metrics
+from inboxgpt.config import Settings
+from inboxgpt.queues.store import Store
+from inboxgpt.replies import BACK_TOMORROW, DAILY_LIMIT, TOO_FAST
 
 logger = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from urllib.parse import urlencode
 import requests
 from requests.adapters import HTTPAdapter
 
-import metrics
-from config import Settings
-from events import INSTAGRAM, recipient
+from inboxgpt import metrics
+from inboxgpt.config import Settings
+from inboxgpt.events import INSTAGRAM, recipient
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from contextlib import contextmanager
 
 import click
 
-import usage
-from config import ConfigError, Settings
-from events import Message
-from service import Service
+from inboxgpt import usage
+from inboxgpt.config import ConfigError, Settings
+from inboxgpt.events import Message
+from inboxgpt.service import Service
 
 TERMINAL_PSID = "terminal"
 

@@ -1,0 +1,1 @@
+"""Where replies go: the Graph API's Messenger and Instagram Send API."""

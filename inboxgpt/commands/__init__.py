@@ -1,0 +1,1 @@
+"""The terminal commands: chat, usage, check, page-setup, knowledge (`flask --app app <command>`)."""

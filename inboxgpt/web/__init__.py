@@ -1,0 +1,2 @@
+"""The web app: Meta's webhook (verification, signature, body limits, parsing, queueing, acknowledging), health and
+metrics."""
