@@ -17,7 +17,8 @@ import statistics
 import time
 
 from common import machine
-from inboxgpt.channels.messenger import INSTAGRAM_MAX_BYTES, _utf8_units, split_text
+from inboxgpt.channels.instagram import INSTAGRAM_MAX_BYTES
+from inboxgpt.channels.text import split_text, utf8_units
 from inboxgpt.model.streaming import ParagraphSender
 
 
@@ -52,7 +53,7 @@ def streamed_seconds(answer: str) -> float:
 def split_seconds(answer: str, instagram: bool) -> tuple[float, int]:
     """CPU seconds to cut `answer` into messages, and how many."""
     started = time.process_time()
-    pieces = split_text(answer, INSTAGRAM_MAX_BYTES, _utf8_units) if instagram else split_text(answer)
+    pieces = split_text(answer, INSTAGRAM_MAX_BYTES, utf8_units) if instagram else split_text(answer)
     elapsed = time.process_time() - started
     assert "".join(pieces) == answer
     return elapsed, len(pieces)

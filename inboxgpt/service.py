@@ -1,7 +1,8 @@
-"""What outlives a request: settings, store, model, limits, the bot, and for Messenger the dispatcher.
+"""What outlives a request: settings, store, model, limits, the bot, and behind the webhook the dispatcher.
 
-`Service` answers people through any channel (the terminal chat uses it); `WebhookService` adds
-Messenger's Send API and the per-person queues the webhook feeds. `close()` stops their threads.
+`Service` answers people through the channels it is given (the terminal chat gives its own);
+`WebhookService` adds the page's channels over its Graph API client and the per-person queues the
+webhook feeds. `close()` stops their threads.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import logging
 
 import requests
 
-from inboxgpt.channels import messenger
-from inboxgpt.channels.messenger import Messenger
+from inboxgpt.channels import graph, page_channels
+from inboxgpt.channels.base import Channels
+from inboxgpt.channels.graph import GraphClient
 from inboxgpt.config import ConfigError, Settings
-from inboxgpt.conversation.bot import Bot, Channel
+from inboxgpt.conversation.bot import Bot
 from inboxgpt.limits import Limits
 from inboxgpt.model import gpt
 from inboxgpt.model.gpt import ChatModel
@@ -26,9 +28,10 @@ logger = logging.getLogger(__name__)
 
 
 class Service:
-    """The conversation's long-lived parts, answering through `channel`."""
+    """The conversation's long-lived parts, answering through `channels`."""
 
-    def __init__(self, settings: Settings, channel: Channel):
+    def __init__(self, settings: Settings, channels: Channels):
+        self.channels = channels
         self.settings = settings
         try:
             self.store = open_store(settings)
@@ -36,10 +39,12 @@ class Service:
             raise ConfigError([str(exc)]) from None
         self.model = ChatModel(settings)
         self.limits = Limits(settings, self.store)
-        self.typing = TypingIndicator(channel.send_action, settings.typing_renew_seconds, settings.worker_threads)
+        self.typing = TypingIndicator(channels.send_action, settings.typing_renew_seconds, settings.worker_threads)
         self._media = requests.Session()
         self.knowledge = open_knowledge(settings, self.model.embed)
-        self.bot = Bot(settings, self.store, channel, self.model, self.limits, self.typing, self._media, self.knowledge)
+        self.bot = Bot(
+            settings, self.store, channels, self.model, self.limits, self.typing, self._media, self.knowledge
+        )
 
     def close(self) -> None:
         """Stop the threads; call once nothing is being answered."""
@@ -49,14 +54,15 @@ class Service:
         self.store.close()
         if self.knowledge is not None:
             self.knowledge.close()
+        self.channels.close()
 
 
 class WebhookService(Service):
-    """The service behind the webhook: replies through the Send API, events queued per person."""
+    """The service behind the webhook: the page's channels, events queued per person."""
 
     def __init__(self, settings: Settings):
-        self.messenger = Messenger(settings)
-        super().__init__(settings, self.messenger)
+        self.graph = GraphClient(settings)
+        super().__init__(settings, page_channels(self.graph, settings))
         self.lock_ttl = lock_ttl(settings)
         self.dispatcher = Dispatcher(
             self.store,
@@ -74,7 +80,7 @@ class WebhookService(Service):
         """Stop taking events; answer what is in hand, and what is queued unless another process will."""
         self.dispatcher.close(finish_queued=not self.store.shared)
         super().close()
-        self.messenger.close()
+        self.graph.close()
 
 
 # Messages an answer may bring besides its own: that a message was cut, that it was cut to fit, that the answer was.
@@ -92,7 +98,7 @@ def answer_seconds(settings: Settings) -> float:
         settings.media_timeout
         + gpt.worst_case_seconds(settings)
         + settings.model_answer_seconds
-        + messages * messenger.worst_case_seconds(settings)
+        + messages * graph.worst_case_seconds(settings)
     )
 
 

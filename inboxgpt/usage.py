@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inboxgpt.events import INSTAGRAM, MESSENGER
+from inboxgpt.channels import NAMES
+from inboxgpt.events import FIRST_CHANNEL
 from inboxgpt.limits import DAY, today
 from inboxgpt.model.gpt import Completion
 from inboxgpt.queues.store import Store
 
 # Kept a week, so yesterday's totals can still be read.
 KEEP = 7 * DAY
-CHANNELS = (MESSENGER, INSTAGRAM)
 
 
-def record(store: Store, completion: Completion, now: float, channel: str = MESSENGER) -> None:
+def record(store: Store, completion: Completion, now: float, channel: str = FIRST_CHANNEL) -> None:
     """Add one reply's usage to today's totals, and the reply to its channel's count."""
     day = today(now)
     amounts = {
@@ -47,5 +47,5 @@ def totals(store: Store, now: float) -> Totals:
         replies=store.counter(f"usage:{day}:replies"),
         prompt_tokens=store.counter(f"usage:{day}:prompt_tokens"),
         completion_tokens=store.counter(f"usage:{day}:completion_tokens"),
-        replies_by_channel={channel: store.counter(f"usage:{day}:replies:{channel}") for channel in CHANNELS},
+        replies_by_channel={channel: store.counter(f"usage:{day}:replies:{channel}") for channel in NAMES},
     )

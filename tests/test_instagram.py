@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from fakes import completion
 from helpers import load, page_body, poster, text_event
 from inboxgpt import replies
-from inboxgpt.channels.messenger import INSTAGRAM_MAX_BYTES, _utf8_units, split_text
+from inboxgpt.channels.instagram import INSTAGRAM_MAX_BYTES
+from inboxgpt.channels.text import split_text, utf8_units
 from inboxgpt.model import prompt
 
 IGSID = "1122334455667788"
@@ -67,7 +68,7 @@ def test_a_long_answer_is_split_at_1000_utf8_bytes_on_instagram(post, graph, ope
 
 @given(st.text(alphabet=st.sampled_from("ab é€日本🙂\n."), max_size=4000))
 def test_split_at_bytes_keeps_every_character_and_every_piece_fits(text):
-    pieces = split_text(text, INSTAGRAM_MAX_BYTES, _utf8_units)
+    pieces = split_text(text, INSTAGRAM_MAX_BYTES, utf8_units)
     assert "".join(pieces) == text
     assert all(0 < len(piece.encode()) <= INSTAGRAM_MAX_BYTES for piece in pieces)
 
@@ -82,7 +83,7 @@ ACCENTED = "e\u0301"  # e and a combining acute accent
 @pytest.mark.parametrize("offset", [0, 1, 2, 3])
 def test_split_at_bytes_never_cuts_a_character_a_person_sees_as_one(unit, offset):
     text = "x" * offset + unit * 400  # no space to cut at: the cut falls wherever the bytes run out
-    pieces = split_text(text, INSTAGRAM_MAX_BYTES, _utf8_units)
+    pieces = split_text(text, INSTAGRAM_MAX_BYTES, utf8_units)
     assert "".join(pieces) == text
     assert len(pieces) > 1
     assert all(len(piece.encode()) <= INSTAGRAM_MAX_BYTES for piece in pieces)
@@ -92,7 +93,7 @@ def test_split_at_bytes_never_cuts_a_character_a_person_sees_as_one(unit, offset
 
 def test_a_megabyte_answer_is_split_whole():
     text = "A sentence of a very long answer, written on and on. " * 20_000
-    for pieces in (split_text(text), split_text(text, INSTAGRAM_MAX_BYTES, _utf8_units)):
+    for pieces in (split_text(text), split_text(text, INSTAGRAM_MAX_BYTES, utf8_units)):
         assert "".join(pieces) == text
         assert all(piece.endswith(". ") for piece in pieces[:-1])
 

@@ -12,14 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import APP_SECRET, PAGE_TOKEN, PSID, SEND_URL
-from inboxgpt.channels.messenger import (
-    BOT_MARKER,
-    MAX_BACKOFF_SECONDS,
-    GraphError,
-    Messenger,
-    backoff_delay,
-    split_text,
-)
+from inboxgpt.channels import page_channels
+from inboxgpt.channels.base import Channels
+from inboxgpt.channels.graph import MAX_BACKOFF_SECONDS, GraphClient, GraphError, backoff_delay
+from inboxgpt.channels.messenger import BOT_MARKER
+from inboxgpt.channels.text import split_text
 from inboxgpt.config import settings_from_mapping
 
 
@@ -29,9 +26,10 @@ def sleeps() -> list[float]:
 
 
 @pytest.fixture
-def messenger(config, graph, sleeps) -> Messenger:
+def messenger(config, graph, sleeps) -> Channels:
     config.update(GRAPH_BACKOFF="0.5", GRAPH_MAX_RETRIES="3")
-    return Messenger(settings_from_mapping(config), sleep=sleeps.append)
+    settings = settings_from_mapping(config)
+    return page_channels(GraphClient(settings, sleep=sleeps.append), settings)
 
 
 def test_text_goes_to_the_send_api_with_token_and_appsecret_proof(messenger, graph):
@@ -117,7 +115,7 @@ def test_permanent_failures_are_not_retried_and_logged_once(
     assert raised.value.code == code
     assert len(graph.calls) == 1
     assert sleeps == []
-    failures = [r for r in caplog.records if r.name == "inboxgpt.channels.messenger"]
+    failures = [r for r in caplog.records if r.name == "inboxgpt.channels.graph"]
     assert len(failures) == 1
     assert meaning in failures[0].getMessage()
     assert PAGE_TOKEN not in caplog.text

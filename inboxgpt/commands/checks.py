@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import click
 import requests
 
-from inboxgpt.channels.messenger import GraphError, Messenger
+from inboxgpt.channels.graph import GraphClient, GraphError
 from inboxgpt.config import ConfigError, Settings
 from inboxgpt.model.gpt import ChatModel, Failure, ModelError
 from inboxgpt.queues.store import StoreUnavailable, open_store
@@ -39,7 +39,7 @@ class Result:
 
 def run_checks(settings: Settings, webhook_url: str | None) -> Iterator[Result]:
     """Every check, in the order a new set-up needs them fixed."""
-    messenger = Messenger(settings)
+    messenger = GraphClient(settings)
     try:
         yield check_page_token(messenger)
         yield from check_subscription(messenger, settings)
@@ -51,7 +51,7 @@ def run_checks(settings: Settings, webhook_url: str | None) -> Iterator[Result]:
         yield check_webhook(webhook_url, settings)
 
 
-def check_page_token(messenger: Messenger) -> Result:
+def check_page_token(messenger: GraphClient) -> Result:
     try:
         page = messenger.get()
     except GraphError as error:
@@ -62,7 +62,7 @@ def check_page_token(messenger: Messenger) -> Result:
     return Result("page token", "ok", f"works for the page {page.get('name', '?')} (id {page.get('id', '?')})")
 
 
-def check_subscription(messenger: Messenger, settings: Settings) -> Iterator[Result]:
+def check_subscription(messenger: GraphClient, settings: Settings) -> Iterator[Result]:
     try:
         apps = messenger.get("subscribed_apps").get("data") or []
     except GraphError as error:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import click
 
 from inboxgpt import replies
-from inboxgpt.channels.messenger import GraphError, Messenger
+from inboxgpt.channels.graph import GraphClient, GraphError
 from inboxgpt.config import ConfigError, Settings
 from inboxgpt.conversation.routing import HUMAN_PAYLOAD, START_OVER_PAYLOAD
 
@@ -60,7 +60,7 @@ def page_setup_command(load: Callable[[], Settings]) -> click.Command:
             click.echo(f"{'DELETE' if delete else 'POST'} /me/messenger_profile")
             click.echo(json.dumps(body, indent=2, ensure_ascii=False))
             return
-        messenger = Messenger(settings)
+        messenger = GraphClient(settings)
         try:
             if delete:
                 messenger.delete_profile(PROFILE_FIELDS)

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 import click
 
 from inboxgpt import usage
+from inboxgpt.channels.base import Channels
+from inboxgpt.channels.terminal import TerminalChannel
 from inboxgpt.config import ConfigError, Settings
 from inboxgpt.events import Message
 from inboxgpt.service import Service
@@ -22,39 +24,11 @@ from inboxgpt.service import Service
 TERMINAL_PSID = "terminal"
 
 
-class TerminalChannel:
-    """Prints replies where Messenger would send them."""
-
-    def __init__(self) -> None:
-        self._replies = itertools.count()
-
-    def split(self, psid: str, text: str) -> list[str]:
-        """A terminal shows a reply of any length as one."""
-        return [text]
-
-    def send_text(self, psid: str, text: str) -> list[tuple[str, str]]:
-        """Print the reply."""
-        click.echo(f"bot> {text}")
-        return [(f"terminal-reply-{next(self._replies)}", text)]
-
-    def send_action(self, psid: str, action: str) -> bool:
-        """Typing and seen have nothing to show in a terminal."""
-        return True
-
-    def pass_thread(self, psid: str, target_app_id: str, metadata: str) -> bool:
-        """No person from the page reads this terminal: the bot only stays silent until /bot."""
-        return True
-
-    def take_thread(self, psid: str, metadata: str) -> bool:
-        """Nothing to take back in a terminal."""
-        return True
-
-
 @contextmanager
 def terminal_service(load: Callable[[], Settings]) -> Iterator[Service]:
     """A service answering in this terminal, closed afterwards; a settings problem is shown without a traceback."""
     try:
-        service = Service(load(), TerminalChannel())
+        service = Service(load(), Channels([TerminalChannel()]))
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     try:

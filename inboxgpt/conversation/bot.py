@@ -14,15 +14,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import requests
 
 from inboxgpt import metrics, replies, usage
-from inboxgpt.channels.messenger import GraphError
+from inboxgpt.channels.base import Channels
+from inboxgpt.channels.graph import GraphError
 from inboxgpt.config import Settings
 from inboxgpt.conversation.routing import SILENCED, Case, Route, route, said
-from inboxgpt.events import INSTAGRAM, Echo, Event, Handover, Message
+from inboxgpt.events import Echo, Event, Handover, Message
 from inboxgpt.limits import Limits
 from inboxgpt.media import MediaError, downloaded
 from inboxgpt.model import prompt
@@ -44,25 +44,6 @@ OWNER_MUST_ACT = {Failure.QUOTA, Failure.AUTH, Failure.FORBIDDEN, Failure.NOT_FO
 FOR_THE_MODEL = {Case.TEXT, Case.BUTTON, Case.PHOTOS, Case.VOICE}
 # Messages answered with a canned reply: free, but a flood of them is still held to LIMIT_PER_MINUTE.
 CANNED = {Case.RESET, Case.HELP, Case.STICKER, Case.UNUSABLE, Case.GET_STARTED, Case.HUMAN, Case.BOT_BACK}
-
-
-class Channel(Protocol):
-    """Where replies go: Messenger's Send API, or the terminal."""
-
-    def split(self, psid: str, text: str) -> list[str]:
-        """The messages `text` becomes for this person, within their channel's length limit."""
-
-    def send_text(self, psid: str, text: str) -> list[tuple[str, str]]:
-        """Send a reply; return (message id, text) for each message it took. May raise GraphError."""
-
-    def send_action(self, psid: str, action: str) -> bool:
-        """Show a sender action such as typing_on; return False if it failed."""
-
-    def pass_thread(self, psid: str, target_app_id: str, metadata: str) -> bool:
-        """Hand the conversation to another app (the Page Inbox); return False if refused."""
-
-    def take_thread(self, psid: str, metadata: str) -> bool:
-        """Take the conversation back from the app that controls it; return False if refused."""
 
 
 Handler = Callable[[Event, Route], None]
@@ -129,7 +110,7 @@ class Bot:
         self,
         settings: Settings,
         store: Store,
-        channel: Channel,
+        channels: Channels,
         model: ChatModel,
         limits: Limits,
         typing: TypingIndicator,
@@ -139,7 +120,7 @@ class Bot:
     ):
         self._settings = settings
         self._store = store
-        self._channel = channel
+        self._channels = channels
         self._model = model
         self._limits = limits
         self._typing = typing
@@ -245,18 +226,17 @@ class Bot:
         if self._send(event, replies.HUMAN_COMING):
             self._keep(psid, Turn("/human", replies.HUMAN_COMING))
         # Passed after the reply: once the Inbox controls the thread, the bot can no longer send.
-        if event.channel == INSTAGRAM:
-            inbox, setting = self._settings.instagram_handover_app_id, "INSTAGRAM_HANDOVER_APP_ID"
-        else:
-            inbox, setting = self._settings.handover_app_id, "HANDOVER_APP_ID"
-        passed = self._channel.pass_thread(psid, inbox, PASS_METADATA)
+        inbox = self._channels.inbox(psid)
+        if inbox is None:
+            return  # no inbox to hand to (the terminal): the bot only stays silent until /bot
+        passed = self._channels.pass_thread(psid, inbox.app_id, PASS_METADATA)
         if not passed and not self._pass_refusal_logged:
             self._pass_refusal_logged = True
             logger.warning(
                 "Meta refused to pass a conversation to app %s (%s): Conversation Routing may be set up otherwise. "
                 "The bot still stays silent for HUMAN_PAUSE_MINUTES. (Logged once.)",
-                inbox,
-                setting,
+                inbox.app_id,
+                inbox.setting,
             )
 
     def _bot_back(self, event: Event, how: Route) -> None:
@@ -264,7 +244,7 @@ class Bot:
         self._store.unpause(psid)
         if event.standby:
             # Another app controls the thread: the reply below would be refused without it.
-            self._channel.take_thread(psid, TAKE_METADATA)
+            self._channels.take_thread(psid, TAKE_METADATA)
         self._send(event, replies.BOT_BACK)
 
     def _page_wrote(self, event: Event, how: Route) -> None:
@@ -398,7 +378,7 @@ class Bot:
         opening = opening if heard else ""
         outbox = Outbox(
             lambda piece: self._send(event, piece),
-            lambda text: self._channel.split(psid, text),
+            lambda text: self._channels.split(psid, text),
             self._settings.max_messages_per_reply,
         )
         sender = ParagraphSender(outbox, opening) if self._settings.stream else None
@@ -530,7 +510,7 @@ class Bot:
         """Send a reply to the event's person; return (message id, text) of each message sent (none if Meta
         refused: already logged)."""
         try:
-            sent = self._channel.send_text(event.psid, text)
+            sent = self._channels.send_text(event.psid, text)
         except GraphError as error:
             if error.thread_elsewhere:
                 # Another app (the Page Inbox) controls the conversation: its people are answering.

@@ -21,7 +21,7 @@ from inboxgpt.commands.page_setup import page_setup_command
 from inboxgpt.commands.terminal import terminal_commands
 from inboxgpt.config import ConfigError, Settings, load_settings, settings_from_mapping
 from inboxgpt.conversation.routing import is_own_echo
-from inboxgpt.events import INSTAGRAM, BadBody, Echo, Event, Handover, Message, parse_body
+from inboxgpt.events import BadBody, Echo, Event, Handover, Message
 from inboxgpt.logs import configure_logging
 from inboxgpt.model.knowledge import knowledge_command
 from inboxgpt.queues.store import StoreUnavailable
@@ -126,15 +126,17 @@ def webhook() -> Response:
         logger.warning("webhook refused: missing or wrong X-Hub-Signature-256 (%d bytes)", len(body))
         return webhook_answer("Forbidden", HTTPStatus.FORBIDDEN)
     try:
-        parsed = parse_body(json.loads(body))
+        decoded = json.loads(body)
+        channel = svc.channels.for_webhook(decoded)
+        parsed = channel.read(decoded)
     except (ValueError, RecursionError) as exc:
         reason = exc if isinstance(exc, BadBody) else "not JSON"
         logger.warning("webhook refused: %s", reason)
         return webhook_answer(f"Bad Request: {reason}", HTTPStatus.BAD_REQUEST)
 
-    if parsed.channel == INSTAGRAM and not svc.settings.instagram:
-        # Acknowledged, so Meta does not send it again: the owner turned Instagram off.
-        logger.info("webhook (instagram): %d events ignored: INSTAGRAM=off", len(parsed.events))
+    if not channel.enabled:
+        # Acknowledged, so Meta does not send it again: the owner turned this channel off.
+        logger.info("webhook (%s): %d events ignored: the channel is off", channel.name, len(parsed.events))
         return webhook_answer("EVENT_RECEIVED", HTTPStatus.OK)
     received = time.time()
     skipped = Counter(parsed.skipped)
@@ -197,7 +199,7 @@ def health() -> tuple[Response, HTTPStatus]:
     its last use; needs no signature, tells nothing more."""
     svc = service()
     store_ok = svc.store.ping()
-    works = svc.messenger.page_token_works
+    works = svc.graph.page_token_works
     page_token = "unknown" if works is None else "ok" if works else "invalid"
     body = jsonify(
         status="ok" if store_ok and works is not False else "degraded",

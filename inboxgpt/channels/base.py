@@ -1,0 +1,137 @@
+"""What every channel (an inbox: Messenger, Instagram, the terminal) does, and the one object that routes to them.
+
+A channel reads its webhook bodies into the shared event types (events.py), names its people
+(a key the store, queues, limits and logs use: the id Meta gives, behind the channel's tag), cuts
+a reply into the messages it takes, and sends text and sender actions. Handing the conversation to
+the page's people is an optional capability. Nothing outside this package asks which channel an
+event came from: the conversation talks to `Channels`, which finds the channel by the person's key.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from inboxgpt.events import BadBody, ParsedBody
+
+
+@dataclass(frozen=True)
+class Inbox:
+    """Where /human hands a channel's conversations: the app of the page's inbox, and the setting naming it."""
+
+    app_id: str
+    setting: str
+
+
+class Channel(ABC):
+    """One inbox of the page."""
+
+    # Its name in logs, metrics and usage ("messenger").
+    name: ClassVar[str]
+    # The `object` of its webhook bodies ("page"); None for a channel with no webhook (the terminal).
+    webhook_object: ClassVar[str | None] = None
+    # What its people's keys start with ("ig:"); Messenger's keys are the PSIDs as they are.
+    tag: ClassVar[str] = ""
+    # Its webhooks are read and answered; one turned off is acknowledged and ignored.
+    enabled: bool = True
+    # Where /human hands its conversations; None: it has no inbox to hand them to.
+    inbox: Inbox | None = None
+
+    def key(self, scoped_id: str) -> str:
+        """A person's key: the id Meta gives them on this channel, behind its tag."""
+        return self.tag + scoped_id
+
+    def scoped_id(self, key: str) -> str:
+        """The id Meta knows a person by, from their key."""
+        return key[len(self.tag) :]
+
+    def read(self, body: dict[str, Any]) -> ParsedBody:
+        """The events of one of its webhook bodies; raise BadBody if it is not one."""
+        raise BadBody(f"{self.name} has no webhook")
+
+    @abstractmethod
+    def split(self, text: str) -> list[str]:
+        """The messages `text` becomes, within the channel's length limit."""
+
+    @abstractmethod
+    def send_text(self, key: str, text: str) -> list[tuple[str, str]]:
+        """Send one message; return (message id, text) of what it took. May raise GraphError."""
+
+    @abstractmethod
+    def send_action(self, key: str, action: str) -> bool:
+        """Show a sender action such as typing_on; return False if it failed."""
+
+    def pass_thread(self, key: str, target_app_id: str, metadata: str) -> bool:
+        """Hand the conversation to another app (the page's inbox); return False if refused."""
+        return True
+
+    def take_thread(self, key: str, metadata: str) -> bool:
+        """Take the conversation back from the app that controls it; return False if refused."""
+        return True
+
+    def close(self) -> None:  # noqa: B027 - most channels hold nothing of their own (the Graph client is shared)
+        """Let go of connections."""
+
+
+class Channels:
+    """The page's channels, found by a person's key or a webhook's `object`: what the conversation sends through."""
+
+    def __init__(self, channels: Iterable[Channel]):
+        self.all: Sequence[Channel] = tuple(channels)
+        # Longest tag first, so that a channel without one (Messenger) takes only the keys no other claims.
+        self._by_tag = sorted(self.all, key=lambda channel: -len(channel.tag))
+        self._by_object = {channel.webhook_object: channel for channel in self.all if channel.webhook_object}
+
+    @property
+    def names(self) -> list[str]:
+        """The channels' names, in the order given."""
+        return [channel.name for channel in self.all]
+
+    def of(self, key: str) -> Channel:
+        """The channel a person's key belongs to."""
+        return next(channel for channel in self._by_tag if key.startswith(channel.tag))
+
+    def for_webhook(self, body: Any) -> Channel:
+        """The channel a webhook body is from; raise BadBody if none of the page's."""
+        if not isinstance(body, dict) or not isinstance(body.get("entry"), list):
+            raise BadBody("expected an object with an 'entry' list")
+        channel = self._by_object.get(str(body.get("object")))
+        if channel is None:
+            raise BadBody(f"not a webhook of {', '.join(self._by_object) or 'any channel'}")
+        return channel
+
+    def split(self, key: str, text: str) -> list[str]:
+        """The messages `text` becomes for this person, within their channel's length limit."""
+        return self.of(key).split(text)
+
+    def send_text(self, key: str, text: str) -> list[tuple[str, str]]:
+        """Send `text` as one or more messages, in order; return (message id, text) for each. May raise GraphError."""
+        channel = self.of(key)
+        sent: list[tuple[str, str]] = []
+        for piece in channel.split(text):
+            if piece.strip():
+                sent += channel.send_text(key, piece)
+        return sent
+
+    def send_action(self, key: str, action: str) -> bool:
+        """Show a sender action such as typing_on; return False if it failed."""
+        return self.of(key).send_action(key, action)
+
+    def inbox(self, key: str) -> Inbox | None:
+        """Where /human hands this person's conversation; None if their channel has no inbox."""
+        return self.of(key).inbox
+
+    def pass_thread(self, key: str, target_app_id: str, metadata: str) -> bool:
+        """Hand the conversation to another app (the page's inbox); return False if refused."""
+        return self.of(key).pass_thread(key, target_app_id, metadata)
+
+    def take_thread(self, key: str, metadata: str) -> bool:
+        """Take the conversation back from the app that controls it; return False if refused."""
+        return self.of(key).take_thread(key, metadata)
+
+    def close(self) -> None:
+        """Let go of every channel's connections."""
+        for channel in self.all:
+            channel.close()

@@ -1,0 +1,220 @@
+"""The Graph API client for the page: calls to `/me/...` with the page token, retries of passing failures, and what
+each refusal means (GraphError). The channels that send through it are messenger.py and instagram.py."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from http import HTTPStatus
+from urllib.parse import urlencode
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from inboxgpt import metrics
+from inboxgpt.config import Settings
+
+logger = logging.getLogger(__name__)
+
+# Sending while another app (the Page Inbox, say) controls the thread.
+THREAD_ELSEWHERE = 2018300
+MAX_BACKOFF_SECONDS = 8.0
+
+TRANSIENT_CODES = {1, 2, 4, 17, 32, 613, 1200}
+# What a permanent error means for the page owner, logged once when it happens.
+PERMANENT_MEANINGS = {
+    190: "the page access token is invalid or expired: renew PAGE_ACCESS_TOKEN",
+    10: "the person last wrote more than 24 hours ago, so the page may not answer",
+    551: "this person is not available (they blocked the page or left Messenger)",
+    100: "Meta rejected a parameter (for example the recipient id)",
+    200: "the app lacks a permission: check pages_messaging is granted for this page",
+    230: "the app lacks a permission: check pages_messaging is granted for this page",
+}
+SUBCODE_MEANINGS = {
+    2018278: PERMANENT_MEANINGS[10],
+    THREAD_ELSEWHERE: "another app (the Page Inbox, say) controls this conversation now",
+    2018001: "no person matches this recipient id for this page",
+    460: "the page access token was invalidated by a password change: renew PAGE_ACCESS_TOKEN",
+    463: "the page access token has expired: renew PAGE_ACCESS_TOKEN",
+}
+
+
+class GraphError(Exception):
+    """A Send API call that failed; `transient` says whether trying again may help."""
+
+    def __init__(self, status: int, code: int | None, subcode: int | None, transient: bool, meaning: str):
+        super().__init__(f"Graph API error (HTTP {status}, code {code}, subcode {subcode}): {meaning}")
+        self.status = status
+        self.code = code
+        self.subcode = subcode
+        self.transient = transient
+        self.meaning = meaning
+
+    @property
+    def thread_elsewhere(self) -> bool:
+        """True when Meta refused because another app controls the conversation."""
+        return self.code == 10 and self.subcode == THREAD_ELSEWHERE
+
+
+def error_from_response(response: requests.Response) -> GraphError:
+    """Build a GraphError from a failed Send API response."""
+    try:
+        error = response.json().get("error") or {}
+    except (ValueError, AttributeError):
+        error = {}
+    code: int | None = error["code"] if isinstance(error.get("code"), int) else None
+    subcode: int | None = error["error_subcode"] if isinstance(error.get("error_subcode"), int) else None
+    transient = (
+        response.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR
+        or response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+        or code in TRANSIENT_CODES
+        or error.get("is_transient") is True
+    ) and code not in PERMANENT_MEANINGS
+    meaning = (
+        (SUBCODE_MEANINGS.get(subcode) if subcode is not None else None)
+        or (PERMANENT_MEANINGS.get(code) if code is not None else None)
+        or ("a temporary failure at Meta" if transient else "the request was refused")
+    )
+    return GraphError(response.status_code, code, subcode, transient, meaning)
+
+
+def _level(error: GraphError, quiet: bool) -> int:
+    """How loudly a failed call is logged: the owner must act on a token or permission error."""
+    if error.code in (190, 200, 230):
+        return logging.ERROR
+    # Another app controlling the thread is the page's people at work, not a fault.
+    return logging.DEBUG if quiet else logging.INFO if error.thread_elsewhere else logging.WARNING
+
+
+def backoff_delay(attempt: int, base: float) -> float:
+    """Return the wait before retry number `attempt` (0-based): doubling, capped."""
+    return min(MAX_BACKOFF_SECONDS, base * 2**attempt)
+
+
+def worst_case_seconds(settings: Settings) -> float:
+    """The longest one message can take to send: every retry, and the waits between them."""
+    retries = settings.graph_max_retries
+    waits = sum(backoff_delay(attempt, settings.graph_backoff) for attempt in range(retries))
+    return settings.graph_timeout * (1 + retries) + waits
+
+
+class GraphClient:
+    """The page's calls to the Graph API (`/me/...`): one connection pool, the token and its proof, retries of
+    passing failures, and what each refusal means. The Messenger and Instagram channels send through it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self._me = f"{settings.graph_api_url}/me"
+        token = settings.page_access_token.reveal()
+        proof = hmac.new(settings.app_secret.reveal().encode(), token.encode(), hashlib.sha256).hexdigest()
+        # Encoded once: every call carries the same two parameters.
+        self._query = urlencode({"access_token": token, "appsecret_proof": proof})
+        self._timeout = settings.graph_timeout
+        self.max_retries = settings.graph_max_retries
+        self._backoff = settings.graph_backoff
+        self._sleep = sleep
+        self._page_token_works: bool | None = None
+        # Every reply thread and its typing indicator may be sending at once: a connection each.
+        self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2 * settings.worker_threads)
+        # Calls go straight to requests' connection pool, with the proxy and CA-bundle variables read
+        # once here: a Session reads them (and ~/.netrc) again and merges its settings, cookies and
+        # hooks on every call, which cost more CPU than the rest of the call. Meta neither redirects
+        # nor sets cookies on these calls.
+        with requests.Session() as session:
+            found = session.merge_environment_settings(self._me, {}, None, None, None)
+        self._proxies, self._cert = found["proxies"], found["cert"]
+        self._verify: bool | str = True if found["verify"] is None else found["verify"]
+
+    def close(self) -> None:
+        """Close the connections to the Graph API."""
+        self._adapter.close()
+
+    def set_profile(self, profile: dict) -> None:
+        """Set the page's Messenger profile (Get Started, greeting, ice breakers, menu); raise GraphError if refused."""
+        self._attempt("messenger_profile", profile)
+
+    def delete_profile(self, fields: list[str]) -> None:
+        """Remove fields of the page's Messenger profile; raise GraphError if refused."""
+        self._attempt("messenger_profile", {"fields": fields}, method="DELETE")
+
+    def accepted(
+        self, payload: dict, *, psid: str, max_retries: int, endpoint: str = "messages", quiet: bool = False
+    ) -> bool:
+        """Whether Meta accepted the call (`post`, with its retries); a refusal is logged, not raised."""
+        what = payload.get("sender_action") or endpoint
+        try:
+            self.post(payload, psid=psid, what=what, max_retries=max_retries, endpoint=endpoint, quiet=quiet)
+        except GraphError:
+            return False
+        return True
+
+    def post(
+        self,
+        payload: dict,
+        *,
+        psid: str,
+        what: str,
+        max_retries: int,
+        endpoint: str = "messages",
+        quiet: bool = False,
+    ) -> dict:
+        """Call /me/`endpoint` for the person `psid` (a key, as logged), retrying passing failures; `quiet`: the
+        caller logs what a refusal means."""
+        attempt = 0
+        while True:
+            try:
+                return self._attempt(endpoint, payload)
+            except GraphError as error:
+                if not error.transient or attempt >= max_retries:
+                    logger.log(_level(error, quiet), "Graph %s for psid=%s failed: %s", what, psid, error)
+                    metrics.GRAPH_ERRORS.labels(str(error.code) if error.code is not None else "none").inc()
+                    raise
+                logger.info("Graph %s for psid=%s failed (%s); retry %d", what, psid, error.meaning, attempt + 1)
+                self._sleep(backoff_delay(attempt, self._backoff))
+                attempt += 1
+
+    def get(self, path: str = "") -> dict:
+        """Read /me or /me/`path` once; raise GraphError if Meta refuses."""
+        return self._attempt(path, None, method="GET")
+
+    @property
+    def page_token_works(self) -> bool | None:
+        """Whether the page token worked on its last use in this process; None before its first use."""
+        return self._page_token_works
+
+    def _attempt(self, endpoint: str, payload: dict | None, method: str = "POST") -> dict:
+        """Make one call to /me/`endpoint`; return Meta's answer, or raise GraphError."""
+        url = f"{self._me}/{endpoint}?{self._query}" if endpoint else f"{self._me}?{self._query}"
+        try:
+            request = requests.Request(method, url, json=payload).prepare()
+            response = self._adapter.send(
+                request, timeout=self._timeout, verify=self._verify, cert=self._cert, proxies=self._proxies
+            )
+        except requests.RequestException as exc:
+            # The exception text holds the URL and so the token: only its type is reported.
+            # Only a failed connection proves nothing reached Meta; after a read timeout or a
+            # broken answer the message may have been delivered, so it is not sent again.
+            unsent = isinstance(exc, requests.ConnectionError)
+            raise GraphError(0, None, None, unsent, f"no answer from Meta ({type(exc).__name__})") from None
+        if not response.ok:
+            error = error_from_response(response)
+            if error.code == 190:
+                self._token_checked(False)
+            raise error
+        self._token_checked(True)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {}
+        return answer if isinstance(answer, dict) else {}
+
+    def _token_checked(self, works: bool) -> None:
+        # Set on every call, not only on a change: the most recent write of any worker is what a scrape shows.
+        self._page_token_works = works
+        metrics.PAGE_TOKEN_VALID.set(1 if works else 0)

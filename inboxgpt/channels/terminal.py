@@ -1,0 +1,32 @@
+"""The terminal: `flask --app app chat` prints replies where Messenger would send them."""
+
+from __future__ import annotations
+
+import itertools
+
+import click
+
+from inboxgpt.channels.base import Channel
+
+
+class TerminalChannel(Channel):
+    """Prints replies; one person ("terminal"), no webhook, no inbox to hand over to."""
+
+    name = "terminal"
+    tag = "terminal"
+
+    def __init__(self) -> None:
+        self._replies = itertools.count()
+
+    def split(self, text: str) -> list[str]:
+        """A terminal shows a reply of any length as one."""
+        return [text]
+
+    def send_text(self, key: str, text: str) -> list[tuple[str, str]]:
+        """Print the reply."""
+        click.echo(f"bot> {text}")
+        return [(f"terminal-reply-{next(self._replies)}", text)]
+
+    def send_action(self, key: str, action: str) -> bool:
+        """Typing and seen have nothing to show in a terminal."""
+        return True
