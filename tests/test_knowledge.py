@@ -454,6 +454,16 @@ def test_the_knowledge_command_shows_what_a_question_brings(config, make_app, fo
     assert any(line.endswith("hours.md > Opening hours > Weekends") for line in lines[1:])
 
 
+def test_the_knowledge_command_names_what_a_question_brings_when_sent_whole(config, make_app, folder):
+    config.update(KNOWLEDGE_DIR=str(folder), KNOWLEDGE_MAX_TOKENS="100000")
+    result = make_app(config).test_cli_runner().invoke(args=["knowledge", "do you open on sundays?"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "whole: every message brings all 29 sections (2402 tokens)"
+    assert "  hours.md > Opening hours > Weekends" in lines[1:]
+    assert len(lines) == 30
+
+
 def test_the_knowledge_command_needs_no_messenger_or_openai_settings(folder):
     from test_terminal import flask
 

@@ -675,6 +675,8 @@ def _explain(found: Knowledge, question: str) -> None:
     chosen = found.choose(question)
     if not chosen.searched:
         click.echo(f"whole: every message brings all {len(chosen.sections)} sections ({chosen.tokens} tokens)")
+        for section in chosen.sections:
+            click.echo(f"  {section.title}")
         return
     click.echo(f"searched: {len(chosen.sections)} sections, {chosen.tokens} tokens")
     for section, score in zip(chosen.sections, chosen.scores, strict=True):
