@@ -151,6 +151,9 @@ class Bot:
             Case.HANDOVER: self._handover,
             Case.NOTHING: lambda event, how: None,
         }
+        if missing := set(Case) - set(self._handlers):
+            # A case added to routing without its handler fails at start, not on the first such event.
+            raise TypeError(f"no handler for {sorted(case.name for case in missing)}")
         self._pass_refusal_logged = False
 
     def handle_queued(self, events: list[Event]) -> int:

@@ -1,0 +1,83 @@
+"""What each event is: `route`, case by case, and every case has its handler."""
+
+from __future__ import annotations
+
+import pytest
+
+from inboxgpt.config import settings_from_mapping
+from inboxgpt.conversation.routing import HUMAN_PAYLOAD, START_OVER_PAYLOAD, Case, Route, route
+from inboxgpt.events import Attachment, Echo, Event, Handover, Message, Postback
+
+APP_ID = "1517776481860111"
+SETTINGS = settings_from_mapping(
+    {"PAGE_ACCESS_TOKEN": "t", "VERIFY_TOKEN": "v", "APP_SECRET": "s", "OPENAI_API_KEY": "k", "APP_ID": APP_ID}
+)
+PHOTO_URL = "https://scontent.xx.fbcdn.net/v/photo.jpg"
+VOICE_URL = "https://cdn.fbsbx.com/v/voice.mp4"
+PHOTO = Attachment("image", PHOTO_URL)
+VOICE = Attachment("audio", VOICE_URL)
+
+
+def message(text: str | None = None, *attachments: Attachment, **fields) -> Message:
+    return Message(psid="42", mid="m_1", timestamp=1, text=text, attachments=attachments, **fields)
+
+
+def postback(payload: str, title: str = "", **fields) -> Postback:
+    return Postback(psid="42", payload=payload, title=title, timestamp=1, **fields)
+
+
+def handover(action: str, new_owner: str | None) -> Handover:
+    return Handover(psid="42", action=action, timestamp=1, new_owner_app_id=new_owner)
+
+
+CASES: list[tuple[str, Event, Route]] = [
+    ("text", message("  hello  "), Route(Case.TEXT, text="hello")),
+    ("quick reply", message(None, quick_reply_payload="YES"), Route(Case.TEXT, text="YES")),
+    ("reset", message("/Reset"), Route(Case.RESET)),
+    ("help", message("/help"), Route(Case.HELP)),
+    ("human", message("/human"), Route(Case.HUMAN)),
+    ("bot", message("/bot"), Route(Case.BOT_BACK)),
+    ("bot under standby", message("/bot", standby=True), Route(Case.BOT_BACK)),
+    ("standby", message("hi", standby=True), Route(Case.RECORD, text="hi")),
+    ("photo", message("what is it?", PHOTO), Route(Case.PHOTOS, text="what is it?", photos=(PHOTO_URL,))),
+    ("voice", message(None, VOICE), Route(Case.VOICE, voice_url=VOICE_URL)),
+    ("sticker", message(None, Attachment("image", "https://x/y.png", sticker_id=369239263222822)), Route(Case.STICKER)),
+    ("video", message(None, Attachment("video", "https://x/v.mp4")), Route(Case.UNUSABLE, attachment_type="video")),
+    ("empty", message(None), Route(Case.NOTHING)),
+    (
+        "story reply",
+        message("nice!", story_reply=True),
+        Route(Case.TEXT, text="[Replying to the page's Instagram story] nice!"),
+    ),
+    ("get started", postback("GET_STARTED"), Route(Case.GET_STARTED)),
+    ("menu: a person", postback(HUMAN_PAYLOAD), Route(Case.HUMAN)),
+    ("menu: start over", postback(START_OVER_PAYLOAD), Route(Case.RESET)),
+    ("ice breaker", postback("ICE_1", "Where are you?"), Route(Case.BUTTON, text="Where are you?")),
+    ("tapped under standby", postback("X", "Yes", standby=True), Route(Case.RECORD, text="[tapped: Yes]")),
+    ("own echo", Echo(psid="42", mid="m_2", timestamp=1, text="hi", app_id=APP_ID), Route(Case.NOTHING)),
+    (
+        "page wrote",
+        Echo(psid="42", mid="m_3", timestamp=1, text="Hi, Anna here"),
+        Route(Case.PAGE_WROTE, text="Hi, Anna here"),
+    ),
+    ("thread passed back", handover("pass_thread_control", APP_ID), Route(Case.THREAD_BACK)),
+    ("thread taken back", handover("take_thread_control", APP_ID), Route(Case.THREAD_BACK)),
+    ("thread passed to the inbox", handover("pass_thread_control", "263902037430900"), Route(Case.HANDOVER)),
+    ("thread requested", handover("request_thread_control", None), Route(Case.HANDOVER)),
+]
+
+
+@pytest.mark.parametrize(("event", "expected"), [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_each_event_is_routed_to_its_case(event, expected):
+    assert route(event, SETTINGS) == expected
+
+
+def test_the_table_covers_every_case():
+    assert {expected.case for _, _, expected in CASES} == set(Case)
+
+
+def test_every_case_has_a_handler(app):
+    from app import EXTENSION
+
+    bot = app.extensions[EXTENSION].bot
+    assert set(bot._handlers) == set(Case)
