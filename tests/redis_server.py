@@ -13,7 +13,7 @@ class RedisServer:
     """`redis-server` on 127.0.0.1; `url` once it accepts connections.
 
     Without `aof_dir` nothing is persisted; with it, every write is in the append-only file there
-    before Redis answers (`appendfsync always`), as the README asks production to run it.
+    before Redis answers (`appendfsync always`), as docs/production.md asks production to run it.
     """
 
     def __init__(self, aof_dir: Path | None = None) -> None:
