@@ -316,7 +316,7 @@ def test_a_pdf_whose_pages_draw_a_megabyte_each_is_not_read_page_by_page(folder,
 
 
 def test_a_pdf_is_read_within_its_page_budget(folder, monkeypatch, caplog):
-    monkeypatch.setattr(knowledge, "PDF_MAX_PAGES", 2)
+    monkeypatch.setattr(knowledge.sections, "PDF_MAX_PAGES", 2)
     (folder / "menu.pdf").write_bytes(pdf_with("Croissant 2 euros", "Baguette 1 euro", "Cake 20 euros"))
     with caplog.at_level(logging.WARNING):
         library = read_folder(folder, 10**7)

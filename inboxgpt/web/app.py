@@ -23,7 +23,7 @@ from inboxgpt.config import ConfigError, Settings, load_settings, settings_from_
 from inboxgpt.conversation.routing import is_own_echo
 from inboxgpt.events import BadBody, Echo, Event, Handover, Message
 from inboxgpt.logs import configure_logging
-from inboxgpt.model.knowledge import knowledge_command
+from inboxgpt.model.knowledge.command import knowledge_command
 from inboxgpt.queues.store import StoreUnavailable
 from inboxgpt.service import WebhookService
 from inboxgpt.web.body_limits import BodyLimits
