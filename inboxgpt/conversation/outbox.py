@@ -1,0 +1,102 @@
+"""What the bot sends a person: each message through their channel, noted so that its echo is known as the bot's own
+and a reply to it can quote it; and one answer's messages, within MAX_MESSAGES_PER_REPLY."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from inboxgpt.channels.base import Channels
+from inboxgpt.channels.graph import GraphError
+from inboxgpt.conversation.pauses import Pauses
+from inboxgpt.events import Event
+from inboxgpt.model import prompt
+from inboxgpt.queues.store import Store, StoreUnavailable, Turn
+
+logger = logging.getLogger(__name__)
+
+
+class Mailbox:
+    """Sends to people and keeps their history: the two steps every handler ends with."""
+
+    def __init__(self, channels: Channels, store: Store, pauses: Pauses, pause_minutes: float, history_max_tokens: int):
+        self._channels = channels
+        self._store = store
+        self._pauses = pauses
+        self._pause_minutes = pause_minutes
+        self._history_max_tokens = history_max_tokens
+
+    def split(self, psid: str, text: str) -> list[str]:
+        """The messages `text` becomes for this person, within their channel's length limit."""
+        return self._channels.split(psid, text)
+
+    def send(self, event: Event, text: str) -> list[tuple[str, str]]:
+        """Send a reply to the event's person; return (message id, text) of each message sent (none if Meta
+        refused: already logged)."""
+        try:
+            sent = self._channels.send_text(event.psid, text)
+        except GraphError as error:
+            if error.thread_elsewhere:
+                # Another app (the Page Inbox) controls the conversation: its people are answering.
+                self._pauses.pause(event.psid, self._pauses.event_time(event), "thread_elsewhere")
+            return []
+        try:
+            # Kept for replies that quote them, and to know their echoes as the bot's own however long they wait
+            # in the person's queue: for the pause a hand-written message would start, and twice that, as pauses.
+            quotes = [(mid, piece[: prompt.REMEMBERED_CHARS]) for mid, piece in sent]
+            self._store.remember_sent(event.psid, quotes, 2 * self._pause_minutes * 60)
+        except StoreUnavailable as exc:
+            logger.warning("reply to psid=%s was sent but not remembered: %s", event.psid, exc)
+        return sent
+
+    def keep(self, psid: str, turn: Turn) -> None:
+        """Add a turn to the history; if the store fails now, the turn is lost, not the event answered twice."""
+        try:
+            self._store.append(psid, prompt.within_history(turn, self._history_max_tokens))
+        except StoreUnavailable as exc:
+            # Leaving the event queued would answer it again: the person may already have the reply.
+            logger.warning("psid=%s: a turn was not kept in the history: %s", psid, exc)
+
+
+class Outbox:
+    """Sends one answer's messages: at most MAX_MESSAGES_PER_REPLY of them (and, when the answer was cut, the
+    notice that says so). Past the cap, or once Meta refused a message, the rest of the answer is not sent."""
+
+    def __init__(self, send: Callable[[str], list[tuple[str, str]]], split: Callable[[str], list[str]], cap: int):
+        self._send = send
+        self._split = split
+        self._room = cap
+        # (message id, text) of each message sent, and each text given as it was delivered.
+        self.sent: list[tuple[str, str]] = []
+        self._delivered: list[str] = []
+        self.full = False  # the answer needed more messages than the cap allows
+        self.refused = False  # Meta refused a message
+
+    def __call__(self, text: str) -> list[tuple[str, str]]:
+        """Send a part of the answer as one or more messages; return those sent (none: nothing more will be)."""
+        if self.full or self.refused:
+            return []
+        pieces = [piece for piece in self._split(text) if piece.strip()]
+        if len(pieces) > self._room:
+            self.full, pieces = True, pieces[: self._room]
+        sent: list[tuple[str, str]] = []
+        for piece in pieces:
+            took = self._send(piece)
+            if not took:
+                self.refused = True
+                break
+            sent += took
+        self._room -= len(sent)
+        self.sent += sent
+        if sent:
+            self._delivered.append("".join(piece for _, piece in sent))
+        return sent
+
+    def notice(self, text: str) -> None:
+        """Say that the answer stops here."""
+        if not self.refused:
+            self.sent += self._send(text)
+
+    def delivered(self) -> str:
+        """The answer as it reached the person."""
+        return "\n\n".join(self._delivered)

@@ -1,0 +1,256 @@
+"""A reply by the model: the person's messages as it reads them, the prompt (history, knowledge, photos), the model
+streamed paragraph by paragraph within the answer's deadline and message cap, and the turn kept once delivered."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+
+from inboxgpt import metrics, replies, usage
+from inboxgpt.config import Settings
+from inboxgpt.conversation.outbox import Mailbox, Outbox
+from inboxgpt.conversation.routing import Case, Route
+from inboxgpt.events import Event, Message
+from inboxgpt.media import MediaError, downloaded
+from inboxgpt.model import prompt
+from inboxgpt.model.gpt import ChatModel, Completion, Failure, ModelError
+from inboxgpt.model.knowledge import Chosen, Knowledge
+from inboxgpt.model.streaming import ParagraphSender
+from inboxgpt.queues.store import Store, Turn
+from inboxgpt.typing_indicator import TypingIndicator
+
+logger = logging.getLogger(__name__)
+
+HEARD_CHARS = 150
+# Failures the page owner must fix; the others pass by themselves.
+OWNER_MUST_ACT = {Failure.QUOTA, Failure.AUTH, Failure.FORBIDDEN, Failure.NOT_FOUND}
+
+
+@dataclass(frozen=True)
+class Said:
+    """One message of the person's turn, as the model reads it."""
+
+    event: Event
+    text: str
+    photos: tuple[str, ...] = ()
+    heard: bool = False  # the text is a voice message's transcript
+
+
+class Replier:
+    """Answers a person's messages with the model."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        model: ChatModel,
+        typing: TypingIndicator,
+        media: requests.Session,
+        knowledge: Knowledge | None,
+        mailbox: Mailbox,
+        clock: Callable[[], float] = time.time,
+    ):
+        self._settings = settings
+        self._store = store
+        self._model = model
+        self._typing = typing
+        self._media = media
+        self._knowledge = knowledge
+        self._mailbox = mailbox
+        self._clock = clock
+        self._budget = prompt.Budget(
+            prompt.system_message(settings.system_prompt),
+            settings.history_max_messages,
+            settings.history_max_tokens,
+            settings.vision_detail,
+        )
+
+    def said(self, event: Event, how: Route) -> Said | None:
+        """The message as the model reads it; None for a voice message that could not be heard (the person was
+        told)."""
+        if how.case is not Case.VOICE:
+            return Said(event, how.text, how.photos)
+        transcript = self._transcript(event, how.voice_url)
+        return Said(event, transcript, heard=True) if transcript else None
+
+    def _transcript(self, event: Event, voice_url: str | None) -> str | None:
+        """What the voice message says; None (the person told why) if it could not be heard."""
+        if voice_url is None:
+            return None
+        settings = self._settings
+        try:
+            with (
+                self._typing.shown(event.psid),
+                downloaded(
+                    self._media,
+                    voice_url,
+                    max_bytes=settings.max_audio_bytes,
+                    timeout=settings.media_timeout,
+                    allow_http=settings.allow_http_media,
+                ) as audio,
+            ):
+                transcript = self._model.transcribe(audio)
+        except (MediaError, ModelError) as error:
+            logger.warning("voice message from psid=%s not transcribed: %s", event.psid, error)
+            self._mailbox.send(event, replies.VOICE_FAILED)
+            return None
+        if not transcript:
+            self._mailbox.send(event, replies.VOICE_EMPTY)
+        return transcript or None
+
+    def reply(self, messages: list[Said]) -> None:
+        """Ask the model with the person's history, send its reply, and remember the turn: one turn for all of
+        `messages` (a burst)."""
+        if not messages:
+            return
+        event = messages[-1].event
+        psid = event.psid
+        parts = self._as_read(messages)
+        said = "\n\n".join(text for text, _ in parts if text)
+        photos = tuple(url for message in messages for url in message.photos)[: self._settings.max_images]
+        heard = [message.text for message in messages if message.heard]
+        history = self._store.get(psid)
+        chosen = self._knowledge_for(said, history)
+        knowledge = prompt.knowledge_text([s.rendered() for s in chosen.sections], chosen.searched) if chosen else ""
+        # A voice message's answer opens with what was heard.
+        opening = replies.HEARD.format(transcript=prompt.shorten(" ".join(heard), HEARD_CHARS), reply="")
+        opening = opening if heard else ""
+        outbox = Outbox(
+            lambda piece: self._mailbox.send(event, piece),
+            lambda text: self._mailbox.split(psid, text),
+            self._settings.max_messages_per_reply,
+        )
+        sender = ParagraphSender(outbox, opening) if self._settings.stream else None
+        started = time.monotonic()
+        completion = self._ask(event, prompt.build(self._budget, history, said, photos, knowledge), sender, outbox)
+        if completion is None:
+            return
+        model_ms = (time.monotonic() - started) * 1000
+        usage.record(self._store, completion, self._clock(), event.channel)
+        if completion.finish_reason == "length":
+            logger.info("reply for psid=%s hit REPLY_MAX_TOKENS and was cut short", psid)
+        # A photo stays in the history as a marker: Meta's attachment links expire.
+        kept = "\n\n".join(kept for _, kept in parts if kept)
+        answered = self._deliver(event, completion, sender, outbox, opening)
+        if completion.cut_said is not None:
+            logger.info("message from psid=%s cut to fit the model's context window", psid)
+            kept = prompt.history_text(completion.cut_said, photos, bool(heard))
+        if outbox.sent and answered:
+            # Kept only once delivered, so the history holds no answer the person never saw.
+            self._mailbox.keep(psid, Turn(kept, answered))
+        _observe_reply(event, completion, outbox.sent)
+        logger.info(
+            "replied psid=%s model_ms=%.0f prompt_tokens=%s completion_tokens=%s cached_tokens=%s pieces=%d "
+            "knowledge_sections=%d knowledge_tokens=%d",
+            psid,
+            model_ms,
+            completion.prompt_tokens,
+            completion.completion_tokens,
+            completion.cached_tokens,
+            len(outbox.sent),
+            len(chosen.sections) if chosen else 0,
+            chosen.tokens if chosen else 0,
+        )
+
+    def _ask(
+        self, event: Event, messages: list[prompt.ChatMessage], sender: ParagraphSender | None, outbox: Outbox
+    ) -> Completion | None:
+        """The model's answer, typing shown meanwhile; streamed paragraph by paragraph through `sender` if given.
+        None if the model failed (the person got an apology)."""
+        psid = event.psid
+        started = time.monotonic()
+
+        def written(text: str) -> bool:
+            assert sender is not None
+            if sender.feed(text):
+                self._typing.again(psid)  # a message turns typing off; more is coming
+            return not outbox.full  # past the message cap, the rest of the answer is not wanted
+
+        # Typing and seen start once the request has left: the model starts thinking first.
+        with self._typing.shown(psid, deferred=True) as show:
+            try:
+                completion = self._model.complete(
+                    messages,
+                    written if sender else None,
+                    on_send=show,
+                    take_back=sender.take_back if sender else None,
+                    # Before the answer, so that it never lands between two of its paragraphs.
+                    on_cut=lambda: self._mailbox.send(event, replies.CUT_TO_FIT),
+                )
+            except ModelError as error:
+                metrics.MODEL_LATENCY.observe(time.monotonic() - started)
+                metrics.MODEL_FAILURES.labels(error.failure.name.lower()).inc()
+                level = logging.ERROR if error.failure in OWNER_MUST_ACT else logging.WARNING
+                logger.log(level, "model failed for psid=%s: %s (HTTP %s)", psid, error.failure.value, error.status)
+                self._mailbox.send(event, replies.APOLOGIES[error.failure])
+                metrics.REPLIES.labels("apology", event.channel).inc()
+                return None
+        metrics.MODEL_LATENCY.observe(time.monotonic() - started)
+        return completion
+
+    def _deliver(
+        self, event: Event, completion: Completion, sender: ParagraphSender | None, outbox: Outbox, opening: str
+    ) -> str:
+        """Send the answer, or what is left of it when streamed; return the answer as the person got it (for the
+        history). An answer cut short (its stream broke, it ran out of time or of messages) says so."""
+        if sender is None:
+            outbox(opening + (completion.text or replies.EMPTY_REPLY))
+        elif completion.broken:
+            sender.cut_off()
+        else:
+            sender.finish("" if completion.text else replies.EMPTY_REPLY)
+        cut = completion.broken or outbox.full
+        if cut:
+            why = "out of time" if completion.timed_out else "over MAX_MESSAGES_PER_REPLY" if outbox.full else "broken"
+            logger.info("reply for psid=%s was cut off: %s", event.psid, why)
+            outbox.notice(replies.CUT_OFF)
+        if cut or outbox.refused:
+            return outbox.delivered().removeprefix(opening.strip()).strip()
+        return completion.text
+
+    def _knowledge_for(self, said: str, history: list[Turn]) -> Chosen | None:
+        """The page's knowledge for this message; the last exchange helps follow-ups ("and on Sundays?")."""
+        if self._knowledge is None:
+            return None
+        last = f"{history[-1].user}\n{history[-1].assistant}" if history else ""
+        return self._knowledge.choose(said, last)
+
+    def _as_read(self, messages: list[Said]) -> list[tuple[str, str]]:
+        """Each message as the model reads it (after the message it quotes), and as the history keeps it; together
+        within MAX_MESSAGE_CHARS (the person is told once if they were cut)."""
+        limit = room = self._settings.max_message_chars
+        parts = []
+        for message in messages:
+            event, text = message.event, message.text
+            if len(text) > room:
+                logger.info("message from psid=%s cut from %d to %d characters", event.psid, len(text), room)
+                text = text[:room]
+            room -= len(text)
+            read = text
+            if isinstance(event, Message):
+                if event.text:
+                    self._store.remember(event.psid, event.mid, event.text[: prompt.REMEMBERED_CHARS])
+                quoted = self._store.recall(event.psid, event.reply_to_mid) if event.reply_to_mid else None
+                read = prompt.with_quote(text, quoted)
+            parts.append((read, prompt.history_text(read, message.photos, message.heard)))
+        if sum(len(message.text) for message in messages) > limit:
+            self._mailbox.send(messages[-1].event, replies.TRUNCATED.format(limit=limit))
+        return parts
+
+
+def _observe_reply(event: Event, completion: Completion, sent: list[tuple[str, str]]) -> None:
+    """Count a model reply: its outcome, its latency from the webhook to Meta, and the tokens it cost."""
+    metrics.REPLIES.labels("sent" if sent else "refused_by_meta", event.channel).inc()
+    if sent and event.received:
+        metrics.REPLY_LATENCY.observe(max(0.0, time.time() - event.received))
+    for kind, tokens in (
+        ("prompt", completion.prompt_tokens),
+        ("completion", completion.completion_tokens),
+        ("cached", completion.cached_tokens),
+    ):
+        if tokens:
+            metrics.MODEL_TOKENS.labels(kind).inc(tokens)
