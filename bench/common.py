@@ -1,19 +1,21 @@
-"""What the benchmarks share: the fakes and the service from tests/, settings, and percentiles."""
+"""What the benchmarks share: the fakes and the service from tests/, settings, and percentiles.
+
+Run each from the project's folder as a module, `python -m bench.load`, so that the package, tests/ and
+bench/ import as they are (no path is edited).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import platform
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from tests.fakes import FakeGraph, FakeOpenAI
+from tests.gunicorn_service import GunicornService
+from tests.helpers import APP_SECRET, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN
 
-from fakes import FakeGraph, FakeOpenAI  # noqa: E402
-from gunicorn_service import GunicornService  # noqa: E402
-from helpers import APP_SECRET, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 BASELINE_APP = "bench.baseline:create_app()"
 

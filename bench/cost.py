@@ -1,8 +1,8 @@
 """Cost benchmark: the prompt sent to the model over one person's 200-turn conversation.
 
-    python bench/cost.py
-    python bench/cost.py --turns 200 --context-window 128000
-    python bench/cost.py --bursts     # 20 turns, every second one a burst of 3 messages
+    python -m bench.cost
+    python -m bench.cost --turns 200 --context-window 128000
+    python -m bench.cost --bursts     # 20 turns, every second one a burst of 3 messages
 
 This service (bounded history) against the seed design (the whole history, every time), both
 under gunicorn, talking to a fake model that refuses prompts over its context window as a
@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import random
 
-from common import FakeGraph, FakeOpenAI, parse, start
-from fakes import Reply, completion, openai_error
-from helpers import PAGE_ID
+from bench.common import FakeGraph, FakeOpenAI, parse, start
+from tests.fakes import Reply, completion, openai_error
+from tests.helpers import PAGE_ID
 
 CHECKPOINTS = (10, 50, 100, 200)
 WORDS = [

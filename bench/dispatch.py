@@ -1,7 +1,7 @@
 """Queue benchmark: store calls per event for one person's steady queue, and how fast a big webhook is acknowledged.
 
-    python bench/dispatch.py
-    python bench/dispatch.py --events 1000 --steady 6
+    python -m bench.dispatch
+    python -m bench.dispatch --events 1000 --steady 6
 
 For each backend (memory, SQLite in a temporary folder, a real redis-server started here):
 - one person sends `--steady` messages while the first is being answered; the store calls the
@@ -19,16 +19,22 @@ import tempfile
 import time
 from collections import Counter
 
-from common import FakeGraph, FakeOpenAI, machine, parse, start  # first: it puts the project and tests/ on sys.path
+from bench.common import (
+    FakeGraph,
+    FakeOpenAI,
+    machine,
+    parse,
+    start,
+)
 
 # isort: split
-from fakes import CountingStore
-from helpers import PAGE_ID, answer_a_steady_queue
 from inboxgpt.queues.store import Bounds, Store
 from inboxgpt.queues.store.memory import MemoryStore
 from inboxgpt.queues.store.redis import RedisStore
 from inboxgpt.queues.store.sqlite import SQLiteStore
-from redis_server import RedisServer
+from tests.fakes import CountingStore
+from tests.helpers import PAGE_ID, answer_a_steady_queue
+from tests.redis_server import RedisServer
 
 BOUNDS = Bounds(
     max_messages=20, max_tokens=3000, ttl=86400, max_conversations=100_000, dedup_ttl=3600, dedup_max_ids=100_000

@@ -1,7 +1,7 @@
 """Knowledge benchmark: does the search bring the right section, what it costs, and how fast it is.
 
-    python bench/knowledge_search.py
-    python bench/knowledge_search.py --quick
+    python -m bench.knowledge_search
+    python -m bench.knowledge_search --quick
 
 Over examples/knowledge and its 40 questions (examples/knowledge/questions.json): how often the
 expected section is among those chosen (BM25 alone), at the default budget and at a tight one, and
@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import common  # noqa: F401 - puts the project on the path
 from inboxgpt.model.knowledge import Knowledge
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "knowledge"

@@ -1,9 +1,9 @@
 """Load benchmark: N people each sending messages one after another, against a model that takes a second.
 
-    python bench/load.py --people 40
-    python bench/load.py --people 200
-    python bench/load.py --people 40 --baseline     # the seed design, for comparison
-    python bench/load.py --people 40 --stream       # a four-paragraph answer of ~300 tokens, streamed
+    python -m bench.load --people 40
+    python -m bench.load --people 200
+    python -m bench.load --people 40 --baseline     # the seed design, for comparison
+    python -m bench.load --people 40 --stream       # a four-paragraph answer of ~300 tokens, streamed
 
 Each person sends a message as Meta delivers it (one signed POST), waits for the reply to reach
 the fake Graph API and be delivered (the Graph API's answer), and sends the next. Reported: webhook
@@ -24,10 +24,10 @@ from collections import defaultdict
 
 import requests
 
-from common import FakeGraph, FakeOpenAI, machine, parse, percentile, start
-from fakes import Reply, completion
-from helpers import APP_SECRET, PAGE_ID, meta_json
+from bench.common import FakeGraph, FakeOpenAI, machine, parse, percentile, start
 from inboxgpt.web.signature import sign
+from tests.fakes import Reply, completion
+from tests.helpers import APP_SECRET, PAGE_ID, meta_json
 
 # About 300 tokens in four paragraphs, as a model writes a longer answer.
 LONG_ANSWER = "\n\n".join(

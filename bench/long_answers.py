@@ -1,7 +1,7 @@
 """Long answers: the CPU the paragraph sender and the message splitter spend on them.
 
-    python bench/long_answers.py
-    python bench/long_answers.py --quick
+    python -m bench.long_answers
+    python -m bench.long_answers --quick
 
 Two figures, each the median of a few runs, in this process (no network: `send` is a list):
   - a code answer of N tokens (a token being four characters), streamed in four-character
@@ -16,7 +16,7 @@ import argparse
 import statistics
 import time
 
-from common import machine
+from bench.common import machine
 from inboxgpt.channels.instagram import INSTAGRAM_MAX_BYTES
 from inboxgpt.channels.text import split_text, utf8_units
 from inboxgpt.model.streaming import ParagraphSender

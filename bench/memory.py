@@ -1,7 +1,7 @@
 """Memory benchmark: 20,000 people writing once each; the service's RSS at its peak and after idle expiry.
 
-    python bench/memory.py
-    python bench/memory.py --people 2000 --ttl 10     # a quick look
+    python -m bench.memory
+    python -m bench.memory --people 2000 --ttl 10     # a quick look
 
 The store holds at most MAX_CONVERSATIONS people (default 10,000) and forgets a conversation
 after CONVERSATION_TTL seconds of silence (shortened here so the run ends in minutes).
@@ -14,9 +14,9 @@ import re
 import threading
 import time
 
-from common import FakeGraph, FakeOpenAI, machine, parse, start
-from fakes import Reply, completion
-from helpers import PAGE_ID
+from bench.common import FakeGraph, FakeOpenAI, machine, parse, start
+from tests.fakes import Reply, completion
+from tests.helpers import PAGE_ID
 
 BATCH = 100  # events per webhook POST (Meta batches up to 1,000)
 

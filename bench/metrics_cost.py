@@ -1,6 +1,6 @@
 """Metrics benchmark: the CPU the Prometheus series cost per reply, in one process and under gunicorn's workers.
 
-    python bench/metrics_cost.py
+    python -m bench.metrics_cost
 
 Runs, for each mode, the metric calls one answered text message makes (the webhook's request
 and event counts, the reply's outcome, latencies and tokens, a Graph call's token gauge for each
@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 
-from common import ROOT, machine, parse
+from bench.common import ROOT, machine, parse
 
 ONE_REPLY = """
 import time

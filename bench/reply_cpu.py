@@ -1,7 +1,7 @@
 """Reply CPU benchmark: the service's own CPU for one reply, with nothing else competing for it.
 
-    python bench/reply_cpu.py
-    python bench/reply_cpu.py --stream      # a ~300-token answer in four paragraphs, streamed
+    python -m bench.reply_cpu
+    python -m bench.reply_cpu --stream      # a ~300-token answer in four paragraphs, streamed
 
 `bench/load.py` measures CPU under load, where 40 threads contend for one interpreter and the load
 generator and fake APIs share the machine's two cores. Here the fake Graph API and fake OpenAI run
@@ -18,12 +18,20 @@ import statistics
 import time
 from multiprocessing.connection import Connection
 
-from load import LONG_ANSWER
-
-from common import FakeGraph, FakeOpenAI, parse
-from fakes import completion
-from helpers import APP_SECRET, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN, meta_json, page_body, signed_headers, text_event
+from bench.common import FakeGraph, FakeOpenAI, parse
+from bench.load import LONG_ANSWER
 from inboxgpt.web.app import EXTENSION, create_app
+from tests.fakes import completion
+from tests.helpers import (
+    APP_SECRET,
+    OPENAI_KEY,
+    PAGE_TOKEN,
+    VERIFY_TOKEN,
+    meta_json,
+    page_body,
+    signed_headers,
+    text_event,
+)
 
 SHORT_ANSWER = "An answer of a typical length, a sentence or two."
 

@@ -1,7 +1,7 @@
 """Store benchmark: appends and reads per second, p95 latency, and memory or disk per 1,000 conversations.
 
-    python bench/stores.py
-    python bench/stores.py --people 10000 --turns 3
+    python -m bench.stores
+    python -m bench.stores --people 10000 --turns 3
 
 For each backend (memory, SQLite in a temporary folder, a real redis-server started here):
 10,000 people each get `--turns` turns appended (a question of ~100 characters and an answer
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import redis as redis_client
 
-from common import machine, parse, percentile
+from bench.common import machine, parse, percentile
 from inboxgpt.queues.store import Bounds, Turn
 from inboxgpt.queues.store.memory import MemoryStore
 from inboxgpt.queues.store.redis import RedisStore
 from inboxgpt.queues.store.sqlite import SQLiteStore
-from redis_server import RedisServer
+from tests.redis_server import RedisServer
 
 TURN = Turn(
     "How long does it take to cook pasta al dente, and should I salt the water first?",

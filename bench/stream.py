@@ -1,7 +1,7 @@
 """Streaming benchmark: when the first message of a long answer reaches Meta, against the whole answer's time.
 
-    python bench/stream.py
-    python bench/stream.py --rate 50 --repeats 5
+    python -m bench.stream
+    python -m bench.stream --rate 50 --repeats 5
 
 The fake model streams its answer as server-sent events at a set rate (tokens a second, a token
 being about four characters). Measured under gunicorn, from the model request's arrival at the
@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from common import FakeGraph, FakeOpenAI, machine, parse, start
-from fakes import completion, streamed
-from helpers import PAGE_ID
+from bench.common import FakeGraph, FakeOpenAI, machine, parse, start
+from tests.fakes import completion, streamed
+from tests.helpers import PAGE_ID
 
 FOUR_PARAGRAPHS = "\n\n".join(
     f"Part {n} of the answer explains one more step of what was asked, " + "in plain and friendly words " * 8

@@ -7,10 +7,10 @@ import os
 import pytest
 import responses
 
-from fakes import FakeGraph, FakeOpenAI
-from helpers import APP_SECRET, GRAPH_URL, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN, poster
 from inboxgpt.web.app import EXTENSION, create_app
-from redis_server import RedisServer
+from tests.fakes import FakeGraph, FakeOpenAI
+from tests.helpers import APP_SECRET, GRAPH_URL, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN, poster
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from helpers import meta_json, signed_headers
+from tests.helpers import meta_json, signed_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 

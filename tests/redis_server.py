@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from gunicorn_service import free_port
+from tests.gunicorn_service import free_port
 
 
 class RedisServer:

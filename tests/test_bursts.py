@@ -6,16 +6,16 @@ import threading
 
 import pytest
 import responses
-from test_media import AUDIO, AUDIO_URL, PHOTO_URL, photo_at
 
-from fakes import Reply, completion, echo_answer
-from helpers import PSID, load, page_body, poster, text_event
 from inboxgpt import replies
 from inboxgpt.events import Message
 from inboxgpt.queues.dispatcher import Dispatcher
 from inboxgpt.queues.store import Bounds
 from inboxgpt.queues.store.memory import MemoryStore
 from inboxgpt.web.app import EXTENSION
+from tests.fakes import Reply, completion, echo_answer
+from tests.helpers import PSID, load, page_body, poster, text_event
+from tests.test_media import AUDIO, AUDIO_URL, PHOTO_URL, photo_at
 
 
 @pytest.fixture

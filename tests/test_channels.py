@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import load
 from inboxgpt.channels import page_channels
 from inboxgpt.channels.base import Channel, Channels
 from inboxgpt.channels.graph import GraphClient
 from inboxgpt.channels.terminal import TerminalChannel
 from inboxgpt.config import settings_from_mapping
 from inboxgpt.events import BadBody, Message
+from tests.helpers import load
 
 # A realistic webhook body of each channel that has webhooks, and the id Meta gives its person.
 BODIES = {"messenger": ("text.json", "6543210987654321"), "instagram": ("instagram/text.json", "1122334455667788")}

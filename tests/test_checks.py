@@ -6,9 +6,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import responses
-from test_terminal import flask
 
-from fakes import openai_error
+from tests.fakes import openai_error
+from tests.test_terminal import flask
 
 WEBHOOK_URL = "https://bot.example.com/"
 

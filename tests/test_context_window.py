@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fakes import SmallWindow, server_tokens
-from helpers import PSID, load, page_body, text_event
 from inboxgpt import replies
 from inboxgpt.model import prompt
+from tests.fakes import SmallWindow, server_tokens
+from tests.helpers import PSID, load, page_body, text_event
 
 QUESTION = "Tell me more about the history of the city, its old town and the river that runs through it."
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from fakes import Reply, completion, openai_error
-from helpers import OPENAI_KEY, PSID, page_body, text_event
 from inboxgpt import replies
 from inboxgpt.model import prompt
 from inboxgpt.model.gpt import Failure
 from inboxgpt.model.prompt import estimate_tokens
+from tests.fakes import Reply, completion, openai_error
+from tests.helpers import OPENAI_KEY, PSID, page_body, text_event
 
 
 def say(post, *texts: str, psid: str = PSID) -> None:

@@ -6,13 +6,13 @@ import threading
 
 import pytest
 
-from fakes import CountingStore, Reply, completion
-from helpers import answer_a_steady_queue, each_message, one_at_a_time, page_body, text_event
 from inboxgpt.events import Event, Message
 from inboxgpt.queues.dispatcher import Dispatcher
 from inboxgpt.queues.store import Bounds
 from inboxgpt.queues.store.memory import MemoryStore
 from inboxgpt.queues.store.sqlite import SQLiteStore
+from tests.fakes import CountingStore, Reply, completion
+from tests.helpers import answer_a_steady_queue, each_message, one_at_a_time, page_body, text_event
 
 
 def test_forty_people_are_answered_at_the_same_time(config, openai_server, graph, app_with):

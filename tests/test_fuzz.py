@@ -8,7 +8,7 @@ from http import HTTPStatus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import PSID, meta_json, page_body, text_event
+from tests.helpers import PSID, meta_json, page_body, text_event
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -7,9 +7,9 @@ from http import HTTPStatus
 
 import pytest
 
-from helpers import PSID, load, page_body, text_event
 from inboxgpt import replies
 from inboxgpt.model import prompt
+from tests.helpers import PSID, load, page_body, text_event
 
 APP_ID = "1517776481860111"  # the app id in tests/data/echo.json and the handover payloads
 PAGE_INBOX = "263902037430900"

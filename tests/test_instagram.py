@@ -10,12 +10,12 @@ import responses
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fakes import completion
-from helpers import load, page_body, poster, text_event
 from inboxgpt import replies
 from inboxgpt.channels.instagram import INSTAGRAM_MAX_BYTES
 from inboxgpt.channels.text import split_text, utf8_units
 from inboxgpt.model import prompt
+from tests.fakes import completion
+from tests.helpers import load, page_body, poster, text_event
 
 IGSID = "1122334455667788"
 IG_ACCOUNT = "17841400000000001"

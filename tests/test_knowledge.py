@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import page_body, poster, text_event
 from inboxgpt.config import ConfigError, settings_from_mapping
 from inboxgpt.model import knowledge, prompt
 from inboxgpt.model.knowledge import SECTION_TOKENS, read_folder, sections_of
 from inboxgpt.web.app import EXTENSION
+from tests.helpers import page_body, poster, text_event
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "knowledge"
 HOURS = "Tuesday to Friday we open at 7:30 am"
@@ -62,7 +62,7 @@ def ask(config, make_app, openai_server, folder):
     and returns the system message the model read for it."""
 
     def ask(text: str, **settings: str):
-        from helpers import poster
+        from tests.helpers import poster
 
         config.update(KNOWLEDGE_DIR=str(folder), **settings)
         key = tuple(sorted(config.items()))
@@ -417,7 +417,7 @@ def test_embedding_search_finds_what_words_alone_miss(ask, openai_server):
 
 
 def test_a_failing_embedding_server_leaves_search_by_words(ask, openai_server, caplog):
-    from fakes import openai_error
+    from tests.fakes import openai_error
 
     original = openai_server.route
 
@@ -465,7 +465,7 @@ def test_the_knowledge_command_names_what_a_question_brings_when_sent_whole(conf
 
 
 def test_the_knowledge_command_needs_no_messenger_or_openai_settings(folder):
-    from test_terminal import flask
+    from tests.test_terminal import flask
 
     result = flask("knowledge", "where can I park?", KNOWLEDGE_DIR=str(folder))
     assert result.returncode == 0, result.stderr
@@ -473,7 +473,7 @@ def test_the_knowledge_command_needs_no_messenger_or_openai_settings(folder):
 
 
 def test_the_terminal_chat_answers_from_the_knowledge(folder, openai_server):
-    from test_terminal import flask
+    from tests.test_terminal import flask
 
     result = flask(
         "chat",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import PSID, page_body, text_event
 from inboxgpt import replies
+from tests.helpers import PSID, page_body, text_event
 
 NOON = 1764072000  # 2025-11-25 12:00:00 UTC
 
@@ -129,7 +129,7 @@ def test_replies_that_need_no_model_are_held_to_the_limit_a_minute_too(limited, 
 
 
 def test_stickers_are_held_to_the_limit_a_minute(limited, graph):
-    from helpers import load
+    from tests.helpers import load
 
     for n in range(30):
         body = load("sticker.json")

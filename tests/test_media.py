@@ -10,10 +10,10 @@ import pytest
 import requests
 import responses
 
-from fakes import openai_error
-from helpers import PSID, load, page_body, text_event
 from inboxgpt import replies
 from inboxgpt.model import prompt
+from tests.fakes import openai_error
+from tests.helpers import PSID, load, page_body, text_event
 
 AUDIO_URL = load("audio.json")["entry"][0]["messaging"][0]["message"]["attachments"][0]["payload"]["url"]
 PHOTO_URL = load("image.json")["entry"][0]["messaging"][0]["message"]["attachments"][0]["payload"]["url"]

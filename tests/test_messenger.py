@@ -11,13 +11,13 @@ import responses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import APP_SECRET, PAGE_TOKEN, PSID, SEND_URL
 from inboxgpt.channels import page_channels
 from inboxgpt.channels.base import Channels
 from inboxgpt.channels.graph import MAX_BACKOFF_SECONDS, GraphClient, GraphError, backoff_delay
 from inboxgpt.channels.messenger import BOT_MARKER
 from inboxgpt.channels.text import split_text
 from inboxgpt.config import settings_from_mapping
+from tests.helpers import APP_SECRET, PAGE_TOKEN, PSID, SEND_URL
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fakes import openai_error
-from helpers import PSID, load, page_body, poster, text_event
 from inboxgpt import replies
+from tests.fakes import openai_error
+from tests.helpers import PSID, load, page_body, poster, text_event
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_terminal import flask
 
-from helpers import load
 from inboxgpt import replies
 from inboxgpt.config import ConfigError, settings_from_mapping
+from tests.helpers import load
+from tests.test_terminal import flask
 
 QUESTIONS = "What are your opening hours?|Do you deliver?|Where are you?"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import APP_SECRET, OPENAI_KEY, PAGE_TOKEN, PSID, VERIFY_TOKEN, load, page_body, text_event
 from inboxgpt.logs import RedactSecrets
+from tests.helpers import APP_SECRET, OPENAI_KEY, PAGE_TOKEN, PSID, VERIFY_TOKEN, load, page_body, text_event
 
 SECRETS = (PAGE_TOKEN, APP_SECRET, OPENAI_KEY, VERIFY_TOKEN)
 ROOT = Path(__file__).resolve().parent.parent

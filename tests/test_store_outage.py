@@ -11,12 +11,12 @@ from http import HTTPStatus
 
 import pytest
 
-from fakes import Reply, completion
-from helpers import APP_SECRET, each_message, load, meta_json, page_body, poster, text_event
 from inboxgpt.config import ConfigError
 from inboxgpt.web.app import EXTENSION
 from inboxgpt.web.signature import sign
-from redis_server import RedisServer
+from tests.fakes import Reply, completion
+from tests.helpers import APP_SECRET, each_message, load, meta_json, page_body, poster, text_event
+from tests.redis_server import RedisServer
 
 
 class Seen(logging.Handler):

@@ -6,10 +6,10 @@ import logging
 
 import pytest
 
-from fakes import Gate, Reply, completion, streamed
-from helpers import PSID, page_body, text_event
 from inboxgpt import replies
 from inboxgpt.model.streaming import ready
+from tests.fakes import Gate, Reply, completion, streamed
+from tests.helpers import PSID, page_body, text_event
 
 PARAGRAPHS = [
     f"Paragraph {n}: " + " ".join(f"word{n}x{k}" for k in range(30)) + "." for n in range(4)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-from fakes import openai_error
 from inboxgpt import replies
 from inboxgpt.config import REQUIRED
+from tests.fakes import openai_error
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,7 +47,7 @@ def flask(*args: str, stdin: str = "", **settings: str) -> subprocess.CompletedP
     return subprocess.run(
         [sys.executable, "-m", "flask", "--app", "app", *args],
         input=stdin,
-        cwd=ROOT / "tests",
+        cwd=tempfile.mkdtemp(),  # a folder without a .env (and no package: Flask would look for app in it)
         env=env,
         capture_output=True,
         text=True,

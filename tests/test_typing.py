@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from fakes import Reply, completion
-from helpers import PSID, load, page_body, text_event
 from inboxgpt import replies
+from tests.fakes import Reply, completion
+from tests.helpers import PSID, load, page_body, text_event
 
 
 def test_seen_and_typing_are_shown_while_the_model_thinks(post, graph, openai_server):

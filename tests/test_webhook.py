@@ -7,10 +7,10 @@ from http import HTTPStatus
 
 import pytest
 
-from fakes import completion
-from helpers import APP_SECRET, PAGE_ID, PSID, VERIFY_TOKEN, load, meta_json, page_body, text_event
 from inboxgpt import replies
 from inboxgpt.web.signature import sign
+from tests.fakes import completion
+from tests.helpers import APP_SECRET, PAGE_ID, PSID, VERIFY_TOKEN, load, meta_json, page_body, text_event
 
 # --- GET / verification ---
 

@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from fakes import FakeGraph, FakeOpenAI, echo_answer
-from gunicorn_service import GunicornService
-from helpers import APP_SECRET, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN
+from tests.fakes import FakeGraph, FakeOpenAI, echo_answer
+from tests.gunicorn_service import GunicornService
+from tests.helpers import APP_SECRET, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN
 
 _people = itertools.count(7_000_000_000_000_000)
 

@@ -7,9 +7,9 @@ from http.client import HTTPConnection
 
 import requests
 
-from fakes import Reply, completion, echo_answer, openai_error
-from helpers import PAGE_ID, each_message, load, page_body, text_event
 from inboxgpt import replies
+from tests.fakes import Reply, completion, echo_answer, openai_error
+from tests.helpers import PAGE_ID, each_message, load, page_body, text_event
 
 
 def replies_arrived(graph, psid: str, count: int) -> bool:

@@ -14,13 +14,13 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from e2e.conftest import service_settings
-from fakes import FakeGraph, FakeOpenAI, completion
-from gunicorn_service import GunicornService
-from helpers import APP_SECRET, each_message, load, meta_json, page_body, text_event
 from inboxgpt import replies
 from inboxgpt.model import prompt
 from inboxgpt.web.signature import sign
+from tests.e2e.conftest import service_settings
+from tests.fakes import FakeGraph, FakeOpenAI, completion
+from tests.gunicorn_service import GunicornService
+from tests.helpers import APP_SECRET, each_message, load, meta_json, page_body, text_event
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from e2e.conftest import service_settings
-from fakes import FakeGraph, FakeOpenAI, Reply, completion
-from gunicorn_service import GunicornService
-from helpers import each_message, page_body, text_event
+from tests.e2e.conftest import service_settings
+from tests.fakes import FakeGraph, FakeOpenAI, Reply, completion
+from tests.gunicorn_service import GunicornService
+from tests.helpers import each_message, page_body, text_event
 
 
 def test_sigterm_lets_a_started_reply_finish():

@@ -9,7 +9,7 @@ from http import HTTPStatus
 
 import requests
 
-from helpers import meta_json, page_body, signed_headers, text_event
+from tests.helpers import meta_json, page_body, signed_headers, text_event
 
 SLOW_CLIENTS = 20
 
