@@ -30,10 +30,11 @@ from gunicorn.glogging import Logger  # noqa: E402
 
 from inboxgpt.config import ConfigError, load_settings  # noqa: E402 (after the metrics folder is set, see above)
 from inboxgpt.queues.store import StoreUnavailable, backend  # noqa: E402
-from inboxgpt.service import answer_seconds  # noqa: E402
+from inboxgpt.service import answer_seconds, check_settings  # noqa: E402
 
 try:
     settings = load_settings()
+    check_settings(settings)
     shared_store = backend(settings.store_url).shared
 except (ConfigError, StoreUnavailable) as error:
     raise SystemExit(str(error)) from None

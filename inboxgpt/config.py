@@ -11,8 +11,6 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from inboxgpt.model.prompt import MIN_REPLY_TOKENS, WINDOW_MARGIN_TOKENS, estimate_tokens, system_message
-
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly, helpful assistant answering people in Facebook Messenger. "
     "Keep answers short and conversational: a few sentences, plain text, no Markdown "
@@ -157,9 +155,6 @@ class Settings:
         store_password = urlsplit(self.store_url).password
         return values + ([store_password] if store_password else [])
 
-
-# Room for a person's message that a context window must leave beside the system prompt.
-MIN_MESSAGE_TOKENS = 50
 
 META_REQUIRED = ("PAGE_ACCESS_TOKEN", "VERIFY_TOKEN", "APP_SECRET")
 REQUIRED = (*META_REQUIRED, "OPENAI_API_KEY")
@@ -366,30 +361,9 @@ def settings_from_mapping(
         except ValueError as exc:
             # The value itself is not repeated: a mistyped secret may have landed here.
             problems.append(f"{name} is invalid: {_reason(exc)}")
-    if not problems:
-        problems += _window_problems(values)
     if problems:
         raise ConfigError(problems)
     return Settings(**values)
-
-
-def _window_problems(values: dict[str, Any]) -> list[str]:
-    """A context window that cannot hold the system prompt and a short exchange is refused at start."""
-    window = values.get("model_context_tokens")
-    if window is None:
-        return []
-    system = estimate_tokens(system_message(values.get("system_prompt", DEFAULT_SYSTEM_PROMPT)))
-    what = "SYSTEM_PROMPT"
-    if values.get("knowledge_dir"):
-        system += values.get("knowledge_max_tokens", Settings.knowledge_max_tokens)
-        what = "SYSTEM_PROMPT and KNOWLEDGE_MAX_TOKENS"
-    needed = system + WINDOW_MARGIN_TOKENS + MIN_REPLY_TOKENS + MIN_MESSAGE_TOKENS
-    if window >= needed:
-        return []
-    return [
-        f"MODEL_CONTEXT_TOKENS is invalid: {window} tokens cannot hold {what} (about {system} tokens) "
-        f"and a short exchange; it needs at least {needed}"
-    ]
 
 
 def _reason(exc: ValueError) -> str:

@@ -17,7 +17,7 @@ from inboxgpt.channels.graph import GraphClient
 from inboxgpt.config import ConfigError, Settings
 from inboxgpt.conversation.bot import Bot
 from inboxgpt.limits import Limits
-from inboxgpt.model import gpt
+from inboxgpt.model import gpt, prompt
 from inboxgpt.model.gpt import ChatModel
 from inboxgpt.model.knowledge import open_knowledge
 from inboxgpt.queues.dispatcher import Dispatcher
@@ -27,10 +27,20 @@ from inboxgpt.typing_indicator import TypingIndicator
 logger = logging.getLogger(__name__)
 
 
+def check_settings(settings: Settings) -> None:
+    """Raise ConfigError for settings each valid alone that cannot work together (checked before anything starts:
+    gunicorn's master calls it too)."""
+    knowledge_tokens = settings.knowledge_max_tokens if settings.knowledge_dir else None
+    problems = prompt.window_problems(settings.model_context_tokens, settings.system_prompt, knowledge_tokens)
+    if problems:
+        raise ConfigError(problems)
+
+
 class Service:
     """The conversation's long-lived parts, answering through `channels`."""
 
     def __init__(self, settings: Settings, channels: Channels):
+        check_settings(settings)
         self.channels = channels
         self.settings = settings
         try:

@@ -144,11 +144,12 @@ def test_photos_too_large_for_the_window_are_an_apology_not_a_complaint_about_th
 
 
 def test_a_configured_window_that_cannot_hold_the_system_prompt_is_refused_at_start(config):
-    from inboxgpt.config import ConfigError, settings_from_mapping
+    from app import create_app
+    from inboxgpt.config import ConfigError
 
     config.update(MODEL_CONTEXT_TOKENS="300", SYSTEM_PROMPT="Be helpful. " * 200)
     with pytest.raises(ConfigError, match="SYSTEM_PROMPT"):
-        settings_from_mapping(config)
+        create_app(config)
 
 
 words = st.text(alphabet=st.sampled_from("abc déf 日本 🙂"), max_size=3000)

@@ -188,3 +188,11 @@ def test_the_metrics_folder_loses_only_prometheus_files_at_start(environment, tm
     environment.setenv("STORE_URL", f"sqlite:///{metrics_dir}/bot.db")
     runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     assert sorted(path.name for path in metrics_dir.iterdir()) == sorted(ours)
+
+
+def test_gunicorn_stops_with_one_message_for_a_window_that_cannot_hold_the_system_prompt(environment):
+    environment.setenv("MODEL_CONTEXT_TOKENS", "300")
+    environment.setenv("SYSTEM_PROMPT", "Be helpful. " * 200)
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert "MODEL_CONTEXT_TOKENS is invalid" in str(stopped.value.code)

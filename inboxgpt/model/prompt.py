@@ -298,3 +298,26 @@ def drop_older_half(messages: list[ChatMessage]) -> list[ChatMessage]:
     # Past messages come in user/assistant pairs: keep an even count so no turn is split.
     keep = (len(past) // 2) // 2 * 2
     return head + past[len(past) - keep :] + messages[-1:]
+
+
+# Room for a person's message that a context window must leave beside the system prompt.
+MIN_MESSAGE_TOKENS = 50
+
+
+def window_problems(window: int | None, owner_prompt: str, knowledge_tokens: int | None) -> list[str]:
+    """A context window (MODEL_CONTEXT_TOKENS) that cannot hold the system prompt, the knowledge's budget if any, and
+    a short exchange: what is wrong, for the one message at start."""
+    if window is None:
+        return []
+    system = estimate_tokens(system_message(owner_prompt))
+    what = "SYSTEM_PROMPT"
+    if knowledge_tokens is not None:
+        system += knowledge_tokens
+        what = "SYSTEM_PROMPT and KNOWLEDGE_MAX_TOKENS"
+    needed = system + WINDOW_MARGIN_TOKENS + MIN_REPLY_TOKENS + MIN_MESSAGE_TOKENS
+    if window >= needed:
+        return []
+    return [
+        f"MODEL_CONTEXT_TOKENS is invalid: {window} tokens cannot hold {what} (about {system} tokens) "
+        f"and a short exchange; it needs at least {needed}"
+    ]
