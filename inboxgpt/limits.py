@@ -28,13 +28,26 @@ class Decision:
 ALLOW = Decision(True)
 
 
+@dataclass(frozen=True)
+class LimitSettings:
+    """The caps (0: off): model calls per person a minute and a day, and for the page a day."""
+
+    per_minute: int
+    per_day: int
+    global_per_day: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LimitSettings:
+        return cls(settings.limit_per_minute, settings.limit_per_day, settings.limit_global_per_day)
+
+
 class Limits:
     """Counts model calls in the store, in fixed windows: the minute and the UTC day of each message."""
 
-    def __init__(self, settings: Settings, store: Store):
-        self._per_minute = settings.limit_per_minute
-        self._per_day = settings.limit_per_day
-        self._global_per_day = settings.limit_global_per_day
+    def __init__(self, settings: LimitSettings, store: Store):
+        self._per_minute = settings.per_minute
+        self._per_day = settings.per_day
+        self._global_per_day = settings.global_per_day
         self._store = store
 
     def check(self, psid: str, sent_at: float) -> Decision:

@@ -11,14 +11,14 @@ import logging
 
 import requests
 
-from inboxgpt.channels import graph, page_channels
+from inboxgpt.channels import page_channels
 from inboxgpt.channels.base import Channels
-from inboxgpt.channels.graph import GraphClient
+from inboxgpt.channels.graph import GraphClient, GraphSettings
 from inboxgpt.config import ConfigError, Settings
 from inboxgpt.conversation.bot import Bot
-from inboxgpt.limits import Limits
-from inboxgpt.model import gpt, prompt
-from inboxgpt.model.gpt import ChatModel
+from inboxgpt.limits import Limits, LimitSettings
+from inboxgpt.model import prompt
+from inboxgpt.model.gpt import ChatModel, ModelSettings
 from inboxgpt.model.knowledge import open_knowledge
 from inboxgpt.queues.dispatcher import Dispatcher
 from inboxgpt.queues.store import StoreUnavailable, open_store
@@ -47,8 +47,8 @@ class Service:
             self.store = open_store(settings)
         except StoreUnavailable as exc:
             raise ConfigError([str(exc)]) from None
-        self.model = ChatModel(settings)
-        self.limits = Limits(settings, self.store)
+        self.model = ChatModel(ModelSettings.from_settings(settings))
+        self.limits = Limits(LimitSettings.from_settings(settings), self.store)
         self.typing = TypingIndicator(channels.send_action, settings.typing_renew_seconds, settings.worker_threads)
         self._media = requests.Session()
         self.knowledge = open_knowledge(settings, self.model.embed)
@@ -71,7 +71,7 @@ class WebhookService(Service):
     """The service behind the webhook: the page's channels, events queued per person."""
 
     def __init__(self, settings: Settings):
-        self.graph = GraphClient(settings)
+        self.graph = GraphClient(GraphSettings.from_settings(settings))
         super().__init__(settings, page_channels(self.graph, settings))
         self.lock_ttl = lock_ttl(settings)
         self.dispatcher = Dispatcher(
@@ -106,9 +106,9 @@ def answer_seconds(settings: Settings) -> float:
     messages = settings.max_messages_per_reply + NOTICES_PER_ANSWER
     return (
         settings.media_timeout
-        + gpt.worst_case_seconds(settings)
+        + ModelSettings.from_settings(settings).worst_case_seconds()
         + settings.model_answer_seconds
-        + messages * graph.worst_case_seconds(settings)
+        + messages * GraphSettings.from_settings(settings).worst_case_seconds()
     )
 
 

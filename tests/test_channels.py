@@ -6,7 +6,7 @@ import pytest
 
 from inboxgpt.channels import page_channels
 from inboxgpt.channels.base import Channel, Channels
-from inboxgpt.channels.graph import GraphClient
+from inboxgpt.channels.graph import GraphClient, GraphSettings
 from inboxgpt.channels.terminal import TerminalChannel
 from inboxgpt.config import settings_from_mapping
 from inboxgpt.events import BadBody, Message
@@ -22,7 +22,7 @@ def channel(request, config, graph) -> Channel:
     if request.param == "terminal":
         return TerminalChannel()
     settings = settings_from_mapping(config)
-    channels = page_channels(GraphClient(settings), settings)
+    channels = page_channels(GraphClient(GraphSettings.from_settings(settings)), settings)
     return next(channel for channel in channels.all if channel.name == request.param)
 
 
@@ -83,7 +83,7 @@ def test_a_channel_with_an_inbox_can_hand_the_conversation_over(channel, graph):
 
 def test_the_router_finds_each_channel_by_key_and_by_webhook(config):
     settings = settings_from_mapping(config)
-    channels = page_channels(GraphClient(settings), settings)
+    channels = page_channels(GraphClient(GraphSettings.from_settings(settings)), settings)
     assert channels.names == ["messenger", "instagram"]
     assert channels.of("ig:42").name == "instagram"
     assert channels.of("42").name == "messenger"

@@ -8,7 +8,7 @@ import httpx2
 from openai import OpenAI
 
 from inboxgpt.config import settings_from_mapping
-from inboxgpt.model.gpt import ChatModel, drop_older_half
+from inboxgpt.model.gpt import ChatModel, ModelSettings, drop_older_half
 
 
 def test_openai_itself_gets_max_completion_tokens(config):
@@ -34,7 +34,9 @@ def test_openai_itself_gets_max_completion_tokens(config):
     client = OpenAI(
         api_key=settings.openai_api_key.reveal(), http_client=httpx2.Client(transport=httpx2.MockTransport(openai_api))
     )
-    reply = ChatModel(settings, client=client).complete([{"role": "user", "content": "hello"}])
+    reply = ChatModel(ModelSettings.from_settings(settings), client=client).complete(
+        [{"role": "user", "content": "hello"}]
+    )
     assert reply.text == "Hi!"
     assert reply.prompt_tokens is None
     assert str(seen[0].url) == "https://api.openai.com/v1/chat/completions"
@@ -46,7 +48,7 @@ def test_openai_itself_gets_max_completion_tokens(config):
 def test_the_default_client_talks_to_openai_with_a_chat_sized_timeout(config, monkeypatch):
     del config["OPENAI_BASE_URL"]
     monkeypatch.setenv("OPENAI_BASE_URL", "http://elsewhere.invalid/v1")
-    model = ChatModel(settings_from_mapping(config))
+    model = ChatModel(ModelSettings.from_settings(settings_from_mapping(config)))
     client = model._client
     assert str(client.base_url) == "https://api.openai.com/v1/"
     assert client.timeout == 5.0

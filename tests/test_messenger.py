@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from inboxgpt.channels import page_channels
 from inboxgpt.channels.base import Channels
-from inboxgpt.channels.graph import MAX_BACKOFF_SECONDS, GraphClient, GraphError, backoff_delay
+from inboxgpt.channels.graph import MAX_BACKOFF_SECONDS, GraphClient, GraphError, GraphSettings, backoff_delay
 from inboxgpt.channels.messenger import BOT_MARKER
 from inboxgpt.channels.text import split_text
 from inboxgpt.config import settings_from_mapping
@@ -29,7 +29,7 @@ def sleeps() -> list[float]:
 def messenger(config, graph, sleeps) -> Channels:
     config.update(GRAPH_BACKOFF="0.5", GRAPH_MAX_RETRIES="3")
     settings = settings_from_mapping(config)
-    return page_channels(GraphClient(settings, sleep=sleeps.append), settings)
+    return page_channels(GraphClient(GraphSettings.from_settings(settings), sleep=sleeps.append), settings)
 
 
 def test_text_goes_to_the_send_api_with_token_and_appsecret_proof(messenger, graph):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from inboxgpt.config import settings_from_mapping
-from inboxgpt.conversation.routing import HUMAN_PAYLOAD, START_OVER_PAYLOAD, Case, Route, route
+from inboxgpt.conversation.routing import HUMAN_PAYLOAD, START_OVER_PAYLOAD, Case, Route, Rules, route
 from inboxgpt.events import Attachment, Echo, Event, Handover, Message, Postback
 
 APP_ID = "1517776481860111"
-SETTINGS = settings_from_mapping(
-    {"PAGE_ACCESS_TOKEN": "t", "VERIFY_TOKEN": "v", "APP_SECRET": "s", "OPENAI_API_KEY": "k", "APP_ID": APP_ID}
+RULES = Rules.from_settings(
+    settings_from_mapping(
+        {"PAGE_ACCESS_TOKEN": "t", "VERIFY_TOKEN": "v", "APP_SECRET": "s", "OPENAI_API_KEY": "k", "APP_ID": APP_ID}
+    )
 )
 PHOTO_URL = "https://scontent.xx.fbcdn.net/v/photo.jpg"
 VOICE_URL = "https://cdn.fbsbx.com/v/voice.mp4"
@@ -69,7 +71,7 @@ CASES: list[tuple[str, Event, Route]] = [
 
 @pytest.mark.parametrize(("event", "expected"), [case[1:] for case in CASES], ids=[case[0] for case in CASES])
 def test_each_event_is_routed_to_its_case(event, expected):
-    assert route(event, SETTINGS) == expected
+    assert route(event, RULES) == expected
 
 
 def test_the_table_covers_every_case():

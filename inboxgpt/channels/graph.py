@@ -8,6 +8,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import urlencode
 
@@ -15,7 +16,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from inboxgpt import metrics
-from inboxgpt.config import Settings
+from inboxgpt.config import Secret, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -94,34 +95,53 @@ def backoff_delay(attempt: int, base: float) -> float:
     return min(MAX_BACKOFF_SECONDS, base * 2**attempt)
 
 
-def worst_case_seconds(settings: Settings) -> float:
-    """The longest one message can take to send: every retry, and the waits between them."""
-    retries = settings.graph_max_retries
-    waits = sum(backoff_delay(attempt, settings.graph_backoff) for attempt in range(retries))
-    return settings.graph_timeout * (1 + retries) + waits
+@dataclass(frozen=True)
+class GraphSettings:
+    """What the Graph client needs of the settings."""
+
+    api_url: str
+    page_token: Secret
+    app_secret: Secret
+    timeout: float
+    max_retries: int
+    backoff: float
+    # Connections kept open at once: every reply thread and its typing indicator may be sending.
+    connections: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GraphSettings:
+        return cls(
+            api_url=settings.graph_api_url,
+            page_token=settings.page_access_token,
+            app_secret=settings.app_secret,
+            timeout=settings.graph_timeout,
+            max_retries=settings.graph_max_retries,
+            backoff=settings.graph_backoff,
+            connections=2 * settings.worker_threads,
+        )
+
+    def worst_case_seconds(self) -> float:
+        """The longest one message can take to send: every retry, and the waits between them."""
+        waits = sum(backoff_delay(attempt, self.backoff) for attempt in range(self.max_retries))
+        return self.timeout * (1 + self.max_retries) + waits
 
 
 class GraphClient:
     """The page's calls to the Graph API (`/me/...`): one connection pool, the token and its proof, retries of
     passing failures, and what each refusal means. The Messenger and Instagram channels send through it."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        self._me = f"{settings.graph_api_url}/me"
-        token = settings.page_access_token.reveal()
+    def __init__(self, settings: GraphSettings, sleep: Callable[[float], None] = time.sleep):
+        self._me = f"{settings.api_url}/me"
+        token = settings.page_token.reveal()
         proof = hmac.new(settings.app_secret.reveal().encode(), token.encode(), hashlib.sha256).hexdigest()
         # Encoded once: every call carries the same two parameters.
         self._query = urlencode({"access_token": token, "appsecret_proof": proof})
-        self._timeout = settings.graph_timeout
-        self.max_retries = settings.graph_max_retries
-        self._backoff = settings.graph_backoff
+        self._timeout = settings.timeout
+        self.max_retries = settings.max_retries
+        self._backoff = settings.backoff
         self._sleep = sleep
         self._page_token_works: bool | None = None
-        # Every reply thread and its typing indicator may be sending at once: a connection each.
-        self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2 * settings.worker_threads)
+        self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.connections)
         # Calls go straight to requests' connection pool, with the proxy and CA-bundle variables read
         # once here: a Session reads them (and ~/.netrc) again and merges its settings, cookies and
         # hooks on every call, which cost more CPU than the rest of the call. Meta neither redirects

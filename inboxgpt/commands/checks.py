@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import click
 import requests
 
-from inboxgpt.channels.graph import GraphClient, GraphError
+from inboxgpt.channels.graph import GraphClient, GraphError, GraphSettings
 from inboxgpt.config import ConfigError, Settings
-from inboxgpt.model.gpt import ChatModel, Failure, ModelError
+from inboxgpt.model.gpt import ChatModel, Failure, ModelError, ModelSettings
 from inboxgpt.queues.store import StoreUnavailable, open_store
 
 # Webhook fields the bot needs, and those it needs to notice the page's people.
@@ -39,7 +39,7 @@ class Result:
 
 def run_checks(settings: Settings, webhook_url: str | None) -> Iterator[Result]:
     """Every check, in the order a new set-up needs them fixed."""
-    messenger = GraphClient(settings)
+    messenger = GraphClient(GraphSettings.from_settings(settings))
     try:
         yield check_page_token(messenger)
         yield from check_subscription(messenger, settings)
@@ -89,7 +89,7 @@ def check_subscription(messenger: GraphClient, settings: Settings) -> Iterator[R
 
 
 def check_model(settings: Settings) -> Result:
-    model = ChatModel(settings)
+    model = ChatModel(ModelSettings.from_settings(settings))
     try:
         found = model.has_model()
     except ModelError as error:

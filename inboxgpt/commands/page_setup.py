@@ -13,7 +13,7 @@ from collections.abc import Callable
 import click
 
 from inboxgpt import replies
-from inboxgpt.channels.graph import GraphClient, GraphError
+from inboxgpt.channels.graph import GraphClient, GraphError, GraphSettings
 from inboxgpt.config import ConfigError, Settings
 from inboxgpt.conversation.routing import HUMAN_PAYLOAD, START_OVER_PAYLOAD
 
@@ -60,7 +60,7 @@ def page_setup_command(load: Callable[[], Settings]) -> click.Command:
             click.echo(f"{'DELETE' if delete else 'POST'} /me/messenger_profile")
             click.echo(json.dumps(body, indent=2, ensure_ascii=False))
             return
-        messenger = GraphClient(settings)
+        messenger = GraphClient(GraphSettings.from_settings(settings))
         try:
             if delete:
                 messenger.delete_profile(PROFILE_FIELDS)

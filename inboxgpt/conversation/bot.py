@@ -23,7 +23,7 @@ from inboxgpt.conversation.handover import Handovers
 from inboxgpt.conversation.outbox import Mailbox
 from inboxgpt.conversation.pauses import Pauses
 from inboxgpt.conversation.reply import Replier
-from inboxgpt.conversation.routing import SILENCED, Case, Route, route, said
+from inboxgpt.conversation.routing import SILENCED, Case, Route, Rules, route, said
 from inboxgpt.events import Event
 from inboxgpt.limits import Limits
 from inboxgpt.model.gpt import ChatModel
@@ -58,6 +58,7 @@ class Bot:
         clock: Callable[[], float] = time.time,
     ):
         self._settings = settings
+        self._rules = Rules.from_settings(settings)
         self._store = store
         self._limits = limits
         self._clock = clock
@@ -93,9 +94,9 @@ class Bot:
         """Answer the first of a person's queued events, with the messages for the model right behind it;
         return how many were answered."""
         first = events[0]
-        burst = [(first, route(first, self._settings))]
+        burst = [(first, route(first, self._rules))]
         for event in events[1:]:
-            how = route(event, self._settings)
+            how = route(event, self._rules)
             if burst[-1][1].case not in FOR_THE_MODEL or how.case not in FOR_THE_MODEL:
                 break
             burst.append((event, how))
@@ -110,14 +111,14 @@ class Bot:
 
     def gather_seconds(self, events: list[Event]) -> float:
         """How long to wait for more messages before answering these (BURST_WAIT_SECONDS after the newest)."""
-        if any(route(event, self._settings).case not in FOR_THE_MODEL for event in events):
+        if any(route(event, self._rules).case not in FOR_THE_MODEL for event in events):
             return 0.0  # a command acts at once
         newest = max(event.received for event in events)
         return newest + self._settings.burst_wait_seconds - self._clock() if newest else 0.0
 
     def handle(self, event: Event) -> None:
         """Answer one event."""
-        self._handle(event, route(event, self._settings))
+        self._handle(event, route(event, self._rules))
 
     def _handle(self, event: Event, how: Route) -> None:
         if how.case in SILENCED and self._pauses.paused(event):

@@ -74,22 +74,47 @@ class Route:
     attachment_type: str | None = None
 
 
-def route(event: Event, settings: Settings) -> Route:
+@dataclass(frozen=True)
+class Rules:
+    """What routing needs of the settings."""
+
+    app_id: str | None
+    handover_app_id: str
+    get_started_payload: str
+    vision: bool
+    max_images: int
+    transcribe: bool
+    allow_http_media: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Rules:
+        return cls(
+            app_id=settings.app_id,
+            handover_app_id=settings.handover_app_id,
+            get_started_payload=settings.get_started_payload,
+            vision=settings.vision,
+            max_images=settings.max_images,
+            transcribe=settings.transcribe,
+            allow_http_media=settings.allow_http_media,
+        )
+
+
+def route(event: Event, rules: Rules) -> Route:
     """Decide what the event is."""
     if isinstance(event, Echo):
-        if is_own_echo(event, settings):
+        if is_own_echo(event, rules.app_id):
             return Route(Case.NOTHING)
         return Route(Case.PAGE_WROTE, text=said_with(event.text, event.attachments))
     if isinstance(event, Handover):
-        return _handover_route(event, settings)
+        return _handover_route(event, rules)
     if isinstance(event, Postback):
-        return _postback_route(event, settings)
-    return _message_route(event, settings)
+        return _postback_route(event, rules)
+    return _message_route(event, rules)
 
 
-def is_own_echo(echo: Echo, settings: Settings) -> bool:
-    """True for the echo of a message this bot sent: it carries the bot's marker, or this app's id."""
-    return echo.metadata == BOT_MARKER or (settings.app_id is not None and echo.app_id == settings.app_id)
+def is_own_echo(echo: Echo, app_id: str | None) -> bool:
+    """True for the echo of a message this bot sent: it carries the bot's marker, or this app's id (APP_ID)."""
+    return echo.metadata == BOT_MARKER or (app_id is not None and echo.app_id == app_id)
 
 
 def said_with(text: str | None, attachments: tuple[Attachment, ...]) -> str:
@@ -109,24 +134,24 @@ def said(event: Event) -> str:
     return ""
 
 
-def _handover_route(event: Handover, settings: Settings) -> Route:
+def _handover_route(event: Handover, rules: Rules) -> Route:
     """A pass to this app, or a take by it, gives the thread back; every other handover is only logged."""
     new_owner = event.new_owner_app_id
-    if settings.app_id is not None:
-        ours = new_owner == settings.app_id
+    if rules.app_id is not None:
+        ours = new_owner == rules.app_id
     else:
         # Without APP_ID, Meta sends pass_thread_control to the app receiving the thread: any pass
         # that is not to an inbox is to this app. A take cannot be told apart, so it is only logged.
-        ours = event.action == "pass_thread_control" and new_owner not in INBOX_APP_IDS | {settings.handover_app_id}
+        ours = event.action == "pass_thread_control" and new_owner not in INBOX_APP_IDS | {rules.handover_app_id}
     if event.action in ("pass_thread_control", "take_thread_control") and ours:
         return Route(Case.THREAD_BACK)
     return Route(Case.HANDOVER)
 
 
-def _postback_route(event: Postback, settings: Settings) -> Route:
+def _postback_route(event: Postback, rules: Rules) -> Route:
     if event.standby:
         return Route(Case.RECORD, text=said(event))
-    if event.payload == settings.get_started_payload:
+    if event.payload == rules.get_started_payload:
         return Route(Case.GET_STARTED)
     if event.payload == HUMAN_PAYLOAD:
         return Route(Case.HUMAN)
@@ -136,7 +161,7 @@ def _postback_route(event: Postback, settings: Settings) -> Route:
     return Route(Case.BUTTON, text=event.title or event.payload)
 
 
-def _message_route(message: Message, settings: Settings) -> Route:
+def _message_route(message: Message, rules: Rules) -> Route:
     text = (message.text or message.quick_reply_payload or "").strip()
     command = text.lower()
     if command in BOT_COMMANDS:
@@ -152,14 +177,14 @@ def _message_route(message: Message, settings: Settings) -> Route:
     photos = tuple(
         a.url
         for a in message.attachments
-        if a.type == "image" and a.url and not a.is_sticker and fetchable(a.url, settings.allow_http_media)
+        if a.type == "image" and a.url and not a.is_sticker and fetchable(a.url, rules.allow_http_media)
     )
     if message.story_reply and text:
         text = STORY_REPLY.format(text=text)
-    if photos and settings.vision:
-        return Route(Case.PHOTOS, text=text, photos=photos[: settings.max_images])
+    if photos and rules.vision:
+        return Route(Case.PHOTOS, text=text, photos=photos[: rules.max_images])
     voice = next((a.url for a in message.attachments if a.type == "audio" and a.url), None)
-    if voice and settings.transcribe:
+    if voice and rules.transcribe:
         return Route(Case.VOICE, voice_url=voice)
     if text:
         return Route(Case.TEXT, text=text)

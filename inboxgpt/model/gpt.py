@@ -18,7 +18,7 @@ import httpx2
 import openai
 from openai import OpenAI
 
-from inboxgpt.config import Settings
+from inboxgpt.config import Secret, Settings
 from inboxgpt.model.prompt import ChatMessage, Fitted, drop_older_half, fit, halve_said, said_text
 
 logger = logging.getLogger(__name__)
@@ -77,38 +77,67 @@ class Completion:
     stopped: bool = False
 
 
-def worst_case_seconds(settings: Settings) -> float:
-    """The longest one model call can take: every try the SDK makes, and its waits between them."""
-    retries = settings.openai_max_retries
-    return settings.openai_timeout * (1 + retries) + SDK_MAX_BACKOFF * retries
+@dataclass(frozen=True)
+class ModelSettings:
+    """What the model's client needs of the settings."""
+
+    api_key: Secret
+    model: str
+    base_url: str | None
+    timeout: float
+    max_retries: int
+    reply_tokens: int
+    answer_seconds: float
+    context_tokens: int | None
+    transcribe_model: str
+    embedding_model: str | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelSettings:
+        return cls(
+            api_key=settings.openai_api_key,
+            model=settings.openai_model,
+            base_url=settings.openai_base_url,
+            timeout=settings.openai_timeout,
+            max_retries=settings.openai_max_retries,
+            reply_tokens=settings.reply_max_tokens,
+            answer_seconds=settings.model_answer_seconds,
+            context_tokens=settings.model_context_tokens,
+            transcribe_model=settings.transcribe_model,
+            embedding_model=settings.embedding_model,
+        )
+
+    def worst_case_seconds(self) -> float:
+        """The longest one model call can take: every try the SDK makes, and its waits between them."""
+        return self.timeout * (1 + self.max_retries) + SDK_MAX_BACKOFF * self.max_retries
 
 
 class ChatModel:
     """A chat model behind the OpenAI chat-completions API."""
 
-    def __init__(self, settings: Settings, client: OpenAI | None = None):
-        self._model = settings.openai_model
+    def __init__(self, settings: ModelSettings, client: OpenAI | None = None):
+        self._model = settings.model
         self._transcribe_model = settings.transcribe_model
         self._embedding_model = settings.embedding_model
         # What to call, in this thread, once a request is on its way to the model (see `complete`).
         self._on_send = threading.local()
         self._client = client or OpenAI(
-            api_key=settings.openai_api_key.reveal(),
+            api_key=settings.api_key.reveal(),
             # Explicit, so a stray OPENAI_BASE_URL the settings did not read cannot redirect the key.
-            base_url=settings.openai_base_url or OPENAI_API_URL,
-            timeout=settings.openai_timeout,
-            max_retries=settings.openai_max_retries,
+            base_url=settings.base_url or OPENAI_API_URL,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
             http_client=openai.DefaultHttpxClient(event_hooks={"request": [self._sending]}),
         )
         # OpenAI itself wants max_completion_tokens (reasoning models refuse max_tokens);
         # many compatible servers (older Ollama and vLLM) only know max_tokens.
-        self._token_param = "max_tokens" if settings.openai_base_url else "max_completion_tokens"
-        self._reply_tokens = settings.reply_max_tokens
-        self._timeout = settings.openai_timeout
-        self._answer_seconds = settings.model_answer_seconds
+        self._token_param = "max_tokens" if settings.base_url else "max_completion_tokens"
+        self._reply_tokens = settings.reply_tokens
+        self._timeout = settings.timeout
+        self._answer_seconds = settings.answer_seconds
         self._plain_json_logged = False
         # The model's context window: set by the owner, or learned from the first refusal naming it.
-        self._window = settings.model_context_tokens
+        self._window = settings.context_tokens
         self._window_lock = threading.Lock()
 
     def close(self) -> None:

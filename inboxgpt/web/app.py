@@ -143,7 +143,7 @@ def webhook() -> Response:
     wanted = []
     for event in parsed.events:
         # The echo of every message the bot sends needs nothing: it never reaches the queue.
-        if isinstance(event, Echo) and is_own_echo(event, svc.settings):
+        if isinstance(event, Echo) and is_own_echo(event, svc.settings.app_id):
             skipped["own_echo"] += 1
         else:
             wanted.append(dataclasses.replace(event, received=received))

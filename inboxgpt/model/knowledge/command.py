@@ -7,7 +7,7 @@ from collections.abc import Callable
 import click
 
 from inboxgpt.config import ConfigError, Settings
-from inboxgpt.model.gpt import ChatModel
+from inboxgpt.model.gpt import ChatModel, ModelSettings
 from inboxgpt.model.knowledge import Knowledge, open_knowledge
 
 
@@ -24,7 +24,11 @@ def knowledge_command(load: Callable[[], Settings]) -> click.Command:
             raise click.ClickException(str(error)) from None
         if settings.knowledge_dir is None:
             raise click.ClickException("KNOWLEDGE_DIR is not set: name the folder of the page's documents")
-        model = ChatModel(settings) if settings.embedding_model and settings.openai_api_key.reveal() else None
+        model = (
+            ChatModel(ModelSettings.from_settings(settings))
+            if settings.embedding_model and settings.openai_api_key.reveal()
+            else None
+        )
         found = open_knowledge(settings, model.embed if model else None)
         assert found is not None
         try:
