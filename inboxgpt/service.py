@@ -15,7 +15,7 @@ from inboxgpt.channels import page_channels
 from inboxgpt.channels.base import Channels
 from inboxgpt.channels.graph import GraphClient, GraphSettings
 from inboxgpt.config import ConfigError, Settings
-from inboxgpt.conversation.bot import Bot
+from inboxgpt.conversation.bot import Bot, ConversationSettings
 from inboxgpt.limits import Limits, LimitSettings
 from inboxgpt.model import prompt
 from inboxgpt.model.gpt import ChatModel, ModelSettings
@@ -53,7 +53,14 @@ class Service:
         self._media = requests.Session()
         self.knowledge = open_knowledge(settings, self.model.embed)
         self.bot = Bot(
-            settings, self.store, channels, self.model, self.limits, self.typing, self._media, self.knowledge
+            ConversationSettings.from_settings(settings),
+            self.store,
+            channels,
+            self.model,
+            self.limits,
+            self.typing,
+            self._media,
+            self.knowledge,
         )
 
     def close(self) -> None:

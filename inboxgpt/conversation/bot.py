@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import requests
 
@@ -22,7 +23,7 @@ from inboxgpt.config import Settings
 from inboxgpt.conversation.handover import Handovers
 from inboxgpt.conversation.outbox import Mailbox
 from inboxgpt.conversation.pauses import Pauses
-from inboxgpt.conversation.reply import Replier
+from inboxgpt.conversation.reply import Replier, ReplySettings
 from inboxgpt.conversation.routing import SILENCED, Case, Route, Rules, route, said
 from inboxgpt.events import Event
 from inboxgpt.limits import Limits
@@ -42,12 +43,37 @@ CANNED = {Case.RESET, Case.HELP, Case.STICKER, Case.UNUSABLE, Case.GET_STARTED, 
 Handler = Callable[[Event, Route], None]
 
 
+@dataclass(frozen=True)
+class ConversationSettings:
+    """What the conversation needs of the settings: its own, routing's and a reply's."""
+
+    rules: Rules
+    reply: ReplySettings
+    allowed_psids: frozenset[str]
+    burst_wait_seconds: float
+    pause_minutes: float
+    vision: bool
+    transcribe: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConversationSettings:
+        return cls(
+            rules=Rules.from_settings(settings),
+            reply=ReplySettings.from_settings(settings),
+            allowed_psids=settings.allowed_psids,
+            burst_wait_seconds=settings.burst_wait_seconds,
+            pause_minutes=settings.human_pause_minutes,
+            vision=settings.vision,
+            transcribe=settings.transcribe,
+        )
+
+
 class Bot:
     """Answers one event at a time for a person: commands, handover, photos, voice, attachments, and model replies."""
 
     def __init__(
         self,
-        settings: Settings,
+        settings: ConversationSettings,
         store: Store,
         channels: Channels,
         model: ChatModel,
@@ -58,16 +84,16 @@ class Bot:
         clock: Callable[[], float] = time.time,
     ):
         self._settings = settings
-        self._rules = Rules.from_settings(settings)
+        self._rules = settings.rules
         self._store = store
         self._limits = limits
         self._clock = clock
-        self._pauses = Pauses(store, settings.human_pause_minutes, clock)
+        self._pauses = Pauses(store, settings.pause_minutes, clock)
         self._mailbox = Mailbox(
-            channels, store, self._pauses, settings.human_pause_minutes, settings.history_max_tokens
+            channels, store, self._pauses, settings.pause_minutes, settings.reply.history_max_tokens
         )
         handovers = Handovers(store, channels, self._pauses, self._mailbox)
-        self._replier = Replier(settings, store, model, typing, media, knowledge, self._mailbox, clock)
+        self._replier = Replier(settings.reply, store, model, typing, media, knowledge, self._mailbox, clock)
         self._handlers: dict[Case, Handler] = {
             Case.RESET: self._reset,
             Case.HELP: self._help,

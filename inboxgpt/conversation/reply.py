@@ -40,12 +40,45 @@ class Said:
     heard: bool = False  # the text is a voice message's transcript
 
 
+@dataclass(frozen=True)
+class ReplySettings:
+    """What a model reply needs of the settings."""
+
+    system_prompt: str
+    history_max_messages: int
+    history_max_tokens: int
+    vision_detail: str
+    max_images: int
+    stream: bool
+    max_messages_per_reply: int
+    max_message_chars: int
+    max_audio_bytes: int
+    media_timeout: float
+    allow_http_media: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReplySettings:
+        return cls(
+            system_prompt=settings.system_prompt,
+            history_max_messages=settings.history_max_messages,
+            history_max_tokens=settings.history_max_tokens,
+            vision_detail=settings.vision_detail,
+            max_images=settings.max_images,
+            stream=settings.stream,
+            max_messages_per_reply=settings.max_messages_per_reply,
+            max_message_chars=settings.max_message_chars,
+            max_audio_bytes=settings.max_audio_bytes,
+            media_timeout=settings.media_timeout,
+            allow_http_media=settings.allow_http_media,
+        )
+
+
 class Replier:
     """Answers a person's messages with the model."""
 
     def __init__(
         self,
-        settings: Settings,
+        settings: ReplySettings,
         store: Store,
         model: ChatModel,
         typing: TypingIndicator,
