@@ -90,3 +90,5 @@ def test_the_router_finds_each_channel_by_key_and_by_webhook(config):
     assert channels.for_webhook(load("instagram/text.json")).name == "instagram"
     with pytest.raises(BadBody):
         channels.for_webhook({"object": "whatsapp_business_account", "entry": []})
+    with pytest.raises(LookupError):
+        Channels([TerminalChannel()]).of("42")

@@ -90,8 +90,11 @@ class Channels:
         return [channel.name for channel in self.all]
 
     def of(self, key: str) -> Channel:
-        """The channel a person's key belongs to."""
-        return next(channel for channel in self._by_tag if key.startswith(channel.tag))
+        """The channel a person's key belongs to; LookupError if none of these channels has such people."""
+        for channel in self._by_tag:
+            if key.startswith(channel.tag):
+                return channel
+        raise LookupError(f"no channel of {', '.join(self.names)} has a person keyed so")
 
     def for_webhook(self, body: Any) -> Channel:
         """The channel a webhook body is from; raise BadBody if none of the page's."""
