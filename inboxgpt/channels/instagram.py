@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from inboxgpt.channels.base import Inbox
 from inboxgpt.channels.graph import GraphClient
 from inboxgpt.channels.messenger import GraphChannel
@@ -21,7 +23,7 @@ class InstagramChannel(GraphChannel):
     tag = "ig:"
 
     @classmethod
-    def from_settings(cls, graph: GraphClient, settings: Settings) -> InstagramChannel:
+    def from_settings(cls, graph: GraphClient, settings: Settings) -> Self:
         inbox = Inbox(settings.instagram_handover_app_id, "INSTAGRAM_HANDOVER_APP_ID")
         return cls(graph, inbox, enabled=settings.instagram)
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from abc import abstractmethod
+from typing import Any, Self
 
 from inboxgpt.channels.base import Channel, Inbox
 from inboxgpt.channels.graph import GraphClient
@@ -27,6 +28,11 @@ class GraphChannel(Channel):
         self._graph = graph
         self.inbox = inbox
         self.enabled = enabled
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, graph: GraphClient, settings: Settings) -> Self:
+        """The channel as the settings configure it (its inbox, whether it is on)."""
 
     def read(self, body: dict[str, Any]) -> ParsedBody:
         """The events of one of its webhook bodies."""
@@ -69,7 +75,7 @@ class MessengerChannel(GraphChannel):
     webhook_object = "page"
 
     @classmethod
-    def from_settings(cls, graph: GraphClient, settings: Settings) -> MessengerChannel:
+    def from_settings(cls, graph: GraphClient, settings: Settings) -> Self:
         return cls(graph, Inbox(settings.handover_app_id, "HANDOVER_APP_ID"))
 
     def split(self, text: str) -> list[str]:

@@ -21,7 +21,8 @@ from inboxgpt.config import ConfigError, Settings
 from inboxgpt.events import Message
 from inboxgpt.service import Service
 
-TERMINAL_PSID = "terminal"
+# The one person of the terminal: its channel's key.
+TERMINAL_PSID = TerminalChannel.tag
 
 
 @contextmanager
