@@ -118,6 +118,10 @@ class Channels:
                 sent += channel.send_text(key, piece)
         return sent
 
+    def send_message(self, key: str, piece: str) -> list[tuple[str, str]]:
+        """Send one message already within the channel's length limit (a piece of `split`). May raise GraphError."""
+        return self.of(key).send_text(key, piece)
+
     def send_action(self, key: str, action: str) -> bool:
         """Show a sender action such as typing_on; return False if it failed."""
         return self.of(key).send_action(key, action)

@@ -89,9 +89,7 @@ class Bot:
         self._limits = limits
         self._clock = clock
         self._pauses = Pauses(store, settings.pause_minutes, clock)
-        self._mailbox = Mailbox(
-            channels, store, self._pauses, settings.pause_minutes, settings.reply.history_max_tokens
-        )
+        self._mailbox = Mailbox(channels, store, self._pauses, settings.reply.history_max_tokens)
         handovers = Handovers(store, channels, self._pauses, self._mailbox)
         self._replier = Replier(settings.reply, store, model, typing, media, knowledge, self._mailbox, clock)
         self._handlers: dict[Case, Handler] = {

@@ -19,11 +19,10 @@ logger = logging.getLogger(__name__)
 class Mailbox:
     """Sends to people and keeps their history: the two steps every handler ends with."""
 
-    def __init__(self, channels: Channels, store: Store, pauses: Pauses, pause_minutes: float, history_max_tokens: int):
+    def __init__(self, channels: Channels, store: Store, pauses: Pauses, history_max_tokens: int):
         self._channels = channels
         self._store = store
         self._pauses = pauses
-        self._pause_minutes = pause_minutes
         self._history_max_tokens = history_max_tokens
 
     def split(self, psid: str, text: str) -> list[str]:
@@ -31,10 +30,18 @@ class Mailbox:
         return self._channels.split(psid, text)
 
     def send(self, event: Event, text: str) -> list[tuple[str, str]]:
-        """Send a reply to the event's person; return (message id, text) of each message sent (none if Meta
-        refused: already logged)."""
+        """Send a reply to the event's person, split as their channel needs; return (message id, text) of each
+        message sent (none if Meta refused: already logged)."""
+        return self._noted(event, lambda: self._channels.send_text(event.psid, text))
+
+    def send_piece(self, event: Event, piece: str) -> list[tuple[str, str]]:
+        """Send one message already split to the channel's limit (a piece of `split`), as `send` does."""
+        return self._noted(event, lambda: self._channels.send_message(event.psid, piece))
+
+    def _noted(self, event: Event, send: Callable[[], list[tuple[str, str]]]) -> list[tuple[str, str]]:
+        """Send, then note what went out; a refusal because another app holds the thread starts a pause."""
         try:
-            sent = self._channels.send_text(event.psid, text)
+            sent = send()
         except GraphError as error:
             if error.thread_elsewhere:
                 # Another app (the Page Inbox) controls the conversation: its people are answering.
@@ -42,9 +49,9 @@ class Mailbox:
             return []
         try:
             # Kept for replies that quote them, and to know their echoes as the bot's own however long they wait
-            # in the person's queue: for the pause a hand-written message would start, and twice that, as pauses.
+            # in the person's queue: as long as a pause is.
             quotes = [(mid, piece[: prompt.REMEMBERED_CHARS]) for mid, piece in sent]
-            self._store.remember_sent(event.psid, quotes, 2 * self._pause_minutes * 60)
+            self._store.remember_sent(event.psid, quotes, self._pauses.kept_seconds)
         except StoreUnavailable as exc:
             logger.warning("reply to psid=%s was sent but not remembered: %s", event.psid, exc)
         return sent

@@ -30,13 +30,16 @@ class Pauses:
         """Whether the bot is silent to the person at the event's time."""
         return self._store.paused_until(event.psid) > self.event_time(event)
 
+    @property
+    def kept_seconds(self) -> float:
+        """How long what a pause depends on is kept: twice the pause, so that events Meta delivers late find it."""
+        return 2 * self._minutes * 60
+
     def pause(self, psid: str, start: float, reason: str) -> None:
         """Stay silent for the person for HUMAN_PAUSE_MINUTES from `start` (or longer, if already paused so)."""
         metrics.PAUSES.labels(reason).inc()
-        seconds = self._minutes * 60
-        until = max(self._store.paused_until(psid), start + seconds)
-        # Kept twice the pause, so that events Meta delivers late still find it.
-        self._store.pause(psid, until, ttl=2 * seconds)
+        until = max(self._store.paused_until(psid), start + self._minutes * 60)
+        self._store.pause(psid, until, ttl=self.kept_seconds)
         logger.info("psid=%s: the bot stays silent for %g minutes", psid, self._minutes)
 
     def end(self, psid: str) -> None:

@@ -153,7 +153,7 @@ class Replier:
         opening = replies.HEARD.format(transcript=prompt.shorten(" ".join(heard), HEARD_CHARS), reply="")
         opening = opening if heard else ""
         outbox = Outbox(
-            lambda piece: self._mailbox.send(event, piece),
+            lambda piece: self._mailbox.send_piece(event, piece),
             lambda text: self._mailbox.split(psid, text),
             self._settings.max_messages_per_reply,
         )
