@@ -57,10 +57,8 @@ class Limits:
             ("minute", self._per_minute, f"limit:{psid}:minute:{minute}", 2 * MINUTE, TOO_FAST),
             ("day", self._per_day, f"limit:{psid}:day:{day}", 2 * DAY, DAILY_LIMIT),
         ):
-            if limit and (count := self._store.increment(key, 1, ttl)) > limit:
-                metrics.LIMITED.labels(name).inc()
-                # One notice when the limit is first passed; the messages after it get none.
-                return Decision(False, notice if count == limit + 1 else None)
+            if (refused := self._count(name, limit, key, ttl, notice)) is not None:
+                return refused
         if self._global_per_day:
             count = self._store.increment(f"limit:global:day:{day}", 1, 2 * DAY)
             if count > self._global_per_day:
@@ -77,12 +75,16 @@ class Limits:
     def check_canned(self, psid: str, sent_at: float) -> Decision:
         """Count one reply that needs no model (/help, a sticker's thanks...) for a message sent at `sent_at`: within
         LIMIT_PER_MINUTE, so that a flood of them is not answered message for message."""
-        minute = int(sent_at // MINUTE)
-        key = f"limit:{psid}:canned:{minute}"
-        if self._per_minute and (count := self._store.increment(key, 1, 2 * MINUTE)) > self._per_minute:
-            metrics.LIMITED.labels("minute").inc()
-            return Decision(False, TOO_FAST if count == self._per_minute + 1 else None)
-        return ALLOW
+        key = f"limit:{psid}:canned:{int(sent_at // MINUTE)}"
+        return self._count("minute", self._per_minute, key, 2 * MINUTE, TOO_FAST) or ALLOW
+
+    def _count(self, name: str, limit: int, key: str, ttl: float, notice: str) -> Decision | None:
+        """Count one against a limit (0: off); the refusal once it is passed, else None."""
+        if limit and (count := self._store.increment(key, 1, ttl)) > limit:
+            metrics.LIMITED.labels(name).inc()
+            # One notice when the limit is first passed; the messages after it get none.
+            return Decision(False, notice if count == limit + 1 else None)
+        return None
 
 
 def today(now: float) -> str:

@@ -26,7 +26,7 @@ from inboxgpt.conversation.pauses import Pauses
 from inboxgpt.conversation.reply import Replier, ReplySettings
 from inboxgpt.conversation.routing import SILENCED, Case, Route, Rules, route, said
 from inboxgpt.events import Event
-from inboxgpt.limits import Limits
+from inboxgpt.limits import Decision, Limits
 from inboxgpt.model.gpt import ChatModel
 from inboxgpt.model.knowledge import Knowledge
 from inboxgpt.queues.store import Store, Turn
@@ -191,24 +191,19 @@ class Bot:
             self._mailbox.send(event, replies.NOT_ALLOWED)
             return False
         # Limits count messages by when they were sent, which Meta stamps on each event.
-        decision = self._limits.check(psid, self._pauses.event_time(event))
-        if not decision.allowed:
-            metrics.REPLIES.labels("limited", event.channel).inc()
-            logger.info("psid=%s over a limit: %s", psid, "notified" if decision.notice else "silent")
-            if decision.notice:
-                self._mailbox.send(event, decision.notice)
-        return decision.allowed
+        return self._allowed(event, self._limits.check(psid, self._pauses.event_time(event)), "a limit")
 
     def _admit_canned(self, event: Event) -> bool:
         """Check that a reply needing no model may go to this person now; tell them once if not."""
         decision = self._limits.check_canned(event.psid, self._pauses.event_time(event))
+        return self._allowed(event, decision, "the limit of replies a minute")
+
+    def _allowed(self, event: Event, decision: Decision, limit: str) -> bool:
+        """Whether a limit's decision lets the event be answered; if not, it is counted, logged, and the person told
+        once."""
         if not decision.allowed:
             metrics.REPLIES.labels("limited", event.channel).inc()
-            logger.info(
-                "psid=%s over the limit of replies a minute: %s",
-                event.psid,
-                "notified" if decision.notice else "silent",
-            )
+            logger.info("psid=%s over %s: %s", event.psid, limit, "notified" if decision.notice else "silent")
             if decision.notice:
                 self._mailbox.send(event, decision.notice)
         return decision.allowed
