@@ -161,6 +161,33 @@ def test_a_lock_is_renewed_while_an_answer_outlives_it_so_no_other_worker_answer
     second.close()
 
 
+def test_a_lock_let_go_of_is_never_renewed_after(store):
+    # The renewer looks at the held locks just before the answer ends; its renewal must not take the lock back
+    # once the drain let go of it, or the person's queue would be held for nobody.
+    renewing, released = threading.Event(), threading.Event()
+    take_lock, release_lock = store.take_lock, store.release_lock
+
+    def take_lock_slowly(psid: str, owner: str, ttl: float) -> bool:
+        if threading.current_thread().name == "renew-locks" and not renewing.is_set():
+            renewing.set()
+            released.wait(timeout=2)  # a release that cannot come while the renewal is under way
+        return take_lock(psid, owner, ttl)
+
+    def release_and_say(psid: str, owner: str) -> None:
+        release_lock(psid, owner)
+        released.set()
+
+    store.take_lock, store.release_lock = take_lock_slowly, release_and_say
+    dispatcher = Dispatcher(
+        store, one_at_a_time(lambda event: renewing.wait(timeout=10)), 1, lock_ttl=60, renew_every=0.01
+    )
+    dispatcher.submit([message(0)])
+    assert dispatcher.wait_idle(timeout=10)
+    assert released.wait(timeout=10)
+    dispatcher.close(finish_queued=True)
+    assert take_lock("1", "another worker", 60), "the lock was renewed after it was let go of"
+
+
 def test_wait_idle_reports_work_still_running(store):
     release = threading.Event()
 

@@ -69,8 +69,10 @@ class Dispatcher:
         self._stopping = threading.Event()
         self._wait = wait or self._stopping.wait
         self._sweeper: threading.Thread | None = None
-        # People whose lock this process holds, renewed by `_renewer` while their answer runs.
+        # People whose lock this process holds, renewed by `_renewer` while their answer runs. A renewal and a
+        # release take `_renewal` around their store call, so a lock let go of is never renewed after.
         self._held: set[str] = set()
+        self._renewal = threading.Lock()
         self._renewer: threading.Thread | None = None
 
     @property
@@ -214,28 +216,31 @@ class Dispatcher:
 
     def _hold(self, psid: str) -> None:
         """Keep the person's lock renewed until `_let_go`, however long an answer runs."""
-        with self._changed:
+        with self._renewal:
             self._held.add(psid)
+        with self._changed:
             if self._renewer is None:
                 # Started on first use, not at import, so that each forked server worker has its own.
                 self._renewer = threading.Thread(target=self._renew_held, name="renew-locks", daemon=True)
                 self._renewer.start()
 
     def _let_go(self, psid: str) -> None:
-        with self._changed:
+        with self._renewal, contextlib.suppress(StoreUnavailable):  # the lock runs out by itself
             self._held.discard(psid)
-        with contextlib.suppress(StoreUnavailable):  # the lock runs out by itself
             self._store.release_lock(psid, self._owner)
 
     def _renew_held(self) -> None:
         """Every quarter of the lock's lifetime, extend the locks this process holds."""
         while not self._stopping.wait(self._renew_every):
-            with self._changed:
+            with self._renewal:
                 held = list(self._held)
             for psid in held:
                 try:
-                    if not self._store.take_lock(psid, self._owner, self._lock_ttl):
-                        logger.warning("the lock on psid=%s was lost to another worker", psid)
+                    with self._renewal:
+                        if psid not in self._held:
+                            continue  # let go of since: renewing it would hold the queue for nobody
+                        if not self._store.take_lock(psid, self._owner, self._lock_ttl):
+                            logger.warning("the lock on psid=%s was lost to another worker", psid)
                 except StoreUnavailable as exc:
                     logger.warning("store unavailable; the lock on psid=%s was not renewed (%s)", psid, exc)
 

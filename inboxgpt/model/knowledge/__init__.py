@@ -116,7 +116,7 @@ class Knowledge:
         return self._shelf
 
     def settle(self, timeout: float | None = None) -> None:
-        """Wait for a look at the files under way to end (tests, and the terminal command)."""
+        """Wait for a look at the files under way to end (tests wait on it)."""
         with self._lock:
             reloader = self._reloader
         if reloader is not None:
