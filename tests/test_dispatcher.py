@@ -177,10 +177,11 @@ def test_a_lock_let_go_of_is_never_renewed_after(store):
         release_lock(psid, owner)
         released.set()
 
+    def answer_once_the_renewal_began(event: Event) -> None:
+        renewing.wait(timeout=10)
+
     store.take_lock, store.release_lock = take_lock_slowly, release_and_say
-    dispatcher = Dispatcher(
-        store, one_at_a_time(lambda event: renewing.wait(timeout=10)), 1, lock_ttl=60, renew_every=0.01
-    )
+    dispatcher = Dispatcher(store, one_at_a_time(answer_once_the_renewal_began), 1, lock_ttl=60, renew_every=0.01)
     dispatcher.submit([message(0)])
     assert dispatcher.wait_idle(timeout=10)
     assert released.wait(timeout=10)
