@@ -1,4 +1,4 @@
-"""Fixtures: a fresh app per test, a fake OpenAI server, the Graph API mocked with responses."""
+"""Fixtures: a fresh app per test, a fake OpenAI server, a fake Graph API, media downloads mocked with responses."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import responses
 
 from inboxgpt.web.app import EXTENSION, create_app
 from tests.fakes import FakeGraph, FakeOpenAI
-from tests.helpers import APP_SECRET, GRAPH_URL, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN, poster
+from tests.helpers import APP_SECRET, GRAPH_VERSION, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN, poster
 from tests.redis_server import RedisServer
 
 
@@ -53,21 +53,21 @@ def http_edge():
 
 
 @pytest.fixture
-def graph(http_edge):
-    """The Send API, answered by the fake Graph API behind `responses`."""
-    fake = FakeGraph(serve=False)
-    fake.attach(http_edge, GRAPH_URL)
-    return fake
+def graph():
+    """The Graph API (the Send API, thread control, the Messenger profile), a fake one on 127.0.0.1."""
+    fake = FakeGraph()
+    yield fake
+    fake.close()
 
 
 @pytest.fixture
-def cdn(http_edge, graph):
-    """Meta's media CDN, mocked like the Graph API (both are reached with requests)."""
+def cdn(http_edge):
+    """Meta's media CDN (reached with requests)."""
     return http_edge
 
 
 @pytest.fixture
-def config(openai_server) -> dict:
+def config(openai_server, graph) -> dict:
     """Settings for a test app; a test may change them before using `app`."""
     return {
         "PAGE_ACCESS_TOKEN": PAGE_TOKEN,
@@ -77,7 +77,7 @@ def config(openai_server) -> dict:
         "OPENAI_BASE_URL": openai_server.base_url,
         "OPENAI_MAX_RETRIES": "0",
         "OPENAI_TIMEOUT": "5",
-        "GRAPH_API_URL": GRAPH_URL,
+        "GRAPH_API_URL": graph.url + GRAPH_VERSION,
         "GRAPH_BACKOFF": "0",
         # Off unless a test is about them: many tests send a burst from one person.
         "LIMIT_PER_MINUTE": "0",

@@ -1,7 +1,7 @@
 """Local stand-ins for OpenAI's chat-completions API and Meta's Send API, served on 127.0.0.1.
 
-The one fake Send API (`FakeGraph`) serves the unit tests behind `responses` (the app reaches Meta
-with requests) and the end-to-end tests and benchmarks over HTTP (the app runs in another process).
+Each answers over HTTP like the real one (status codes, error bodies, streams), for the unit tests, the
+end-to-end tests (the app in another process) and the benchmarks alike.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-
-import responses
 
 
 @dataclass
@@ -200,7 +198,7 @@ class _HTTPServer(ThreadingHTTPServer):
 class _Server:
     """A threaded HTTP server that records JSON requests and answers from a script or a function."""
 
-    def __init__(self, default: Callable[[dict], Reply], serve: bool = True):
+    def __init__(self, default: Callable[[dict], Reply], port: int = 0):
         self.requests: list[dict] = []
         self.paths: list[str] = []
         self.headers: list[dict] = []
@@ -209,24 +207,20 @@ class _Server:
         self.default = default
         self.released = threading.Event()
         self._lock = threading.Condition()
-        self._httpd: _HTTPServer | None = None
-        if serve:
-            self._httpd = _HTTPServer(("127.0.0.1", 0), self._handler_class())
-            threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
+        self._httpd = _HTTPServer(("127.0.0.1", port), self._handler_class())
+        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
 
     @property
     def url(self) -> str:
         """The server's base URL."""
-        assert self._httpd is not None, "not served over HTTP"
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
     def close(self) -> None:
         """Release held requests and stop serving."""
         self.released.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        self._httpd.shutdown()
+        self._httpd.server_close()
 
     def wait_for(self, condition: Callable[[], bool], timeout: float = 30) -> bool:
         """Block until `condition()` holds, re-checked at every request; False on timeout."""
@@ -274,6 +268,8 @@ class _Server:
                 except ValueError:
                     request = {"_body": raw}  # a multipart upload, kept as bytes
                 self._reply(server._answer(self.path, {k.lower(): v for k, v in self.headers.items()}, request))
+
+            do_DELETE = do_POST  # the Messenger profile's fields are deleted with a JSON body
 
             def _reply(self, reply: Reply) -> None:
                 if reply.hold:
@@ -415,8 +411,8 @@ class FakeGraph(_Server):
     """Meta's Graph API for a page (`POST /vXX.0/me/...`: the Send API, thread control, the Messenger profile):
     records every call, answers like Meta, fails on demand."""
 
-    def __init__(self, serve: bool = True) -> None:
-        super().__init__(self._accept, serve)
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(self._accept, port)
         # Each failure, with the calls it applies to: True for text messages only, an endpoint's name
         # (pass_thread_control, messenger_profile) for calls to it only, False for any call.
         self.failures: deque[tuple[Reply, bool | str]] = deque()
@@ -435,20 +431,6 @@ class FakeGraph(_Server):
         if "message" in request:
             self.message_ids.append(message_id)
         return Reply(body={"recipient_id": recipient, "message_id": message_id})
-
-    def attach(self, mock: responses.RequestsMock, graph_url: str) -> None:
-        """Answer `POST {graph_url}/me/...` for requests made in this process."""
-
-        def callback(request: Any) -> tuple[int, dict, str]:
-            split = urlsplit(request.url)
-            body = json.loads(request.body) if request.body else {}
-            reply = self._answer(f"{split.path}?{split.query}", dict(request.headers), body)
-            if reply.hold:
-                self.released.wait()
-            return reply.status, reply.headers, json.dumps(reply.body)
-
-        for method in (responses.GET, responses.POST, responses.DELETE):
-            mock.add_callback(method, re.compile(re.escape(graph_url) + r"/me(/\w+)?(\?.*)?$"), callback)
 
     def reset(self) -> None:
         """Forget what was received and scripted."""

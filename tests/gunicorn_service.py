@@ -26,6 +26,30 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def descendants(pid: int) -> list[int]:
+    """The process ids of a process's children, their children, and so on (those still running)."""
+    found: list[int] = []
+    try:
+        children = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return found  # it has just exited
+    for child in children:
+        found += [child, *descendants(child)]
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) used so far by these processes (0 for one that has exited)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class Lines:
     """Reads a process's output on a thread, so a caller can wait for a given line (and none is lost)."""
 
@@ -59,12 +83,19 @@ class Lines:
 class GunicornService:
     """`gunicorn -c gunicorn.conf.py` started with the given settings; stopped with SIGTERM."""
 
-    def __init__(self, settings: dict[str, str], app: str | None = None, ready_line: str = "ready:"):
+    def __init__(
+        self,
+        settings: dict[str, str],
+        app: str | None = None,
+        ready_line: str = "ready:",
+        prefix: tuple[str, ...] = (),
+    ):
+        """`prefix` goes before the command (`taskset -c 1`, to pin the server to a core)."""
         self.app_secret = settings["APP_SECRET"]
         # Port 0: gunicorn binds a free port itself and says which. A port probed free beforehand
         # could be taken (by any outgoing connection's ephemeral port) before gunicorn binds it.
         env = {**os.environ, **settings, "PYTHONPATH": str(ROOT), "HOST": "127.0.0.1", "PORT": "0"}
-        command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
+        command = [*prefix, sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
         if app:
             command.append(app)
         self.process = subprocess.Popen(
@@ -92,9 +123,8 @@ class GunicornService:
         return self.session.post(self.url + "/", data=raw, headers=headers, timeout=timeout)
 
     def worker_pids(self) -> list[int]:
-        """Process ids of the master's children (the gunicorn workers)."""
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return [int(pid) for pid in children.read_text().split()]
+        """Process ids of the master's descendants (the gunicorn workers and any process they started)."""
+        return descendants(self.process.pid)
 
     def rss_kib(self, field: str = "VmRSS") -> int:
         """Resident memory (or VmHWM, its peak) of master and workers together, in KiB."""
@@ -107,11 +137,7 @@ class GunicornService:
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) used so far by master and workers."""
-        ticks = 0
-        for pid in [self.process.pid, *self.worker_pids()]:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds([self.process.pid, *self.worker_pids()])
 
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM, as a redeploy does; return the exit code."""

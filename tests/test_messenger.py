@@ -6,8 +6,6 @@ import hashlib
 import hmac
 
 import pytest
-import requests
-import responses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +15,9 @@ from inboxgpt.channels.graph import MAX_BACKOFF_SECONDS, GraphClient, GraphError
 from inboxgpt.channels.messenger import BOT_MARKER
 from inboxgpt.channels.text import split_text
 from inboxgpt.config import settings_from_mapping
-from tests.helpers import APP_SECRET, PAGE_TOKEN, PSID, SEND_URL
+from tests.fakes import FakeGraph, Reply
+from tests.gunicorn_service import free_port
+from tests.helpers import APP_SECRET, PAGE_TOKEN, PSID
 
 
 @pytest.fixture
@@ -128,25 +128,36 @@ def test_a_failed_sender_action_does_not_raise_and_is_not_retried(messenger, gra
     assert sleeps == []
 
 
-def test_connection_errors_are_retried_without_leaking_the_token(messenger, sleeps, caplog):
-    with responses.RequestsMock() as mock:
-        mock.add(
-            responses.POST,
-            SEND_URL,
-            body=requests.ConnectionError(f"Max retries exceeded with url: /me/messages?access_token={PAGE_TOKEN}"),
-        )
-        mock.add(responses.POST, SEND_URL, json={"recipient_id": PSID, "message_id": "m_1"})
-        assert len(messenger.send_text(PSID, "hi")) == 1
+def test_a_refused_connection_is_retried_without_leaking_the_token(config, sleeps, caplog):
+    port = free_port()  # nothing listens there until the first retry's wait
+    config.update(GRAPH_API_URL=f"http://127.0.0.1:{port}/v23.0", GRAPH_BACKOFF="0.5", GRAPH_MAX_RETRIES="3")
+    settings = settings_from_mapping(config)
+    started: list[FakeGraph] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        started.append(FakeGraph(port=port))
+
+    channels = page_channels(GraphClient(GraphSettings.from_settings(settings), sleep=sleep), settings)
+    try:
+        assert len(channels.send_text(PSID, "hi")) == 1
+        assert started[0].texts() == ["hi"]
+    finally:
+        for graph in started:
+            graph.close()
     assert sleeps == [0.5]
     assert PAGE_TOKEN not in caplog.text
 
 
-def test_a_message_whose_answer_timed_out_is_not_sent_twice(messenger, sleeps):
-    with responses.RequestsMock() as mock:
-        mock.add(responses.POST, SEND_URL, body=requests.ReadTimeout("read timed out"))
-        with pytest.raises(GraphError):
-            messenger.send_text(PSID, "hi")
-        assert len(mock.calls) == 1
+def test_a_message_whose_answer_timed_out_is_not_sent_twice(config, graph, sleeps):
+    config.update(GRAPH_TIMEOUT="0.2", GRAPH_MAX_RETRIES="3")
+    settings = settings_from_mapping(config)
+    channels = page_channels(GraphClient(GraphSettings.from_settings(settings), sleep=sleeps.append), settings)
+    graph.script.append(Reply(delay=1.0, body={"recipient_id": PSID, "message_id": "m_late"}))
+    with pytest.raises(GraphError):
+        channels.send_text(PSID, "hi")
+    assert graph.texts() == ["hi"]
+    assert sleeps == []
 
 
 def test_long_text_is_sent_as_several_messages_in_order(messenger, graph):

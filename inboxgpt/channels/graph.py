@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -12,10 +13,10 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import urlencode
 
-import requests
-from requests.adapters import HTTPAdapter
+import urllib3
+from urllib3.exceptions import ConnectTimeoutError
 
-from inboxgpt import metrics
+from inboxgpt import metrics, upstream
 from inboxgpt.config import Secret, Settings
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 # Sending while another app (the Page Inbox, say) controls the thread.
 THREAD_ELSEWHERE = 2018300
 MAX_BACKOFF_SECONDS = 8.0
+JSON = {"Content-Type": "application/json"}
 
 TRANSIENT_CODES = {1, 2, 4, 17, 32, 613, 1200}
 # What a permanent error means for the page owner, logged once when it happens.
@@ -60,17 +62,17 @@ class GraphError(Exception):
         return self.code == 10 and self.subcode == THREAD_ELSEWHERE
 
 
-def error_from_response(response: requests.Response) -> GraphError:
+def error_from_response(status: int, body: bytes) -> GraphError:
     """Build a GraphError from a failed Send API response."""
     try:
-        error = response.json().get("error") or {}
+        error = json.loads(body).get("error") or {}
     except (ValueError, AttributeError):
         error = {}
     code: int | None = error["code"] if isinstance(error.get("code"), int) else None
     subcode: int | None = error["error_subcode"] if isinstance(error.get("error_subcode"), int) else None
     transient = (
-        response.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR
-        or response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+        status >= HTTPStatus.INTERNAL_SERVER_ERROR
+        or status == HTTPStatus.TOO_MANY_REQUESTS
         or code in TRANSIENT_CODES
         or error.get("is_transient") is True
     ) and code not in PERMANENT_MEANINGS
@@ -79,7 +81,7 @@ def error_from_response(response: requests.Response) -> GraphError:
         or (PERMANENT_MEANINGS.get(code) if code is not None else None)
         or ("a temporary failure at Meta" if transient else "the request was refused")
     )
-    return GraphError(response.status_code, code, subcode, transient, meaning)
+    return GraphError(status, code, subcode, transient, meaning)
 
 
 def _level(error: GraphError, quiet: bool) -> int:
@@ -131,29 +133,21 @@ class GraphClient:
     passing failures, and what each refusal means. The Messenger and Instagram channels send through it."""
 
     def __init__(self, settings: GraphSettings, sleep: Callable[[float], None] = time.sleep):
-        self._me = f"{settings.api_url}/me"
         token = settings.page_token.reveal()
         proof = hmac.new(settings.app_secret.reveal().encode(), token.encode(), hashlib.sha256).hexdigest()
+        # Calls go straight to a urllib3 pool (see upstream.py): Meta neither redirects nor sets cookies on them.
+        self._pool = upstream.pool(settings.api_url, settings.connections, settings.timeout)
         # Encoded once: every call carries the same two parameters.
+        self._me = upstream.target(self._pool, f"{settings.api_url}/me")
         self._query = urlencode({"access_token": token, "appsecret_proof": proof})
-        self._timeout = settings.timeout
         self.max_retries = settings.max_retries
         self._backoff = settings.backoff
         self._sleep = sleep
         self._page_token_works: bool | None = None
-        self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.connections)
-        # Calls go straight to requests' connection pool, with the proxy and CA-bundle variables read
-        # once here: a Session reads them (and ~/.netrc) again and merges its settings, cookies and
-        # hooks on every call, which cost more CPU than the rest of the call. Meta neither redirects
-        # nor sets cookies on these calls.
-        with requests.Session() as session:
-            found = session.merge_environment_settings(self._me, {}, None, None, None)
-        self._proxies, self._cert = found["proxies"], found["cert"]
-        self._verify: bool | str = True if found["verify"] is None else found["verify"]
 
     def close(self) -> None:
         """Close the connections to the Graph API."""
-        self._adapter.close()
+        self._pool.close()
 
     def set_profile(self, profile: dict) -> None:
         """Set the page's Messenger profile (Get Started, greeting, ice breakers, menu); raise GraphError if refused."""
@@ -211,25 +205,23 @@ class GraphClient:
     def _attempt(self, endpoint: str, payload: dict | None, method: str = "POST") -> dict:
         """Make one call to /me/`endpoint`; return Meta's answer, or raise GraphError."""
         url = f"{self._me}/{endpoint}?{self._query}" if endpoint else f"{self._me}?{self._query}"
+        body = None if payload is None else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         try:
-            request = requests.Request(method, url, json=payload).prepare()
-            response = self._adapter.send(
-                request, timeout=self._timeout, verify=self._verify, cert=self._cert, proxies=self._proxies
-            )
-        except requests.RequestException as exc:
-            # The exception text holds the URL and so the token: only its type is reported.
+            response = self._pool.urlopen(method, url, body=body, headers=JSON if body else None)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            # The exception text may hold the URL and so the token: only its type is reported.
             # Only a failed connection proves nothing reached Meta; after a read timeout or a
             # broken answer the message may have been delivered, so it is not sent again.
-            unsent = isinstance(exc, requests.ConnectionError)
+            unsent = isinstance(exc, ConnectTimeoutError)  # a refused or unresolved connection is one too
             raise GraphError(0, None, None, unsent, f"no answer from Meta ({type(exc).__name__})") from None
-        if not response.ok:
-            error = error_from_response(response)
+        if response.status >= HTTPStatus.BAD_REQUEST:
+            error = error_from_response(response.status, response.data)
             if error.code == 190:
                 self._token_checked(False)
             raise error
         self._token_checked(True)
         try:
-            answer = response.json()
+            answer = json.loads(response.data)
         except ValueError:
             answer = {}
         return answer if isinstance(answer, dict) else {}

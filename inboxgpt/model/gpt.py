@@ -7,7 +7,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
@@ -20,12 +20,16 @@ from openai import OpenAI
 
 from inboxgpt.config import Secret, Settings
 from inboxgpt.model.prompt import ChatMessage, Fitted, drop_older_half, fit, halve_said, said_text
+from inboxgpt.model.transport import PooledTransport
 
 logger = logging.getLogger(__name__)
 
 OPENAI_API_URL = "https://api.openai.com/v1"
 # The longest the openai SDK waits between two tries of a call (its MAX_RETRY_DELAY).
 SDK_MAX_BACKOFF = 8.0
+CHAT_COMPLETIONS = "/chat/completions"
+# The last event of a stream tells the tokens the answer cost.
+STREAM_USAGE = {"stream_options": {"include_usage": True}}
 # How servers name their context window when they refuse a prompt as too long: OpenAI, vLLM and
 # llama-cpp-python ("maximum context length is 1024 tokens"), llama.cpp's own server
 # ("exceeds the available context size (4096 tokens)", with n_ctx in the error body too).
@@ -91,6 +95,8 @@ class ModelSettings:
     context_tokens: int | None
     transcribe_model: str
     embedding_model: str | None
+    # Connections kept open to the model's server: one per reply thread.
+    connections: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelSettings:
@@ -105,6 +111,7 @@ class ModelSettings:
             context_tokens=settings.model_context_tokens,
             transcribe_model=settings.transcribe_model,
             embedding_model=settings.embedding_model,
+            connections=settings.worker_threads,
         )
 
     def worst_case_seconds(self) -> float:
@@ -121,13 +128,20 @@ class ChatModel:
         self._embedding_model = settings.embedding_model
         # What to call, in this thread, once a request is on its way to the model (see `complete`).
         self._on_send = threading.local()
+        # Explicit, so a stray OPENAI_BASE_URL the settings did not read cannot redirect the key.
+        base_url = settings.base_url or OPENAI_API_URL
         self._client = client or OpenAI(
             api_key=settings.api_key.reveal(),
-            # Explicit, so a stray OPENAI_BASE_URL the settings did not read cannot redirect the key.
-            base_url=settings.base_url or OPENAI_API_URL,
+            base_url=base_url,
             timeout=settings.timeout,
             max_retries=settings.max_retries,
-            http_client=openai.DefaultHttpxClient(event_hooks={"request": [self._sending]}),
+            http_client=openai.DefaultHttpxClient(
+                transport=PooledTransport(base_url, settings.connections, settings.timeout),
+                event_hooks={"request": [self._sending]},
+                # The transport's pool reads the proxy and CA variables (upstream.py); httpx would route
+                # around it through proxies of its own.
+                trust_env=False,
+            ),
         )
         # OpenAI itself wants max_completion_tokens (reasoning models refuse max_tokens);
         # many compatible servers (older Ollama and vLLM) only know max_tokens.
@@ -284,12 +298,10 @@ class ChatModel:
         return True
 
     def _create(self, messages: list[ChatMessage], reply_tokens: int, deadline: float) -> Completion:
-        """The reply in one piece, its JSON read as is (the SDK's response objects cost more than the call)."""
+        """The reply in one piece."""
         try:
-            response = self._client.chat.completions.with_raw_response.create(
-                **self._request(messages, reply_tokens, deadline)
-            )
-            return _whole_answer(json.loads(response.http_response.text))
+            response = self._post(self._request(messages, reply_tokens, deadline), stream=False)
+            return _whole_answer(json.loads(response.content))
         except openai.APIError as exc:
             raise ModelError(classify(exc), getattr(exc, "status_code", None), stated_window(exc)) from None
         except ValueError:
@@ -298,17 +310,27 @@ class ChatModel:
     def _stream(
         self, messages: list[ChatMessage], reply_tokens: int, on_text: Callable[[str], object], deadline: float
     ) -> Completion:
-        """The reply, streamed: its server-sent events read as plain JSON lines (cheaper than the SDK's objects)."""
-        request = self._request(messages, reply_tokens, deadline)
+        """The reply, streamed."""
+        request = {**self._request(messages, reply_tokens, deadline), "stream": True, **STREAM_USAGE}
         try:
-            with self._client.chat.completions.with_streaming_response.create(
-                **request, stream=True, stream_options={"include_usage": True}
-            ) as response:
-                if response.headers.get("content-type", "").startswith("application/json"):
-                    return self._plain_answer(response.read(), on_text)
-                return _read_stream(response.iter_lines(), on_text, deadline)
+            response = self._post(request, stream=True)
         except openai.APIError as exc:
             raise ModelError(classify(exc), getattr(exc, "status_code", None), stated_window(exc)) from None
+        try:
+            if response.headers.get("content-type", "").startswith("application/json"):
+                return self._plain_answer(response.read(), on_text)
+            return _read_stream(response.iter_bytes(), on_text, deadline)
+        finally:
+            response.close()
+
+    def _post(self, request: dict[str, Any], stream: bool) -> httpx2.Response:
+        """POST a chat-completions request through the SDK's client (its retries, timeouts and errors), the answer
+        read as plain JSON: the SDK's typed request and response objects cost more CPU than the call itself (its
+        request types are walked for every message), and the messages are plain JSON already."""
+        timeout = request.pop("timeout")
+        return self._client.post(
+            CHAT_COMPLETIONS, cast_to=httpx2.Response, body=request, options={"timeout": timeout}, stream=stream
+        )
 
     def _plain_answer(self, body: bytes, on_text: Callable[[str], object]) -> Completion:
         """A whole answer to a streamed request, from a server that does not stream."""
@@ -323,18 +345,15 @@ class ChatModel:
         return completion
 
     def _request(self, messages: list[ChatMessage], reply_tokens: int, deadline: float) -> dict[str, Any]:
-        """The chat-completions call's arguments. The messages go in `extra_body`, which the SDK sends as they
-        are: given as `messages`, the SDK walks every one against its type declarations first, which took
-        about half the CPU of a reply. They are plain JSON already. No wait outlasts the answer's deadline."""
+        """The chat-completions request, with its timeout: no wait outlasts the answer's deadline."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise ModelError(Failure.TIMEOUT)
         return {
             "model": self._model,
-            "messages": [],
-            "extra_body": {"messages": messages},
-            "timeout": min(self._timeout, remaining),
+            "messages": messages,
             self._token_param: reply_tokens,
+            "timeout": min(self._timeout, remaining),
         }
 
 
@@ -342,7 +361,7 @@ class _Malformed(ValueError):
     """A part of the model's answer not shaped as the chat-completions API shapes it."""
 
 
-def _read_stream(lines: Any, on_text: Callable[[str], object], deadline: float) -> Completion:
+def _read_stream(body: Iterable[bytes], on_text: Callable[[str], object], deadline: float) -> Completion:
     """Read a chat completion's event stream, passing on its text, until it ends or `deadline` passes; a stream
     that breaks, is malformed, runs out of time or never says why it finished is `broken`."""
     pieces: list[str] = []
@@ -350,36 +369,52 @@ def _read_stream(lines: Any, on_text: Callable[[str], object], deadline: float) 
     usage: dict = {}
     timed_out = stopped = False
     try:
-        for line in lines:
+        for chunks in _events(body):
             if time.monotonic() > deadline:
                 timed_out = True
                 logger.warning("the model's answer outlasted MODEL_ANSWER_SECONDS after %d pieces", len(pieces))
                 break
-            if not line.startswith("data:"):
-                continue  # blank lines between events, and comments (": keep-alive")
-            data = line[5:].strip()
-            if data == "[DONE]":
-                continue  # read on to the body's end, so the connection goes back to the pool
-            chunk = json.loads(data)
-            if not isinstance(chunk, dict):
-                raise _Malformed(type(chunk).__name__)
-            if "error" in chunk:
-                raise ValueError("the server reported an error in the stream")
-            for choice in _list(chunk.get("choices")):
-                delta = _object(_object(choice).get("delta"))
-                text = _text(delta.get("content")) or _text(delta.get("refusal"))
-                if text:
-                    pieces.append(text)
-                    if on_text(text) is False:
-                        stopped = True  # the rest is not wanted (the answer has all the messages it may have)
-                finish_reason = _text(choice.get("finish_reason")) or finish_reason
-            usage = _object(chunk.get("usage"), strict=False) or usage
+            for chunk in chunks:
+                if not isinstance(chunk, dict):
+                    raise _Malformed(type(chunk).__name__)
+                if "error" in chunk:
+                    raise ValueError("the server reported an error in the stream")
+                for choice in _list(chunk.get("choices")):
+                    delta = _object(_object(choice).get("delta"))
+                    text = _text(delta.get("content")) or _text(delta.get("refusal"))
+                    if text:
+                        pieces.append(text)
+                        if on_text(text) is False:
+                            stopped = True  # the rest is not wanted (the answer has all the messages it may have)
+                    finish_reason = _text(choice.get("finish_reason")) or finish_reason
+                usage = _object(chunk.get("usage"), strict=False) or usage
+                if stopped:
+                    break
             if stopped:
                 break
     except (httpx2.HTTPError, openai.APIError, ValueError) as exc:
         logger.warning("the model's stream broke after %d pieces: %s", len(pieces), type(exc).__name__)
     broken = finish_reason is None or timed_out
     return _answer_of("".join(pieces), finish_reason, usage, broken, timed_out, stopped)
+
+
+def _events(body: Iterable[bytes]) -> Iterator[list[object]]:
+    """The data of a server-sent event stream's events (JSON, "[DONE]" left out), a list for each read: all that
+    arrived at once is split and parsed in one go, not one parser call per event. Comments (": keep-alive") and
+    blank lines are left out too, but each read still yields (an empty list), so a deadline is checked."""
+    rest = b""
+    for data in body:
+        lines = (rest + data).split(b"\n")
+        rest = lines.pop()  # a line not yet whole
+        found = [line[5:].strip() for line in lines if line.startswith(b"data:")]
+        found = [item for item in found if item != b"[DONE]"]
+        try:
+            yield json.loads(b"[" + b",".join(found) + b"]")
+        except ValueError:
+            for item in found:  # one at a time, so what came before the malformed one is kept
+                yield [json.loads(item)]
+    if rest.startswith(b"data:") and rest[5:].strip() != b"[DONE]":
+        yield [json.loads(rest[5:])]  # a last event without its line end
 
 
 def _whole_answer(body: object) -> Completion:

@@ -1,0 +1,298 @@
+"""Side by side on the seed's own job: a sudden crowd, answered by the seed and by this service in one run.
+
+    python -m bench.side_by_side                  # 40 people x 4 messages, model 1.0 s; pinned, then unpinned
+    python -m bench.side_by_side --runs 3         # the median of 3 runs of each
+    python -m bench.side_by_side --only service --env STREAM=off --env WEB_CONCURRENCY=2
+    python -m bench.side_by_side --quick          # a few seconds (what CI runs)
+
+The seed (bench/seed/seed_app.py) runs as it runs itself: Flask's threaded development server, the model
+called inline, in a virtual environment of its own with openai 0.28.1, which this script builds once (in
+~/.cache/inboxgpt-bench/seed-venv; if it cannot, the seed's half is skipped with a line saying so). This
+service runs as its README says production runs: `gunicorn -c gunicorn.conf.py` with a new owner's
+defaults (only the credentials and the two upstream addresses are set, plus any --env).
+
+The workload (../shared/seed-bench/README.md): everyone sends a first message in the same instant, then
+each sends the next only after the reply to the last reached the fake Send API. The fake model answers
+every request after --model-delay seconds (a streamed answer: the same delay, then all of it at once),
+the fake Graph API at once. Reported per server: webhook ack p50/p95, reply latency (webhook sent ->
+reply text at the Send API) p50/p95 as a multiple of the model's delay, the first typing_on after each
+message (p95), and the CPU (user + system) of the server's whole process tree per reply, from /proc.
+
+Pinned: the server on core 1 (`taskset -c 1`), this process with the load and the fakes on core 0, so the
+load's CPU does not queue inside the server. Unpinned: everything shares every core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Protocol
+
+import requests
+
+from bench.common import FakeGraph, FakeOpenAI, machine, parse, percentile, settings
+from inboxgpt.web.signature import sign
+from tests.fakes import Reply, completion
+from tests.gunicorn_service import GunicornService, Lines, cpu_seconds, descendants, free_port
+from tests.helpers import APP_SECRET, OPENAI_KEY, PAGE_ID, PAGE_TOKEN, VERIFY_TOKEN, meta_json
+
+SEED_DIR = Path(__file__).resolve().parent / "seed"
+SEED_VENV = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "inboxgpt-bench" / "seed-venv"
+SEED_REQUIREMENTS = ("openai==0.28.1", "flask", "requests")
+ANSWER = "An answer of a typical length, a sentence or two."
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One server's figures from one run (times in seconds; latencies as multiples of the model's delay)."""
+
+    cpu_per_reply: float
+    reply_p50: float
+    reply_p95: float
+    ack_p50: float
+    ack_p95: float
+    typing_p95: float | None
+    replies_per_second: float
+    lost: int
+
+
+class Server(Protocol):
+    url: str
+
+    def cpu_seconds(self) -> float: ...
+
+    def stop(self) -> object: ...
+
+
+class SeedServer:
+    """The seed under `flask run`, as its README starts it."""
+
+    def __init__(self, python: Path, graph: FakeGraph, model: FakeOpenAI, prefix: tuple[str, ...]):
+        port = free_port()
+        env = {
+            **os.environ,
+            "PAGE_ACCESS_TOKEN": PAGE_TOKEN,
+            "VERIFY_TOKEN": VERIFY_TOKEN,
+            "OPENAI_API_KEY": OPENAI_KEY,
+            "OPENAI_BASE_URL": model.base_url,
+            "GRAPH_API_URL": graph.url,
+        }
+        command = [*prefix, str(python), "-m", "flask", "--app", "seed_app", "run", "--port", str(port)]
+        self.process = subprocess.Popen(
+            command, cwd=SEED_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines = Lines(self.process.stdout)
+        self.lines.wait_for("Running on")
+        self.url = f"http://127.0.0.1:{port}"
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds([self.process.pid, *descendants(self.process.pid)])
+
+    def stop(self) -> object:
+        self.process.terminate()
+        return self.process.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--people", type=int, default=40)
+    parser.add_argument("--messages", type=int, default=4, help="messages each person sends, one after another")
+    parser.add_argument("--model-delay", type=float, default=1.0, help="seconds the fake model takes to answer")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each server per placement; medians reported")
+    parser.add_argument("--only", choices=("both", "seed", "service"), default="both")
+    parser.add_argument("--placement", choices=("both", "pinned", "unpinned"), default="both")
+    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for this service (repeatable)")
+    args = parse(parser, people=4, messages=2, model_delay=0.05, runs=1, placement="pinned")
+    extra = dict(item.split("=", 1) for item in args.env)
+    seed = seed_python() if args.only in ("both", "seed") else None
+    pinnable = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    placements = ["pinned", "unpinned"] if args.placement == "both" else [args.placement]
+    if "pinned" in placements and not pinnable:
+        print("pinned runs skipped: they need taskset and at least 2 cores")
+        placements.remove("pinned")
+    print(
+        f"side by side: {args.people} people x {args.messages} messages, all starting at once; "
+        f"model {args.model_delay:g} s, Graph API at once" + (f"; service with {' '.join(args.env)}" if extra else "")
+    )
+    print(f"  machine: {machine()}")
+    for placement in placements:
+        pinned = placement == "pinned"
+        results: dict[str, list[Figures]] = defaultdict(list)
+        for _ in range(args.runs):
+            if seed is not None:
+                results["seed"].append(run(args, "seed", pinned, seed, extra))
+            if args.only in ("both", "service"):
+                results["service"].append(run(args, "service", pinned, None, extra))
+        print(report(placement, args.runs, {name: median(runs) for name, runs in results.items()}))
+
+
+def seed_python() -> Path | None:
+    """The seed's interpreter, in a virtual environment built on first use; None if it cannot be built."""
+    python = SEED_VENV / "bin" / "python"
+    built = SEED_VENV / ".built"
+    if built.exists():
+        return python
+    print(f"building the seed's virtual environment in {SEED_VENV} (once)", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(SEED_VENV)], check=True, capture_output=True)
+        install = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *SEED_REQUIREMENTS]
+        subprocess.run(install, check=True, capture_output=True, timeout=600)
+    except (OSError, subprocess.SubprocessError) as error:
+        print(f"the seed's half is skipped: its virtual environment could not be built ({error})")
+        return None
+    built.touch()
+    return python
+
+
+def run(args: argparse.Namespace, name: str, pinned: bool, seed: Path | None, extra: dict[str, str]) -> Figures:
+    """One server through the whole workload, with fresh fakes."""
+    # Threads inherit the affinity of the thread that starts them: the fakes' and the load's, this one's.
+    os.sched_setaffinity(0, {0} if pinned else set(range(os.cpu_count() or 1)))
+    prefix = ("taskset", "-c", "1") if pinned else ()
+    replies: dict[str, queue.Queue[float]] = defaultdict(queue.Queue)
+    typing: dict[str, list[float]] = defaultdict(list)
+
+    def graph_answer(request: dict) -> Reply:
+        psid = request.get("recipient", {}).get("id", "")
+        if request.get("message", {}).get("text"):
+            replies[psid].put(time.monotonic())
+        elif request.get("sender_action") == "typing_on":
+            typing[psid].append(time.monotonic())
+        return Reply(body={"recipient_id": psid, "message_id": "m_sent"})
+
+    graph, model = FakeGraph(), FakeOpenAI(lambda request: completion(ANSWER, delay=args.model_delay))
+    graph.default = graph_answer
+    data = tempfile.TemporaryDirectory(prefix="side-by-side-")
+    server: Server
+    if seed is not None:
+        server = SeedServer(seed, graph, model, prefix)
+    else:
+        # Only what an owner must set; the service's data (if its defaults keep any) in a fresh folder.
+        owner = {key: value for key, value in settings(graph, model).items() if key not in ("LOG_LEVEL",)}
+        owner.pop("OPENAI_MAX_RETRIES")
+        service = GunicornService({**owner, "DATA_DIR": data.name, **extra}, prefix=prefix)
+        service.session.get(service.url + "/healthz", timeout=30).raise_for_status()
+        server = service
+    try:
+        return workload(server, replies, typing, args)
+    finally:
+        server.stop()
+        graph.close()
+        model.close()
+        data.cleanup()
+        print(f"  ({name}, {'pinned' if pinned else 'unpinned'}: done)", flush=True)
+
+
+def workload(
+    server: Server,
+    replies: dict[str, queue.Queue[float]],
+    typing: dict[str, list[float]],
+    args: argparse.Namespace,
+) -> Figures:
+    acks: list[float] = []
+    latencies: list[float] = []
+    typing_latencies: list[float] = []
+    lost = 0
+    lock = threading.Lock()
+    ready = threading.Barrier(args.people + 1)
+
+    def person(psid: str) -> None:
+        nonlocal lost
+        session = requests.Session()
+        ready.wait()
+        for n in range(args.messages):
+            event = {
+                "sender": {"id": psid},
+                "recipient": {"id": PAGE_ID},
+                "timestamp": int(time.time() * 1000),
+                "message": {"mid": f"m_{psid}_{n}", "text": f"question {n} from {psid}"},
+            }
+            raw = meta_json({"object": "page", "entry": [{"id": PAGE_ID, "time": 0, "messaging": [event]}]})
+            headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(raw, APP_SECRET)}
+            sent = time.monotonic()
+            response = session.post(server.url + "/", data=raw, headers=headers, timeout=120)
+            acked = time.monotonic()
+            try:
+                arrived = replies[psid].get(timeout=args.model_delay * 20 + 30)
+            except queue.Empty:
+                with lock:
+                    lost += 1
+                continue
+            shown = [t for t in typing[psid] if sent <= t <= arrived]
+            with lock:
+                acks.append(acked - sent)
+                latencies.append((arrived - sent) / args.model_delay)
+                if shown:
+                    typing_latencies.append(shown[0] - sent)
+            assert response.status_code == 200, response.status_code
+
+    people = [threading.Thread(target=person, args=(str(10**15 + n),)) for n in range(args.people)]
+    for thread in people:
+        thread.start()
+    cpu_before = server.cpu_seconds()
+    ready.wait()
+    began = time.monotonic()
+    for thread in people:
+        thread.join()
+    elapsed = time.monotonic() - began
+    cpu = server.cpu_seconds() - cpu_before
+    return Figures(
+        cpu_per_reply=cpu / max(1, len(latencies)),
+        reply_p50=percentile(latencies, 50),
+        reply_p95=percentile(latencies, 95),
+        ack_p50=percentile(acks, 50),
+        ack_p95=percentile(acks, 95),
+        typing_p95=percentile(typing_latencies, 95) if typing_latencies else None,
+        replies_per_second=len(latencies) / elapsed,
+        lost=lost,
+    )
+
+
+def median(runs: list[Figures]) -> Figures:
+    """Each figure's median over the runs (a typing figure only if every run had one)."""
+    values: dict[str, Any] = {}
+    for field in fields(Figures):
+        column = [getattr(figures, field.name) for figures in runs]
+        values[field.name] = None if None in column else statistics.median(column)
+    return Figures(**values)
+
+
+def report(placement: str, runs: int, figures: dict[str, Figures]) -> str:
+    where = "servers on core 1, load and fakes on core 0" if placement == "pinned" else "everything on every core"
+    names = {"seed": "seed (flask run)", "service": "this service (gunicorn)"}
+    shown = [name for name in ("seed", "service") if name in figures]
+    both = len(shown) == 2
+    ms = lambda seconds: f"{seconds * 1000:.0f} ms"  # noqa: E731
+    rows = [
+        ("CPU per reply", lambda f: f"{f.cpu_per_reply * 1000:.1f} ms", lambda s, t: t.cpu_per_reply / s.cpu_per_reply),
+        ("reply p95 / model", lambda f: f"{f.reply_p95:.2f}", lambda s, t: t.reply_p95 / s.reply_p95),
+        ("reply p50 / model", lambda f: f"{f.reply_p50:.2f}", None),
+        ("webhook ack p95", lambda f: ms(f.ack_p95), None),
+        ("webhook ack p50", lambda f: ms(f.ack_p50), None),
+        ("first typing p95", lambda f: ms(f.typing_p95) if f.typing_p95 is not None else "never", None),
+        ("replies per second", lambda f: f"{f.replies_per_second:.1f}", None),
+        ("lost replies", lambda f: str(f.lost), None),
+    ]
+    lines = [f"{placement} ({where}), median of {runs} run(s):"]
+    lines.append(f"  {'':<20}" + "".join(f"{names[name]:>26}" for name in shown) + ("  service / seed" if both else ""))
+    for label, show, ratio in rows:
+        line = f"  {label:<20}" + "".join(f"{show(figures[name]):>26}" for name in shown)
+        if both and ratio is not None:
+            line += f"  {ratio(figures['seed'], figures['service']):>14.2f}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
