@@ -20,6 +20,7 @@ from inboxgpt.limits import Limits, LimitSettings
 from inboxgpt.model import prompt
 from inboxgpt.model.gpt import ChatModel, ModelSettings
 from inboxgpt.model.knowledge import open_knowledge
+from inboxgpt.precedence import Precedence
 from inboxgpt.queues.dispatcher import Dispatcher
 from inboxgpt.queues.store import StoreUnavailable, open_store
 from inboxgpt.typing_indicator import TypingIndicator
@@ -49,7 +50,11 @@ class Service:
             raise ConfigError([str(exc)]) from None
         self.model = ChatModel(ModelSettings.from_settings(settings))
         self.limits = Limits(LimitSettings.from_settings(settings), self.store)
-        self.typing = TypingIndicator(channels.send_action, settings.typing_renew_seconds, settings.worker_threads)
+        # One order for the process's work: webhooks, then model requests, then typing (see precedence.py).
+        self.precedence = Precedence()
+        self.typing = TypingIndicator(
+            channels.send_action, settings.typing_renew_seconds, settings.worker_threads, self.precedence
+        )
         self._media = requests.Session()
         self.knowledge = open_knowledge(settings, self.model.embed)
         self.bot = Bot(
@@ -87,6 +92,7 @@ class WebhookService(Service):
             settings.worker_threads,
             self.lock_ttl,
             gather=self.bot.gather_seconds if settings.burst_wait_seconds else None,
+            precedence=self.precedence,
         )
         if self.store.shared:
             # Another process may have stopped with events queued, or crashed holding a lock.

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
+from inboxgpt.precedence import Precedence, Stage
+
 logger = logging.getLogger(__name__)
 
 SendAction = Callable[[str, str], object]
@@ -18,9 +20,15 @@ class TypingIndicator:
     """Sends typing_on and mark_seen beside the model call, renews typing, and never lets it follow the reply."""
 
     def __init__(
-        self, send_action: SendAction, interval: float, max_workers: int, clock: Callable[[], float] = time.monotonic
+        self,
+        send_action: SendAction,
+        interval: float,
+        max_workers: int,
+        precedence: Precedence | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self._send_action = send_action
+        self._precedence = precedence or Precedence()
         self._interval = interval
         self._clock = clock
         # The indicator's calls run on threads of their own so the model call starts at once
@@ -29,6 +37,7 @@ class TypingIndicator:
         self._changed = threading.Condition()
         self._due: dict[str, float] = {}
         self._in_flight: dict[str, Future] = {}
+        self._unseen: set[str] = set()  # people whose typing is due but whose message is not yet marked seen
         self._renewer: threading.Thread | None = None
         # Called with the person's id when a reply waits for an indicator call under way (a test's hook).
         self.on_wait: Callable[[str], object] = lambda psid: None
@@ -39,12 +48,14 @@ class TypingIndicator:
         the function it is given; on leaving, wait out any indicator call under way."""
 
         def begin() -> None:
+            # Called as the model request leaves: this thread's urgent work is done (see precedence.py).
+            self._precedence.done()
             with self._changed:
-                if psid in self._in_flight:
+                if psid in self._due:
                     return
-                # Typing first: it is what tells the person an answer is coming.
-                self._in_flight[psid] = self._submit(psid, "typing_on", "mark_seen")
-                self._due[psid] = self._clock() + self._interval
+                # Due now, sent by the renewer once every request under way has left.
+                self._due[psid] = self._clock()
+                self._unseen.add(psid)
                 if self._renewer is None:
                     # Started on first use, not at import, so that each forked server worker has its own.
                     self._renewer = threading.Thread(target=self._renew_forever, name="typing-renewer", daemon=True)
@@ -58,9 +69,10 @@ class TypingIndicator:
         finally:
             with self._changed:
                 self._due.pop(psid, None)
+                self._unseen.discard(psid)
                 call = self._in_flight.pop(psid, None)
             # Typing that arrived after the reply would show for 20 s more: the reply waits for
-            # a call already under way, and one not yet started is dropped.
+            # a call already under way, and one not yet started (or not yet due) is dropped.
             if call is not None and not call.cancel():
                 self.on_wait(psid)
                 call.result()
@@ -96,12 +108,22 @@ class TypingIndicator:
     def _renew_forever(self) -> None:
         while True:
             with self._changed:
-                while not (due := self._take_due()):
-                    # Woken whenever someone starts or stops typing, to recompute the wait.
-                    self._changed.wait(self._next_wait())
-                for psid in due:
-                    if self._in_flight[psid].done():
-                        self._in_flight[psid] = self._submit(psid, "typing_on")
+                # Woken whenever someone starts or stops typing, to recompute the wait.
+                self._changed.wait_for(self._any_due, self._next_wait())
+            # Every person's request under way leaves before anyone's typing (see precedence.py).
+            self._precedence.wait_turn(Stage.REST)
+            with self._changed:
+                for psid in self._take_due():
+                    call = self._in_flight.get(psid)
+                    if call is None or call.done():
+                        # Typing first: it is what tells the person an answer is coming.
+                        actions = ("typing_on", "mark_seen") if psid in self._unseen else ("typing_on",)
+                        self._unseen.discard(psid)
+                        self._in_flight[psid] = self._submit(psid, *actions)
+
+    def _any_due(self) -> bool:
+        now = self._clock()
+        return any(at <= now for at in self._due.values())
 
     def _take_due(self) -> list[str]:
         now = self._clock()

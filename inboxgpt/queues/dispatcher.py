@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from inboxgpt.events import Event, decode, encode
+from inboxgpt.precedence import Precedence, Stage
 from inboxgpt.queues.store import Queued, Store, StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class Dispatcher:
         gather: Gather | None = None,
         wait: Callable[[float], object] | None = None,
         renew_every: float | None = None,
+        precedence: Precedence | None = None,
     ):
         self._store = store
         self._handle = handle
@@ -74,6 +76,7 @@ class Dispatcher:
         self._held: set[str] = set()
         self._renewal = threading.Lock()
         self._renewer: threading.Thread | None = None
+        self._precedence = precedence or Precedence()
 
     @property
     def _owner(self) -> str:
@@ -271,8 +274,11 @@ class Dispatcher:
         if not events:
             logger.error("an unreadable event for psid=%s was dropped", psid)
             return 1
+        # After the webhooks under way; urgent until the answer's request has left (see precedence.py).
+        self._precedence.wait_turn(Stage.ASK)
         try:
-            return max(1, self._handle(events))
+            with self._precedence.working(Stage.ASK):
+                return max(1, self._handle(events))
         except StoreUnavailable:
             raise
         except Exception:

@@ -24,6 +24,7 @@ from inboxgpt.conversation.routing import is_own_echo
 from inboxgpt.events import BadBody, Echo, Event, Handover, Message
 from inboxgpt.logs import configure_logging
 from inboxgpt.model.knowledge.command import knowledge_command
+from inboxgpt.precedence import Stage
 from inboxgpt.queues.store import StoreUnavailable
 from inboxgpt.service import WebhookService
 from inboxgpt.web.body_limits import BodyLimits
@@ -119,8 +120,14 @@ def verify() -> Response:
 
 
 def webhook() -> Response:
-    """Check, parse and queue a webhook POST, and answer Meta at once."""
+    """Check, parse and queue a webhook POST, and answer Meta at once: before any answering work in the process."""
     svc = service()
+    with svc.precedence.working(Stage.ACK):
+        return take(svc)
+
+
+def take(svc: WebhookService) -> Response:
+    """Check, parse and queue a webhook POST; the answer to give Meta."""
     body = request.get_data(cache=False)
     if not is_valid_signature(body, request.headers.get("X-Hub-Signature-256"), svc.settings.app_secret.reveal()):
         logger.warning("webhook refused: missing or wrong X-Hub-Signature-256 (%d bytes)", len(body))
