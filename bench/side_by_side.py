@@ -25,6 +25,8 @@ load's CPU does not queue inside the server. Unpinned: everything shares every c
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import os
 import queue
 import shutil
@@ -36,12 +38,13 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, fields
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
 import requests
 
-from bench.common import FakeGraph, FakeOpenAI, machine, parse, percentile, settings
+from bench.common import FakeGraph, FakeOpenAI, machine, parse, percentile
 from inboxgpt.web.signature import sign
 from tests.fakes import Reply, completion
 from tests.gunicorn_service import GunicornService, Lines, cpu_seconds, descendants, free_port
@@ -78,15 +81,15 @@ class Server(Protocol):
 class SeedServer:
     """The seed under `flask run`, as its README starts it."""
 
-    def __init__(self, python: Path, graph: FakeGraph, model: FakeOpenAI, prefix: tuple[str, ...]):
+    def __init__(self, python: Path, graph_url: str, model_url: str, prefix: tuple[str, ...]):
         port = free_port()
         env = {
             **os.environ,
             "PAGE_ACCESS_TOKEN": PAGE_TOKEN,
             "VERIFY_TOKEN": VERIFY_TOKEN,
             "OPENAI_API_KEY": OPENAI_KEY,
-            "OPENAI_BASE_URL": model.base_url,
-            "GRAPH_API_URL": graph.url,
+            "OPENAI_BASE_URL": model_url + "/v1",
+            "GRAPH_API_URL": graph_url,
         }
         command = [*prefix, str(python), "-m", "flask", "--app", "seed_app", "run", "--port", str(port)]
         self.process = subprocess.Popen(
@@ -157,35 +160,30 @@ def seed_python() -> Path | None:
 
 def run(args: argparse.Namespace, name: str, pinned: bool, seed: Path | None, extra: dict[str, str]) -> Figures:
     """One server through the whole workload, with fresh fakes."""
-    # Threads inherit the affinity of the thread that starts them: the fakes' and the load's, this one's.
+    # Processes and threads inherit the affinity of the thread that starts them: the fakes' and the load's,
+    # this one's.
     os.sched_setaffinity(0, {0} if pinned else set(range(os.cpu_count() or 1)))
     prefix = ("taskset", "-c", "1") if pinned else ()
-    replies: dict[str, queue.Queue[float]] = defaultdict(queue.Queue)
-    typing: dict[str, list[float]] = defaultdict(list)
-
-    def graph_answer(request: dict) -> Reply:
-        psid = request.get("recipient", {}).get("id", "")
-        if request.get("message", {}).get("text"):
-            replies[psid].put(time.monotonic())
-        elif request.get("sender_action") == "typing_on":
-            typing[psid].append(time.monotonic())
-        return Reply(body={"recipient_id": psid, "message_id": "m_sent"})
-
-    graph, model = FakeGraph(), FakeOpenAI(lambda request: completion(ANSWER, delay=args.model_delay))
-    graph.default = graph_answer
+    graph, model = Fake("graph", args.model_delay), Fake("model", args.model_delay)
     data = tempfile.TemporaryDirectory(prefix="side-by-side-")
     server: Server
     if seed is not None:
-        server = SeedServer(seed, graph, model, prefix)
+        server = SeedServer(seed, graph.url, model.url, prefix)
     else:
         # Only what an owner must set; the service's data (if its defaults keep any) in a fresh folder.
-        owner = {key: value for key, value in settings(graph, model).items() if key not in ("LOG_LEVEL",)}
-        owner.pop("OPENAI_MAX_RETRIES")
+        owner = {
+            "PAGE_ACCESS_TOKEN": PAGE_TOKEN,
+            "VERIFY_TOKEN": VERIFY_TOKEN,
+            "APP_SECRET": APP_SECRET,
+            "OPENAI_API_KEY": OPENAI_KEY,
+            "OPENAI_BASE_URL": model.url + "/v1",
+            "GRAPH_API_URL": graph.url + "/v23.0",
+        }
         service = GunicornService({**owner, "DATA_DIR": data.name, **extra}, prefix=prefix)
         service.session.get(service.url + "/healthz", timeout=30).raise_for_status()
         server = service
     try:
-        return workload(server, replies, typing, args)
+        return workload(server, graph, args)
     finally:
         server.stop()
         graph.close()
@@ -194,12 +192,59 @@ def run(args: argparse.Namespace, name: str, pinned: bool, seed: Path | None, ex
         print(f"  ({name}, {'pinned' if pinned else 'unpinned'}: done)", flush=True)
 
 
-def workload(
-    server: Server,
-    replies: dict[str, queue.Queue[float]],
-    typing: dict[str, list[float]],
-    args: argparse.Namespace,
-) -> Figures:
+class Fake:
+    """A fake API in a process of its own: with the load in the same interpreter, each would queue behind the
+    other's threads, and the server's figures would carry the harness's waits. The fake Graph API reports each
+    reply and typing indicator it receives back to this process, with the time it arrived."""
+
+    def __init__(self, kind: str, model_delay: float):
+        self._connection, theirs = multiprocessing.Pipe()
+        self._process = multiprocessing.Process(target=_serve, args=(kind, theirs, model_delay), daemon=True)
+        self._process.start()
+        self.url: str = self._connection.recv()
+        self.replies: dict[str, queue.Queue[float]] = defaultdict(queue.Queue)
+        self.typing: dict[str, list[float]] = defaultdict(list)
+        if kind == "graph":
+            threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(EOFError, OSError):
+            while True:
+                what, psid, at = self._connection.recv()
+                if what == "reply":
+                    self.replies[psid].put(at)
+                else:
+                    self.typing[psid].append(at)
+
+    def close(self) -> None:
+        self._process.terminate()
+        self._process.join()
+
+
+def _serve(kind: str, connection: Connection, model_delay: float) -> None:
+    """Serve one fake API until terminated, telling its URL first."""
+    sending = threading.Lock()
+
+    def graph_answer(request: dict) -> Reply:
+        psid = request.get("recipient", {}).get("id", "")
+        kind = "reply" if request.get("message", {}).get("text") else request.get("sender_action")
+        if kind in ("reply", "typing_on"):
+            with sending:
+                connection.send((kind, psid, time.monotonic()))
+        return Reply(body={"recipient_id": psid, "message_id": "m_sent"})
+
+    if kind == "graph":
+        graph = FakeGraph()
+        graph.default = graph_answer
+        connection.send(graph.url)
+    else:
+        model = FakeOpenAI(lambda request: completion(ANSWER, delay=model_delay))
+        connection.send(model.url)
+    threading.Event().wait()
+
+
+def workload(server: Server, graph: Fake, args: argparse.Namespace) -> Figures:
+    replies, typing = graph.replies, graph.typing
     acks: list[float] = []
     latencies: list[float] = []
     typing_latencies: list[float] = []
