@@ -40,7 +40,8 @@ def pool(url: str, connections: int, timeout: float) -> urllib3.HTTPConnectionPo
 
 def target(pool: urllib3.HTTPConnectionPool, url: str) -> str:
     """What `pool.urlopen` is given for `url`: its path and query, or the whole URL when the pool sends plain
-    HTTP through a proxy (which needs it whole)."""
+    HTTP through a proxy (which needs it whole; the pool's host is then the proxy's, so `urlopen` is called with
+    `assert_same_host=False`)."""
     if pool.proxy is not None and pool.scheme == "http":
         return url
     return urllib3.util.parse_url(url).request_uri

@@ -207,7 +207,9 @@ class GraphClient:
         url = f"{self._me}/{endpoint}?{self._query}" if endpoint else f"{self._me}?{self._query}"
         body = None if payload is None else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         try:
-            response = self._pool.urlopen(method, url, body=body, headers=JSON if body else None)
+            response = self._pool.urlopen(
+                method, url, body=body, headers=JSON if body else None, assert_same_host=False
+            )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             # The exception text may hold the URL and so the token: only its type is reported.
             # Only a failed connection proves nothing reached Meta; after a read timeout or a

@@ -51,6 +51,7 @@ class PooledTransport(httpx2.BaseTransport):
                 timeout=urllib3.Timeout(connect=timeouts.get("connect"), read=timeouts.get("read")),
                 preload_content=False,
                 decode_content=False,  # httpx decodes what the Content-Encoding says
+                assert_same_host=False,  # through a plain-HTTP proxy, the pool's host is the proxy's
             )
         return httpx2.Response(
             status_code=response.status,
