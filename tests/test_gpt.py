@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import httpx2
+import pytest
 from openai import OpenAI
 
 from inboxgpt.config import settings_from_mapping
 from inboxgpt.model.gpt import ChatModel, ModelSettings, drop_older_half
+from tests.fakes import Reply, completion, streamed
 
 
 def test_openai_itself_gets_max_completion_tokens(config):
@@ -62,3 +65,54 @@ def test_dropping_the_older_half_keeps_whole_turns():
     shorter = drop_older_half([system, *turns, new])
     assert shorter == [system, *turns[-4:], new]
     assert drop_older_half([system, new]) == [system, new]
+
+
+def stream_body(reply: Reply, malformed_after: int | None = None) -> bytes:
+    """A streamed chat completion's bytes, as the server sends them; with a malformed event after so many."""
+    assert reply.chunks is not None
+    events = [f"data: {json.dumps(chunk)}\n\n".encode() for chunk in reply.chunks] + [b"data: [DONE]\n\n"]
+    if malformed_after is not None:
+        events.insert(malformed_after, b'data: {"choices": [\n\n')
+    return b"".join(events)
+
+
+def model_reading(config: dict, reads: list[bytes]) -> ChatModel:
+    """A model whose server's streamed answer arrives in exactly these reads."""
+
+    def openai_api(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, stream=Reads(reads))
+
+    settings = settings_from_mapping(config)
+    client = OpenAI(
+        api_key=settings.openai_api_key.reveal(), http_client=httpx2.Client(transport=httpx2.MockTransport(openai_api))
+    )
+    return ChatModel(ModelSettings.from_settings(settings), client=client)
+
+
+class Reads(httpx2.SyncByteStream):
+    def __init__(self, reads: list[bytes]):
+        self._reads = reads
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._reads
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 100_000])
+def test_a_stream_gives_the_same_answer_however_it_is_cut_into_reads(config, size):
+    body = stream_body(streamed(completion("Hello there, how can I help you today?", completion_tokens=9)))
+    pieces: list[str] = []
+    reply = model_reading(config, [body[at : at + size] for at in range(0, len(body), size)]).complete(
+        [{"role": "user", "content": "hello"}], on_text=pieces.append
+    )
+    assert "".join(pieces) == "Hello there, how can I help you today?"
+    assert not reply.broken
+    assert reply.completion_tokens == 9
+
+
+def test_a_malformed_event_keeps_what_came_before_it_in_the_same_read(config):
+    # The role, then "Open" and "ing": the answer as far as the malformed event.
+    body = stream_body(streamed(completion("Opening words of the answer")), malformed_after=3)
+    pieces: list[str] = []
+    reply = model_reading(config, [body]).complete([{"role": "user", "content": "hello"}], on_text=pieces.append)
+    assert "".join(pieces) == "Opening"
+    assert reply.broken

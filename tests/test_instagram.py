@@ -14,7 +14,7 @@ from inboxgpt import replies
 from inboxgpt.channels.instagram import INSTAGRAM_MAX_BYTES
 from inboxgpt.channels.text import split_text, utf8_units
 from inboxgpt.model import prompt
-from tests.fakes import completion
+from tests.fakes import Reply, completion, echo_answer
 from tests.helpers import load, page_body, poster, text_event
 
 IGSID = "1122334455667788"
@@ -33,6 +33,12 @@ def ig_text(text: str, mid: str) -> dict:
 
 
 def test_an_instagram_message_is_answered_through_the_send_api_with_the_instagram_scoped_id(post, graph, openai_server):
+    def answer_once_seen(request: dict) -> Reply:
+        # A real model takes longer than the seen and typing calls; this one waits for them to be sure.
+        graph.wait_for(lambda: "mark_seen" in graph.sequence(IGSID), timeout=10)
+        return echo_answer(request)
+
+    openai_server.default = answer_once_seen
     assert post(ig("text.json")).status_code == HTTPStatus.OK
     assert openai_server.requests[0]["messages"][-1]["content"] == "Hi! Do you ship to Canada?"
     calls = graph.calls

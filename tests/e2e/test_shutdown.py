@@ -63,7 +63,9 @@ def test_a_deploy_loses_no_queued_message(store_url):
         for n in range(3):
             body = page_body(*(text_event(texts[person][n], psid=person) for person in people))
             assert service.post(body).status_code == 200
-        assert model.wait_for(lambda: len(model.requests) >= len(people))  # each first message is in hand
+            if n == 0:
+                # Each first message in hand before the others come: they wait in the queue, not in its burst.
+                assert model.wait_for(lambda: len(model.requests) >= len(people))
         assert service.stop() == 0  # SIGTERM, as a deploy sends
         if store_url == "memory://":
             # Nobody else will answer what this process holds: it answers everything before it exits.
