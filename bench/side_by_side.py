@@ -2,7 +2,8 @@
 
     python -m bench.side_by_side                  # 40 people x 4 messages, model 1.0 s; pinned, then unpinned
     python -m bench.side_by_side --runs 3         # the median of 3 runs of each
-    python -m bench.side_by_side --only service --env STREAM=off --env WEB_CONCURRENCY=2
+    python -m bench.side_by_side --only service --env STREAM=off
+    python -m bench.side_by_side --only service --env WEB_CONCURRENCY=2 --env 'STORE_URL=sqlite:///{data}/bot.db'
     python -m bench.side_by_side --quick          # a few seconds (what CI runs)
 
 The seed (bench/seed/seed_app.py) runs as it runs itself: Flask's threaded development server, the model
@@ -170,7 +171,7 @@ def run(args: argparse.Namespace, name: str, pinned: bool, seed: Path | None, ex
     if seed is not None:
         server = SeedServer(seed, graph.url, model.url, prefix)
     else:
-        # Only what an owner must set; the service's data (if its defaults keep any) in a fresh folder.
+        # Only what an owner must set, and the --env given ("{data}" in one names a fresh folder for this run).
         owner = {
             "PAGE_ACCESS_TOKEN": PAGE_TOKEN,
             "VERIFY_TOKEN": VERIFY_TOKEN,
@@ -179,7 +180,8 @@ def run(args: argparse.Namespace, name: str, pinned: bool, seed: Path | None, ex
             "OPENAI_BASE_URL": model.url + "/v1",
             "GRAPH_API_URL": graph.url + "/v23.0",
         }
-        service = GunicornService({**owner, "DATA_DIR": data.name, **extra}, prefix=prefix)
+        given = {name: value.replace("{data}", data.name) for name, value in extra.items()}
+        service = GunicornService({**owner, **given}, prefix=prefix)
         service.session.get(service.url + "/healthz", timeout=30).raise_for_status()
         server = service
     try:
