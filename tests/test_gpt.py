@@ -116,3 +116,16 @@ def test_a_malformed_event_keeps_what_came_before_it_in_the_same_read(config):
     reply = model_reading(config, [body]).complete([{"role": "user", "content": "hello"}], on_text=pieces.append)
     assert "".join(pieces) == "Opening"
     assert reply.broken
+
+
+def test_the_model_server_is_not_told_about_the_machine(config, openai_server):
+    model = ChatModel(ModelSettings.from_settings(settings_from_mapping(config)))
+    try:
+        assert model.complete([{"role": "user", "content": "hello"}]).text == "You said: hello"
+    finally:
+        model.close()
+    (headers,) = openai_server.headers
+    assert headers["authorization"] == f"Bearer {config['OPENAI_API_KEY']}"
+    assert not [
+        name for name in headers if name.startswith("x-stainless-") and "retry" not in name and "timeout" not in name
+    ]
