@@ -34,12 +34,15 @@ from tests.helpers import (
 )
 
 SHORT_ANSWER = "An answer of a typical length, a sentence or two."
+MODEL_SECONDS = 0.02
 
 
 def serve_fakes(connection: Connection, answer: str) -> None:
     """Run both fake APIs until the benchmark says it is done."""
     graph, model = FakeGraph(), FakeOpenAI()
-    model.default = lambda request: completion(answer)
+    # A model that takes a moment, as every real one does: typing and seen go out before its answer (an
+    # answer faster than their turn would leave them out, and their CPU with them).
+    model.default = lambda request: completion(answer, delay=MODEL_SECONDS)
     connection.send((graph.url, model.base_url))
     connection.recv()  # until the benchmark says it is done
     graph.close()
