@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import time
 from pathlib import Path
 
+from inboxgpt.web.signature import sign
 from tests.fakes import FakeGraph, FakeOpenAI
 from tests.gunicorn_service import GunicornService
-from tests.helpers import APP_SECRET, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN
+from tests.helpers import APP_SECRET, OPENAI_KEY, PAGE_ID, PAGE_TOKEN, VERIFY_TOKEN, meta_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +46,18 @@ def start(graph: FakeGraph, model: FakeOpenAI, baseline: bool = False, **extra: 
         service = GunicornService(settings(graph, model, **extra), ready_line="Booting worker")
         service.session.get(service.url + "/healthz", timeout=30).raise_for_status()
     return service
+
+
+def signed_message(psid: str, mid: str, text: str) -> tuple[bytes, dict[str, str]]:
+    """A webhook body carrying one text message, as Meta sends it, and its headers (signed)."""
+    event = {
+        "sender": {"id": psid},
+        "recipient": {"id": PAGE_ID},
+        "timestamp": int(time.time() * 1000),
+        "message": {"mid": mid, "text": text},
+    }
+    raw = meta_json({"object": "page", "entry": [{"id": PAGE_ID, "time": 0, "messaging": [event]}]})
+    return raw, {"Content-Type": "application/json", "X-Hub-Signature-256": sign(raw, APP_SECRET)}
 
 
 def parse(parser: argparse.ArgumentParser, **quick: object) -> argparse.Namespace:

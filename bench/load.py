@@ -24,10 +24,8 @@ from collections import defaultdict
 
 import requests
 
-from bench.common import FakeGraph, FakeOpenAI, machine, parse, percentile, start
-from inboxgpt.web.signature import sign
+from bench.common import FakeGraph, FakeOpenAI, machine, parse, percentile, signed_message, start
 from tests.fakes import Reply, completion
-from tests.helpers import APP_SECRET, PAGE_ID, meta_json
 
 # About 300 tokens in four paragraphs, as a model writes a longer answer.
 LONG_ANSWER = "\n\n".join(
@@ -130,20 +128,9 @@ def run(
         # the same millisecond; after that each writes as soon as the last reply is delivered.
         time.sleep(offset)
         for n in range(messages):
-            event = {
-                "sender": {"id": psid},
-                "recipient": {"id": PAGE_ID},
-                "timestamp": int(time.time() * 1000),
-                "message": {"mid": f"m_{next(mids)}", "text": f"question {n} from {psid}"},
-            }
-            raw = meta_json({"object": "page", "entry": [{"id": PAGE_ID, "time": 0, "messaging": [event]}]})
+            raw, headers = signed_message(psid, f"m_{next(mids)}", f"question {n} from {psid}")
             sent = time.monotonic()
-            response = session.post(
-                service.url + "/",
-                data=raw,
-                timeout=120,
-                headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(raw, APP_SECRET)},
-            )
+            response = session.post(service.url + "/", data=raw, timeout=120, headers=headers)
             acked = time.monotonic()
             try:
                 arrived = replies[psid].get(timeout=model_delay * 20 + 30)

@@ -45,11 +45,10 @@ from typing import Any, Protocol
 
 import requests
 
-from bench.common import FakeGraph, FakeOpenAI, machine, parse, percentile
-from inboxgpt.web.signature import sign
+from bench.common import FakeGraph, FakeOpenAI, machine, parse, percentile, signed_message
 from tests.fakes import Reply, completion
 from tests.gunicorn_service import GunicornService, Lines, cpu_seconds, descendants, free_port
-from tests.helpers import APP_SECRET, OPENAI_KEY, PAGE_ID, PAGE_TOKEN, VERIFY_TOKEN, meta_json
+from tests.helpers import APP_SECRET, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN
 
 SEED_DIR = Path(__file__).resolve().parent / "seed"
 SEED_VENV = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "inboxgpt-bench" / "seed-venv"
@@ -259,14 +258,7 @@ def workload(server: Server, graph: Fake, args: argparse.Namespace) -> Figures:
         session = requests.Session()
         ready.wait()
         for n in range(args.messages):
-            event = {
-                "sender": {"id": psid},
-                "recipient": {"id": PAGE_ID},
-                "timestamp": int(time.time() * 1000),
-                "message": {"mid": f"m_{psid}_{n}", "text": f"question {n} from {psid}"},
-            }
-            raw = meta_json({"object": "page", "entry": [{"id": PAGE_ID, "time": 0, "messaging": [event]}]})
-            headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(raw, APP_SECRET)}
+            raw, headers = signed_message(psid, f"m_{psid}_{n}", f"question {n} from {psid}")
             sent = time.monotonic()
             response = session.post(server.url + "/", data=raw, headers=headers, timeout=120)
             acked = time.monotonic()
