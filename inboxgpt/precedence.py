@@ -29,6 +29,9 @@ class Stage(IntEnum):
     REST = 2  # typing and seen
 
 
+LATER = {stage: [later for later in Stage if later > stage] for stage in Stage}
+
+
 class Precedence:
     """Gates for each stage after the first, open while no earlier work is under way or has just ended."""
 
@@ -52,22 +55,16 @@ class Precedence:
 
     @contextmanager
     def working(self, stage: Stage) -> Iterator[None]:
-        """Count the block as `stage` work under way, until it ends, calls `done` or `start`s another stage."""
-        self.start(stage)
+        """Count the block as `stage` work under way, until it ends or calls `done`."""
+        with self._changed:
+            self._under_way[stage] += 1
+            for later in LATER[stage]:
+                self._open[later].clear()
+        self._mine.stage = stage
         try:
             yield
         finally:
             self.done()
-
-    def start(self, stage: Stage) -> None:
-        """Count this thread's work from now as `stage` work (ending the stage it was in)."""
-        self.done()
-        with self._changed:
-            self._under_way[stage] += 1
-            for later in Stage:
-                if later > stage:
-                    self._open[later].clear()
-        self._mine.stage = stage
 
     def done(self) -> None:
         """End this thread's work early (its model request has left: what follows is not urgent)."""
@@ -93,7 +90,7 @@ class Precedence:
         with self._changed:
             while True:
                 wait = None
-                for stage in Stage:
+                for stage in LATER[Stage.ACK]:  # nothing comes before a webhook: its gate never closes
                     if self._open[stage].is_set() or any(self._under_way[:stage]):
                         continue
                     left = max(self._last_ended[:stage]) + self._quiet - self._clock()

@@ -17,7 +17,8 @@ SendAction = Callable[[str, str], object]
 
 
 class TypingIndicator:
-    """Sends typing_on and mark_seen beside the model call, renews typing, and never lets it follow the reply."""
+    """Sends typing_on and mark_seen once the model request has left (after every other request under way), renews
+    typing, and never lets it follow the reply."""
 
     def __init__(
         self,
