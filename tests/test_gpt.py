@@ -10,7 +10,7 @@ import pytest
 from openai import OpenAI
 
 from inboxgpt.config import settings_from_mapping
-from inboxgpt.model.gpt import ChatModel, ModelSettings, drop_older_half
+from inboxgpt.model.gpt import ChatModel, Failure, ModelError, ModelSettings, drop_older_half
 from tests.fakes import Reply, completion, streamed
 
 
@@ -129,3 +129,23 @@ def test_the_model_server_is_not_told_about_the_machine(config, openai_server):
     assert not [
         name for name in headers if name.startswith("x-stainless-") and "retry" not in name and "timeout" not in name
     ]
+
+
+class CutOff(httpx2.SyncByteStream):
+    def __iter__(self) -> Iterator[bytes]:
+        yield b'{"choices": ['
+        raise httpx2.ReadError("connection reset by peer")
+
+
+def test_a_whole_answer_to_a_streamed_request_cut_off_midway_is_a_failure_not_a_crash(config):
+    def openai_api(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"content-type": "application/json"}, stream=CutOff())
+
+    settings = settings_from_mapping(config)
+    client = OpenAI(
+        api_key=settings.openai_api_key.reveal(), http_client=httpx2.Client(transport=httpx2.MockTransport(openai_api))
+    )
+    model = ChatModel(ModelSettings.from_settings(settings), client=client)
+    with pytest.raises(ModelError) as failed:
+        model.complete([{"role": "user", "content": "hello"}], on_text=lambda text: True)
+    assert failed.value.failure is Failure.SERVER

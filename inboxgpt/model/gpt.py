@@ -328,6 +328,10 @@ class ChatModel:
             if response.headers.get("content-type", "").startswith("application/json"):
                 return self._plain_answer(response.read(), on_text)
             return _read_stream(response.iter_bytes(), on_text, deadline)
+        except httpx2.TimeoutException:
+            raise ModelError(Failure.TIMEOUT) from None  # a whole answer that stopped arriving
+        except httpx2.HTTPError:
+            raise ModelError(Failure.SERVER) from None
         finally:
             response.close()
 
