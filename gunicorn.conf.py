@@ -4,6 +4,7 @@ The bot's settings are checked here, in the master, before any worker starts: a 
 setting stops gunicorn with the one clear message instead of a worker's traceback.
 """
 
+import contextlib
 import gc
 import os
 import re
@@ -65,6 +66,13 @@ timeout = 30
 # with the in-memory store, every queued one); this covers the longest one answer can take,
 # from the timeouts and retries in the settings.
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT") or answer_seconds(settings) + 5)
+# Each worker keeps to one core (PIN_WORKERS=off to let them move). One interpreter runs one thread at a time, so a
+# worker gains nothing from a second core, but its threads handing the interpreter's lock between cores cost it:
+# on a 2-core machine shared with other work, a reply took 3.6 ms of CPU instead of 4.8 to 5.1 ms, and came sooner
+# (docs/performance.md).
+PIN_WORKERS = os.environ.get("PIN_WORKERS", "on").strip().lower()
+if PIN_WORKERS not in ("on", "off"):
+    raise SystemExit("PIN_WORKERS must be on or off")
 # Meta reuses connections; keep them a little longer than the 2 s default.
 keepalive = 15
 
@@ -122,6 +130,17 @@ def post_worker_init(worker: object) -> None:
     allocations rather than every 700, which measured a little faster on every figure (docs/performance.md)."""
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
+    if PIN_WORKERS == "on" and hasattr(os, "sched_setaffinity"):
+        core = one_core(sorted(os.sched_getaffinity(0)), getattr(worker, "age", 0))
+        # Every thread of the worker, those the app has started included; later ones inherit it.
+        for thread in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):  # a thread that has just ended
+                os.sched_setaffinity(int(thread), {core})
+
+
+def one_core(allowed: list[int], worker_age: int) -> int:
+    """The core a worker keeps to: the workers in turn over the cores the server may use."""
+    return allowed[worker_age % len(allowed)]
 
 
 def worker_exit(server: object, worker: object) -> None:

@@ -79,6 +79,19 @@ def test_gunicorn_conf_fits_the_service(gunicorn_conf):
     assert gunicorn_conf["timeout"] >= 20  # Meta's own limit on a webhook call
 
 
+def test_workers_keep_to_one_core_each_in_turn(gunicorn_conf):
+    one_core = gunicorn_conf["one_core"]
+    assert [one_core([0, 1, 2, 3], age) for age in range(1, 6)] == [1, 2, 3, 0, 1]
+    assert one_core([5], 7) == 5  # the one core a server was given (taskset, a cpuset)
+
+
+def test_pinning_is_on_or_off_and_nothing_else(environment):
+    environment.setenv("PIN_WORKERS", "sometimes")
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert "PIN_WORKERS must be on or off" in str(stopped.value.code)
+
+
 def test_access_log_never_prints_query_strings(gunicorn_conf):
     log_format = gunicorn_conf["access_log_format"]
     assert "%(U)s" in log_format
