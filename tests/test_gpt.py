@@ -109,6 +109,17 @@ def test_a_stream_gives_the_same_answer_however_it_is_cut_into_reads(config, siz
     assert reply.completion_tokens == 9
 
 
+@pytest.mark.parametrize("line_end", [b"\r\n", b"\r"])
+def test_a_stream_whose_lines_end_in_carriage_returns_reads_the_same(config, line_end):
+    body = stream_body(streamed(completion("Hello there, how can I help you today?"))).replace(b"\n", line_end)
+    pieces: list[str] = []
+    reply = model_reading(config, [body[at : at + 5] for at in range(0, len(body), 5)]).complete(
+        [{"role": "user", "content": "hello"}], on_text=pieces.append
+    )
+    assert "".join(pieces) == "Hello there, how can I help you today?"
+    assert not reply.broken
+
+
 def test_a_malformed_event_keeps_what_came_before_it_in_the_same_read(config):
     # The role, then "Open" and "ing": the answer as far as the malformed event.
     body = stream_body(streamed(completion("Opening words of the answer")), malformed_after=3)

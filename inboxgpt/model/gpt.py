@@ -416,7 +416,8 @@ def _events(body: Iterable[bytes]) -> Iterator[list[object]]:
     blank lines are left out too, but each read still yields (an empty list), so a deadline is checked."""
     rest = b""
     for data in body:
-        lines = (rest + data).split(b"\n")
+        # A line may end in CR LF or CR alone: as LF, each leaves at most a blank line more, which is skipped.
+        lines = (rest + data).replace(b"\r", b"\n").split(b"\n")
         rest = lines.pop()  # a line not yet whole
         found = [line[5:].strip() for line in lines if line.startswith(b"data:")]
         found = [item for item in found if item != b"[DONE]"]
