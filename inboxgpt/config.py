@@ -121,6 +121,11 @@ class Settings:
     instagram_handover_app_id: str = INSTAGRAM_INBOX_APP_ID
     # Answer Instagram Direct messages of the account linked to the Page.
     instagram: bool = True
+    # WhatsApp: a System User's token and the business number's id in the Cloud API (both, or neither).
+    whatsapp_token: Secret | None = None
+    whatsapp_phone_number_id: str | None = None
+    # Answer WhatsApp messages when the two above are set; off: acknowledged and ignored.
+    whatsapp: bool = True
     # The Messenger profile `flask --app app page-setup` sends.
     greeting: str | None = None
     ice_breakers: tuple[str, ...] = ()
@@ -143,6 +148,11 @@ class Settings:
     embedding_cache: Path | None = None
     # How long a message's embedding may take before the knowledge is searched by words alone.
     embedding_query_seconds: float = 3.0
+
+    @property
+    def whatsapp_configured(self) -> bool:
+        """True when the WhatsApp Cloud API's token and business number are both set."""
+        return bool(self.whatsapp_token and self.whatsapp_token.reveal() and self.whatsapp_phone_number_id)
 
     @property
     def meta_configured(self) -> bool:
@@ -213,6 +223,12 @@ def _psid_list(raw: str) -> frozenset[str]:
 def _app_id(raw: str) -> str:
     if not raw.isdigit():
         raise ValueError("must be a Meta app id (digits)")
+    return raw
+
+
+def _numeric_id(raw: str) -> str:
+    if not raw.isdigit():
+        raise ValueError("must be the id Meta shows for it (digits)")
     return raw
 
 
@@ -317,6 +333,9 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "HUMAN_PAUSE_MINUTES": ("human_pause_minutes", _positive_float),
     "HANDOVER_APP_ID": ("handover_app_id", _app_id),
     "INSTAGRAM": ("instagram", _flag),
+    "WHATSAPP_TOKEN": ("whatsapp_token", Secret),
+    "WHATSAPP_PHONE_NUMBER_ID": ("whatsapp_phone_number_id", _numeric_id),
+    "WHATSAPP": ("whatsapp", _flag),
     "INSTAGRAM_HANDOVER_APP_ID": ("instagram_handover_app_id", _app_id),
     "GREETING": ("greeting", _greeting),
     "ICE_BREAKERS": ("ice_breakers", _ice_breakers),

@@ -55,6 +55,9 @@ CANNOT_USE = {
     # Instagram
     "story_mention": "Thanks for mentioning us in your story! I can't see stories, but ask me anything here.",
     "ephemeral": "I can't open disappearing photos or videos. Could you send it as a regular message, or describe it?",
+    # WhatsApp
+    "contacts": "Thanks! I can't read shared contacts yet. Could you type what you'd like me to know?",
+    "order": "Thanks for your order! I can't read orders here. Could you tell me what you'd like to know about it?",
 }
 CANNOT_OPEN = "I can't open shared links or posts yet. Could you paste the text, or tell me about it?"
 

@@ -33,6 +33,8 @@ def check_settings(settings: Settings) -> None:
     gunicorn's master calls it too)."""
     knowledge_tokens = settings.knowledge_max_tokens if settings.knowledge_dir else None
     problems = prompt.window_problems(settings.model_context_tokens, settings.system_prompt, knowledge_tokens)
+    if bool(settings.whatsapp_token) != bool(settings.whatsapp_phone_number_id):
+        problems.append("WHATSAPP_TOKEN and WHATSAPP_PHONE_NUMBER_ID go together: set both, or neither")
     if problems:
         raise ConfigError(problems)
 

@@ -13,7 +13,8 @@ from inboxgpt.precedence import Precedence, Stage
 
 logger = logging.getLogger(__name__)
 
-SendAction = Callable[[str, str], object]
+# (person, action, the message it is about) -> whether it was shown
+SendAction = Callable[[str, str, str | None], object]
 
 
 class TypingIndicator:
@@ -39,14 +40,16 @@ class TypingIndicator:
         self._due: dict[str, float] = {}
         self._in_flight: dict[str, Future] = {}
         self._unseen: set[str] = set()  # people whose typing is due but whose message is not yet marked seen
+        self._about: dict[str, str | None] = {}  # the message each person's indicator is about (WhatsApp marks it read)
         self._renewer: threading.Thread | None = None
         # Called with the person's id when a reply waits for an indicator call under way (a test's hook).
         self.on_wait: Callable[[str], object] = lambda psid: None
 
     @contextmanager
-    def shown(self, psid: str, deferred: bool = False) -> Iterator[Callable[[], None]]:
-        """Show seen and typing while the block runs, from its start or (`deferred`) from when the block calls
-        the function it is given; on leaving, wait out any indicator call under way."""
+    def shown(self, psid: str, deferred: bool = False, message_id: str | None = None) -> Iterator[Callable[[], None]]:
+        """Show seen and typing (about the person's message `message_id`) while the block runs, from its start or
+        (`deferred`) from when the block calls the function it is given; on leaving, wait out any indicator call
+        under way."""
 
         def begin() -> None:
             # Called as the model request leaves: this thread's urgent work is done (see precedence.py).
@@ -57,6 +60,7 @@ class TypingIndicator:
                 # Due now, sent by the renewer once every request under way has left.
                 self._due[psid] = self._clock()
                 self._unseen.add(psid)
+                self._about[psid] = message_id
                 if self._renewer is None:
                     # Started on first use, not at import, so that each forked server worker has its own.
                     self._renewer = threading.Thread(target=self._renew_forever, name="typing-renewer", daemon=True)
@@ -71,6 +75,7 @@ class TypingIndicator:
             with self._changed:
                 self._due.pop(psid, None)
                 self._unseen.discard(psid)
+                self._about.pop(psid, None)
                 call = self._in_flight.pop(psid, None)
             # Typing that arrived after the reply would show for 20 s more: the reply waits for
             # a call already under way, and one not yet started (or not yet due) is dropped.
@@ -89,19 +94,19 @@ class TypingIndicator:
         """Stop the indicator's threads, once no reply is being written."""
         self._pool.shutdown(wait=True)
 
-    def _submit(self, psid: str, *actions: str) -> Future:
+    def _submit(self, psid: str, message_id: str | None, *actions: str) -> Future:
         try:
-            return self._pool.submit(self._send, psid, *actions)
+            return self._pool.submit(self._send, psid, message_id, *actions)
         except RuntimeError:
             # The process is shutting down: the reply still goes out, without an indicator.
             skipped: Future = Future()
             skipped.set_result(None)
             return skipped
 
-    def _send(self, psid: str, *actions: str) -> None:
+    def _send(self, psid: str, message_id: str | None, *actions: str) -> None:
         try:
             for action in actions:
-                self._send_action(psid, action)
+                self._send_action(psid, action, message_id)
         except Exception:
             # Only an indicator: its failure must not cost the person their reply.
             logger.exception("typing indicator for psid=%s failed", psid)
@@ -120,7 +125,7 @@ class TypingIndicator:
                         # Typing first: it is what tells the person an answer is coming.
                         actions = ("typing_on", "mark_seen") if psid in self._unseen else ("typing_on",)
                         self._unseen.discard(psid)
-                        self._in_flight[psid] = self._submit(psid, *actions)
+                        self._in_flight[psid] = self._submit(psid, self._about.get(psid), *actions)
 
     def _any_due(self) -> bool:
         now = self._clock()

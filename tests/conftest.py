@@ -9,7 +9,16 @@ import responses
 
 from inboxgpt.web.app import EXTENSION, create_app
 from tests.fakes import FakeGraph, FakeOpenAI
-from tests.helpers import APP_SECRET, GRAPH_VERSION, OPENAI_KEY, PAGE_TOKEN, VERIFY_TOKEN, poster
+from tests.helpers import (
+    APP_SECRET,
+    GRAPH_VERSION,
+    OPENAI_KEY,
+    PAGE_TOKEN,
+    VERIFY_TOKEN,
+    WHATSAPP_NUMBER_ID,
+    WHATSAPP_TOKEN,
+    poster,
+)
 from tests.redis_server import RedisServer
 
 
@@ -78,6 +87,8 @@ def config(openai_server, graph) -> dict:
         "OPENAI_MAX_RETRIES": "0",
         "OPENAI_TIMEOUT": "5",
         "GRAPH_API_URL": graph.url + GRAPH_VERSION,
+        "WHATSAPP_TOKEN": WHATSAPP_TOKEN,
+        "WHATSAPP_PHONE_NUMBER_ID": WHATSAPP_NUMBER_ID,
         "GRAPH_BACKOFF": "0",
         # Off unless a test is about them: many tests send a burst from one person.
         "LIMIT_PER_MINUTE": "0",

@@ -424,6 +424,8 @@ class FakeGraph(_Server):
     def _accept(self, request: dict) -> Reply:
         if not request:  # GET /me: the page the token belongs to
             return Reply(body={"name": "Test Page", "id": "1234567890"})
+        if request.get("messaging_product") == "whatsapp":
+            return self._accept_whatsapp(request)
         if "message" not in request and "sender_action" not in request:
             return Reply(body={"success": True})  # thread control, the Messenger profile
         recipient = request.get("recipient", {}).get("id")
@@ -431,6 +433,21 @@ class FakeGraph(_Server):
         if "message" in request:
             self.message_ids.append(message_id)
         return Reply(body={"recipient_id": recipient, "message_id": message_id})
+
+    def _accept_whatsapp(self, request: dict) -> Reply:
+        """The WhatsApp Cloud API's answers: a message's id, or success for a read receipt."""
+        if "status" in request:
+            return Reply(body={"success": True})
+        message_id = f"wamid.reply_{len(self.requests)}"
+        self.message_ids.append(message_id)
+        to = request.get("to")
+        return Reply(
+            body={
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": to}],
+                "messages": [{"id": message_id}],
+            }
+        )
 
     def reset(self) -> None:
         """Forget what was received and scripted."""
@@ -516,18 +533,24 @@ class FakeGraph(_Server):
         return [entry for entry in self.sequence(psid) if not entry.startswith("text:")]
 
     def sequence(self, psid: str | None = None) -> list[str]:
-        """Everything sent through the Send API, in order: sender actions by name, messages as 'text:...'."""
-        return [
-            "text:" + r["message"].get("text", "") if "message" in r else r.get("sender_action", "")
-            for r in self.calls
-            if psid in (None, r.get("recipient", {}).get("id"))
-        ]
+        """Everything sent through the Send API, in order: sender actions by name, messages as 'text:...'. On
+        WhatsApp, a read receipt with the typing indicator is 'read+typing:<the message's id>' (it names no person,
+        so only the sequence of all shows it)."""
+        return [_sent(r) for r in self.calls if psid in (None, r.get("recipient", {}).get("id"), r.get("to"))]
+
+
+def _sent(request: dict) -> str:
+    if request.get("messaging_product") == "whatsapp":
+        if "status" in request:
+            return f"read+typing:{request.get('message_id')}"
+        return "text:" + request.get("text", {}).get("body", "")
+    return "text:" + request["message"].get("text", "") if "message" in request else request.get("sender_action", "")
 
 
 def _applies(calls: bool | str, endpoint: str, request: dict) -> bool:
     """Whether a failure scripted for `calls` (see FakeGraph.failures) applies to this call."""
     if calls is True:
-        return "message" in request
+        return "message" in request or request.get("type") == "text"  # Messenger's and WhatsApp's
     return calls is False or calls == endpoint
 
 

@@ -1,4 +1,5 @@
-"""The contract every channel keeps (channels/base.py), run against each: Messenger, Instagram, the terminal."""
+"""The contract every channel keeps (channels/base.py), run against each: Messenger, Instagram, WhatsApp, the
+terminal."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ from inboxgpt.events import BadBody, Message
 from tests.helpers import load
 
 # A realistic webhook body of each channel that has webhooks, and the id Meta gives its person.
-BODIES = {"messenger": ("text.json", "6543210987654321"), "instagram": ("instagram/text.json", "1122334455667788")}
+BODIES = {
+    "messenger": ("text.json", "6543210987654321"),
+    "instagram": ("instagram/text.json", "1122334455667788"),
+    "whatsapp": ("whatsapp/text.json", "16505551234"),
+}
 LONG = "A sentence of a long answer, with an emoji 🙂 now and then. " * 200
 
 
-@pytest.fixture(params=["messenger", "instagram", "terminal"])
+@pytest.fixture(params=["messenger", "instagram", "whatsapp", "terminal"])
 def channel(request, config, graph) -> Channel:
     if request.param == "terminal":
         return TerminalChannel()
@@ -46,15 +51,15 @@ def test_sending_returns_the_message_id_and_text(channel, graph):
     assert sent[1] == "Hello!"
     assert sent[0]
     if channel.webhook_object:
-        (call,) = graph.calls
-        assert call["recipient"] == {"id": "123456"}  # Meta's id, never the key
-        assert call["message"]["text"] == "Hello!"
+        assert graph.texts("123456") == ["Hello!"]  # to Meta's id, never the key
+        assert graph.message_ids == [sent[0]]
 
 
 def test_sender_actions_say_whether_they_went(channel, graph):
-    assert channel.send_action(channel.key("123456"), "typing_on") is True
+    assert channel.send_action(channel.key("123456"), "typing_on", "m_about") is True
     if channel.webhook_object:
-        assert graph.calls[-1]["sender_action"] == "typing_on"
+        # Messenger's typing is the conversation's; WhatsApp's rides on the read receipt of the message.
+        assert graph.sequence()[-1] in ("typing_on", "read+typing:m_about")
 
 
 def test_a_webhook_body_becomes_events_keyed_by_the_channel(channel):
@@ -84,11 +89,13 @@ def test_a_channel_with_an_inbox_can_hand_the_conversation_over(channel, graph):
 def test_the_router_finds_each_channel_by_key_and_by_webhook(config):
     settings = settings_from_mapping(config)
     channels = page_channels(GraphClient(GraphSettings.from_settings(settings)), settings)
-    assert channels.names == ["messenger", "instagram"]
+    assert channels.names == ["messenger", "instagram", "whatsapp"]
     assert channels.of("ig:42").name == "instagram"
+    assert channels.of("wa:42").name == "whatsapp"
     assert channels.of("42").name == "messenger"
     assert channels.for_webhook(load("instagram/text.json")).name == "instagram"
+    assert channels.for_webhook(load("whatsapp/text.json")).name == "whatsapp"
     with pytest.raises(BadBody):
-        channels.for_webhook({"object": "whatsapp_business_account", "entry": []})
+        channels.for_webhook({"object": "user", "entry": []})
     with pytest.raises(LookupError):
         Channels([TerminalChannel()]).of("42")

@@ -247,4 +247,4 @@ def test_usage_counts_replies_by_channel(config, make_app, tmp_path):
     post(page_body(text_event("hello")))
     post(page_body(text_event("hello again")))
     result = app.test_cli_runner().invoke(args=["usage"])
-    assert "3 replies (messenger 2, instagram 1)" in result.output
+    assert "3 replies (messenger 2, instagram 1, whatsapp 0)" in result.output

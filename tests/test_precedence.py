@@ -116,7 +116,7 @@ def test_typing_and_seen_wait_for_the_other_requests_under_way_and_never_follow_
     sent: list[tuple[str, str]] = []
     arrived = threading.Condition()
 
-    def send_action(psid: str, action: str) -> bool:
+    def send_action(psid: str, action: str, message_id: str | None) -> bool:
         with arrived:
             sent.append((psid, action))
             arrived.notify_all()

@@ -73,4 +73,4 @@ def test_usage_command_shows_todays_totals(config, make_app, openai_server, tmp_
     runner = make_app(config).test_cli_runner()
     runner.invoke(args=["chat"], input="one\ntwo\n")
     result = runner.invoke(args=["usage"])
-    assert "2 replies (messenger 2, instagram 0), 100 prompt tokens, 20 completion tokens" in result.output
+    assert "2 replies (messenger 2, instagram 0, whatsapp 0), 100 prompt tokens, 20 completion tokens" in result.output

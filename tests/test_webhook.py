@@ -122,7 +122,7 @@ def test_body_over_one_mib_is_refused(client, graph):
         b"null",
         b'{"object":"page"}',
         b'{"object":"page","entry":{}}',
-        b'{"object":"whatsapp_business_account","entry":[]}',
+        b'{"object":"user","entry":[]}',  # a webhook of no channel here
         b'{"entry":[]}',
     ],
 )

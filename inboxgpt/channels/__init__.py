@@ -1,5 +1,6 @@
 """The page's inboxes, each a channel behind one interface (base.py): Messenger and Instagram over one Graph API
-client, and the terminal. A channel is added as one module and one line in `PAGE_CHANNELS`."""
+client, WhatsApp over a client of its own, and the terminal. A channel is added as one module and one line in
+`PAGE_CHANNELS`."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from inboxgpt.channels.base import Channels
 from inboxgpt.channels.graph import GraphClient
 from inboxgpt.channels.instagram import InstagramChannel
 from inboxgpt.channels.messenger import GraphChannel, MessengerChannel
+from inboxgpt.channels.whatsapp import WhatsAppChannel
 from inboxgpt.config import Settings
 
 # Every channel the page may have, in the order they are shown (usage).
-PAGE_CHANNELS: tuple[type[GraphChannel], ...] = (MessengerChannel, InstagramChannel)
+PAGE_CHANNELS: tuple[type[GraphChannel], ...] = (MessengerChannel, InstagramChannel, WhatsAppChannel)
 NAMES = tuple(channel.name for channel in PAGE_CHANNELS)
 
 

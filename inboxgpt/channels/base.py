@@ -60,8 +60,9 @@ class Channel(ABC):
         """Send one message; return (message id, text) of what it took. May raise GraphError."""
 
     @abstractmethod
-    def send_action(self, key: str, action: str) -> bool:
-        """Show a sender action such as typing_on; return False if it failed."""
+    def send_action(self, key: str, action: str, message_id: str | None = None) -> bool:
+        """Show a sender action such as typing_on, about the person's message `message_id` when known; return False
+        if it failed."""
 
     def pass_thread(self, key: str, target_app_id: str, metadata: str) -> bool:
         """Hand the conversation to another app (the page's inbox); return False if refused."""
@@ -122,9 +123,9 @@ class Channels:
         """Send one message already within the channel's length limit (a piece of `split`). May raise GraphError."""
         return self.of(key).send_text(key, piece)
 
-    def send_action(self, key: str, action: str) -> bool:
-        """Show a sender action such as typing_on; return False if it failed."""
-        return self.of(key).send_action(key, action)
+    def send_action(self, key: str, action: str, message_id: str | None = None) -> bool:
+        """Show a sender action such as typing_on (about the person's message `message_id`); False if it failed."""
+        return self.of(key).send_action(key, action, message_id)
 
     def inbox(self, key: str) -> Inbox | None:
         """Where /human hands this person's conversation; None if their channel has no inbox."""

@@ -9,7 +9,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from urllib.parse import urlencode
 
@@ -26,22 +26,26 @@ THREAD_ELSEWHERE = 2018300
 MAX_BACKOFF_SECONDS = 8.0
 JSON = {"Content-Type": "application/json"}
 
-TRANSIENT_CODES = {1, 2, 4, 17, 32, 613, 1200}
-# What a permanent error means for the page owner, logged once when it happens.
+# WhatsApp's too many messages for the number (130429) or to one person (131056) in a short time pass too.
+TRANSIENT_CODES = {1, 2, 4, 17, 32, 613, 1200, 130429, 131056}
+# What a permanent error means for the page owner, logged once when it happens; {token} names the setting of the
+# token the client sends (PAGE_ACCESS_TOKEN, or WHATSAPP_TOKEN).
 PERMANENT_MEANINGS = {
-    190: "the page access token is invalid or expired: renew PAGE_ACCESS_TOKEN",
+    190: "the {token_name} is invalid or expired: renew {token}",
     10: "the person last wrote more than 24 hours ago, so the page may not answer",
+    131047: "the person last wrote more than 24 hours ago: WhatsApp allows only approved templates now",
     551: "this person is not available (they blocked the page or left Messenger)",
     100: "Meta rejected a parameter (for example the recipient id)",
     200: "the app lacks a permission: check pages_messaging is granted for this page",
     230: "the app lacks a permission: check pages_messaging is granted for this page",
 }
+TOKEN_NAMES = {"PAGE_ACCESS_TOKEN": "page access token", "WHATSAPP_TOKEN": "WhatsApp token"}
 SUBCODE_MEANINGS = {
     2018278: PERMANENT_MEANINGS[10],
     THREAD_ELSEWHERE: "another app (the Page Inbox, say) controls this conversation now",
     2018001: "no person matches this recipient id for this page",
-    460: "the page access token was invalidated by a password change: renew PAGE_ACCESS_TOKEN",
-    463: "the page access token has expired: renew PAGE_ACCESS_TOKEN",
+    460: "the {token_name} was invalidated by a password change: renew {token}",
+    463: "the {token_name} has expired: renew {token}",
 }
 
 
@@ -62,8 +66,8 @@ class GraphError(Exception):
         return self.code == 10 and self.subcode == THREAD_ELSEWHERE
 
 
-def error_from_response(status: int, body: bytes) -> GraphError:
-    """Build a GraphError from a failed Send API response."""
+def error_from_response(status: int, body: bytes, token: str = "PAGE_ACCESS_TOKEN") -> GraphError:
+    """Build a GraphError from a failed Send API response (`token`: the setting of the token that was sent)."""
     try:
         error = json.loads(body).get("error") or {}
     except (ValueError, AttributeError):
@@ -80,7 +84,7 @@ def error_from_response(status: int, body: bytes) -> GraphError:
         (SUBCODE_MEANINGS.get(subcode) if subcode is not None else None)
         or (PERMANENT_MEANINGS.get(code) if code is not None else None)
         or ("a temporary failure at Meta" if transient else "the request was refused")
-    )
+    ).format(token=token, token_name=TOKEN_NAMES.get(token, "token"))
     return GraphError(status, code, subcode, transient, meaning)
 
 
@@ -109,6 +113,10 @@ class GraphSettings:
     backoff: float
     # Connections kept open at once: every reply thread and its typing indicator may be sending.
     connections: int
+    # The node calls go to: the page (`me`), or a WhatsApp business number's id.
+    node: str = "me"
+    # The token as an `Authorization: Bearer` header (WhatsApp's Cloud API), not in the query with its proof.
+    bearer: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GraphSettings:
@@ -120,6 +128,18 @@ class GraphSettings:
             max_retries=settings.graph_max_retries,
             backoff=settings.graph_backoff,
             connections=2 * settings.worker_threads,
+        )
+
+    @classmethod
+    def for_whatsapp(cls, settings: Settings) -> GraphSettings:
+        """The WhatsApp Cloud API's calls: to the business number, with the System User's token."""
+        assert settings.whatsapp_token is not None
+        assert settings.whatsapp_phone_number_id is not None
+        return replace(
+            cls.from_settings(settings),
+            page_token=settings.whatsapp_token,
+            node=settings.whatsapp_phone_number_id,
+            bearer=True,
         )
 
     def worst_case_seconds(self) -> float:
@@ -137,9 +157,14 @@ class GraphClient:
         proof = hmac.new(settings.app_secret.reveal().encode(), token.encode(), hashlib.sha256).hexdigest()
         # Calls go straight to a urllib3 pool (see upstream.py): Meta neither redirects nor sets cookies on them.
         self._pool = upstream.pool(settings.api_url, settings.connections, settings.timeout)
-        # Encoded once: every call carries the same two parameters.
-        self._me = upstream.target(self._pool, f"{settings.api_url}/me")
-        self._query = urlencode({"access_token": token, "appsecret_proof": proof})
+        self._me = upstream.target(self._pool, f"{settings.api_url}/{settings.node}")
+        # Encoded once: every call carries the same two parameters, or the same header.
+        self._query = "" if settings.bearer else "?" + urlencode({"access_token": token, "appsecret_proof": proof})
+        self._headers = {**JSON, "Authorization": f"Bearer {token}"} if settings.bearer else JSON
+        self._auth_headers = {"Authorization": f"Bearer {token}"} if settings.bearer else None
+        # Only the page token's state is shown (health, the page_token_valid gauge).
+        self._page = not settings.bearer
+        self._token_setting = "WHATSAPP_TOKEN" if settings.bearer else "PAGE_ACCESS_TOKEN"
         self.max_retries = settings.max_retries
         self._backoff = settings.backoff
         self._sleep = sleep
@@ -204,11 +229,11 @@ class GraphClient:
 
     def _attempt(self, endpoint: str, payload: dict | None, method: str = "POST") -> dict:
         """Make one call to /me/`endpoint`; return Meta's answer, or raise GraphError."""
-        url = f"{self._me}/{endpoint}?{self._query}" if endpoint else f"{self._me}?{self._query}"
+        url = f"{self._me}/{endpoint}{self._query}" if endpoint else f"{self._me}{self._query}"
         body = None if payload is None else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         try:
             response = self._pool.urlopen(
-                method, url, body=body, headers=JSON if body else None, assert_same_host=False
+                method, url, body=body, headers=self._headers if body else self._auth_headers, assert_same_host=False
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             # The exception text may hold the URL and so the token: only its type is reported.
@@ -217,7 +242,7 @@ class GraphClient:
             unsent = isinstance(exc, ConnectTimeoutError)  # a refused or unresolved connection is one too
             raise GraphError(0, None, None, unsent, f"no answer from Meta ({type(exc).__name__})") from None
         if response.status >= HTTPStatus.BAD_REQUEST:
-            error = error_from_response(response.status, response.data)
+            error = error_from_response(response.status, response.data, self._token_setting)
             if error.code == 190:
                 self._token_checked(False)
             raise error
@@ -229,6 +254,8 @@ class GraphClient:
         return answer if isinstance(answer, dict) else {}
 
     def _token_checked(self, works: bool) -> None:
+        if not self._page:
+            return
         # Set on every call, not only on a change: the most recent write of any worker is what a scrape shows.
         self._page_token_works = works
         metrics.PAGE_TOKEN_VALID.set(1 if works else 0)

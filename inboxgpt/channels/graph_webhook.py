@@ -96,10 +96,10 @@ def _timestamp(value: Any) -> int:
 
 
 def _id(party: Any) -> str | None:
-    return _identifier(party.get("id")) if isinstance(party, dict) else None
+    return identifier(party.get("id")) if isinstance(party, dict) else None
 
 
-def _identifier(value: Any) -> str | None:
+def identifier(value: Any) -> str | None:
     """An id as Meta writes them: printable ASCII of a sane length; anything else is malformed."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         value = str(value)
@@ -108,30 +108,30 @@ def _identifier(value: Any) -> str | None:
     return None
 
 
-def _str(value: Any) -> str | None:
+def text_field(value: Any) -> str | None:
     """A text field; lone surrogates (valid JSON, unencodable text) become U+FFFD."""
     return LONE_SURROGATE.sub("\ufffd", value) if isinstance(value, str) else None
 
 
-def _dict(value: Any) -> dict:
+def object_field(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
 def _message(message: Any, psid: str, timestamp: int, standby: bool, channel: str) -> Message | None:
     if not isinstance(message, dict):
         return None
-    mid = _identifier(message.get("mid"))
+    mid = identifier(message.get("mid"))
     if not mid:
         return None
-    quick_reply_payload = _str(_dict(message.get("quick_reply")).get("payload"))
-    reply_to = _dict(message.get("reply_to"))
+    quick_reply_payload = text_field(object_field(message.get("quick_reply")).get("payload"))
+    reply_to = object_field(message.get("reply_to"))
     return Message(
         psid=psid,
         mid=mid,
         timestamp=timestamp,
-        text=_str(message.get("text")),
+        text=text_field(message.get("text")),
         quick_reply_payload=quick_reply_payload,
-        reply_to_mid=_identifier(reply_to.get("mid")),
+        reply_to_mid=identifier(reply_to.get("mid")),
         attachments=_attachments(message),
         standby=standby,
         channel=channel,
@@ -140,16 +140,16 @@ def _message(message: Any, psid: str, timestamp: int, standby: bool, channel: st
 
 
 def _echo(message: dict, psid: str, timestamp: int, standby: bool, channel: str) -> Echo | None:
-    mid = _identifier(message.get("mid"))
+    mid = identifier(message.get("mid"))
     if not mid:
         return None
     return Echo(
         psid=psid,
         mid=mid,
         timestamp=timestamp,
-        text=_str(message.get("text")),
-        app_id=_identifier(message.get("app_id")),
-        metadata=_str(message.get("metadata")),
+        text=text_field(message.get("text")),
+        app_id=identifier(message.get("app_id")),
+        metadata=text_field(message.get("metadata")),
         attachments=_attachments(message),
         standby=standby,
         channel=channel,
@@ -157,15 +157,15 @@ def _echo(message: dict, psid: str, timestamp: int, standby: bool, channel: str)
 
 
 def _handover(kind: str, details: Any, psid: str, timestamp: int, channel: str) -> Handover:
-    details = _dict(details)
+    details = object_field(details)
     return Handover(
         psid=psid,
         action=kind,
         timestamp=timestamp,
-        new_owner_app_id=_identifier(details.get("new_owner_app_id")),
-        previous_owner_app_id=_identifier(details.get("previous_owner_app_id")),
-        requested_owner_app_id=_identifier(details.get("requested_owner_app_id")),
-        metadata=_str(details.get("metadata")),
+        new_owner_app_id=identifier(details.get("new_owner_app_id")),
+        previous_owner_app_id=identifier(details.get("previous_owner_app_id")),
+        requested_owner_app_id=identifier(details.get("requested_owner_app_id")),
+        metadata=text_field(details.get("metadata")),
         channel=channel,
     )
 
@@ -178,11 +178,11 @@ def _attachments(message: dict) -> tuple[Attachment, ...]:
 
 
 def _attachment(raw: dict) -> Attachment:
-    payload = _dict(raw.get("payload"))  # a `fallback` may carry `payload: null`
+    payload = object_field(raw.get("payload"))  # a `fallback` may carry `payload: null`
     sticker_id = payload.get("sticker_id")
     return Attachment(
-        type=_str(raw.get("type")) or "unknown",
-        url=_str(payload.get("url")),
+        type=text_field(raw.get("type")) or "unknown",
+        url=text_field(payload.get("url")),
         sticker_id=sticker_id if isinstance(sticker_id, int) and not isinstance(sticker_id, bool) else None,
     )
 
@@ -192,10 +192,10 @@ def _postback(postback: Any, psid: str, timestamp: int, standby: bool, channel: 
         return None
     return Postback(
         psid=psid,
-        payload=_str(postback.get("payload")) or "",
-        title=_str(postback.get("title")) or "",
+        payload=text_field(postback.get("payload")) or "",
+        title=text_field(postback.get("title")) or "",
         timestamp=timestamp,
-        mid=_identifier(postback.get("mid")),
+        mid=identifier(postback.get("mid")),
         standby=standby,
         channel=channel,
     )

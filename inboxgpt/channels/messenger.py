@@ -24,7 +24,7 @@ class GraphChannel(Channel):
     """A channel of the Messenger Platform's shape: its webhooks read alike, and it sends through the page's Graph
     client (sender actions and thread control alike)."""
 
-    def __init__(self, graph: GraphClient, inbox: Inbox, enabled: bool = True):
+    def __init__(self, graph: GraphClient, inbox: Inbox | None, enabled: bool = True):
         self._graph = graph
         self.inbox = inbox
         self.enabled = enabled
@@ -47,8 +47,9 @@ class GraphChannel(Channel):
     def _text_payload(self, to: str, text: str) -> dict:
         return {"recipient": {"id": to}, "message": {"text": text}}
 
-    def send_action(self, key: str, action: str) -> bool:
-        """Send a sender action (mark_seen, typing_on, typing_off) once; return False if it failed."""
+    def send_action(self, key: str, action: str, message_id: str | None = None) -> bool:
+        """Send a sender action (mark_seen, typing_on, typing_off) once; return False if it failed. Messenger's apply
+        to the conversation, not to one message."""
         # Not retried: an indicator that comes late is worse than none, and the reply waits for it.
         payload = {"recipient": {"id": self.scoped_id(key)}, "sender_action": action}
         return self._graph.accepted(payload, psid=key, max_retries=0)

@@ -27,6 +27,6 @@ class TerminalChannel(Channel):
         click.echo(f"bot> {text}")
         return [(f"terminal-reply-{next(self._replies)}", text)]
 
-    def send_action(self, key: str, action: str) -> bool:
+    def send_action(self, key: str, action: str, message_id: str | None = None) -> bool:
         """Typing and seen have nothing to show in a terminal."""
         return True

@@ -117,7 +117,7 @@ class Replier:
         settings = self._settings
         try:
             with (
-                self._typing.shown(event.psid),
+                self._typing.shown(event.psid, message_id=message_id_of(event)),
                 downloaded(
                     self._media,
                     voice_url,
@@ -204,7 +204,7 @@ class Replier:
             return not outbox.full  # past the message cap, the rest of the answer is not wanted
 
         # Typing and seen start once the request has left: the model starts thinking first.
-        with self._typing.shown(psid, deferred=True) as show:
+        with self._typing.shown(psid, deferred=True, message_id=message_id_of(event)) as show:
             try:
                 completion = self._model.complete(
                     messages,
@@ -273,6 +273,11 @@ class Replier:
         if sum(len(message.text) for message in messages) > limit:
             self._mailbox.send(messages[-1].event, replies.TRUNCATED.format(limit=limit))
         return parts
+
+
+def message_id_of(event: Event) -> str | None:
+    """The id of the person's message an answer is about (WhatsApp marks it read), if it has one."""
+    return getattr(event, "mid", None)
 
 
 def _observe_reply(event: Event, completion: Completion, sent: list[tuple[str, str]]) -> None:

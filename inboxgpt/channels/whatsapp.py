@@ -1,0 +1,183 @@
+"""WhatsApp: the business number's conversations through Meta's WhatsApp Cloud API: the same Meta app, webhook and
+signature as the Page's, its own token (a System User's) and its own endpoint (`/{phone number id}/messages`).
+
+A webhook's `entry[].changes[].value` carries `messages` (what people send), `statuses` (receipts of what the
+business sent: counted, never answered) and `errors`. A person's key is their id behind "wa:", exactly as sent: a
+phone number's `wa_id`, or a business-scoped user id, which is not a number and must never be reduced to digits.
+Photos, voice notes and other media arrive as media ids; until they are fetched here, they get the honest "can't use
+that" answer (their caption unread rather than answered without what it is about).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any, Self
+
+from inboxgpt.channels.graph import GraphClient, GraphSettings
+from inboxgpt.channels.graph_webhook import identifier, object_field, text_field
+from inboxgpt.channels.messenger import GraphChannel
+from inboxgpt.channels.text import split_text
+from inboxgpt.config import Settings
+from inboxgpt.events import Attachment, Event, Message, ParsedBody
+
+logger = logging.getLogger(__name__)
+
+# WhatsApp's limit on a text message's body.
+WHATSAPP_MAX_CHARS = 4096
+# Seconds since 1970 above this (year 5138) are not real times.
+MAX_TIMESTAMP_S = 10**11
+# Kinds of message answered as text: the person's words, or the title of the button or list row they chose.
+CHOICES = ("interactive", "button")
+# Kinds that need no answer: a reaction to a message, a change of the person's number, a first-contact welcome
+# (answered with the greeting once WhatsApp's greeting is set up here).
+NOT_ANSWERED = ("reaction", "system", "request_welcome", "ephemeral", "revoke")
+# WhatsApp's kinds of media by the names the other channels give them (replies.py answers each).
+ATTACHMENT_TYPES = {"document": "file"}
+
+
+class WhatsAppChannel(GraphChannel):
+    """The business number's WhatsApp conversations: keys behind "wa:"; text in messages of up to 4,096 characters;
+    the read receipt and the typing indicator in one call about the person's message."""
+
+    name = "whatsapp"
+    webhook_object = "whatsapp_business_account"
+    tag = "wa:"
+
+    def __init__(self, client: GraphClient, enabled: bool, own_client: bool):
+        super().__init__(client, None, enabled)
+        self._own_client = own_client
+
+    @classmethod
+    def from_settings(cls, graph: GraphClient, settings: Settings) -> Self:
+        """Answering with its own client when the token and number are set; without them its webhooks are read and
+        acknowledged, never answered (there is no number to answer from)."""
+        if not settings.whatsapp_configured:
+            return cls(graph, enabled=False, own_client=False)
+        return cls(GraphClient(GraphSettings.for_whatsapp(settings)), enabled=settings.whatsapp, own_client=True)
+
+    def read(self, body: dict[str, Any]) -> ParsedBody:
+        """The people's messages of a webhook body; receipts, errors and other fields counted as skipped."""
+        events: list[Event] = []
+        skipped: Counter = Counter()
+        for entry in body["entry"]:
+            changes = object_field(entry).get("changes")
+            if not isinstance(changes, list):
+                skipped["malformed"] += 1
+                continue
+            for change in changes:
+                change = object_field(change)
+                value, field = object_field(change.get("value")), text_field(change.get("field"))
+                if field != "messages" or not value:
+                    # smb_message_echoes, history, account updates...: not this channel's to answer (yet).
+                    skipped[(field or "malformed")[:40]] += 1
+                    continue
+                self._read_value(value, events, skipped)
+        return ParsedBody(tuple(events), skipped, self.name)
+
+    def _read_value(self, value: dict, events: list[Event], skipped: Counter) -> None:
+        for status in _items(value.get("statuses")):
+            state = text_field(status.get("status")) or "unknown"
+            skipped[f"status_{state}"[:40]] += 1
+            if state == "failed":
+                codes = [object_field(error).get("code") for error in _items(status.get("errors"))]
+                logger.warning("WhatsApp reports a message of the business's failed: error code %s", codes or "none")
+        for error in _items(value.get("errors")):
+            skipped["error"] += 1
+            logger.warning("WhatsApp reports an error in its webhook: code %s", error.get("code"))
+        for message in _items(value.get("messages")):
+            event, kind = self._message(message)
+            if event is None:
+                skipped[kind] += 1
+            else:
+                events.append(event)
+
+    def _message(self, message: dict) -> tuple[Message | None, str]:
+        """One of `value.messages` as an event, or None and the kind it was skipped as."""
+        kind = text_field(message.get("type")) or "malformed"
+        sender = identifier(message.get("from")) or identifier(message.get("from_user_id"))
+        mid = identifier(message.get("id"))
+        if sender is None or mid is None:
+            return None, "malformed"
+        if message.get("group_id") is not None:
+            return None, "group"  # a business's assistant answers people, not groups
+        if kind in NOT_ANSWERED:
+            return None, kind[:40]
+        seconds = message.get("timestamp")
+        timestamp = int(seconds) * 1000 if isinstance(seconds, str) and seconds.isdigit() else 0
+        timestamp = min(timestamp, MAX_TIMESTAMP_S * 1000)
+        quoted = identifier(object_field(message.get("context")).get("id"))
+
+        def said(**what: Any) -> Message:
+            return Message(psid=self.key(sender), mid=mid, timestamp=timestamp, channel=self.name, **what)
+
+        if kind == "text":
+            return said(text=text_field(object_field(message.get("text")).get("body")), reply_to_mid=quoted), kind
+        if kind in CHOICES:
+            chosen = _choice(message)
+            if chosen is None:
+                return None, "malformed"
+            return said(text=chosen[0], quick_reply_payload=chosen[1]), kind
+        # Media, locations, contacts, orders, kinds not yet invented: answered honestly as what the bot can't use.
+        attachment = Attachment(type=ATTACHMENT_TYPES.get(kind, kind[:40]))
+        return said(attachments=(attachment,), reply_to_mid=quoted), kind
+
+    def split(self, text: str) -> list[str]:
+        """Messages of at most 4,096 characters."""
+        return split_text(text, WHATSAPP_MAX_CHARS)
+
+    def send_text(self, key: str, text: str) -> list[tuple[str, str]]:
+        """Send one text message, retrying passing failures; return (message id, text). May raise GraphError."""
+        payload = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": self.scoped_id(key),
+            "type": "text",
+            "text": {"body": text, "preview_url": False},
+        }
+        answer = self._graph.post(payload, psid=key, what="message", max_retries=self._graph.max_retries)
+        sent = [object_field(item).get("id") for item in _items(answer.get("messages"))]
+        return [(str(sent[0] if sent else ""), text)]
+
+    def send_action(self, key: str, action: str, message_id: str | None = None) -> bool:
+        """typing_on: the person's message marked read and the typing indicator shown, in one call (WhatsApp ends
+        the indicator with the reply, or after 25 s). mark_seen and typing_off need no call of their own."""
+        if action != "typing_on" or message_id is None:
+            return True
+        payload = {
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": message_id,
+            "typing_indicator": {"type": "text"},
+        }
+        return self._graph.accepted(payload, psid=key, max_retries=0)
+
+    def pass_thread(self, key: str, target_app_id: str, metadata: str) -> bool:
+        """WhatsApp has no inbox to hand a conversation to (no inbox: /human pauses the bot)."""
+        return True
+
+    def take_thread(self, key: str, metadata: str) -> bool:
+        """Nothing to take back: the bot never handed it over."""
+        return True
+
+    def close(self) -> None:
+        if self._own_client:
+            self._graph.close()
+
+
+def _items(value: Any) -> list[dict]:
+    """The objects of a JSON list (anything else in it, and a missing list, left out)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _choice(message: dict) -> tuple[str, str | None] | None:
+    """The title and id of the button or list row the person chose (a template's quick reply: its text and
+    payload)."""
+    if message.get("type") == "button":
+        button = object_field(message.get("button"))
+        text = text_field(button.get("text"))
+        return (text, text_field(button.get("payload"))) if text else None
+    interactive = object_field(message.get("interactive"))
+    reply = object_field(interactive.get("button_reply")) or object_field(interactive.get("list_reply"))
+    title = text_field(reply.get("title"))
+    return (title, text_field(reply.get("id"))) if title else None

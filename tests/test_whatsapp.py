@@ -1,0 +1,182 @@
+"""WhatsApp through the same webhook: its bodies read into events, its people answered through the Cloud API."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+import pytest
+
+from inboxgpt import replies
+from inboxgpt.channels import page_channels
+from inboxgpt.channels.graph import GraphClient, GraphSettings
+from inboxgpt.config import ConfigError, settings_from_mapping
+from inboxgpt.events import Message
+from inboxgpt.web.app import create_app
+from tests.fakes import Reply, completion, echo_answer
+from tests.helpers import WHATSAPP_NUMBER_ID, WHATSAPP_TOKEN, load, page_body, text_event
+
+WA_ID = "16505551234"
+WAMID = "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQUVCNjY3RkE4NTI3QjE3RjQ1RgA="
+
+
+def whatsapp(config: dict):
+    settings = settings_from_mapping(config)
+    channels = page_channels(GraphClient(GraphSettings.from_settings(settings)), settings)
+    return next(channel for channel in channels.all if channel.name == "whatsapp")
+
+
+def wa(name: str) -> dict:
+    return load(f"whatsapp/{name}")
+
+
+# --- reading ---
+
+
+def test_a_text_is_a_message_from_the_person_keyed_by_their_id_as_sent(config):
+    parsed = whatsapp(config).read(wa("text.json"))
+    (event,) = parsed.events
+    assert isinstance(event, Message)
+    assert (event.psid, event.mid, event.text) == (f"wa:{WA_ID}", WAMID, "Hi! Do you deliver on Sundays?")
+    assert event.timestamp == 1764540000 * 1000
+    assert event.event_id == f"wa:{WAMID}"
+    assert parsed.channel == "whatsapp"
+
+
+def test_a_business_scoped_id_is_kept_whole_never_reduced_to_digits(config):
+    (event,) = whatsapp(config).read(wa("business_scoped.json")).events
+    assert event.psid == "wa:US.13491208655302741918"
+
+
+def test_receipts_are_counted_and_a_failed_one_logged_with_its_code_but_not_the_person(config, caplog):
+    caplog.set_level(logging.INFO)
+    parsed = whatsapp(config).read(wa("statuses.json"))
+    assert parsed.events == ()
+    assert parsed.skipped == {"status_sent": 1, "status_delivered": 1, "status_read": 1, "status_failed": 1}
+    assert "131047" in caplog.text
+    assert WA_ID not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("group.json", "group"), ("reaction.json", "reaction"), ("echoes.json", "smb_message_echoes")],
+)
+def test_groups_reactions_and_other_fields_are_not_answered(config, name, kind):
+    parsed = whatsapp(config).read(wa(name))
+    assert parsed.events == ()
+    assert parsed.skipped == {kind: 1}
+
+
+def test_a_quote_names_the_message_it_answers(config):
+    (event,) = whatsapp(config).read(wa("quote.json")).events
+    assert event.reply_to_mid == "wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA"
+
+
+def test_malformed_parts_are_skipped_not_raised(config):
+    body = wa("text.json")
+    body["entry"].append({"changes": "no"})
+    body["entry"][0]["changes"].append({"field": "messages", "value": {"messages": [{"type": "text", "from": 5.5}]}})
+    parsed = whatsapp(config).read(body)
+    assert len(parsed.events) == 1
+    assert parsed.skipped == {"malformed": 2}
+
+
+# --- answering ---
+
+
+def test_a_whatsapp_text_is_answered_through_the_cloud_api_with_the_number_and_its_token(post, graph, openai_server):
+    def answer_once_read(request: dict) -> Reply:
+        # A real model takes longer than the read receipt; this one waits for it to be sure.
+        graph.wait_for(lambda: f"read+typing:{WAMID}" in graph.sequence(), timeout=10)
+        return echo_answer(request)
+
+    openai_server.default = answer_once_read
+    assert post(wa("text.json")).status_code == HTTPStatus.OK
+    assert openai_server.requests[0]["messages"][-1]["content"] == "Hi! Do you deliver on Sundays?"
+    # The read receipt names the message, not the person: it is the one before the reply.
+    assert graph.sequence() == [f"read+typing:{WAMID}", "text:You said: Hi! Do you deliver on Sundays?"]
+    reply = graph.calls[-1]
+    assert {k: v for k, v in reply.items() if k != "params"} == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": WA_ID,
+        "type": "text",
+        "text": {"body": "You said: Hi! Do you deliver on Sundays?", "preview_url": False},
+    }
+    assert reply["params"] == {}  # the token goes in a header, never in the address
+    assert graph.paths[-1] == f"/v23.0/{WHATSAPP_NUMBER_ID}/messages"
+    assert graph.headers[-1]["authorization"] == f"Bearer {WHATSAPP_TOKEN}"
+
+
+def test_a_long_answer_is_split_at_4096_characters(post, graph, openai_server):
+    answer = "Une phrase assez longue, avec des accents et un emoji 🙂. " * 150  # about 8,700 characters
+    openai_server.default = lambda request: completion(answer)
+    post(wa("text.json"))
+    texts = graph.texts(WA_ID)
+    assert len(texts) == 3
+    assert all(len(text) <= 4096 for text in texts)
+    assert " ".join(texts).split() == answer.split()
+
+
+def test_a_choice_is_answered_as_the_words_on_the_button(post, graph, openai_server):
+    post(wa("button_reply.json"))
+    post(wa("list_reply.json"))
+    assert [request["messages"][-1]["content"] for request in openai_server.requests] == ["Opening hours", "Medium"]
+
+
+def test_media_not_yet_read_gets_an_honest_answer_and_no_model_call(post, graph, openai_server):
+    post(wa("image.json"))
+    assert openai_server.requests == []
+    (text,) = graph.texts(WA_ID)
+    assert text == replies.cannot_use("image")
+
+
+def test_a_redelivered_message_is_answered_once(post, graph, openai_server):
+    post(wa("text.json"))
+    post(wa("text.json"))
+    assert len(openai_server.requests) == 1
+    assert len(graph.texts(WA_ID)) == 1
+
+
+def test_the_same_id_on_messenger_and_whatsapp_is_two_people(post, openai_server):
+    post(page_body(text_event("on messenger", psid=WA_ID)))
+    post(wa("text.json"))
+    histories = [[m["content"] for m in request["messages"][1:]] for request in openai_server.requests]
+    assert histories == [["on messenger"], ["Hi! Do you deliver on Sundays?"]]
+
+
+def test_outside_the_24_hour_window_the_answer_is_not_retried_and_the_owner_is_told(post, graph, caplog):
+    graph.fail_next(400, code=131047, messages_only=True)
+    post(wa("text.json"))
+    assert graph.texts(WA_ID) == ["You said: Hi! Do you deliver on Sundays?"]  # tried once
+    assert "WhatsApp allows only approved templates now" in caplog.text
+
+
+def test_too_many_messages_to_one_person_is_retried_without_losing_text(config, app_with, graph):
+    config.update(GRAPH_MAX_RETRIES="2")
+    post = app_with(config)
+    graph.fail_next(400, code=131056, messages_only=True)
+    post(wa("text.json"))
+    assert graph.texts(WA_ID) == ["You said: Hi! Do you deliver on Sundays?"] * 2  # refused, then taken
+
+
+def test_a_dead_whatsapp_token_says_which_token_to_renew(post, graph, caplog):
+    graph.fail_next(400, code=190, times=10)
+    post(wa("text.json"))
+    assert "renew WHATSAPP_TOKEN" in caplog.text
+    assert WHATSAPP_TOKEN not in caplog.text
+
+
+@pytest.mark.parametrize("settings", [{"WHATSAPP": "off"}, {"WHATSAPP_TOKEN": "", "WHATSAPP_PHONE_NUMBER_ID": ""}])
+def test_whatsapp_off_or_not_set_up_is_acknowledged_and_ignored(config, app_with, graph, openai_server, settings):
+    config.update(settings)
+    post = app_with(config)
+    assert post(wa("text.json")).status_code == HTTPStatus.OK
+    assert openai_server.requests == []
+    assert graph.calls == []
+
+
+def test_the_token_and_the_number_go_together(config):
+    config.update(WHATSAPP_PHONE_NUMBER_ID="")
+    with pytest.raises(ConfigError, match="WHATSAPP_TOKEN and WHATSAPP_PHONE_NUMBER_ID go together"):
+        create_app(config)
