@@ -488,6 +488,8 @@ class FakeGraph(_Server):
                 self.failures.remove(failure)
         if failure:
             return failure[0]
+        if not request and called.isdigit():  # GET /{phone number id}: the WhatsApp business number
+            return Reply(body={"verified_name": "Test Shop", "display_phone_number": "+1 555-078-3881", "id": called})
         if called == "subscribed_apps":
             apps = [{"id": "1517776481860111", "name": "Page bot", "subscribed_fields": self.subscribed_fields}]
             return Reply(body={"data": apps if self.subscribed_fields else []})

@@ -8,6 +8,7 @@ import pytest
 import responses
 
 from tests.fakes import openai_error
+from tests.helpers import WHATSAPP_NUMBER_ID, WHATSAPP_TOKEN
 from tests.test_terminal import flask
 
 WEBHOOK_URL = "https://bot.example.com/"
@@ -26,11 +27,32 @@ def test_a_working_set_up_passes_every_check(check, graph):
     assert result.output.splitlines() == [
         "✓ page token: works for the page Test Page (id 1234567890)",
         "✓ webhook fields: messages, messaging_postbacks, message_echoes, messaging_handovers, standby",
+        "✓ WhatsApp: the token works for the number +1 555-078-3881 (Test Shop)",
         "✓ OpenAI: the key works and the model gpt-4.1-mini exists",
         "✓ store: memory store reachable and writable",
     ]
-    assert [call["endpoint"] for call in graph.all_calls] == ["me", "subscribed_apps"]
-    assert all(call["params"]["appsecret_proof"] for call in graph.all_calls)
+    page, subscription, number = graph.all_calls
+    assert [call["endpoint"] for call in (page, subscription, number)] == ["me", "subscribed_apps", WHATSAPP_NUMBER_ID]
+    assert page["params"]["appsecret_proof"]
+    assert subscription["params"]["appsecret_proof"]
+    assert number["params"] == {}  # the WhatsApp token goes in a header
+    assert graph.headers[-1]["authorization"] == f"Bearer {WHATSAPP_TOKEN}"
+
+
+def test_a_dead_whatsapp_token_says_how_to_get_one_that_lasts(check, graph):
+    graph.fail_next(400, code=190, endpoint=WHATSAPP_NUMBER_ID)
+    result = check()
+    assert result.exit_code == 1
+    assert "✗ WhatsApp: the token was refused (the WhatsApp token is invalid or expired: renew WHATSAPP_TOKEN)" in (
+        result.output
+    )
+
+
+def test_without_whatsapp_set_up_it_is_not_checked(config, check, graph):
+    config.update(WHATSAPP_TOKEN="", WHATSAPP_PHONE_NUMBER_ID="")
+    result = check()
+    assert result.exit_code == 0, result.output
+    assert "WhatsApp" not in result.output
 
 
 def test_an_expired_page_token_says_how_to_renew_it(check, graph):

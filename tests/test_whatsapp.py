@@ -11,7 +11,7 @@ from inboxgpt import replies
 from inboxgpt.channels import page_channels
 from inboxgpt.channels.graph import GraphClient, GraphSettings
 from inboxgpt.config import ConfigError, settings_from_mapping
-from inboxgpt.events import Message
+from inboxgpt.events import Echo, Message
 from inboxgpt.web.app import create_app
 from tests.fakes import Reply, completion, echo_answer
 from tests.helpers import WHATSAPP_NUMBER_ID, WHATSAPP_TOKEN, load, page_body, text_event
@@ -59,12 +59,31 @@ def test_receipts_are_counted_and_a_failed_one_logged_with_its_code_but_not_the_
 
 @pytest.mark.parametrize(
     ("name", "kind"),
-    [("group.json", "group"), ("reaction.json", "reaction"), ("echoes.json", "smb_message_echoes")],
+    [("group.json", "group"), ("reaction.json", "reaction")],
 )
 def test_groups_reactions_and_other_fields_are_not_answered(config, name, kind):
     parsed = whatsapp(config).read(wa(name))
     assert parsed.events == ()
     assert parsed.skipped == {kind: 1}
+
+
+def test_what_the_business_writes_in_the_app_is_an_echo_to_the_person(config):
+    (event,) = whatsapp(config).read(wa("echoes.json")).events
+    assert isinstance(event, Echo)
+    assert (event.psid, event.text) == (f"wa:{WA_ID}", "Hi Ada, this is Sam from the shop.")
+
+
+def test_what_the_business_writes_in_the_app_pauses_the_bot_for_that_person(post, graph, openai_server):
+    post(wa("echoes.json"))
+    post(wa("text.json"))
+    assert openai_server.requests == []  # the business's people are talking to Ada
+    assert graph.texts(WA_ID) == []
+
+
+def test_a_first_contact_is_greeted_as_get_started_is_on_messenger(post, graph, openai_server):
+    post(wa("request_welcome.json"))
+    assert openai_server.requests == []
+    assert graph.texts(WA_ID) == [replies.GREETING]
 
 
 def test_a_quote_names_the_message_it_answers(config):

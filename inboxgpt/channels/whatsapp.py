@@ -19,7 +19,7 @@ from inboxgpt.channels.graph_webhook import identifier, object_field, text_field
 from inboxgpt.channels.messenger import GraphChannel
 from inboxgpt.channels.text import split_text
 from inboxgpt.config import Settings
-from inboxgpt.events import Attachment, Event, Message, ParsedBody
+from inboxgpt.events import Attachment, Echo, Event, Message, ParsedBody, Postback
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +29,12 @@ WHATSAPP_MAX_CHARS = 4096
 MAX_TIMESTAMP_S = 10**11
 # Kinds of message answered as text: the person's words, or the title of the button or list row they chose.
 CHOICES = ("interactive", "button")
-# Kinds that need no answer: a reaction to a message, a change of the person's number, a first-contact welcome
-# (answered with the greeting once WhatsApp's greeting is set up here).
-NOT_ANSWERED = ("reaction", "system", "request_welcome", "ephemeral", "revoke")
+# Kinds that need no answer: a reaction to a message, a change of the person's number.
+NOT_ANSWERED = ("reaction", "system", "ephemeral", "revoke")
+# A person opening the chat for the first time: greeted as Messenger's Get Started button is.
+WELCOME = "request_welcome"
+# The field of what the business's people write from the WhatsApp Business app, on a number in both.
+ECHOES = "smb_message_echoes"
 # WhatsApp's kinds of media by the names the other channels give them (replies.py answers each).
 ATTACHMENT_TYPES = {"document": "file"}
 
@@ -44,17 +47,20 @@ class WhatsAppChannel(GraphChannel):
     webhook_object = "whatsapp_business_account"
     tag = "wa:"
 
-    def __init__(self, client: GraphClient, enabled: bool, own_client: bool):
+    def __init__(self, client: GraphClient, enabled: bool, own_client: bool, get_started: str):
         super().__init__(client, None, enabled)
         self._own_client = own_client
+        self._get_started = get_started
 
     @classmethod
     def from_settings(cls, graph: GraphClient, settings: Settings) -> Self:
         """Answering with its own client when the token and number are set; without them its webhooks are read and
         acknowledged, never answered (there is no number to answer from)."""
+        get_started = settings.get_started_payload
         if not settings.whatsapp_configured:
-            return cls(graph, enabled=False, own_client=False)
-        return cls(GraphClient(GraphSettings.for_whatsapp(settings)), enabled=settings.whatsapp, own_client=True)
+            return cls(graph, enabled=False, own_client=False, get_started=get_started)
+        client = GraphClient(GraphSettings.for_whatsapp(settings))
+        return cls(client, enabled=settings.whatsapp, own_client=True, get_started=get_started)
 
     def read(self, body: dict[str, Any]) -> ParsedBody:
         """The people's messages of a webhook body; receipts, errors and other fields counted as skipped."""
@@ -68,11 +74,13 @@ class WhatsAppChannel(GraphChannel):
             for change in changes:
                 change = object_field(change)
                 value, field = object_field(change.get("value")), text_field(change.get("field"))
-                if field != "messages" or not value:
-                    # smb_message_echoes, history, account updates...: not this channel's to answer (yet).
+                if field == "messages" and value:
+                    self._read_value(value, events, skipped)
+                elif field == ECHOES and value:
+                    self._read_echoes(value, events, skipped)
+                else:
+                    # history, account updates...: not this channel's to answer.
                     skipped[(field or "malformed")[:40]] += 1
-                    continue
-                self._read_value(value, events, skipped)
         return ParsedBody(tuple(events), skipped, self.name)
 
     def _read_value(self, value: dict, events: list[Event], skipped: Counter) -> None:
@@ -92,7 +100,31 @@ class WhatsAppChannel(GraphChannel):
             else:
                 events.append(event)
 
-    def _message(self, message: dict) -> tuple[Message | None, str]:
+    def _read_echoes(self, value: dict, events: list[Event], skipped: Counter) -> None:
+        """What the business's people wrote from the WhatsApp Business app (a coexistence number): like the page's
+        hand-written messages on Messenger, each pauses the bot for that person and joins the history. The bot's
+        own messages never come back this way."""
+        for echo in _items(value.get("message_echoes")):
+            person, mid = identifier(echo.get("to")), identifier(echo.get("id"))
+            if person is None or mid is None:
+                skipped["malformed"] += 1
+                continue
+            kind = text_field(echo.get("type")) or "unknown"
+            text = text_field(object_field(echo.get("text")).get("body")) if kind == "text" else None
+            attachments = () if kind == "text" else (Attachment(type=ATTACHMENT_TYPES.get(kind, kind[:40])),)
+            timestamp = _milliseconds(echo.get("timestamp"))
+            events.append(
+                Echo(
+                    psid=self.key(person),
+                    mid=mid,
+                    timestamp=timestamp,
+                    text=text,
+                    attachments=attachments,
+                    channel=self.name,
+                )
+            )
+
+    def _message(self, message: dict) -> tuple[Message | Postback | None, str]:
         """One of `value.messages` as an event, or None and the kind it was skipped as."""
         kind = text_field(message.get("type")) or "malformed"
         sender = identifier(message.get("from")) or identifier(message.get("from_user_id"))
@@ -103,9 +135,9 @@ class WhatsAppChannel(GraphChannel):
             return None, "group"  # a business's assistant answers people, not groups
         if kind in NOT_ANSWERED:
             return None, kind[:40]
-        seconds = message.get("timestamp")
-        timestamp = int(seconds) * 1000 if isinstance(seconds, str) and seconds.isdigit() else 0
-        timestamp = min(timestamp, MAX_TIMESTAMP_S * 1000)
+        timestamp = _milliseconds(message.get("timestamp"))
+        if kind == WELCOME:
+            return Postback(self.key(sender), self._get_started, "", timestamp, mid, channel=self.name), kind
         quoted = identifier(object_field(message.get("context")).get("id"))
 
         def said(**what: Any) -> Message:
@@ -163,6 +195,13 @@ class WhatsAppChannel(GraphChannel):
     def close(self) -> None:
         if self._own_client:
             self._graph.close()
+
+
+def _milliseconds(seconds: Any) -> int:
+    """WhatsApp's time (seconds since 1970, as a string) in milliseconds, or 0 (unknown) if it is not one."""
+    if isinstance(seconds, str) and seconds.isdigit() and int(seconds) <= MAX_TIMESTAMP_S:
+        return int(seconds) * 1000
+    return 0
 
 
 def _items(value: Any) -> list[dict]:

@@ -1,7 +1,8 @@
 """`flask --app app check`: try every part of the set-up with the configured settings and say what to fix.
 
-One line per check: the page token, the page's webhook subscription, the OpenAI key and model,
-the store and, when given, the webhook URL. Exits non-zero when something must be fixed.
+One line per check: the page token, the page's webhook subscription, the WhatsApp token and number
+when set, the OpenAI key and model, the store and, when given, the webhook URL. Exits non-zero when
+something must be fixed.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def run_checks(settings: Settings, webhook_url: str | None) -> Iterator[Result]:
         yield from check_subscription(messenger, settings)
     finally:
         messenger.close()
+    if settings.whatsapp_configured:
+        yield check_whatsapp(settings)
     yield check_model(settings)
     yield check_store(settings)
     if webhook_url:
@@ -60,6 +63,22 @@ def check_page_token(messenger: GraphClient) -> Result:
             return Result("page token", "fail", f"refused ({error.meaning}): {fix}")
         return Result("page token", "fail", f"{error.meaning} (code {error.code})")
     return Result("page token", "ok", f"works for the page {page.get('name', '?')} (id {page.get('id', '?')})")
+
+
+def check_whatsapp(settings: Settings) -> Result:
+    """The WhatsApp token works for the business number: `GET /{WHATSAPP_PHONE_NUMBER_ID}`."""
+    whatsapp = GraphClient(GraphSettings.for_whatsapp(settings))
+    try:
+        number = whatsapp.get()
+    except GraphError as error:
+        if error.code == 190:
+            fix = "generate a System User token that does not expire (Business Settings) and put it in WHATSAPP_TOKEN"
+            return Result("WhatsApp", "fail", f"the token was refused ({error.meaning}): {fix}")
+        return Result("WhatsApp", "fail", f"{error.meaning} (code {error.code}): check WHATSAPP_PHONE_NUMBER_ID")
+    finally:
+        whatsapp.close()
+    name, shown = number.get("verified_name", "?"), number.get("display_phone_number", "?")
+    return Result("WhatsApp", "ok", f"the token works for the number {shown} ({name})")
 
 
 def check_subscription(messenger: GraphClient, settings: Settings) -> Iterator[Result]:
