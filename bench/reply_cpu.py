@@ -2,6 +2,7 @@
 
     python -m bench.reply_cpu
     python -m bench.reply_cpu --stream      # a ~300-token answer in four paragraphs, streamed
+    python -m bench.reply_cpu --channel whatsapp    # WhatsApp's webhooks and Cloud API instead of Messenger's
 
 `bench/load.py` measures CPU under load, where 40 threads contend for one interpreter and the load
 generator and fake APIs share the machine's two cores. Here the fake Graph API and fake OpenAI run
@@ -13,6 +14,7 @@ process's CPU time per reply (all its threads: typing and seen included), median
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing
 import statistics
 import time
@@ -27,6 +29,8 @@ from tests.helpers import (
     OPENAI_KEY,
     PAGE_TOKEN,
     VERIFY_TOKEN,
+    WHATSAPP_NUMBER_ID,
+    WHATSAPP_TOKEN,
     meta_json,
     page_body,
     signed_headers,
@@ -49,11 +53,22 @@ def serve_fakes(connection: Connection, answer: str) -> None:
     model.close()
 
 
+def whatsapp_text(person: str, mid: str, text: str) -> dict:
+    """A WhatsApp webhook body carrying one text message, as the Cloud API sends it."""
+    message = {"from": person, "id": f"wamid.{mid}", "timestamp": str(int(time.time())), "type": "text"}
+    value = {"messaging_product": "whatsapp", "messages": [{**message, "text": {"body": text}}]}
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stream", action="store_true", help="a ~300-token answer in four paragraphs, streamed")
     parser.add_argument("--replies", type=int, default=400, help="replies per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--channel", choices=("messenger", "whatsapp"), default="messenger")
     args = parse(parser, replies=20, rounds=1)
 
     ours, theirs = multiprocessing.Pipe()
@@ -73,14 +88,19 @@ def main() -> None:
             "LIMIT_GLOBAL_PER_DAY": "0",
             "STREAM": "on" if args.stream else "off",
             "LOG_LEVEL": "WARNING",
+            "WHATSAPP_TOKEN": WHATSAPP_TOKEN,
+            "WHATSAPP_PHONE_NUMBER_ID": WHATSAPP_NUMBER_ID,
         }
     )
     service = app.extensions[EXTENSION]
     client = app.test_client()
+    mids = itertools.count()
 
     def reply(n: int) -> None:
         # Forty people in turn, so histories grow as in bench/load.py.
-        raw = meta_json(page_body(text_event(f"question {n}", psid=str(1000 + n % 40))))
+        person, mid = str(1000 + n % 40), f"m_{next(mids)}"
+        body = whatsapp_text(person, mid, f"question {n}") if args.channel == "whatsapp" else None
+        raw = meta_json(body or page_body(text_event(f"question {n}", psid=person, mid=mid)))
         client.post("/", data=raw, headers=signed_headers(raw))
         assert service.dispatcher.wait_idle(timeout=30)
 
@@ -98,6 +118,7 @@ def main() -> None:
         ours.send("done")
         fakes.join(timeout=10)
     what = "a ~300-token answer, streamed" if args.stream else "a short answer, not streamed"
+    what += f", {args.channel}"
     print(
         f"{what}: {statistics.median(per_reply):.2f} ms of CPU per reply "
         f"(median of {args.rounds} rounds of {args.replies}: {', '.join(f'{ms:.2f}' for ms in per_reply)})"
