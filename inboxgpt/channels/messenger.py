@@ -6,6 +6,7 @@ import logging
 from abc import abstractmethod
 from typing import Any, Self
 
+from inboxgpt.channels import formatting
 from inboxgpt.channels.base import Channel, Inbox
 from inboxgpt.channels.graph import GraphClient
 from inboxgpt.channels.graph_webhook import read_messaging
@@ -39,10 +40,15 @@ class GraphChannel(Channel):
         return read_messaging(body, self)
 
     def send_text(self, key: str, text: str) -> list[tuple[str, str]]:
-        """Send one message, retrying passing failures; return (message id, text). May raise GraphError."""
-        payload = self._text_payload(self.scoped_id(key), text)
+        """Send one message, as the channel shows text, retrying passing failures; return (message id, text). May
+        raise GraphError."""
+        payload = self._text_payload(self.scoped_id(key), self.shown(text))
         answer = self._graph.post(payload, psid=key, what="message", max_retries=self._graph.max_retries)
         return [(str(answer.get("message_id", "")), text)]
+
+    def shown(self, text: str) -> str:
+        """The model's Markdown as the channel shows text: plain (Messenger and Instagram render none)."""
+        return formatting.plain(text)
 
     def _text_payload(self, to: str, text: str) -> dict:
         return {"recipient": {"id": to}, "message": {"text": text}}

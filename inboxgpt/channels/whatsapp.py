@@ -14,6 +14,7 @@ import logging
 from collections import Counter
 from typing import Any, Self
 
+from inboxgpt.channels import formatting
 from inboxgpt.channels.graph import GraphClient, GraphSettings
 from inboxgpt.channels.graph_webhook import identifier, object_field, text_field
 from inboxgpt.channels.messenger import GraphChannel
@@ -165,11 +166,15 @@ class WhatsAppChannel(GraphChannel):
             "recipient_type": "individual",
             "to": self.scoped_id(key),
             "type": "text",
-            "text": {"body": text, "preview_url": False},
+            "text": {"body": self.shown(text), "preview_url": False},
         }
         answer = self._graph.post(payload, psid=key, what="message", max_retries=self._graph.max_retries)
         sent = [object_field(item).get("id") for item in _items(answer.get("messages"))]
         return [(str(sent[0] if sent else ""), text)]
+
+    def shown(self, text: str) -> str:
+        """The model's Markdown in WhatsApp's own markers."""
+        return formatting.whatsapp(text)
 
     def send_action(self, key: str, action: str, message_id: str | None = None) -> bool:
         """typing_on: the person's message marked read and the typing indicator shown, in one call (WhatsApp ends
