@@ -251,3 +251,42 @@ def test_an_answer_that_outlives_the_lock_is_not_answered_again_by_another_serve
     finally:
         for server in servers:
             server.stop()
+
+
+def whatsapp_text(person: str, mid: str, text: str) -> dict:
+    body = load("whatsapp/text.json")
+    message = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    message.update({"from": person, "id": mid, "text": {"body": text}})
+    return body
+
+
+def test_a_whatsapp_conversation_over_two_workers_on_a_shared_store(store_url, fakes):
+    graph, model = fakes
+    model.default = lambda request: completion("re: " + request["messages"][-1]["content"])
+    settings = {
+        **service_settings(graph, model),
+        "STORE_URL": store_url,
+        "WEB_CONCURRENCY": "2",
+        "WHATSAPP_TOKEN": "EAAGwhatsappsystemusertoken0123",
+        "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+        "LIMIT_PER_MINUTE": "0",
+    }
+    service = GunicornService(settings)
+    person = "16505550000"
+    try:
+        for n in range(4):
+            body = whatsapp_text(person, f"wamid.e2e{n}", f"question {n}")
+            assert post_on_a_new_connection(service, body) == HTTPStatus.OK
+            assert post_on_a_new_connection(service, body) == HTTPStatus.OK  # Meta's redelivery
+            assert graph.wait_for(lambda n=n: len(graph.texts(person)) > n)
+        assert graph.texts(person) == [f"re: question {n}" for n in range(4)]
+        # Each answer saw the whole conversation before it, whichever worker took it.
+        assert [m["content"] for m in model.requests[-1]["messages"][1:]] == [
+            text for n in range(3) for text in (f"question {n}", f"re: question {n}")
+        ] + ["question 3"]
+        # The same id on Messenger is somebody else.
+        assert post_on_a_new_connection(service, page_body(text_event("hello", psid=person))) == HTTPStatus.OK
+        assert graph.wait_for(lambda: "re: hello" in graph.texts(person))
+        assert [m["content"] for m in model.requests[-1]["messages"][1:]] == ["hello"]
+    finally:
+        service.stop()
