@@ -126,6 +126,8 @@ class Settings:
     whatsapp_phone_number_id: str | None = None
     # Answer WhatsApp messages when the two above are set; off: acknowledged and ignored.
     whatsapp: bool = True
+    # Where a small JSON POST tells the owner that a person asked for someone, or that the bot stepped back.
+    handover_notify_url: Secret | None = None
     # The Messenger profile `flask --app app page-setup` sends.
     greeting: str | None = None
     ice_breakers: tuple[str, ...] = ()
@@ -336,6 +338,7 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "WHATSAPP_TOKEN": ("whatsapp_token", Secret),
     "WHATSAPP_PHONE_NUMBER_ID": ("whatsapp_phone_number_id", _numeric_id),
     "WHATSAPP": ("whatsapp", _flag),
+    "HANDOVER_NOTIFY_URL": ("handover_notify_url", lambda raw: Secret(_http_url(raw))),
     "INSTAGRAM_HANDOVER_APP_ID": ("instagram_handover_app_id", _app_id),
     "GREETING": ("greeting", _greeting),
     "ICE_BREAKERS": ("ice_breakers", _ice_breakers),

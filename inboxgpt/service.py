@@ -20,6 +20,7 @@ from inboxgpt.limits import Limits, LimitSettings
 from inboxgpt.model import prompt
 from inboxgpt.model.gpt import ChatModel, ModelSettings
 from inboxgpt.model.knowledge import open_knowledge
+from inboxgpt.notify import HandoverNotifier
 from inboxgpt.precedence import Precedence
 from inboxgpt.queues.dispatcher import Dispatcher
 from inboxgpt.queues.store import StoreUnavailable, open_store
@@ -59,6 +60,7 @@ class Service:
         )
         self._media = requests.Session()
         self.knowledge = open_knowledge(settings, self.model.embed)
+        self.notifier = HandoverNotifier.from_settings(settings)
         self.bot = Bot(
             ConversationSettings.from_settings(settings),
             self.store,
@@ -68,10 +70,12 @@ class Service:
             self.typing,
             self._media,
             self.knowledge,
+            notifier=self.notifier,
         )
 
     def close(self) -> None:
         """Stop the threads; call once nothing is being answered."""
+        self.notifier.close()
         self.typing.close()
         self._media.close()
         self.model.close()

@@ -572,3 +572,10 @@ class CountingStore:
             return method(*args, **kwargs)
 
         return counted
+
+
+class FakeHook(_Server):
+    """An owner's incoming webhook (a chat tool's, say): records each JSON POST and answers as told."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda request: Reply(body={"ok": True}))

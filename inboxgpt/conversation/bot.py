@@ -29,6 +29,7 @@ from inboxgpt.events import Event
 from inboxgpt.limits import Decision, Limits
 from inboxgpt.model.gpt import ChatModel
 from inboxgpt.model.knowledge import Knowledge
+from inboxgpt.notify import HandoverNotifier
 from inboxgpt.queues.store import Store, Turn
 from inboxgpt.typing_indicator import TypingIndicator
 
@@ -82,6 +83,7 @@ class Bot:
         media: requests.Session,
         knowledge: Knowledge | None = None,
         clock: Callable[[], float] = time.time,
+        notifier: HandoverNotifier | None = None,
     ):
         self._settings = settings
         self._rules = settings.rules
@@ -90,7 +92,7 @@ class Bot:
         self._clock = clock
         self._pauses = Pauses(store, settings.pause_minutes, clock)
         self._mailbox = Mailbox(channels, store, self._pauses, settings.reply.history_max_tokens)
-        handovers = Handovers(store, channels, self._pauses, self._mailbox)
+        handovers = Handovers(store, channels, self._pauses, self._mailbox, notifier or HandoverNotifier(None))
         self._replier = Replier(settings.reply, store, model, typing, media, knowledge, self._mailbox, clock)
         self._handlers: dict[Case, Handler] = {
             Case.RESET: self._reset,

@@ -12,6 +12,7 @@ from inboxgpt.conversation.pauses import Pauses
 from inboxgpt.conversation.routing import Route
 from inboxgpt.events import Echo, Event, Handover
 from inboxgpt.model import prompt
+from inboxgpt.notify import HandoverNotifier
 from inboxgpt.queues.store import Store, Turn
 
 logger = logging.getLogger(__name__)
@@ -24,11 +25,12 @@ TAKE_METADATA = "The person asked for the bot again (/bot)."
 class Handovers:
     """One handler for each handover case."""
 
-    def __init__(self, store: Store, channels: Channels, pauses: Pauses, mailbox: Mailbox):
+    def __init__(self, store: Store, channels: Channels, pauses: Pauses, mailbox: Mailbox, notifier: HandoverNotifier):
         self._store = store
         self._channels = channels
         self._pauses = pauses
         self._mailbox = mailbox
+        self._notifier = notifier
         self._pass_refusal_logged = False
 
     def human(self, event: Event, how: Route) -> None:
@@ -40,6 +42,7 @@ class Handovers:
             self._mailbox.keep(psid, Turn("/human", ""))
             return
         self._pauses.pause(psid, self._pauses.event_time(event), "human")
+        self._notifier.notify(event.channel, psid, "asked_for_human", self._last_words(psid))
         if self._mailbox.send(event, replies.HUMAN_COMING):
             self._mailbox.keep(psid, Turn("/human", replies.HUMAN_COMING))
         # Passed after the reply: once the Inbox controls the thread, the bot can no longer send.
@@ -68,8 +71,15 @@ class Handovers:
         """A person from the page wrote by hand: step back, and keep their words for when the bot answers again."""
         if isinstance(event, Echo) and self._store.was_sent(event.psid, event.mid):
             return  # a message the bot sent (Instagram's echoes carry no marker): noted when sent
+        if not self._pauses.paused(event):
+            self._notifier.notify(event.channel, event.psid, "page_wrote", self._last_words(event.psid))
         self._pauses.pause(event.psid, self._pauses.event_time(event), "hand_written")
         self._mailbox.keep(event.psid, Turn("", prompt.page_words(how.text)))
+
+    def _last_words(self, psid: str) -> str:
+        """What the person last wrote that the history keeps, for the owner's notification."""
+        said = [turn.user for turn in self._store.get(psid) if turn.user]
+        return said[-1] if said else ""
 
     def record(self, event: Event, how: Route) -> None:
         """Something the person said while another app owns the thread: kept in the history, never answered."""

@@ -1,0 +1,87 @@
+"""HANDOVER_NOTIFY_URL: a small JSON POST to the owner whenever a person asks for someone from the business or the
+bot steps back for one, on any channel, so an owner without an inbox (WhatsApp has none) still hears of it.
+
+The POST leaves from a thread of its own: it never holds up or breaks a reply. Its address is a secret (chat tools'
+incoming-webhook addresses carry their key), so it is never logged; neither is what the person wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+import requests
+
+from inboxgpt.config import Secret, Settings
+
+logger = logging.getLogger(__name__)
+
+# Notifications waiting to leave; past this many (the owner's server down for long), new ones are dropped.
+MAX_WAITING = 1000
+TIMEOUT_SECONDS = 5.0
+# The last message, as the owner is shown it: enough to know what it is about.
+MAX_MESSAGE_CHARS = 500
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What the owner is told."""
+
+    channel: str
+    person: str  # the person's key ("wa:16505551234")
+    why: str  # "asked_for_human" or "page_wrote"
+    last_message: str
+    time: float
+
+
+class HandoverNotifier:
+    """Posts each notice to HANDOVER_NOTIFY_URL from a thread of its own; does nothing when it is not set."""
+
+    def __init__(self, url: Secret | None):
+        self._url = url
+        self._waiting: queue.Queue[Notice | None] = queue.Queue(MAX_WAITING)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HandoverNotifier:
+        return cls(settings.handover_notify_url)
+
+    def notify(self, channel: str, person: str, why: str, last_message: str) -> None:
+        """Tell the owner, soon; never blocks."""
+        if self._url is None:
+            return
+        notice = Notice(channel, person, why, last_message[:MAX_MESSAGE_CHARS], time.time())
+        with self._lock:
+            if self._thread is None:
+                # Started on first use, not at import, so that each forked server worker has its own.
+                self._thread = threading.Thread(target=self._post_forever, name="handover-notify", daemon=True)
+                self._thread.start()
+        try:
+            self._waiting.put_nowait(notice)
+        except queue.Full:
+            logger.warning("a handover notification was dropped: %d are waiting to be sent", MAX_WAITING)
+
+    def close(self) -> None:
+        """Send what is waiting, then stop."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            self._waiting.put(None)
+            thread.join(timeout=TIMEOUT_SECONDS * 2)
+
+    def _post_forever(self) -> None:
+        assert self._url is not None
+        with requests.Session() as session:
+            while (notice := self._waiting.get()) is not None:
+                try:
+                    response = session.post(self._url.reveal(), json=asdict(notice), timeout=TIMEOUT_SECONDS)
+                    failed = response.status_code >= 400
+                    reason = f"HTTP {response.status_code}"
+                except requests.RequestException as error:
+                    failed, reason = True, type(error).__name__  # its text would hold the address
+                if failed:
+                    logger.warning("a handover notification for psid=%s was not taken (%s)", notice.person, reason)
