@@ -152,6 +152,11 @@ class Settings:
     embedding_query_seconds: float = 3.0
 
     @property
+    def page_configured(self) -> bool:
+        """True when the Page's token is set: Messenger and Instagram are answered (WhatsApp may run alone)."""
+        return bool(self.page_access_token.reveal())
+
+    @property
     def whatsapp_configured(self) -> bool:
         """True when the WhatsApp Cloud API's token and business number are both set."""
         return bool(self.whatsapp_token and self.whatsapp_token.reveal() and self.whatsapp_phone_number_id)
@@ -362,14 +367,17 @@ def settings_from_mapping(
     """Build settings from a mapping of variable names to strings, or raise ConfigError.
 
     Without `meta_required` (the terminal chat), the Messenger settings may be left out; without
-    `openai_required` (setting up the page), the OpenAI key may.
+    `openai_required` (setting up the page), the OpenAI key may. With WhatsApp's two settings, the Page's token may
+    be left out too (WhatsApp alone; the app's secret and verify token stay required: the webhook is the app's).
     """
     problems: list[str] = []
     # Each parser returns its field's type; Settings itself is the type check of the whole.
     values: dict[str, Any] = {}
+    whatsapp = all((source.get(name) or "").strip() for name in ("WHATSAPP_TOKEN", "WHATSAPP_PHONE_NUMBER_ID"))
     for name in REQUIRED:
         raw = (source.get(name) or "").strip()
         optional = not meta_required if name in META_REQUIRED else not openai_required
+        optional = optional or (name == "PAGE_ACCESS_TOKEN" and whatsapp)
         if raw or optional:
             values[name.lower()] = Secret(raw)
         else:

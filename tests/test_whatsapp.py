@@ -199,3 +199,32 @@ def test_the_token_and_the_number_go_together(config):
     config.update(WHATSAPP_PHONE_NUMBER_ID="")
     with pytest.raises(ConfigError, match="WHATSAPP_TOKEN and WHATSAPP_PHONE_NUMBER_ID go together"):
         create_app(config)
+
+
+def test_whatsapp_alone_needs_no_page_and_leaves_messenger_unanswered(config, app_with, graph, openai_server):
+    del config["PAGE_ACCESS_TOKEN"]
+    post = app_with(config)
+    post(wa("text.json"))
+    assert graph.texts(WA_ID) == ["You said: Hi! Do you deliver on Sundays?"]
+    assert post(page_body(text_event("hello from messenger"))).status_code == HTTPStatus.OK
+    assert len(openai_server.requests) == 1  # Messenger's webhook acknowledged, not answered
+
+
+def test_without_whatsapp_the_page_token_is_still_required(config):
+    for name in ("PAGE_ACCESS_TOKEN", "WHATSAPP_TOKEN", "WHATSAPP_PHONE_NUMBER_ID"):
+        del config[name]
+    with pytest.raises(ConfigError, match="PAGE_ACCESS_TOKEN is missing"):
+        create_app(config)
+
+
+def test_check_and_page_setup_say_what_whatsapp_alone_means(config, make_app, graph):
+    del config["PAGE_ACCESS_TOKEN"]
+    runner = make_app(config).test_cli_runner()
+    checked = runner.invoke(args=["check"])
+    assert "! page: no PAGE_ACCESS_TOKEN: WhatsApp alone; Messenger and Instagram are off" in checked.output
+    assert "✓ WhatsApp: the token works" in checked.output
+    assert checked.exit_code == 0, checked.output
+    assert [call["endpoint"] for call in graph.all_calls] == [WHATSAPP_NUMBER_ID]
+    setup = runner.invoke(args=["page-setup"])
+    assert setup.exit_code == 1
+    assert "set PAGE_ACCESS_TOKEN" in setup.output

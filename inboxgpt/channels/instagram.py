@@ -25,7 +25,7 @@ class InstagramChannel(GraphChannel):
     @classmethod
     def from_settings(cls, graph: GraphClient, settings: Settings) -> Self:
         inbox = Inbox(settings.instagram_handover_app_id, "INSTAGRAM_HANDOVER_APP_ID")
-        return cls(graph, inbox, enabled=settings.instagram)
+        return cls(graph, inbox, enabled=settings.instagram and settings.page_configured)
 
     def split(self, text: str) -> list[str]:
         """Messages of at most 1,000 UTF-8 bytes."""

@@ -83,7 +83,8 @@ class MessengerChannel(GraphChannel):
 
     @classmethod
     def from_settings(cls, graph: GraphClient, settings: Settings) -> Self:
-        return cls(graph, Inbox(settings.handover_app_id, "HANDOVER_APP_ID"))
+        # Without the Page's token (WhatsApp alone), its webhooks are acknowledged and ignored.
+        return cls(graph, Inbox(settings.handover_app_id, "HANDOVER_APP_ID"), enabled=settings.page_configured)
 
     def split(self, text: str) -> list[str]:
         """Messages of at most 2,000 characters, counted as Meta does (UTF-16)."""

@@ -40,12 +40,15 @@ class Result:
 
 def run_checks(settings: Settings, webhook_url: str | None) -> Iterator[Result]:
     """Every check, in the order a new set-up needs them fixed."""
-    messenger = GraphClient(GraphSettings.from_settings(settings))
-    try:
-        yield check_page_token(messenger)
-        yield from check_subscription(messenger, settings)
-    finally:
-        messenger.close()
+    if settings.page_configured:
+        messenger = GraphClient(GraphSettings.from_settings(settings))
+        try:
+            yield check_page_token(messenger)
+            yield from check_subscription(messenger, settings)
+        finally:
+            messenger.close()
+    else:
+        yield Result("page", "warn", "no PAGE_ACCESS_TOKEN: WhatsApp alone; Messenger and Instagram are off")
     if settings.whatsapp_configured:
         yield check_whatsapp(settings)
     yield check_model(settings)

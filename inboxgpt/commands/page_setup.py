@@ -55,6 +55,8 @@ def page_setup_command(load: Callable[[], Settings]) -> click.Command:
             settings = load()
         except ConfigError as error:
             raise click.ClickException(str(error)) from None
+        if not settings.page_configured:
+            raise click.ClickException("page-setup sets up the Page's Messenger profile: set PAGE_ACCESS_TOKEN")
         if dry_run:
             body = {"fields": PROFILE_FIELDS} if delete else profile(settings)
             click.echo(f"{'DELETE' if delete else 'POST'} /me/messenger_profile")
