@@ -46,6 +46,11 @@ PAGE_TOKEN_VALID = Gauge(
     "1 while the page token works; 0 after Meta refused it (code 190).",
     multiprocess_mode="mostrecent",
 )
+WHATSAPP_TOKEN_VALID = Gauge(
+    "bot_whatsapp_token_valid",
+    "1 while the WhatsApp token works; 0 after Meta refused it (code 190).",
+    multiprocess_mode="mostrecent",
+)
 
 
 def exposition(queue_people: Callable[[], int]) -> bytes:

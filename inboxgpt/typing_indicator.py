@@ -114,31 +114,43 @@ class TypingIndicator:
     def _renew_forever(self) -> None:
         while True:
             with self._changed:
-                # Woken whenever someone starts or stops typing, to recompute the wait.
-                self._changed.wait_for(self._any_due, self._next_wait())
+                while not self._any_due():
+                    # Woken whenever someone starts or stops typing or a call ends, to recompute the wait.
+                    self._changed.wait(self._next_wait())
             # Every person's request under way leaves before anyone's typing (see precedence.py).
             self._precedence.wait_turn(Stage.REST)
             with self._changed:
                 for psid in self._take_due():
-                    call = self._in_flight.get(psid)
-                    if call is None or call.done():
-                        # Typing first: it is what tells the person an answer is coming.
-                        actions = ("typing_on", "mark_seen") if psid in self._unseen else ("typing_on",)
-                        self._unseen.discard(psid)
-                        self._in_flight[psid] = self._submit(psid, self._about.get(psid), *actions)
+                    # Typing first: it is what tells the person an answer is coming.
+                    actions = ("typing_on", "mark_seen") if psid in self._unseen else ("typing_on",)
+                    self._unseen.discard(psid)
+                    call = self._submit(psid, self._about.get(psid), *actions)
+                    self._in_flight[psid] = call
+                    # A person's next renewal waits for this call: its end may make one due.
+                    call.add_done_callback(self._call_done)
+
+    def _call_done(self, call: Future) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def _ready(self, psid: str) -> bool:
+        """No indicator call for the person under way: a due one may be sent (typing after a paragraph included,
+        which must not be lost while the last call is still on its way)."""
+        call = self._in_flight.get(psid)
+        return call is None or call.done()
 
     def _any_due(self) -> bool:
         now = self._clock()
-        return any(at <= now for at in self._due.values())
+        return any(at <= now and self._ready(psid) for psid, at in self._due.items())
 
     def _take_due(self) -> list[str]:
         now = self._clock()
-        due = [psid for psid, at in self._due.items() if at <= now]
+        due = [psid for psid, at in self._due.items() if at <= now and self._ready(psid)]
         for psid in due:
             self._due[psid] = now + self._interval
         return due
 
     def _next_wait(self) -> float | None:
-        if not self._due:
-            return None
-        return max(0.0, min(self._due.values()) - self._clock())
+        """Until the next renewal, of those not waiting for a call under way (its end wakes the renewer)."""
+        waiting = [at for psid, at in self._due.items() if self._ready(psid)]
+        return max(0.0, min(waiting) - self._clock()) if waiting else None

@@ -87,3 +87,37 @@ def test_a_reply_still_goes_out_when_the_indicator_can_no_longer_run(post, graph
     service.typing.close()  # as at interpreter exit: its thread pool takes no more work
     post(page_body(text_event("still there?")))
     assert graph.sequence(PSID) == ["text:You said: still there?"]
+
+
+def test_typing_asked_again_while_the_last_call_is_on_its_way_is_sent_once_it_is_back():
+    from inboxgpt.precedence import Precedence
+    from inboxgpt.typing_indicator import TypingIndicator
+
+    first_call_on_its_way, meta_answers = threading.Event(), threading.Event()
+    sent: list[str] = []
+    arrived = threading.Condition()
+
+    def send_action(psid: str, action: str, message_id: str | None) -> bool:
+        if not sent:
+            first_call_on_its_way.set()
+            meta_answers.wait(timeout=10)  # Meta is slow with the first indicator
+        with arrived:
+            sent.append(action)
+            arrived.notify_all()
+        return True
+
+    indicator = TypingIndicator(send_action, interval=60, max_workers=2, precedence=Precedence(quiet=0.001))
+    try:
+        with indicator.shown("ada", deferred=True) as begin:
+            begin()
+            assert first_call_on_its_way.wait(timeout=10)
+            indicator.again("ada")  # a paragraph went out: typing must show again
+            # Time for the renewer to look at it while the first call is still on its way (where it was lost).
+            looked = threading.Event()
+            looked.wait(0.5)
+            meta_answers.set()
+            with arrived:
+                # Not lost until the next renewal, a minute away.
+                assert arrived.wait_for(lambda: sent.count("typing_on") == 2, timeout=10)
+    finally:
+        indicator.close()

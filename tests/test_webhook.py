@@ -43,10 +43,11 @@ def test_health_needs_no_signature_and_tells_nothing_but_ok(post, client):
     response = client.get("/healthz")
     assert response.status_code == HTTPStatus.OK
     # Anyone can call it: it says whether the service works, not how much it is used.
-    assert set(response.get_json()) == {"status", "version", "store", "page_token"}
+    assert set(response.get_json()) == {"status", "version", "store", "page_token", "whatsapp_token"}
     assert response.get_json()["status"] == "ok"
     assert response.get_json()["store"] == "ok"
     assert response.get_json()["page_token"] == "ok"  # the reply went out with it
+    assert response.get_json()["whatsapp_token"] == "unknown"  # not used yet
 
 
 def test_health_reports_a_dead_page_token_without_hiding_it(client, graph, post):

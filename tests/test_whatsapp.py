@@ -179,11 +179,13 @@ def test_too_many_messages_to_one_person_is_retried_without_losing_text(config, 
     assert graph.texts(WA_ID) == ["You said: Hi! Do you deliver on Sundays?"] * 2  # refused, then taken
 
 
-def test_a_dead_whatsapp_token_says_which_token_to_renew(post, graph, caplog):
+def test_a_dead_whatsapp_token_says_which_token_to_renew(post, graph, client, caplog):
     graph.fail_next(400, code=190, times=10)
     post(wa("text.json"))
     assert "renew WHATSAPP_TOKEN" in caplog.text
     assert WHATSAPP_TOKEN not in caplog.text
+    health = client.get("/healthz").get_json()
+    assert (health["status"], health["whatsapp_token"], health["page_token"]) == ("degraded", "invalid", "unknown")
 
 
 @pytest.mark.parametrize("settings", [{"WHATSAPP": "off"}, {"WHATSAPP_TOKEN": "", "WHATSAPP_PHONE_NUMBER_ID": ""}])

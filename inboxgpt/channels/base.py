@@ -72,6 +72,11 @@ class Channel(ABC):
         """Take the conversation back from the app that controls it; return False if refused."""
         return True
 
+    def token_state(self) -> tuple[str, bool | None] | None:
+        """The setting of the token it sends with, and whether that worked on its last use (None before its first);
+        None for a channel that sends with no token."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - most channels hold nothing of their own (the Graph client is shared)
         """Let go of connections."""
 
@@ -138,6 +143,11 @@ class Channels:
     def take_thread(self, key: str, metadata: str) -> bool:
         """Take the conversation back from the app that controls it; return False if refused."""
         return self.of(key).take_thread(key, metadata)
+
+    def token_states(self) -> dict[str, bool | None]:
+        """Each token the channels that are on send with, by its setting: whether it worked on its last use."""
+        states = (channel.token_state() for channel in self.all if channel.enabled)
+        return dict(state for state in states if state is not None)
 
     def close(self) -> None:
         """Let go of every channel's connections."""

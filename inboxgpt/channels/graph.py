@@ -162,13 +162,12 @@ class GraphClient:
         self._query = "" if settings.bearer else "?" + urlencode({"access_token": token, "appsecret_proof": proof})
         self._headers = {**JSON, "Authorization": f"Bearer {token}"} if settings.bearer else JSON
         self._auth_headers = {"Authorization": f"Bearer {token}"} if settings.bearer else None
-        # Only the page token's state is shown (health, the page_token_valid gauge).
-        self._page = not settings.bearer
         self._token_setting = "WHATSAPP_TOKEN" if settings.bearer else "PAGE_ACCESS_TOKEN"
+        self._token_gauge = metrics.WHATSAPP_TOKEN_VALID if settings.bearer else metrics.PAGE_TOKEN_VALID
         self.max_retries = settings.max_retries
         self._backoff = settings.backoff
         self._sleep = sleep
-        self._page_token_works: bool | None = None
+        self._token_works: bool | None = None
 
     def close(self) -> None:
         """Close the connections to the Graph API."""
@@ -223,9 +222,14 @@ class GraphClient:
         return self._attempt(path, None, method="GET")
 
     @property
-    def page_token_works(self) -> bool | None:
-        """Whether the page token worked on its last use in this process; None before its first use."""
-        return self._page_token_works
+    def token_works(self) -> bool | None:
+        """Whether its token worked on its last use in this process; None before its first use."""
+        return self._token_works
+
+    @property
+    def token_setting(self) -> str:
+        """The setting that holds its token (PAGE_ACCESS_TOKEN, or WHATSAPP_TOKEN)."""
+        return self._token_setting
 
     def _attempt(self, endpoint: str, payload: dict | None, method: str = "POST") -> dict:
         """Make one call to /me/`endpoint`; return Meta's answer, or raise GraphError."""
@@ -254,8 +258,6 @@ class GraphClient:
         return answer if isinstance(answer, dict) else {}
 
     def _token_checked(self, works: bool) -> None:
-        if not self._page:
-            return
         # Set on every call, not only on a change: the most recent write of any worker is what a scrape shows.
-        self._page_token_works = works
-        metrics.PAGE_TOKEN_VALID.set(1 if works else 0)
+        self._token_works = works
+        self._token_gauge.set(1 if works else 0)

@@ -46,6 +46,9 @@ class GraphChannel(Channel):
         answer = self._graph.post(payload, psid=key, what="message", max_retries=self._graph.max_retries)
         return [(str(answer.get("message_id", "")), text)]
 
+    def token_state(self) -> tuple[str, bool | None]:
+        return self._graph.token_setting, self._graph.token_works
+
     def shown(self, text: str) -> str:
         """The model's Markdown as the channel shows text: plain (Messenger and Instagram render none)."""
         return formatting.plain(text)

@@ -202,20 +202,26 @@ def event_kind(event: Event) -> str:
 
 
 def health() -> tuple[Response, HTTPStatus]:
-    """Say whether the service can take events (its store can be written) and whether the page token worked on
-    its last use; needs no signature, tells nothing more."""
+    """Say whether the service can take events (its store can be written) and whether each token worked on its last
+    use; needs no signature, tells nothing more."""
     svc = service()
     store_ok = svc.store.ping()
-    works = svc.graph.page_token_works
-    page_token = "unknown" if works is None else "ok" if works else "invalid"
+    tokens = {
+        TOKEN_FIELDS.get(setting, setting.lower()): "unknown" if works is None else "ok" if works else "invalid"
+        for setting, works in svc.channels.token_states().items()
+    }
     body = jsonify(
-        status="ok" if store_ok and works is not False else "degraded",
+        status="ok" if store_ok and "invalid" not in tokens.values() else "degraded",
         version=__version__,
         store="ok" if store_ok else "unavailable",
-        page_token=page_token,
+        **tokens,
     )
     # 503 only when events cannot be taken: a dead token is reported, but Meta's events still queue.
     return body, HTTPStatus.OK if store_ok else HTTPStatus.SERVICE_UNAVAILABLE
+
+
+# How /healthz names each token's state.
+TOKEN_FIELDS = {"PAGE_ACCESS_TOKEN": "page_token", "WHATSAPP_TOKEN": "whatsapp_token"}
 
 
 def metrics_page() -> Response:
