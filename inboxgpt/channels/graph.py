@@ -106,7 +106,8 @@ class GraphSettings:
     """What the Graph client needs of the settings."""
 
     api_url: str
-    page_token: Secret
+    # The page's token, or (bearer) the WhatsApp System User's.
+    token: Secret
     app_secret: Secret
     timeout: float
     max_retries: int
@@ -122,7 +123,7 @@ class GraphSettings:
     def from_settings(cls, settings: Settings) -> GraphSettings:
         return cls(
             api_url=settings.graph_api_url,
-            page_token=settings.page_access_token,
+            token=settings.page_access_token,
             app_secret=settings.app_secret,
             timeout=settings.graph_timeout,
             max_retries=settings.graph_max_retries,
@@ -137,7 +138,7 @@ class GraphSettings:
         assert settings.whatsapp_phone_number_id is not None
         return replace(
             cls.from_settings(settings),
-            page_token=settings.whatsapp_token,
+            token=settings.whatsapp_token,
             node=settings.whatsapp_phone_number_id,
             bearer=True,
         )
@@ -149,19 +150,24 @@ class GraphSettings:
 
 
 class GraphClient:
-    """The page's calls to the Graph API (`/me/...`): one connection pool, the token and its proof, retries of
-    passing failures, and what each refusal means. The Messenger and Instagram channels send through it."""
+    """Calls to one node of the Graph API (the page's `/me/...`, or a WhatsApp number's): one connection pool, the
+    token (with its proof, or as a Bearer header), retries of passing failures, and what each refusal means. The
+    Messenger and Instagram channels send through the page's; WhatsApp through its number's."""
 
     def __init__(self, settings: GraphSettings, sleep: Callable[[float], None] = time.sleep):
-        token = settings.page_token.reveal()
-        proof = hmac.new(settings.app_secret.reveal().encode(), token.encode(), hashlib.sha256).hexdigest()
+        token = settings.token.reveal()
         # Calls go straight to a urllib3 pool (see upstream.py): Meta neither redirects nor sets cookies on them.
         self._pool = upstream.pool(settings.api_url, settings.connections, settings.timeout)
-        self._me = upstream.target(self._pool, f"{settings.api_url}/{settings.node}")
-        # Encoded once: every call carries the same two parameters, or the same header.
-        self._query = "" if settings.bearer else "?" + urlencode({"access_token": token, "appsecret_proof": proof})
-        self._headers = {**JSON, "Authorization": f"Bearer {token}"} if settings.bearer else JSON
-        self._auth_headers = {"Authorization": f"Bearer {token}"} if settings.bearer else None
+        self._node = upstream.target(self._pool, f"{settings.api_url}/{settings.node}")
+        # Encoded once: every call carries the same header, or the same two parameters.
+        if settings.bearer:
+            self._query = ""
+            self._auth_headers: dict[str, str] | None = {"Authorization": f"Bearer {token}"}
+        else:
+            proof = hmac.new(settings.app_secret.reveal().encode(), token.encode(), hashlib.sha256).hexdigest()
+            self._query = "?" + urlencode({"access_token": token, "appsecret_proof": proof})
+            self._auth_headers = None
+        self._headers = {**JSON, **(self._auth_headers or {})}
         self._token_setting = "WHATSAPP_TOKEN" if settings.bearer else "PAGE_ACCESS_TOKEN"
         self._token_gauge = metrics.WHATSAPP_TOKEN_VALID if settings.bearer else metrics.PAGE_TOKEN_VALID
         self.max_retries = settings.max_retries
@@ -232,8 +238,8 @@ class GraphClient:
         return self._token_setting
 
     def _attempt(self, endpoint: str, payload: dict | None, method: str = "POST") -> dict:
-        """Make one call to /me/`endpoint`; return Meta's answer, or raise GraphError."""
-        url = f"{self._me}/{endpoint}{self._query}" if endpoint else f"{self._me}{self._query}"
+        """Make one call to the node's `endpoint`; return Meta's answer, or raise GraphError."""
+        url = f"{self._node}/{endpoint}{self._query}" if endpoint else f"{self._node}{self._query}"
         body = None if payload is None else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         try:
             response = self._pool.urlopen(
