@@ -308,7 +308,7 @@ class ChatModel:
     def _create(self, messages: list[ChatMessage], reply_tokens: int, deadline: float) -> Completion:
         """The reply in one piece."""
         try:
-            response = self._post(self._request(messages, reply_tokens, deadline), stream=False)
+            response = self._post(self._request(messages, reply_tokens), deadline, stream=False)
             return _whole_answer(json.loads(response.content))
         except openai.APIError as exc:
             raise ModelError(classify(exc), getattr(exc, "status_code", None), stated_window(exc)) from None
@@ -319,9 +319,9 @@ class ChatModel:
         self, messages: list[ChatMessage], reply_tokens: int, on_text: Callable[[str], object], deadline: float
     ) -> Completion:
         """The reply, streamed."""
-        request = {**self._request(messages, reply_tokens, deadline), "stream": True, **STREAM_USAGE}
+        request = {**self._request(messages, reply_tokens), "stream": True, **STREAM_USAGE}
         try:
-            response = self._post(request, stream=True)
+            response = self._post(request, deadline, stream=True)
         except openai.APIError as exc:
             raise ModelError(classify(exc), getattr(exc, "status_code", None), stated_window(exc)) from None
         try:
@@ -335,11 +335,15 @@ class ChatModel:
         finally:
             response.close()
 
-    def _post(self, request: dict[str, Any], stream: bool) -> httpx2.Response:
+    def _post(self, request: dict[str, Any], deadline: float, stream: bool) -> httpx2.Response:
         """POST a chat-completions request through the SDK's client (its retries, timeouts and errors), the answer
         read as plain JSON: the SDK's typed request and response objects cost more CPU than the call itself (its
-        request types are walked for every message), and the messages are plain JSON already."""
-        timeout = request.pop("timeout")
+        request types are walked for every message), and the messages are plain JSON already. No wait outlasts the
+        answer's deadline."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ModelError(Failure.TIMEOUT)
+        timeout = min(self._timeout, remaining)
         return self._client.post(
             CHAT_COMPLETIONS, cast_to=httpx2.Response, body=request, options={"timeout": timeout}, stream=stream
         )
@@ -356,17 +360,9 @@ class ChatModel:
         on_text(completion.text)
         return completion
 
-    def _request(self, messages: list[ChatMessage], reply_tokens: int, deadline: float) -> dict[str, Any]:
-        """The chat-completions request, with its timeout: no wait outlasts the answer's deadline."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise ModelError(Failure.TIMEOUT)
-        return {
-            "model": self._model,
-            "messages": messages,
-            self._token_param: reply_tokens,
-            "timeout": min(self._timeout, remaining),
-        }
+    def _request(self, messages: list[ChatMessage], reply_tokens: int) -> dict[str, Any]:
+        """The chat-completions request's body."""
+        return {"model": self._model, "messages": messages, self._token_param: reply_tokens}
 
 
 class _Malformed(ValueError):
