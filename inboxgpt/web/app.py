@@ -201,6 +201,10 @@ def event_kind(event: Event) -> str:
     return "message" if isinstance(event, Message) else "postback"
 
 
+# How /healthz names each token's state.
+TOKEN_FIELDS = {"PAGE_ACCESS_TOKEN": "page_token", "WHATSAPP_TOKEN": "whatsapp_token"}
+
+
 def health() -> tuple[Response, HTTPStatus]:
     """Say whether the service can take events (its store can be written) and whether each token worked on its last
     use; needs no signature, tells nothing more."""
@@ -218,10 +222,6 @@ def health() -> tuple[Response, HTTPStatus]:
     )
     # 503 only when events cannot be taken: a dead token is reported, but Meta's events still queue.
     return body, HTTPStatus.OK if store_ok else HTTPStatus.SERVICE_UNAVAILABLE
-
-
-# How /healthz names each token's state.
-TOKEN_FIELDS = {"PAGE_ACCESS_TOKEN": "page_token", "WHATSAPP_TOKEN": "whatsapp_token"}
 
 
 def metrics_page() -> Response:
