@@ -114,7 +114,7 @@ class TypingIndicator:
     def _renew_forever(self) -> None:
         while True:
             with self._changed:
-                while not self._any_due():
+                while not self._due_now():
                     # Woken whenever someone starts or stops typing or a call ends, to recompute the wait.
                     self._changed.wait(self._next_wait())
             # Every person's request under way leaves before anyone's typing (see precedence.py).
@@ -139,15 +139,14 @@ class TypingIndicator:
         call = self._in_flight.get(psid)
         return call is None or call.done()
 
-    def _any_due(self) -> bool:
+    def _due_now(self) -> list[str]:
         now = self._clock()
-        return any(at <= now and self._ready(psid) for psid, at in self._due.items())
+        return [psid for psid, at in self._due.items() if at <= now and self._ready(psid)]
 
     def _take_due(self) -> list[str]:
-        now = self._clock()
-        due = [psid for psid, at in self._due.items() if at <= now and self._ready(psid)]
+        due = self._due_now()
         for psid in due:
-            self._due[psid] = now + self._interval
+            self._due[psid] = self._clock() + self._interval
         return due
 
     def _next_wait(self) -> float | None:
