@@ -14,8 +14,8 @@ from dotenv import dotenv_values
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly, helpful assistant answering people who write to a business on Messenger, Instagram or "
     "WhatsApp. "
-    "Keep answers short and conversational: a few sentences, plain text, no Markdown "
-    "tables or headings. If you don't know something, say so."
+    "Keep answers short and conversational: a few sentences, no tables or headings. "
+    "If you don't know something, say so."
 )
 
 
@@ -106,6 +106,8 @@ class Settings:
     transcribe: bool = True
     transcribe_model: str = "gpt-4o-mini-transcribe"
     max_audio_bytes: int = 25 * 1024 * 1024
+    # WhatsApp's own limit on a photo: Messenger's photos are shown to the model by their link, never downloaded.
+    max_image_bytes: int = 5 * 1024 * 1024
     media_timeout: float = 15.0
     allow_http_media: bool = False
     log_level: str = "INFO"
@@ -331,6 +333,7 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "TRANSCRIBE": ("transcribe", _flag),
     "TRANSCRIBE_MODEL": ("transcribe_model", _text),
     "MAX_AUDIO_BYTES": ("max_audio_bytes", _positive_int),
+    "MAX_IMAGE_BYTES": ("max_image_bytes", _positive_int),
     "MEDIA_TIMEOUT": ("media_timeout", _positive_float),
     "ALLOW_HTTP_MEDIA": ("allow_http_media", _flag),
     "LOG_LEVEL": ("log_level", _log_level),

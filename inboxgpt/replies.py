@@ -43,6 +43,7 @@ CUT_OFF = "Sorry, my answer was cut off there. Ask me to go on if you'd like the
 CUT_TO_FIT = "Your message was too long for me to read whole, so I've answered its beginning."
 HEARD = '🎤 I heard: "{transcript}"\n\n{reply}'
 VOICE_FAILED = "Sorry, I couldn't listen to that voice message. Could you type it instead?"
+PHOTO_FAILED = "Sorry, I couldn't open that photo. Could you send it again?"
 VOICE_EMPTY = "I couldn't make out any words in that voice message. Could you try again, or type it?"
 
 # What the bot says to attachments it cannot use, by attachment type; CANNOT_OPEN for the rest.

@@ -17,6 +17,7 @@ from inboxgpt.channels.graph import GraphClient, GraphSettings
 from inboxgpt.config import ConfigError, Settings
 from inboxgpt.conversation.bot import Bot, ConversationSettings
 from inboxgpt.limits import Limits, LimitSettings
+from inboxgpt.media import Media, MediaSettings
 from inboxgpt.model import prompt
 from inboxgpt.model.gpt import ChatModel, ModelSettings
 from inboxgpt.model.knowledge import open_knowledge
@@ -59,6 +60,7 @@ class Service:
             channels.send_action, settings.typing_renew_seconds, settings.worker_threads, self.precedence
         )
         self._media = requests.Session()
+        media = Media(self._media, channels.media_link, MediaSettings.from_settings(settings))
         self.knowledge = open_knowledge(settings, self.model.embed)
         self.notifier = HandoverNotifier.from_settings(settings)
         self.bot = Bot(
@@ -68,7 +70,7 @@ class Service:
             self.model,
             self.limits,
             self.typing,
-            self._media,
+            media,
             self.knowledge,
             notifier=self.notifier,
         )
@@ -119,15 +121,21 @@ NOTICES_PER_ANSWER = 3
 def answer_seconds(settings: Settings) -> float:
     """The longest one event can take to answer, from the deadlines, timeouts and retries of what it calls.
 
-    The worst event is a voice message: its download and transcription, the model's answer within
+    The worst event is a voice message: finding and downloading it, its transcription, the model's answer within
     MODEL_ANSWER_SECONDS, then every message it may become and the notices, each with all its retries.
     """
     messages = settings.max_messages_per_reply + NOTICES_PER_ANSWER
+    graph = [GraphSettings.from_settings(settings)]
+    if settings.whatsapp_configured:
+        graph.append(GraphSettings.for_whatsapp(settings))
+    # A photo on WhatsApp is found through the Graph API before it is downloaded.
+    send_seconds = max(client.worst_case_seconds() for client in graph)
     return (
         settings.media_timeout
+        + settings.graph_timeout
         + ModelSettings.from_settings(settings).worst_case_seconds()
         + settings.model_answer_seconds
-        + messages * GraphSettings.from_settings(settings).worst_case_seconds()
+        + messages * send_seconds
     )
 
 

@@ -41,6 +41,8 @@ class Reply:
     done: bool = True  # the stream ends with "data: [DONE]" (llama.cpp's server leaves it out when it fails)
     comments: int = 0  # ": keep-alive" comments sent, `chunk_delay` apart, before the first chunk
     plain: bool = False  # answered as one JSON body even to a streamed request (a server that cannot stream)
+    raw: bytes | None = None  # a file's bytes instead of JSON (a media download), of type `content_type`
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -279,10 +281,10 @@ class _Server:
                 if reply.chunks is not None:
                     self._stream(reply)
                     return
-                payload = json.dumps(reply.body).encode()
+                payload = json.dumps(reply.body).encode() if reply.raw is None else reply.raw
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", reply.content_type)
                     self.send_header("Content-Length", str(len(payload)))
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
@@ -407,9 +409,28 @@ def _model(name: str) -> dict:
     return {"id": name, "object": "model", "created": 1700000000, "owned_by": "system"}
 
 
+@dataclass
+class Media:
+    """A file a person sent on WhatsApp, as Meta keeps it: found by its id, downloaded with the token."""
+
+    content: bytes
+    mime_type: str
+    # The Content-Type its download is served with, when not its own type.
+    served_as: str | None = None
+    # The checksum Meta gives (hex), when not the file's own.
+    sha256: str | None = None
+    # Its link is given, but the media server no longer has the file (404).
+    gone: bool = False
+
+
+# Where the fake serves WhatsApp's media (Meta's is lookaside.fbsbx.com/whatsapp_business/attachments/).
+MEDIA_PATH = "/whatsapp_business/attachments/"
+
+
 class FakeGraph(_Server):
-    """Meta's Graph API for a page (`POST /vXX.0/me/...`: the Send API, thread control, the Messenger profile):
-    records every call, answers like Meta, fails on demand."""
+    """Meta's Graph API for a page (`POST /vXX.0/me/...`: the Send API, thread control, the Messenger profile) and a
+    WhatsApp number (`/vXX.0/{number id}/messages`, media by id): records every call, answers like Meta, fails on
+    demand."""
 
     def __init__(self, port: int = 0) -> None:
         super().__init__(self._accept, port)
@@ -420,6 +441,15 @@ class FakeGraph(_Server):
         self.message_ids: list[str] = []  # the id Meta gave each message it accepted
         # What GET /me/subscribed_apps answers: this app's webhook fields for the page.
         self.subscribed_fields = ["messages", "messaging_postbacks", "message_echoes", "messaging_handovers", "standby"]
+        # WhatsApp media by id, and ids Meta no longer has (over 7 days old).
+        self.media: dict[str, Media] = {}
+        self.expired_media: set[str] = set()
+        # Each download of a media file: its path and headers (the media server is not the Graph API).
+        self.downloads: list[tuple[str, dict]] = []
+        # WhatsApp's pair rate, when enforced: messages one person may get at once, and seconds to earn one more.
+        self.pair_burst: int | None = None
+        self.pair_refill_seconds = 6.0
+        self._pair_allowance: dict[str, tuple[float, float]] = {}  # person: (messages allowed, when counted)
 
     def _accept(self, request: dict) -> Reply:
         if not request:  # GET /me: the page the token belongs to
@@ -453,6 +483,59 @@ class FakeGraph(_Server):
         """Forget what was received and scripted."""
         super().reset()
         self.message_ids.clear()
+        self.downloads.clear()
+
+    def _answer(self, path: str, headers: dict, request: dict) -> Reply:
+        if urlsplit(path).path == MEDIA_PATH:
+            return self._download(path, headers)
+        return super()._answer(path, headers, request)
+
+    def _download(self, path: str, headers: dict) -> Reply:
+        """A media file, to the WhatsApp token only (the fake takes any Bearer token: the tests check which)."""
+        with self._lock:
+            self.downloads.append((path, headers))
+        media = self.media.get(parse_qs(urlsplit(path).query).get("mid", [""])[0])
+        if not headers.get("authorization", "").startswith("Bearer "):
+            return Reply(status=HTTPStatus.UNAUTHORIZED, raw=b"", content_type="text/html")
+        if media is None or media.gone:
+            return Reply(status=HTTPStatus.NOT_FOUND, raw=b"", content_type="text/html")
+        return Reply(raw=media.content, content_type=media.served_as or media.mime_type)
+
+    def _media_link(self, media_id: str) -> Reply:
+        """GET /{media id}: where the file is for the next 5 minutes, as the Cloud API answers."""
+        if media_id in self.expired_media:
+            error = {
+                "message": f"Unsupported get request. Object with ID '{media_id}' does not exist",
+                "type": "GraphMethodException",
+                "code": 100,
+                "error_subcode": 33,
+                "fbtrace_id": "AbCdEf",
+            }
+            return Reply(status=HTTPStatus.BAD_REQUEST, body={"error": error})
+        media = self.media[media_id]
+        return Reply(
+            body={
+                "messaging_product": "whatsapp",
+                "url": f"{self.url}{MEDIA_PATH}?mid={media_id}&ext=1764540000&hash=ATuFakeHash",
+                "mime_type": media.mime_type,
+                "sha256": media.sha256 or hashlib.sha256(media.content).hexdigest(),
+                "file_size": len(media.content),
+                "id": media_id,
+            }
+        )
+
+    def _pair_rate_refuses(self, to: str) -> bool:
+        """Whether WhatsApp's pair rate refuses one more message to `to` now: an allowance of `pair_burst`
+        messages, earned back one every `pair_refill_seconds`."""
+        if self.pair_burst is None:
+            return False
+        with self._lock:
+            now = time.monotonic()
+            allowed, counted = self._pair_allowance.get(to, (float(self.pair_burst), now))
+            allowed = min(float(self.pair_burst), allowed + (now - counted) / self.pair_refill_seconds)
+            refused = allowed < 1
+            self._pair_allowance[to] = (allowed if refused else allowed - 1, now)
+        return refused
 
     def fail_next(
         self,
@@ -488,6 +571,10 @@ class FakeGraph(_Server):
                 self.failures.remove(failure)
         if failure:
             return failure[0]
+        if not request and (called in self.media or called in self.expired_media):
+            return self._media_link(called)
+        if request.get("type") == "text" and self._pair_rate_refuses(str(request.get("to"))):
+            return Reply(status=HTTPStatus.BAD_REQUEST, body={"error": PAIR_RATE_ERROR})
         if not request and called.isdigit():  # GET /{phone number id}: the WhatsApp business number
             return Reply(body={"verified_name": "Test Shop", "display_phone_number": "+1 555-078-3881", "id": called})
         if called == "subscribed_apps":
@@ -539,6 +626,20 @@ class FakeGraph(_Server):
         WhatsApp, a read receipt with the typing indicator is 'read+typing:<the message's id>' (it names no person,
         so only the sequence of all shows it)."""
         return [_sent(r) for r in self.calls if psid in (None, r.get("recipient", {}).get("id"), r.get("to"))]
+
+
+# What the Cloud API answers a message over the pair rate.
+PAIR_RATE_ERROR = {
+    "message": "(#131056) (Business Account, Consumer Account) pair rate limit hit",
+    "type": "OAuthException",
+    "code": 131056,
+    "error_data": {
+        "messaging_product": "whatsapp",
+        "details": "Message failed to send because there were too many messages sent from this phone number to the "
+        "same phone number in a short period of time.",
+    },
+    "fbtrace_id": "AbCdEf",
+}
 
 
 def _sent(request: dict) -> str:

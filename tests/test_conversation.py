@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inboxgpt import replies
+from inboxgpt.channels.messenger import MessengerChannel
 from inboxgpt.model import prompt
 from inboxgpt.model.gpt import Failure
 from inboxgpt.model.prompt import estimate_tokens
@@ -34,7 +35,7 @@ def test_the_model_gets_system_prompt_history_and_new_message(post, openai_serve
 def bot_settings_prompt(config) -> str:
     from inboxgpt.config import DEFAULT_SYSTEM_PROMPT
 
-    return prompt.system_message(config.get("SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT))
+    return prompt.system_message(config.get("SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT), MessengerChannel.formatting_note)
 
 
 def test_settings_choose_model_prompt_and_reply_cap(config, openai_server, app_with):
@@ -43,7 +44,8 @@ def test_settings_choose_model_prompt_and_reply_cap(config, openai_server, app_w
     say(post, "ahoy")
     request = openai_server.requests[-1]
     assert request["model"] == "llama3.2"
-    assert request["messages"][0] == {"role": "system", "content": prompt.system_message("You are a pirate.")}
+    system = prompt.system_message("You are a pirate.", MessengerChannel.formatting_note)
+    assert request["messages"][0] == {"role": "system", "content": system}
     assert "/human" in request["messages"][0]["content"]
     # A custom base URL is an OpenAI-compatible server: it gets the widely known max_tokens.
     assert request["max_tokens"] == 77

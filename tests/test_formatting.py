@@ -56,3 +56,19 @@ def test_a_whatsapp_reply_reaches_meta_in_whatsapp_markers(post, graph, openai_s
     openai_server.default = lambda request: completion("We are **open** on *Sundays*.")
     post(load("whatsapp/text.json"))
     assert graph.texts("16505551234") == ["We are *open* on _Sundays_."]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("text.json", "This conversation is on Messenger, which shows no formatting"),
+        ("instagram/text.json", "This conversation is on Instagram, which shows no formatting"),
+        ("whatsapp/text.json", "This conversation is on WhatsApp, which shows *bold*, _italic_"),
+    ],
+)
+def test_the_model_is_told_how_the_persons_channel_shows_text(post, openai_server, body, says):
+    post(load(body))
+    system = openai_server.requests[0]["messages"][0]["content"]
+    (note,) = [part for part in system.split("\n\n") if part.startswith("This conversation is on")]
+    assert note.startswith(says)
+    assert system.endswith(note)  # after the owner's prompt, which it refines

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from inboxgpt.channels.messenger import MessengerChannel
 from inboxgpt.config import ConfigError, settings_from_mapping
 from inboxgpt.model import knowledge, prompt
 from inboxgpt.model.knowledge import SECTION_TOKENS, read_folder, sections_of
@@ -164,7 +165,8 @@ def test_a_folder_that_does_not_exist_is_refused_at_start(config, tmp_path):
 def test_without_knowledge_the_system_message_is_as_before(post, openai_server):
     post(page_body(text_event("When do you open?")))
     assert openai_server.requests[-1]["messages"][0]["content"] == prompt.system_message(
-        settings_from_mapping({"OPENAI_API_KEY": "x"}, meta_required=False).system_prompt
+        settings_from_mapping({"OPENAI_API_KEY": "x"}, meta_required=False).system_prompt,
+        MessengerChannel.formatting_note,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import tempfile
 from http import HTTPStatus
@@ -10,7 +12,7 @@ import pytest
 import requests
 import responses
 
-from inboxgpt import replies
+from inboxgpt import media, replies
 from inboxgpt.model import prompt
 from tests.fakes import openai_error
 from tests.helpers import PSID, load, page_body, text_event
@@ -258,3 +260,22 @@ def test_video_files_locations_and_shares_get_an_honest_answer(post, graph, open
     assert post(load(name)).status_code == HTTPStatus.OK
     assert graph.texts(PSID) == [answer]
     assert openai_server.requests == []
+
+
+# --- checksums ---
+
+
+@pytest.mark.parametrize(
+    ("given", "matches"),
+    [
+        (hashlib.sha256(AUDIO).hexdigest(), True),
+        (hashlib.sha256(AUDIO).hexdigest().upper(), True),
+        (base64.b64encode(hashlib.sha256(AUDIO).digest()).decode(), True),  # as WhatsApp's webhooks show it
+        (hashlib.sha256(b"another file").hexdigest(), False),
+        (base64.b64encode(hashlib.sha256(b"another file").digest()).decode(), False),
+        (None, True),
+        ("not a checksum in any form", True),  # cannot be checked: let pass, not refused
+    ],
+)
+def test_a_download_is_checked_against_the_checksum_given_in_either_form(given, matches):
+    assert media._matches(given, hashlib.sha256(AUDIO).digest()) is matches

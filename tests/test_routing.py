@@ -18,6 +18,9 @@ PHOTO_URL = "https://scontent.xx.fbcdn.net/v/photo.jpg"
 VOICE_URL = "https://cdn.fbsbx.com/v/voice.mp4"
 PHOTO = Attachment("image", PHOTO_URL)
 VOICE = Attachment("audio", VOICE_URL)
+# WhatsApp's: behind a media id, found through the channel.
+KEPT_PHOTO = Attachment("image", media_id="1037543291543636")
+KEPT_VOICE = Attachment("audio", media_id="2212546915828413")
 
 
 def message(text: str | None = None, *attachments: Attachment, **fields) -> Message:
@@ -41,8 +44,10 @@ CASES: list[tuple[str, Event, Route]] = [
     ("bot", message("/bot"), Route(Case.BOT_BACK)),
     ("bot under standby", message("/bot", standby=True), Route(Case.BOT_BACK)),
     ("standby", message("hi", standby=True), Route(Case.RECORD, text="hi")),
-    ("photo", message("what is it?", PHOTO), Route(Case.PHOTOS, text="what is it?", photos=(PHOTO_URL,))),
-    ("voice", message(None, VOICE), Route(Case.VOICE, voice_url=VOICE_URL)),
+    ("photo", message("what is it?", PHOTO), Route(Case.PHOTOS, text="what is it?", photos=(PHOTO,))),
+    ("photo kept by its channel", message(None, KEPT_PHOTO), Route(Case.PHOTOS, photos=(KEPT_PHOTO,))),
+    ("voice", message(None, VOICE), Route(Case.VOICE, voice=VOICE)),
+    ("voice kept by its channel", message(None, KEPT_VOICE), Route(Case.VOICE, voice=KEPT_VOICE)),
     ("sticker", message(None, Attachment("image", "https://x/y.png", sticker_id=369239263222822)), Route(Case.STICKER)),
     ("video", message(None, Attachment("video", "https://x/v.mp4")), Route(Case.UNUSABLE, attachment_type="video")),
     ("empty", message(None), Route(Case.NOTHING)),

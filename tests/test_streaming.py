@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from inboxgpt import replies
-from inboxgpt.model.streaming import ready
+from inboxgpt.model.streaming import ParagraphSender, ready
 from tests.fakes import Gate, Reply, completion, streamed
 from tests.helpers import PSID, page_body, text_event
 
@@ -303,3 +303,26 @@ def test_when_meta_refuses_a_paragraph_the_history_keeps_only_what_was_delivered
     assert graph.texts(PSID)[:2] == PARAGRAPHS[:2]
     ask(post, "go on")
     assert openai_server.requests[-1]["messages"][2] == {"role": "assistant", "content": PARAGRAPHS[0]}
+
+
+def test_with_a_pace_the_paragraphs_finished_within_it_go_together_in_the_next_message():
+    now = [0.0]
+    sent: list[str] = []
+
+    def send(piece: str) -> list[tuple[str, str]]:
+        sent.append(piece)
+        return [("mid", piece)]
+
+    sender = ParagraphSender(send, pace=6.0, clock=lambda: now[0])
+    first, second, third, fourth = PARAGRAPHS
+    sender.feed(f"{first}\n\nP")  # the first paragraph is finished once the next starts: out at once
+    now[0] = 1.0
+    sender.feed(f"{second[1:]}\n\nP")
+    now[0] = 2.0
+    sender.feed(f"{third[1:]}\n\nP")
+    assert sent == [first]  # within the pace: held
+    now[0] = 7.0
+    sender.feed(fourth[1:20])  # the pace has passed: what was held goes, joined
+    sender.feed(fourth[20:])
+    sender.finish()
+    assert sent == [first, f"{second}\n\n{third}", fourth]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import logging
+import re
+from dataclasses import replace
 from http import HTTPStatus
 
 import pytest
@@ -13,7 +16,7 @@ from inboxgpt.channels.graph import GraphClient, GraphSettings
 from inboxgpt.config import ConfigError, settings_from_mapping
 from inboxgpt.events import Echo, Message
 from inboxgpt.web.app import create_app
-from tests.fakes import Reply, completion, echo_answer
+from tests.fakes import Media, Reply, completion, echo_answer, streamed
 from tests.helpers import WHATSAPP_NUMBER_ID, WHATSAPP_TOKEN, load, page_body, text_event
 
 WA_ID = "16505551234"
@@ -143,11 +146,107 @@ def test_a_choice_is_answered_as_the_words_on_the_button(post, graph, openai_ser
     assert [request["messages"][-1]["content"] for request in openai_server.requests] == ["Opening hours", "Medium"]
 
 
-def test_media_not_yet_read_gets_an_honest_answer_and_no_model_call(post, graph, openai_server):
+# --- photos and voice notes ---
+
+IMAGE_ID = wa("image.json")["entry"][0]["changes"][0]["value"]["messages"][0]["image"]["id"]
+VOICE_ID = wa("voice.json")["entry"][0]["changes"][0]["value"]["messages"][0]["audio"]["id"]
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x42" * 3000
+OGG = b"OggS\x00\x02" + b"\x01" * 3000
+
+
+@pytest.fixture
+def post_media(config, app_with, graph):
+    """POST to an app that may fetch the fake's plain-HTTP media links, with a photo and a voice note at Meta."""
+    config.update(ALLOW_HTTP_MEDIA="on")
+    graph.media[IMAGE_ID] = Media(JPEG, "image/jpeg")
+    graph.media[VOICE_ID] = Media(OGG, "audio/ogg; codecs=opus")
+    return app_with(config)
+
+
+def test_a_photo_is_found_with_the_token_and_shown_to_the_model_inline_with_its_caption(
+    post_media, graph, openai_server
+):
+    post_media(wa("image.json"))
+    content = openai_server.requests[0]["messages"][-1]["content"]
+    inline = "data:image/jpeg;base64," + base64.b64encode(JPEG).decode()
+    assert content == [
+        {"type": "text", "text": "Is this the right part?"},
+        {"type": "image_url", "image_url": {"url": inline, "detail": "low"}},
+    ]
+    lookup = graph.paths.index(f"/v23.0/{IMAGE_ID}")
+    assert graph.headers[lookup]["authorization"] == f"Bearer {WHATSAPP_TOKEN}"
+    assert WHATSAPP_TOKEN not in graph.paths[lookup]
+    ((_, headers),) = graph.downloads
+    assert headers["authorization"] == f"Bearer {WHATSAPP_TOKEN}"
+    assert graph.texts(WA_ID) == ["You said: Is this the right part?"]
+
+
+def test_the_history_keeps_a_marker_not_the_photo(post_media, openai_server):
+    post_media(wa("image.json"))
+    post_media(wa("text.json"))
+    history = openai_server.requests[-1]["messages"][1:-1]
+    assert history[0] == {"role": "user", "content": "[photo] Is this the right part?"}
+    assert "base64" not in str(openai_server.requests[-1]["messages"])
+
+
+def test_a_voice_note_is_downloaded_with_the_token_and_transcribed(post_media, graph, openai_server):
+    post_media(wa("voice.json"))
+    upload, chat = openai_server.requests
+    assert openai_server.paths[0] == "/v1/audio/transcriptions"
+    assert OGG in upload["_body"]
+    assert re.search(rb'filename="[^"]+\.ogg"', upload["_body"])
+    assert chat["messages"][-1] == {"role": "user", "content": "what time is it in Tokyo"}
+    assert graph.texts(WA_ID) == ['🎤 I heard: "what time is it in Tokyo"\n\nYou said: what time is it in Tokyo']
+
+
+def test_a_download_served_without_its_type_takes_the_type_meta_gave(post_media, graph, openai_server):
+    graph.media[IMAGE_ID].served_as = "application/octet-stream"
+    post_media(wa("image.json"))
+    assert openai_server.requests[0]["messages"][-1]["content"][1]["image_url"]["url"].startswith("data:image/jpeg;")
+
+
+def test_the_token_is_never_sent_to_a_link_that_is_not_https(config, app_with, graph, openai_server):
+    graph.media[IMAGE_ID] = Media(JPEG, "image/jpeg")
+    post = app_with(config)  # the fake's links are plain HTTP, and ALLOW_HTTP_MEDIA is off
     post(wa("image.json"))
-    assert openai_server.requests == []
-    (text,) = graph.texts(WA_ID)
-    assert text == replies.cannot_use("image")
+    assert graph.downloads == []
+    assert graph.texts(WA_ID) == [replies.PHOTO_FAILED]
+
+
+@pytest.mark.parametrize(
+    ("spoil", "name", "answer"),
+    [
+        ("expired", "image.json", replies.PHOTO_FAILED),
+        ("expired", "voice.json", replies.VOICE_FAILED),
+        ("checksum", "image.json", replies.PHOTO_FAILED),
+        ("checksum", "voice.json", replies.VOICE_FAILED),
+        ("too big", "image.json", replies.PHOTO_FAILED),
+        ("not a photo", "image.json", replies.PHOTO_FAILED),
+        ("gone from the media server", "image.json", replies.PHOTO_FAILED),
+    ],
+)
+def test_media_that_cannot_be_had_gets_an_honest_answer_and_no_model_call(
+    config, app_with, graph, openai_server, caplog, spoil, name, answer
+):
+    config.update(ALLOW_HTTP_MEDIA="on", MAX_IMAGE_BYTES="2048")
+    media_id = IMAGE_ID if name == "image.json" else VOICE_ID
+    small = Media(b"\xff\xd8" + b"\x42" * 1000, "image/jpeg") if name == "image.json" else Media(OGG, "audio/ogg")
+    if spoil == "expired":
+        graph.expired_media.add(media_id)
+    elif spoil == "checksum":
+        graph.media[media_id] = replace(small, sha256="00" * 32)
+    elif spoil == "too big":
+        graph.media[media_id] = Media(JPEG, "image/jpeg")
+    elif spoil == "not a photo":
+        graph.media[media_id] = Media(b"<html></html>", "text/html")
+    else:
+        graph.media[media_id] = replace(small, gone=True)
+    post = app_with(config)
+    post(wa(name))
+    assert graph.texts(WA_ID) == [answer]
+    assert [path for path in openai_server.paths if "chat" in path] == []
+    assert WHATSAPP_TOKEN not in caplog.text
+    assert "whatsapp_business/attachments" not in caplog.text
 
 
 def test_a_redelivered_message_is_answered_once(post, graph, openai_server):
@@ -177,6 +276,30 @@ def test_too_many_messages_to_one_person_is_retried_without_losing_text(config, 
     graph.fail_next(400, code=131056, messages_only=True)
     post(wa("text.json"))
     assert graph.texts(WA_ID) == ["You said: Hi! Do you deliver on Sundays?"] * 2  # refused, then taken
+
+
+def test_a_streamed_answer_keeps_to_the_pair_rate_and_arrives_whole(post, graph, openai_server):
+    # Six paragraphs written in well under 6 s would be six messages on Messenger; WhatsApp's pair rate (here a
+    # burst of 2, then one message every 6 s) would refuse the third.
+    graph.pair_burst = 2
+    paragraphs = [f"Paragraph {n}: " + " ".join(f"word{n}x{k}" for k in range(30)) + "." for n in range(6)]
+    openai_server.default = lambda request: streamed(completion("\n\n".join(paragraphs)))
+    post(wa("text.json"))
+    texts = graph.texts(WA_ID)
+    assert texts == [paragraphs[0], "\n\n".join(paragraphs[1:])]  # none refused: each sent once
+
+
+def test_a_refusal_for_the_pair_rate_waits_for_it_before_the_retry(config, app_with, graph, openai_server):
+    # Doubling backoffs of 0.05 s would retry three times within 0.35 s, before the pair earns a message back.
+    config.update(GRAPH_BACKOFF="0.05", GRAPH_MAX_RETRIES="2", STREAM="off")
+    graph.pair_burst, graph.pair_refill_seconds = 1, 0.5
+    post = app_with(config)
+    answer = "A long answer. " * 400  # two messages of at most 4,096 characters, sent back to back
+    openai_server.default = lambda request: completion(answer)
+    post(wa("text.json"))
+    first, refused, taken = graph.texts(WA_ID)
+    assert refused == taken
+    assert (first + " " + taken).split() == answer.split()
 
 
 def test_a_dead_whatsapp_token_says_which_token_to_renew(post, graph, client, caplog):

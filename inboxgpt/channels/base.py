@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from inboxgpt.events import BadBody, ParsedBody
+from inboxgpt.events import Attachment, BadBody, ParsedBody
+from inboxgpt.media import MediaError, MediaLink
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,10 @@ class Channel(ABC):
     enabled: bool = True
     # Where /human hands its conversations; None: it has no inbox to hand them to.
     inbox: Inbox | None = None
+    # What the model is told about how the channel shows its answers (appended to the system message).
+    formatting_note: ClassVar[str] = ""
+    # Seconds a streamed answer leaves between its messages to one person; what is written meanwhile is joined.
+    message_gap: ClassVar[float] = 0.0
 
     def key(self, scoped_id: str) -> str:
         """A person's key: the id Meta gives them on this channel, behind its tag."""
@@ -63,6 +68,12 @@ class Channel(ABC):
     def send_action(self, key: str, action: str, message_id: str | None = None) -> bool:
         """Show a sender action such as typing_on, about the person's message `message_id` when known; return False
         if it failed."""
+
+    def media_link(self, attachment: Attachment) -> MediaLink:
+        """Where a person's photo or voice note can be downloaded; MediaError if it cannot be found."""
+        if attachment.url is None:
+            raise MediaError(f"the {attachment.type} came without a link")
+        return MediaLink(attachment.url)
 
     def pass_thread(self, key: str, target_app_id: str, metadata: str) -> bool:
         """Hand the conversation to another app (the page's inbox); return False if refused."""
@@ -131,6 +142,18 @@ class Channels:
     def send_action(self, key: str, action: str, message_id: str | None = None) -> bool:
         """Show a sender action such as typing_on (about the person's message `message_id`); False if it failed."""
         return self.of(key).send_action(key, action, message_id)
+
+    def formatting_note(self, key: str) -> str:
+        """What the model is told about how this person's channel shows its answers."""
+        return self.of(key).formatting_note
+
+    def message_gap(self, key: str) -> float:
+        """Seconds a streamed answer leaves between its messages to this person."""
+        return self.of(key).message_gap
+
+    def media_link(self, key: str, attachment: Attachment) -> MediaLink:
+        """Where this person's photo or voice note can be downloaded; MediaError if it cannot be found."""
+        return self.of(key).media_link(attachment)
 
     def inbox(self, key: str) -> Inbox | None:
         """Where /human hands this person's conversation; None if their channel has no inbox."""

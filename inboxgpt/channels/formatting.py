@@ -23,6 +23,18 @@ LINK = re.compile(r"\[([^\]\n]+)\]\((\S+?)\)")
 # Stands for WhatsApp's bold marker while italics are converted (Markdown's `*x*` is italic, WhatsApp's bold).
 BOLD_MARK = "\x00"
 
+# What the model is told, after the owner's prompt, about how the person's channel shows its answer: models write
+# Markdown unless told, and the conversion above can only make it readable, not what the model would have written.
+PLAIN_NOTE = (
+    "This conversation is on {channel}, which shows no formatting: write plain text, without Markdown (no **, no "
+    "# headings, no tables); write a link as its address."
+)
+WHATSAPP_NOTE = (
+    "This conversation is on WhatsApp, which shows *bold*, _italic_ and ~strikethrough~ (one marker each side) "
+    "but no Markdown headings, tables or [text](link) links: use its markers sparingly and write a link as its "
+    "address."
+)
+
 
 def whatsapp(text: str) -> str:
     """Markdown in WhatsApp's markers: `*bold*`, `_italic_`, `~strike~`; headings bold; links as `text (url)`."""

@@ -28,6 +28,11 @@ JSON = {"Content-Type": "application/json"}
 
 # WhatsApp's too many messages for the number (130429) or to one person (131056) in a short time pass too.
 TRANSIENT_CODES = {1, 2, 4, 17, 32, 613, 1200, 130429, 131056}
+# WhatsApp's pair rate allows about one message every 6 s to one person. Before each retry of a message it refused
+# (131056) the client waits twelve backoffs (6 s at the default GRAPH_BACKOFF), not doubling: the allowance refills
+# at a steady pace.
+PAIR_RATE_CODE = 131056
+PAIR_RATE_BACKOFFS = 12
 # What a permanent error means for the page owner, logged once when it happens; {token} names the setting of the
 # token the client sends (PAGE_ACCESS_TOKEN, or WHATSAPP_TOKEN).
 PERMANENT_MEANINGS = {
@@ -38,6 +43,11 @@ PERMANENT_MEANINGS = {
     100: "Meta rejected a parameter (for example the recipient id)",
     200: "the app lacks a permission: check pages_messaging is granted for this page",
     230: "the app lacks a permission: check pages_messaging is granted for this page",
+}
+# What a passing refusal means, where Meta says more than "try again".
+TRANSIENT_MEANINGS = {
+    130429: "WhatsApp's limit of messages per second for the number was reached",
+    PAIR_RATE_CODE: "too many messages to this person in a short time (WhatsApp's pair rate)",
 }
 TOKEN_NAMES = {"PAGE_ACCESS_TOKEN": "page access token", "WHATSAPP_TOKEN": "WhatsApp token"}
 SUBCODE_MEANINGS = {
@@ -83,6 +93,7 @@ def error_from_response(status: int, body: bytes, token: str = "PAGE_ACCESS_TOKE
     meaning = (
         (SUBCODE_MEANINGS.get(subcode) if subcode is not None else None)
         or (PERMANENT_MEANINGS.get(code) if code is not None else None)
+        or (TRANSIENT_MEANINGS.get(code) if code is not None else None)
         or ("a temporary failure at Meta" if transient else "the request was refused")
     ).format(token=token, token_name=TOKEN_NAMES.get(token, "token"))
     return GraphError(status, code, subcode, transient, meaning)
@@ -99,6 +110,11 @@ def _level(error: GraphError, quiet: bool) -> int:
 def backoff_delay(attempt: int, base: float) -> float:
     """Return the wait before retry number `attempt` (0-based): doubling, capped."""
     return min(MAX_BACKOFF_SECONDS, base * 2**attempt)
+
+
+def retry_delay(error: GraphError, attempt: int, base: float) -> float:
+    """The wait before retrying a call refused with `error`: WhatsApp's pair rate's, or the doubling backoff."""
+    return base * PAIR_RATE_BACKOFFS if error.code == PAIR_RATE_CODE else backoff_delay(attempt, base)
 
 
 @dataclass(frozen=True)
@@ -145,7 +161,9 @@ class GraphSettings:
 
     def worst_case_seconds(self) -> float:
         """The longest one message can take to send: every retry, and the waits between them."""
-        waits = sum(backoff_delay(attempt, self.backoff) for attempt in range(self.max_retries))
+        # Only WhatsApp's messages (sent with a Bearer token) meet its pair rate's longer waits.
+        pair_rate = self.backoff * PAIR_RATE_BACKOFFS if self.bearer else 0.0
+        waits = sum(max(pair_rate, backoff_delay(attempt, self.backoff)) for attempt in range(self.max_retries))
         return self.timeout * (1 + self.max_retries) + waits
 
 
@@ -159,6 +177,7 @@ class GraphClient:
         # Calls go straight to a urllib3 pool (see upstream.py): Meta neither redirects nor sets cookies on them.
         self._pool = upstream.pool(settings.api_url, settings.connections, settings.timeout)
         self._node = upstream.target(self._pool, f"{settings.api_url}/{settings.node}")
+        self._root = upstream.target(self._pool, settings.api_url)
         # Encoded once: every call carries the same header, or the same two parameters.
         if settings.bearer:
             self._query = ""
@@ -220,12 +239,22 @@ class GraphClient:
                     metrics.GRAPH_ERRORS.labels(str(error.code) if error.code is not None else "none").inc()
                     raise
                 logger.info("Graph %s for psid=%s failed (%s); retry %d", what, psid, error.meaning, attempt + 1)
-                self._sleep(backoff_delay(attempt, self._backoff))
+                self._sleep(retry_delay(error, attempt, self._backoff))
                 attempt += 1
 
     def get(self, path: str = "") -> dict:
         """Read /me or /me/`path` once; raise GraphError if Meta refuses."""
         return self._attempt(path, None, method="GET")
+
+    def get_object(self, object_id: str) -> dict:
+        """Read the Graph object `object_id` (a WhatsApp media's id) once; raise GraphError if Meta refuses."""
+        return self._attempt(object_id, None, method="GET", node=self._root)
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """The headers that carry its token, for a download Meta asks to authorise so (WhatsApp's media); none for
+        a token sent in the query."""
+        return dict(self._auth_headers or {})
 
     @property
     def token_works(self) -> bool | None:
@@ -237,9 +266,10 @@ class GraphClient:
         """The setting that holds its token (PAGE_ACCESS_TOKEN, or WHATSAPP_TOKEN)."""
         return self._token_setting
 
-    def _attempt(self, endpoint: str, payload: dict | None, method: str = "POST") -> dict:
+    def _attempt(self, endpoint: str, payload: dict | None, method: str = "POST", node: str | None = None) -> dict:
         """Make one call to the node's `endpoint`; return Meta's answer, or raise GraphError."""
-        url = f"{self._node}/{endpoint}{self._query}" if endpoint else f"{self._node}{self._query}"
+        node = self._node if node is None else node
+        url = f"{node}/{endpoint}{self._query}" if endpoint else f"{node}{self._query}"
         body = None if payload is None else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         try:
             response = self._pool.urlopen(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Self
 
+from inboxgpt.channels import formatting
 from inboxgpt.channels.base import Inbox
 from inboxgpt.channels.graph import GraphClient
 from inboxgpt.channels.messenger import GraphChannel
@@ -19,6 +20,7 @@ class InstagramChannel(GraphChannel):
     bot's own echoes are known by the message ids it noted)."""
 
     name = "instagram"
+    formatting_note = formatting.PLAIN_NOTE.format(channel="Instagram")
     webhook_object = "instagram"
     tag = "ig:"
 

@@ -82,6 +82,7 @@ class MessengerChannel(GraphChannel):
     """The Page's Messenger conversations: keys are PSIDs as they are; replies are marked as the bot's."""
 
     name = "messenger"
+    formatting_note = formatting.PLAIN_NOTE.format(channel="Messenger")
     webhook_object = "page"
 
     @classmethod

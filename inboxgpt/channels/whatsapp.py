@@ -4,8 +4,12 @@ signature as the Page's, its own token (a System User's) and its own endpoint (`
 A webhook's `entry[].changes[].value` carries `messages` (what people send), `statuses` (receipts of what the
 business sent: counted, never answered) and `errors`. A person's key is their id behind "wa:", exactly as sent: a
 phone number's `wa_id`, or a business-scoped user id, which is not a number and must never be reduced to digits.
-Photos, voice notes and other media arrive as media ids; until they are fetched here, they get the honest "can't use
-that" answer (their caption unread rather than answered without what it is about).
+Photos and voice notes arrive as media ids: the channel asks the Graph API for each one's short-lived link, which the
+bot downloads with the token (media.py); a photo's caption is its text. Videos, documents and the other kinds get the
+honest "can't use that" answer, their caption unread rather than answered without what it is about.
+
+WhatsApp allows about one message every 6 s to one person, with some room for bursts (its pair rate, error 131056):
+a streamed answer leaves `message_gap` between its messages and joins what the model writes meanwhile.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from collections import Counter
 from typing import Any, Self
 
 from inboxgpt.channels import formatting
-from inboxgpt.channels.graph import GraphClient, GraphSettings
+from inboxgpt.channels.graph import GraphClient, GraphError, GraphSettings
 from inboxgpt.channels.graph_webhook import identifier, object_field, text_field
 from inboxgpt.channels.messenger import GraphChannel
 from inboxgpt.channels.text import split_text
 from inboxgpt.config import Settings
 from inboxgpt.events import Attachment, Echo, Event, Message, ParsedBody, Postback
+from inboxgpt.media import MediaError, MediaLink
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +43,11 @@ WELCOME = "request_welcome"
 ECHOES = "smb_message_echoes"
 # WhatsApp's kinds of media by the names the other channels give them (replies.py answers each).
 ATTACHMENT_TYPES = {"document": "file"}
+# Kinds of media the bot can use (photos seen, voice notes heard), and the one whose caption is read with it.
+USABLE_MEDIA = ("image", "audio", "sticker")
+CAPTIONED = "image"
+# Seconds between a streamed answer's messages to one person: WhatsApp's pair rate, one message every 6 s.
+PAIR_RATE_SECONDS = 6.0
 
 
 class WhatsAppChannel(GraphChannel):
@@ -47,6 +57,8 @@ class WhatsAppChannel(GraphChannel):
     name = "whatsapp"
     webhook_object = "whatsapp_business_account"
     tag = "wa:"
+    formatting_note = formatting.WHATSAPP_NOTE
+    message_gap = PAIR_RATE_SECONDS
 
     def __init__(self, client: GraphClient, enabled: bool, own_client: bool, get_started: str):
         super().__init__(client, None, enabled)
@@ -151,7 +163,15 @@ class WhatsAppChannel(GraphChannel):
             if chosen is None:
                 return None, "malformed"
             return said(text=chosen[0], quick_reply_payload=chosen[1]), kind
-        # Media, locations, contacts, orders, kinds not yet invented: answered honestly as what the bot can't use.
+        if kind in USABLE_MEDIA:
+            media = object_field(message.get(kind))
+            attachment = Attachment(
+                type=kind, media_id=identifier(media.get("id")), sha256=text_field(media.get("sha256"))
+            )
+            caption = text_field(media.get("caption")) if kind == CAPTIONED else None
+            return said(text=caption, attachments=(attachment,), reply_to_mid=quoted), kind
+        # Videos, documents, locations, contacts, orders, kinds not yet invented: answered honestly as what the bot
+        # can't use.
         attachment = Attachment(type=ATTACHMENT_TYPES.get(kind, kind[:40]))
         return said(attachments=(attachment,), reply_to_mid=quoted), kind
 
@@ -188,6 +208,25 @@ class WhatsAppChannel(GraphChannel):
             "typing_indicator": {"type": "text"},
         }
         return self._graph.accepted(payload, psid=key, max_retries=0)
+
+    def media_link(self, attachment: Attachment) -> MediaLink:
+        """The link Meta gives for a media id (it lasts about 5 minutes, and the download needs the token); MediaError
+        if Meta no longer has the media (ids expire after 7 days) or refuses."""
+        if attachment.media_id is None:
+            return super().media_link(attachment)
+        try:
+            found = self._graph.get_object(attachment.media_id)
+        except GraphError as error:
+            raise MediaError(f"Meta gave no link for the {attachment.type} (code {error.code})") from None
+        url = text_field(found.get("url"))
+        if url is None:
+            raise MediaError(f"Meta's answer about the {attachment.type} holds no link")
+        return MediaLink(
+            url,
+            headers=self._graph.auth_headers,
+            sha256=text_field(found.get("sha256")) or attachment.sha256,
+            mime_type=text_field(found.get("mime_type")),
+        )
 
     def pass_thread(self, key: str, target_app_id: str, metadata: str) -> bool:
         """WhatsApp has no inbox to hand a conversation to (no inbox: /human pauses the bot)."""

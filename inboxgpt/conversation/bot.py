@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import requests
-
 from inboxgpt import metrics, replies
 from inboxgpt.channels.base import Channels
 from inboxgpt.config import Settings
@@ -27,6 +25,7 @@ from inboxgpt.conversation.reply import Replier, ReplySettings
 from inboxgpt.conversation.routing import SILENCED, Case, Route, Rules, route, said
 from inboxgpt.events import Event
 from inboxgpt.limits import Decision, Limits
+from inboxgpt.media import Media
 from inboxgpt.model.gpt import ChatModel
 from inboxgpt.model.knowledge import Knowledge
 from inboxgpt.notify import HandoverNotifier
@@ -80,7 +79,7 @@ class Bot:
         model: ChatModel,
         limits: Limits,
         typing: TypingIndicator,
-        media: requests.Session,
+        media: Media,
         knowledge: Knowledge | None = None,
         clock: Callable[[], float] = time.time,
         notifier: HandoverNotifier | None = None,

@@ -29,6 +29,14 @@ class Mailbox:
         """The messages `text` becomes for this person, within their channel's length limit."""
         return self._channels.split(psid, text)
 
+    def formatting_note(self, psid: str) -> str:
+        """What the model is told about how this person's channel shows its answers."""
+        return self._channels.formatting_note(psid)
+
+    def message_gap(self, psid: str) -> float:
+        """Seconds a streamed answer leaves between its messages to this person."""
+        return self._channels.message_gap(psid)
+
     def send(self, event: Event, text: str) -> list[tuple[str, str]]:
         """Send a reply to the event's person, split as their channel needs; return (message id, text) of each
         message sent (none if Meta refused: already logged)."""

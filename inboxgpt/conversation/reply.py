@@ -6,16 +6,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
-
-import requests
 
 from inboxgpt import metrics, replies, usage
 from inboxgpt.config import Settings
 from inboxgpt.conversation.outbox import Mailbox, Outbox
 from inboxgpt.conversation.routing import Case, Route
 from inboxgpt.events import Event, Message
-from inboxgpt.media import MediaError, downloaded
+from inboxgpt.media import Media, MediaError
 from inboxgpt.model import prompt
 from inboxgpt.model.gpt import ChatModel, Completion, Failure, ModelError
 from inboxgpt.model.knowledge import Chosen, Knowledge
@@ -52,9 +51,6 @@ class ReplySettings:
     stream: bool
     max_messages_per_reply: int
     max_message_chars: int
-    max_audio_bytes: int
-    media_timeout: float
-    allow_http_media: bool
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReplySettings:
@@ -67,9 +63,6 @@ class ReplySettings:
             stream=settings.stream,
             max_messages_per_reply=settings.max_messages_per_reply,
             max_message_chars=settings.max_message_chars,
-            max_audio_bytes=settings.max_audio_bytes,
-            media_timeout=settings.media_timeout,
-            allow_http_media=settings.allow_http_media,
         )
 
 
@@ -82,7 +75,7 @@ class Replier:
         store: Store,
         model: ChatModel,
         typing: TypingIndicator,
-        media: requests.Session,
+        media: Media,
         knowledge: Knowledge | None,
         mailbox: Mailbox,
         clock: Callable[[], float] = time.time,
@@ -95,36 +88,45 @@ class Replier:
         self._knowledge = knowledge
         self._mailbox = mailbox
         self._clock = clock
-        self._budget = prompt.Budget(
-            prompt.system_message(settings.system_prompt),
-            settings.history_max_messages,
-            settings.history_max_tokens,
-            settings.vision_detail,
-        )
+        # The prompt's budget for each channel's note on formatting (see _budget()).
+        self._budgets: dict[str, prompt.Budget] = {}
 
     def said(self, event: Event, how: Route) -> Said | None:
-        """The message as the model reads it; None for a voice message that could not be heard (the person was
-        told)."""
+        """The message as the model reads it; None for a voice message that could not be heard, or photos that
+        could not be opened (the person was told)."""
+        if how.case is Case.PHOTOS:
+            photos = self._photos(event, how)
+            return Said(event, how.text, photos) if photos else None
         if how.case is not Case.VOICE:
-            return Said(event, how.text, how.photos)
-        transcript = self._transcript(event, how.voice_url)
+            return Said(event, how.text)
+        transcript = self._transcript(event, how)
         return Said(event, transcript, heard=True) if transcript else None
 
-    def _transcript(self, event: Event, voice_url: str | None) -> str | None:
+    def _photos(self, event: Event, how: Route) -> tuple[str, ...]:
+        """What the model is shown of the message's photos (links, or the photos inline); none (the person told
+        why) if none could be opened."""
+        shown = []
+        # Only photos kept behind their channel's ids are downloaded (Messenger's go to the model by link).
+        downloads = any(photo.media_id is not None for photo in how.photos)
+        typing = self._typing.shown(event.psid, message_id=message_id_of(event)) if downloads else nullcontext()
+        with typing:
+            for photo in how.photos:
+                try:
+                    shown.append(self._media.photo_url(event.psid, photo))
+                except MediaError as error:
+                    logger.warning("photo from psid=%s not opened: %s", event.psid, error)
+        if not shown:
+            self._mailbox.send(event, replies.PHOTO_FAILED)
+        return tuple(shown)
+
+    def _transcript(self, event: Event, how: Route) -> str | None:
         """What the voice message says; None (the person told why) if it could not be heard."""
-        if voice_url is None:
+        if how.voice is None:
             return None
-        settings = self._settings
         try:
             with (
                 self._typing.shown(event.psid, message_id=message_id_of(event)),
-                downloaded(
-                    self._media,
-                    voice_url,
-                    max_bytes=settings.max_audio_bytes,
-                    timeout=settings.media_timeout,
-                    allow_http=settings.allow_http_media,
-                ) as audio,
+                self._media.audio(event.psid, how.voice) as audio,
             ):
                 transcript = self._model.transcribe(audio)
         except (MediaError, ModelError) as error:
@@ -157,9 +159,11 @@ class Replier:
             lambda text: self._mailbox.split(psid, text),
             self._settings.max_messages_per_reply,
         )
-        sender = ParagraphSender(outbox, opening) if self._settings.stream else None
+        gap = self._mailbox.message_gap(psid)
+        sender = ParagraphSender(outbox, opening, gap) if self._settings.stream else None
         started = time.monotonic()
-        completion = self._ask(event, prompt.build(self._budget, history, said, photos, knowledge), sender, outbox)
+        messages_for_model = prompt.build(self._budget(psid), history, said, photos, knowledge)
+        completion = self._ask(event, messages_for_model, sender, outbox)
         if completion is None:
             return
         model_ms = (time.monotonic() - started) * 1000
@@ -244,6 +248,21 @@ class Replier:
         if cut or outbox.refused:
             return outbox.delivered().removeprefix(opening.strip()).strip()
         return completion.text
+
+    def _budget(self, psid: str) -> prompt.Budget:
+        """How much of the conversation a prompt for this person carries, with their channel's note on formatting
+        closing the system message."""
+        note = self._mailbox.formatting_note(psid)
+        budget = self._budgets.get(note)
+        if budget is None:
+            settings = self._settings
+            budget = self._budgets[note] = prompt.Budget(
+                prompt.system_message(settings.system_prompt, note),
+                settings.history_max_messages,
+                settings.history_max_tokens,
+                settings.vision_detail,
+            )
+        return budget
 
     def _knowledge_for(self, said: str, history: list[Turn]) -> Chosen | None:
         """The page's knowledge for this message; the last exchange helps follow-ups ("and on Sundays?")."""

@@ -69,8 +69,8 @@ class Route:
 
     case: Case
     text: str = ""
-    photos: tuple[str, ...] = ()
-    voice_url: str | None = None
+    photos: tuple[Attachment, ...] = ()
+    voice: Attachment | None = None
     attachment_type: str | None = None
 
 
@@ -174,18 +174,14 @@ def _message_route(message: Message, rules: Rules) -> Route:
         return Route(Case.RESET)
     if command in HELP_COMMANDS:
         return Route(Case.HELP)
-    photos = tuple(
-        a.url
-        for a in message.attachments
-        if a.type == "image" and a.url and not a.is_sticker and fetchable(a.url, rules.allow_http_media)
-    )
+    photos = tuple(a for a in message.attachments if a.type == "image" and _findable(a, rules) and not a.is_sticker)
     if message.story_reply and text:
         text = STORY_REPLY.format(text=text)
     if photos and rules.vision:
         return Route(Case.PHOTOS, text=text, photos=photos[: rules.max_images])
-    voice = next((a.url for a in message.attachments if a.type == "audio" and a.url), None)
+    voice = next((a for a in message.attachments if a.type == "audio" and (a.url or a.media_id)), None)
     if voice and rules.transcribe:
-        return Route(Case.VOICE, voice_url=voice)
+        return Route(Case.VOICE, voice=voice)
     if text:
         return Route(Case.TEXT, text=text)
     if message.attachments and all(a.is_sticker for a in message.attachments):
@@ -193,3 +189,10 @@ def _message_route(message: Message, rules: Rules) -> Route:
     if message.attachments:
         return Route(Case.UNUSABLE, attachment_type=message.attachments[0].type)
     return Route(Case.NOTHING)
+
+
+def _findable(attachment: Attachment, rules: Rules) -> bool:
+    """Whether the bot may look for the file: its channel keeps it behind an id, or its link is one it may fetch."""
+    if attachment.media_id is not None:
+        return True
+    return attachment.url is not None and fetchable(attachment.url, rules.allow_http_media)

@@ -130,9 +130,11 @@ class Budget:
     image_detail: str
 
 
-def system_message(owner_prompt: str) -> str:
-    """The system message: the owner's SYSTEM_PROMPT and what the model must know of the page's people."""
-    return f"{owner_prompt}\n\n{HANDOVER_NOTE.format(marker=PAGE_MARKER)}"
+def system_message(owner_prompt: str, channel_note: str = "") -> str:
+    """The system message: the owner's SYSTEM_PROMPT, what the model must know of the page's people, and how the
+    person's channel shows text (`channel_note`, if it says)."""
+    message = f"{owner_prompt}\n\n{HANDOVER_NOTE.format(marker=PAGE_MARKER)}"
+    return f"{message}\n\n{channel_note}" if channel_note else message
 
 
 def knowledge_text(sections: Sequence[str], searched: bool) -> str:

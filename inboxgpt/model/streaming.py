@@ -5,6 +5,10 @@ wait to go out with the next; code blocks and lists are never cut inside, nor is
 announces what follows ("Here is how:") cut from it. Whatever is left when the model stops goes
 out last, so a one-paragraph answer is one message, sent when it is complete.
 
+A channel that limits how often one person may be sent a message (WhatsApp: about one every 6 s) gives the
+sender a pace: after a message goes out, the paragraphs finished within the pace are held and go out together in
+the next message, once the pace has passed or when the answer ends.
+
 The sender reads each line once, as it is completed, and keeps what it learned (inside a code
 block or not, where the last paragraph started and whether it is a list item): the work grows
 with the answer's length, never with its square, however long a code block runs.
@@ -12,7 +16,9 @@ with the answer's length, never with its square, however long a code block runs.
 
 from __future__ import annotations
 
+import math
 import re
+import time
 from collections.abc import Callable
 
 # A paragraph shorter than this waits to go out with the next one.
@@ -26,9 +32,18 @@ LIST_MARK_SO_FAR = re.compile(r"[-*+•]|\d{1,3}[.)]?")
 class ParagraphSender:
     """Takes an answer piece by piece as it is written and sends each finished paragraph with `send`."""
 
-    def __init__(self, send: Callable[[str], list[tuple[str, str]]], prefix: str = ""):
+    def __init__(
+        self,
+        send: Callable[[str], list[tuple[str, str]]],
+        prefix: str = "",
+        pace: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._send = send
         self._prefix = prefix
+        self._pace = pace  # seconds at least between two messages
+        self._clock = clock
+        self._last_sent = -math.inf
         # (message id, text) of each message sent so far.
         self.sent: list[tuple[str, str]] = []
         self.refused = False  # Meta refused a piece: nothing more is sent
@@ -36,6 +51,7 @@ class ParagraphSender:
 
     def _begin(self, text: str) -> None:
         """Start the unsent text afresh with `text`."""
+        self._held: list[str] = []  # finished paragraphs waiting for the pace to pass
         self._buffer = ""
         self._line = 0  # where the line still being written starts
         self._in_code = False  # inside a code block, by the fences of the lines read
@@ -52,18 +68,21 @@ class ParagraphSender:
         if self.refused or not text:
             return False
         self._take(text)
-        if self._cut is None:
+        if self._cut is not None:
+            (end, start), self._cut = self._cut, None
+            self._held.append(self._buffer[:end])
+            self._buffer = self._buffer[start:]
+            self._line -= start
+            self._head_end = max(0, self._head_end - start)
+            self._first = 0
+        if not self._held or self._clock() - self._last_sent < self._pace:
             return False
-        (end, start), self._cut = self._cut, None
-        piece, self._buffer = self._buffer[:end], self._buffer[start:]
-        self._line -= start
-        self._head_end = max(0, self._head_end - start)
-        self._first = 0
-        return self._deliver(piece)
+        held, self._held = self._held, []
+        return self._deliver("\n\n".join(held))
 
     def finish(self, ending: str = "") -> None:
-        """Send what is left (with `ending` after it, if given)."""
-        rest = self._buffer.strip()
+        """Send what is left (with `ending` after it, if given), with the paragraphs held for the pace."""
+        rest = "\n\n".join([*self._held, self._buffer.strip()]).strip()
         self._begin("")
         text = f"{rest}\n\n{ending}" if rest and ending else rest or ending
         if text and not self.refused:
@@ -71,10 +90,11 @@ class ParagraphSender:
 
     def cut_off(self) -> None:
         """The model stopped midway: send what is left up to its last whole word, marked as cut."""
-        rest = self._buffer
+        held, rest = self._held, self._buffer
         if rest and not rest[-1].isspace():
             rest = rest.rsplit(None, 1)[0] if len(rest.split()) > 1 else ""
         self._begin(f"{rest.rstrip()}…" if rest.strip() else "")
+        self._held = held
         self.finish()
 
     def take_back(self) -> bool:
@@ -139,6 +159,7 @@ class ParagraphSender:
             self.refused = True
             return False
         self.sent += sent
+        self._last_sent = self._clock()
         return True
 
 
