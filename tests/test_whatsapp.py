@@ -83,6 +83,29 @@ def test_what_the_business_writes_in_the_app_pauses_the_bot_for_that_person(post
     assert graph.texts(WA_ID) == []
 
 
+@pytest.mark.parametrize(
+    ("name", "answer"),
+    [
+        ("document.json", replies.CANNOT_USE["file"]),  # its caption is not answered without the file
+        ("location.json", replies.CANNOT_USE["location"]),
+        ("contacts.json", replies.CANNOT_USE["contacts"]),
+        ("sticker.json", replies.STICKER_THANKS),
+    ],
+)
+def test_what_the_bot_cannot_use_gets_the_answers_messenger_gives(post, graph, openai_server, name, answer):
+    post(wa(name))
+    assert graph.texts(WA_ID) == [answer]
+    assert openai_server.requests == []
+    assert graph.downloads == []
+
+
+def test_a_webhook_error_is_counted_and_logged_with_its_code(config, caplog):
+    parsed = whatsapp(config).read(wa("errors.json"))
+    assert parsed.events == ()
+    assert parsed.skipped == {"error": 1}
+    assert "131051" in caplog.text
+
+
 def test_a_first_contact_is_greeted_as_get_started_is_on_messenger(post, graph, openai_server):
     post(wa("request_welcome.json"))
     assert openai_server.requests == []
@@ -143,7 +166,9 @@ def test_a_long_answer_is_split_at_4096_characters(post, graph, openai_server):
 def test_a_choice_is_answered_as_the_words_on_the_button(post, graph, openai_server):
     post(wa("button_reply.json"))
     post(wa("list_reply.json"))
-    assert [request["messages"][-1]["content"] for request in openai_server.requests] == ["Opening hours", "Medium"]
+    post(wa("template_button.json"))
+    said = [request["messages"][-1]["content"] for request in openai_server.requests]
+    assert said == ["Opening hours", "Medium", "Yes, confirm"]
 
 
 # --- photos and voice notes ---
@@ -256,11 +281,14 @@ def test_a_redelivered_message_is_answered_once(post, graph, openai_server):
     assert len(graph.texts(WA_ID)) == 1
 
 
-def test_the_same_id_on_messenger_and_whatsapp_is_two_people(post, openai_server):
+def test_the_same_id_on_messenger_instagram_and_whatsapp_is_three_people(post, openai_server):
     post(page_body(text_event("on messenger", psid=WA_ID)))
+    instagram = load("instagram/text.json")
+    instagram["entry"][0]["messaging"][0]["sender"]["id"] = WA_ID
+    post(instagram)
     post(wa("text.json"))
     histories = [[m["content"] for m in request["messages"][1:]] for request in openai_server.requests]
-    assert histories == [["on messenger"], ["Hi! Do you deliver on Sundays?"]]
+    assert histories == [["on messenger"], ["Hi! Do you ship to Canada?"], ["Hi! Do you deliver on Sundays?"]]
 
 
 def test_outside_the_24_hour_window_the_answer_is_not_retried_and_the_owner_is_told(post, graph, caplog):

@@ -18,7 +18,7 @@ from inboxgpt import replies
 from inboxgpt.model import prompt
 from inboxgpt.web.signature import sign
 from tests.e2e.conftest import service_settings
-from tests.fakes import FakeGraph, FakeOpenAI, completion
+from tests.fakes import FakeGraph, FakeOpenAI, Media, completion
 from tests.gunicorn_service import GunicornService
 from tests.helpers import APP_SECRET, each_message, load, meta_json, page_body, text_event
 
@@ -260,9 +260,20 @@ def whatsapp_text(person: str, mid: str, text: str) -> dict:
     return body
 
 
+def whatsapp_media(name: str, person: str, mid: str) -> dict:
+    body = load(f"whatsapp/{name}")
+    body["entry"][0]["changes"][0]["value"]["messages"][0].update({"from": person, "id": mid})
+    return body
+
+
+def words_of(content: str | list) -> str:
+    """What a message for the model says: its text, or the text part beside its photos."""
+    return content if isinstance(content, str) else content[0]["text"]
+
+
 def test_a_whatsapp_conversation_over_two_workers_on_a_shared_store(store_url, fakes):
     graph, model = fakes
-    model.default = lambda request: completion("re: " + request["messages"][-1]["content"])
+    model.default = lambda request: completion("re: " + words_of(request["messages"][-1]["content"]))
     settings = {
         **service_settings(graph, model),
         "STORE_URL": store_url,
@@ -270,7 +281,12 @@ def test_a_whatsapp_conversation_over_two_workers_on_a_shared_store(store_url, f
         "WHATSAPP_TOKEN": "EAAGwhatsappsystemusertoken0123",
         "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
         "LIMIT_PER_MINUTE": "0",
+        "ALLOW_HTTP_MEDIA": "on",  # the fake Graph API's media links are plain HTTP
     }
+    photo = load("whatsapp/image.json")["entry"][0]["changes"][0]["value"]["messages"][0]["image"]["id"]
+    voice = load("whatsapp/voice.json")["entry"][0]["changes"][0]["value"]["messages"][0]["audio"]["id"]
+    graph.media[photo] = Media(b"\xff\xd8\xff\xe0" + b"\x42" * 2000, "image/jpeg")
+    graph.media[voice] = Media(b"OggS" + b"\x01" * 2000, "audio/ogg; codecs=opus")
     service = GunicornService(settings)
     person = "16505550000"
     try:
@@ -284,6 +300,17 @@ def test_a_whatsapp_conversation_over_two_workers_on_a_shared_store(store_url, f
         assert [m["content"] for m in model.requests[-1]["messages"][1:]] == [
             text for n in range(3) for text in (f"question {n}", f"re: question {n}")
         ] + ["question 3"]
+        # A photo and a voice note, each fetched once with the token, whichever worker took them.
+        photo_body = whatsapp_media("image.json", person, "wamid.e2e-photo")
+        assert post_on_a_new_connection(service, photo_body) == HTTPStatus.OK
+        assert graph.wait_for(lambda: "re: Is this the right part?" in graph.texts(person))
+        shown = next(m for m in reversed(model.requests) if "messages" in m)["messages"][-1]["content"]
+        assert shown[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+        voice_body = whatsapp_media("voice.json", person, "wamid.e2e-voice")
+        assert post_on_a_new_connection(service, voice_body) == HTTPStatus.OK
+        assert graph.wait_for(lambda: any(text.startswith("🎤 I heard") for text in graph.texts(person)))
+        downloads = [headers["authorization"] for _, headers in graph.downloads]
+        assert downloads == ["Bearer EAAGwhatsappsystemusertoken0123"] * 2
         # The same id on Messenger is somebody else.
         assert post_on_a_new_connection(service, page_body(text_event("hello", psid=person))) == HTTPStatus.OK
         assert graph.wait_for(lambda: "re: hello" in graph.texts(person))
