@@ -403,3 +403,18 @@ def test_memory_bound_holds_for_many_people():
     for n in range(5000):
         store.append(str(n), turn(n))
     assert len(store) == 1000
+
+
+def test_a_record_is_kept_once_by_its_id_and_listed_from_a_time_oldest_first(backend):
+    store = backend(ttl=60)
+    assert store.keep_record("lead", "b", '{"name": "Bo"}', at=200.0)
+    assert store.keep_record("lead", "a", '{"name": "Ada"}', at=100.0)
+    assert not store.keep_record("lead", "a", '{"name": "Ada, again"}', at=300.0)  # another worker's same lead
+    assert store.keep_record("other", "a", "{}", at=100.0)
+    backend.clock.now += 3600
+    store.expire()  # records are the owner's: an idle conversation's expiry leaves them
+    assert store.records("lead", since=0) == ['{"name": "Ada"}', '{"name": "Bo"}']
+    assert store.records("lead", since=150) == ['{"name": "Bo"}']
+    assert store.records("none", since=0) == []
+    if backend.kind != "memory":
+        assert backend().records("lead", since=0) == ['{"name": "Ada"}', '{"name": "Bo"}']  # another process's view

@@ -85,6 +85,13 @@ class Store(Protocol):
     def unpause(self, psid: str) -> None:
         """End the person's pause now."""
 
+    def keep_record(self, kind: str, record_id: str, text: str, at: float) -> bool:
+        """Keep a record of the business's (a lead) under its id, once: False if one with that id is kept already.
+        Records are kept until removed by hand: they are the owner's, not the conversation's."""
+
+    def records(self, kind: str, since: float) -> list[str]:
+        """The records of a kind kept at or after `since` (seconds since 1970), oldest first."""
+
     def ping(self) -> bool:
         """Return True if the store can be written now; never raises."""
 

@@ -54,6 +54,8 @@ class MemoryStore:
         self._locks: dict[str, tuple[str, float]] = {}
         # psid -> (until, kept until by this store's clock); expired ones are dropped as they are read.
         self._pauses: dict[str, tuple[float, float]] = {}
+        # The business's records (leads) by kind and id: (when kept, text).
+        self._records: dict[str, dict[str, tuple[float, str]]] = {}
         # (psid, message id) -> kept until, of messages the bot sent: in the order sent, so expiry pops the front.
         self._sent: OrderedDict[tuple[str, str], float] = OrderedDict()
 
@@ -177,6 +179,21 @@ class MemoryStore:
         """End the person's pause now."""
         with self._lock:
             self._pauses.pop(psid, None)
+
+    def keep_record(self, kind: str, record_id: str, text: str, at: float) -> bool:
+        """Keep a record under its id, once: False if one with that id is kept already."""
+        with self._lock:
+            kept = self._records.setdefault(kind, {})
+            if record_id in kept:
+                return False
+            kept[record_id] = (at, text)
+            return True
+
+    def records(self, kind: str, since: float) -> list[str]:
+        """The records of a kind kept at or after `since`, oldest first."""
+        with self._lock:
+            kept = sorted(self._records.get(kind, {}).values(), key=lambda record: record[0])
+        return [text for at, text in kept if at >= since]
 
     def ping(self) -> bool:
         """Return True: memory can always be written."""

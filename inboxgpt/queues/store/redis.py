@@ -217,6 +217,24 @@ class RedisStore:
         """End the person's pause now."""
         self._redis.delete(PREFIX + "pause:" + psid)
 
+    def keep_record(self, kind: str, record_id: str, text: str, at: float) -> bool:
+        """Keep a record under its id, once: False if one with that id is kept already. Its text and its place in
+        time are written in one transaction, each only if absent."""
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(PREFIX + "records:" + kind, record_id, text)
+            pipe.zadd(PREFIX + "records-by-time:" + kind, {record_id: at}, nx=True)
+            added, _ = pipe.execute()
+        return bool(added)
+
+    def records(self, kind: str, since: float) -> list[str]:
+        """The records of a kind kept at or after `since`, oldest first."""
+        # Without scores, the range is a list of the members (decoded: decode_responses).
+        ids = [str(member) for member in self._redis.zrangebyscore(PREFIX + "records-by-time:" + kind, since, "+inf")]
+        if not ids:
+            return []
+        found = self._redis.hmget(PREFIX + "records:" + kind, ids)
+        return [str(text(value)) for value in found if value is not None]
+
     def ping(self) -> bool:
         """Return True if Redis takes a write (a replica, or a server out of memory, refuses one)."""
         try:

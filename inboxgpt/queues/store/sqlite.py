@@ -49,6 +49,10 @@ CREATE TABLE pauses (psid TEXT PRIMARY KEY, until REAL NOT NULL, expires_at REAL
 CREATE TABLE sent (psid TEXT NOT NULL, mid TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY (psid, mid));
 CREATE INDEX sent_by_expiry ON sent (expires_at);
 """,
+    5: """
+CREATE TABLE records (kind TEXT NOT NULL, id TEXT NOT NULL, at REAL NOT NULL, text TEXT NOT NULL, PRIMARY KEY (kind, id));
+CREATE INDEX records_by_time ON records (kind, at);
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 # Expired rows are deleted at most this often per process; reads skip them meanwhile.
@@ -349,6 +353,20 @@ class SQLiteStore:
     def unpause(self, psid: str) -> None:
         """End the person's pause now."""
         self._connection().execute("DELETE FROM pauses WHERE psid = ?", (psid,))
+
+    def keep_record(self, kind: str, record_id: str, text: str, at: float) -> bool:
+        """Keep a record under its id, once: False if one with that id is kept already."""
+        cursor = self._connection().execute(
+            "INSERT OR IGNORE INTO records (kind, id, at, text) VALUES (?, ?, ?, ?)", (kind, record_id, at, text)
+        )
+        return cursor.rowcount == 1
+
+    def records(self, kind: str, since: float) -> list[str]:
+        """The records of a kind kept at or after `since`, oldest first."""
+        rows = self._connection().execute(
+            "SELECT text FROM records WHERE kind = ? AND at >= ? ORDER BY at, id", (kind, since)
+        )
+        return [text for (text,) in rows]
 
     def ping(self) -> bool:
         """Return True if the database can be written: a new connection opens read-write and takes the write lock."""
