@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from inboxgpt import replies
+from inboxgpt import notify, replies
 from inboxgpt.web.app import EXTENSION
 from tests.fakes import FakeHook, Reply
 from tests.helpers import PSID, load, page_body, poster, text_event
@@ -20,8 +20,9 @@ def hook():
 
 
 @pytest.fixture
-def notified(config, make_app, hook):
+def notified(config, make_app, hook, monkeypatch):
     """POST as Meta would to an app that notifies `hook`; return (post, the notices received once sent)."""
+    monkeypatch.setattr(notify, "RETRY_WAIT_SECONDS", 0.01)
     config.update(HANDOVER_NOTIFY_URL=hook.url + "/hooks/T0123/secret-key")
     app = make_app(config)
 
@@ -74,6 +75,14 @@ def test_a_notifier_that_fails_never_costs_the_reply_nor_shows_its_address(notif
     caplog.set_level(logging.WARNING)
     post(page_body(text_event("/human")))
     assert graph.texts(PSID) == [replies.HUMAN_COMING]
-    assert len(notices()) == 1
+    assert len(notices()) == notify.ATTEMPTS  # tried again, then given up
     assert "handover notification" in caplog.text
     assert "secret-key" not in caplog.text
+
+
+def test_a_notification_refused_once_is_posted_again(notified, hook):
+    post, notices = notified
+    hook.script.append(Reply(status=503, body={"error": "restarting"}))
+    post(page_body(text_event("/human")))
+    refused, taken = notices()
+    assert refused == taken
