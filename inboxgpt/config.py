@@ -6,10 +6,13 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
+
+if TYPE_CHECKING:
+    from inboxgpt.tools.spec import ToolsFile
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly, helpful assistant answering people who write to a business on Messenger, Instagram or "
@@ -153,6 +156,17 @@ class Settings:
     embedding_cache: Path | None = None
     # How long a message's embedding may take before the knowledge is searched by words alone.
     embedding_query_seconds: float = 3.0
+    # The owner's tools (tools/spec.py): the file, and what it declares, read with the settings.
+    tools_file: Path | None = None
+    tools: ToolsFile | None = None
+    # Rounds of tool calls one answer may take before the model must answer without tools.
+    tool_max_rounds: int = 3
+    # Tools may call loopback and private addresses (an API on the same machine or network).
+    tools_allow_private: bool = False
+    # Stream the rounds that may call tools; off for servers that drop tool calls from streams.
+    tools_stream: bool = True
+    # Where each new lead (the built-in save_contact tool) is posted.
+    leads_webhook_url: Secret | None = None
 
     @property
     def page_configured(self) -> bool:
@@ -264,6 +278,13 @@ def _store_url(raw: str) -> str:
     return raw
 
 
+def _file(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ValueError("not a file")
+    return path
+
+
 def _folder(raw: str) -> Path:
     path = Path(raw).expanduser()
     if not path.is_dir():
@@ -362,6 +383,11 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "EMBEDDING_MODEL": ("embedding_model", _text),
     "EMBEDDING_CACHE": ("embedding_cache", Path),
     "EMBEDDING_QUERY_SECONDS": ("embedding_query_seconds", _positive_float),
+    "TOOLS_FILE": ("tools_file", _file),
+    "TOOL_MAX_ROUNDS": ("tool_max_rounds", _positive_int),
+    "TOOLS_ALLOW_PRIVATE": ("tools_allow_private", _flag),
+    "TOOLS_STREAM": ("tools_stream", _flag),
+    "LEADS_WEBHOOK_URL": ("leads_webhook_url", lambda raw: Secret(_http_url(raw))),
 }
 
 
@@ -395,6 +421,14 @@ def settings_from_mapping(
         except ValueError as exc:
             # The value itself is not repeated: a mistyped secret may have landed here.
             problems.append(f"{name} is invalid: {_reason(exc)}")
+    if "tools_file" in values:
+        # Imported here: the tools module names ConfigError. Its headers' secrets come from these same settings.
+        from inboxgpt.tools.spec import read_tools
+
+        try:
+            values["tools"] = read_tools(values["tools_file"], source)
+        except ConfigError as error:
+            problems += error.problems
     if problems:
         raise ConfigError(problems)
     return Settings(**values)

@@ -37,6 +37,12 @@ MODEL_TOKENS = Counter("bot_model_tokens", "Tokens the model reported: prompt, c
 MODEL_FAILURES = Counter("bot_model_failures", "Model calls that gave no reply, by why.", ["failure"])
 GRAPH_ERRORS = Counter("bot_graph_errors", "Graph API calls that failed for good, by Meta's error code.", ["code"])
 LIMITED = Counter("bot_limited", "Model calls refused by a limit: minute, day, global.", ["limit"])
+TOOL_CALLS = Counter(
+    "bot_tool_calls",
+    "Tool calls the model asked for, by tool and outcome: ok, failed, invalid, unknown.",
+    ["tool", "outcome"],
+)
+LEADS = Counter("bot_leads", "New leads saved (the save_contact tool), by channel.", ["channel"])
 PAUSES = Counter(
     "bot_pauses", "Times the bot stepped back for the page's people: hand_written, human, thread_elsewhere.", ["reason"]
 )

@@ -21,10 +21,13 @@ from inboxgpt.media import Media, MediaSettings
 from inboxgpt.model import prompt
 from inboxgpt.model.gpt import ChatModel, ModelSettings
 from inboxgpt.model.knowledge import open_knowledge
-from inboxgpt.notify import HandoverNotifier
+from inboxgpt.notify import HandoverNotifier, OwnerWebhook
 from inboxgpt.precedence import Precedence
 from inboxgpt.queues.dispatcher import Dispatcher
 from inboxgpt.queues.store import StoreUnavailable, open_store
+from inboxgpt.tools.leads import Leads
+from inboxgpt.tools.spec import ToolsFile
+from inboxgpt.tools.toolbox import Toolbox
 from inboxgpt.typing_indicator import TypingIndicator
 
 logger = logging.getLogger(__name__)
@@ -63,6 +66,10 @@ class Service:
         media = Media(self._media, channels.media_link, MediaSettings.from_settings(settings))
         self.knowledge = open_knowledge(settings, self.model.embed)
         self.notifier = HandoverNotifier.from_settings(settings)
+        self.leads = Leads(self.store, OwnerWebhook(settings.leads_webhook_url, "a lead"))
+        self.toolbox = None
+        if settings.tools is not None:
+            self.toolbox = Toolbox(settings.tools, self.leads, settings.tools_allow_private)
         self.bot = Bot(
             ConversationSettings.from_settings(settings),
             self.store,
@@ -73,11 +80,15 @@ class Service:
             media,
             self.knowledge,
             notifier=self.notifier,
+            toolbox=self.toolbox,
         )
 
     def close(self) -> None:
         """Stop the threads; call once nothing is being answered."""
         self.notifier.close()
+        if self.toolbox is not None:
+            self.toolbox.close()
+        self.leads.close()
         self.typing.close()
         self._media.close()
         self.model.close()
@@ -122,9 +133,13 @@ def answer_seconds(settings: Settings) -> float:
     """The longest one event can take to answer, from the deadlines, timeouts and retries of what it calls.
 
     The worst event is a voice message: finding and downloading it, its transcription, the model's answer within
-    MODEL_ANSWER_SECONDS, then every message it may become and the notices, each with all its retries.
+    MODEL_ANSWER_SECONDS (each round of tools another answer, and its slowest tool), then every message it may become
+    and the notices, each with all its retries.
     """
     messages = settings.max_messages_per_reply + NOTICES_PER_ANSWER
+    tools = settings.tools or ToolsFile()
+    rounds = settings.tool_max_rounds if tools.tools or tools.builtin else 0
+    answers = 1 + rounds
     graph = [GraphSettings.from_settings(settings)]
     if settings.whatsapp_configured:
         graph.append(GraphSettings.for_whatsapp(settings))
@@ -133,8 +148,8 @@ def answer_seconds(settings: Settings) -> float:
     return (
         settings.media_timeout
         + settings.graph_timeout
-        + ModelSettings.from_settings(settings).worst_case_seconds()
-        + settings.model_answer_seconds
+        + answers * (ModelSettings.from_settings(settings).worst_case_seconds() + settings.model_answer_seconds)
+        + rounds * max((tool.timeout for tool in tools.tools), default=0.0)
         + messages * send_seconds
     )
 

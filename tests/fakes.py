@@ -76,6 +76,16 @@ def streamed(
     )
     chunks = [chunk({"role": "assistant", "content": ""})]
     chunks += [chunk({key: piece}) for piece in re.findall(r"\s*\S{1,4}|\s+", text)]
+    for index, call in enumerate(choice["message"].get("tool_calls") or []):
+        # As OpenAI streams a call: its id and name first, then its arguments a few characters at a time.
+        opening = {"index": index, "id": call["id"], "type": "function"}
+        chunks.append(
+            chunk({"tool_calls": [{**opening, "function": {"name": call["function"]["name"], "arguments": ""}}]})
+        )
+        arguments = call["function"]["arguments"]
+        for start in range(0, len(arguments), 7):
+            piece = {"index": index, "function": {"arguments": arguments[start : start + 7]}}
+            chunks.append(chunk({"tool_calls": [piece]}))
     chunks.append(chunk({}, choice["finish_reason"]))
     if include_usage:
         chunks.append({**base, "choices": [], "usage": body["usage"]})
@@ -117,6 +127,22 @@ def completion(
 def openai_error(status: int, message: str, type_: str, code: str | None = None, param: str | None = None) -> Reply:
     """An error body shaped like OpenAI's."""
     return Reply(status=status, body={"error": {"message": message, "type": type_, "param": param, "code": code}})
+
+
+def tool_calls(*calls: tuple[str, dict | str], text: str | None = None) -> Reply:
+    """A chat completion asking for tools, as OpenAI answers one: each call's id, name and arguments (JSON text; a
+    text given as such is sent as it is, malformed or not), finish_reason "tool_calls", content null."""
+    reply = completion(text, finish_reason="tool_calls")
+    message = reply.body["choices"][0]["message"]
+    message["tool_calls"] = [
+        {
+            "id": f"call_{number}{name[:8]}",
+            "type": "function",
+            "function": {"name": name, "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments)},
+        }
+        for number, (name, arguments) in enumerate(calls)
+    ]
+    return reply
 
 
 def echo_answer(request: dict) -> Reply:
@@ -673,6 +699,14 @@ class CountingStore:
             return method(*args, **kwargs)
 
         return counted
+
+
+class FakeToolApi(_Server):
+    """An owner's API a tool calls (an order system, say): records each request's path, headers and body, and
+    answers with `default` (an order's JSON by default)."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda request: Reply(body={"order": {"number": "1042", "status": "out for delivery"}}))
 
 
 class FakeHook(_Server):

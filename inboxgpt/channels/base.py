@@ -61,8 +61,10 @@ class Channel(ABC):
         """The messages `text` becomes, within the channel's length limit."""
 
     @abstractmethod
-    def send_text(self, key: str, text: str) -> list[tuple[str, str]]:
-        """Send one message; return (message id, text) of what it took. May raise GraphError."""
+    def send_text(self, key: str, text: str, offers: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+        """Send one message; return (message id, text) of what it took. May raise GraphError. `offers`: the
+        person's own details to offer with it as quick replies (user_email, user_phone_number), where the channel
+        has them."""
 
     @abstractmethod
     def send_action(self, key: str, action: str, message_id: str | None = None) -> bool:
@@ -135,9 +137,10 @@ class Channels:
                 sent += channel.send_text(key, piece)
         return sent
 
-    def send_message(self, key: str, piece: str) -> list[tuple[str, str]]:
-        """Send one message already within the channel's length limit (a piece of `split`). May raise GraphError."""
-        return self.of(key).send_text(key, piece)
+    def send_message(self, key: str, piece: str, offers: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+        """Send one message already within the channel's length limit (a piece of `split`), with `offers` where the
+        channel has them. May raise GraphError."""
+        return self.of(key).send_text(key, piece, offers)
 
     def send_action(self, key: str, action: str, message_id: str | None = None) -> bool:
         """Show a sender action such as typing_on (about the person's message `message_id`); False if it failed."""

@@ -39,12 +39,17 @@ class GraphChannel(Channel):
         """The events of one of its webhook bodies."""
         return read_messaging(body, self)
 
-    def send_text(self, key: str, text: str) -> list[tuple[str, str]]:
+    def send_text(self, key: str, text: str, offers: tuple[str, ...] = ()) -> list[tuple[str, str]]:
         """Send one message, as the channel shows text, retrying passing failures; return (message id, text). May
-        raise GraphError."""
+        raise GraphError. Only Messenger offers the person's own email or number (`offers`)."""
         payload = self._text_payload(self.scoped_id(key), self.shown(text))
+        if offers and self.offers_contact_details:
+            payload["message"]["quick_replies"] = [{"content_type": offer} for offer in offers]
         answer = self._graph.post(payload, psid=key, what="message", max_retries=self._graph.max_retries)
         return [(str(answer.get("message_id", "")), text)]
+
+    # Messenger's quick replies that fill in the person's own email or phone number; Instagram has none.
+    offers_contact_details = False
 
     def token_state(self) -> tuple[str, bool | None]:
         return self._graph.token_setting, self._graph.token_works
@@ -82,6 +87,7 @@ class MessengerChannel(GraphChannel):
     """The Page's Messenger conversations: keys are PSIDs as they are; replies are marked as the bot's."""
 
     name = "messenger"
+    offers_contact_details = True
     formatting_note = formatting.PLAIN_NOTE.format(channel="Messenger")
     webhook_object = "page"
 

@@ -22,8 +22,8 @@ class TerminalChannel(Channel):
         """A terminal shows a reply of any length as one."""
         return [text]
 
-    def send_text(self, key: str, text: str) -> list[tuple[str, str]]:
-        """Print the reply."""
+    def send_text(self, key: str, text: str, offers: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+        """Print the reply (a terminal has no quick replies to offer)."""
         click.echo(f"bot> {text}")
         return [(f"terminal-reply-{next(self._replies)}", text)]
 

@@ -179,8 +179,9 @@ class WhatsAppChannel(GraphChannel):
         """Messages of at most 4,096 characters."""
         return split_text(text, WHATSAPP_MAX_CHARS)
 
-    def send_text(self, key: str, text: str) -> list[tuple[str, str]]:
-        """Send one text message, retrying passing failures; return (message id, text). May raise GraphError."""
+    def send_text(self, key: str, text: str, offers: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+        """Send one text message, retrying passing failures; return (message id, text). May raise GraphError.
+        WhatsApp has no quick replies that fill in the person's details: `offers` are left out."""
         payload = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",

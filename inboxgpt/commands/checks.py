@@ -1,7 +1,8 @@
 """`flask --app app check`: try every part of the set-up with the configured settings and say what to fix.
 
 One line per check: the page token, the page's webhook subscription, the WhatsApp token and number
-when set, the OpenAI key and model, the store and, when given, the webhook URL. Exits non-zero when
+when set, the OpenAI key and model, whether the model's server takes tools when TOOLS_FILE is set, the store and,
+when given, the webhook URL. Exits non-zero when
 something must be fixed.
 """
 
@@ -52,6 +53,8 @@ def run_checks(settings: Settings, webhook_url: str | None) -> Iterator[Result]:
     if settings.whatsapp_configured:
         yield check_whatsapp(settings)
     yield check_model(settings)
+    if settings.tools is not None:
+        yield check_tools(settings)
     yield check_store(settings)
     if webhook_url:
         yield check_webhook(webhook_url, settings)
@@ -126,6 +129,25 @@ def check_model(settings: Settings) -> Result:
     if not found:
         return Result("OpenAI", "fail", f"the model {settings.openai_model} does not exist here: check OPENAI_MODEL")
     return Result("OpenAI", "ok", f"the key works and the model {settings.openai_model} exists")
+
+
+def check_tools(settings: Settings) -> Result:
+    """Whether the model's server takes a request offering tools (TOOLS_FILE is set)."""
+    model = ChatModel(ModelSettings.from_settings(settings))
+    try:
+        takes = model.takes_tools()
+    except ModelError as error:
+        return Result("model", "warn", f"could not ask whether the server takes tools: {error.failure.value}")
+    finally:
+        model.close()
+    if not takes:
+        return Result(
+            "model",
+            "warn",
+            "the server refused a request with tools: answers will go without them (vLLM needs "
+            "--enable-auto-tool-choice and a --tool-call-parser, llama.cpp's server --jinja)",
+        )
+    return Result("model", "ok", "the server takes tools")
 
 
 def check_store(settings: Settings) -> Result:

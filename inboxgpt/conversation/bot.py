@@ -23,6 +23,7 @@ from inboxgpt.conversation.outbox import Mailbox
 from inboxgpt.conversation.pauses import Pauses
 from inboxgpt.conversation.reply import Replier, ReplySettings
 from inboxgpt.conversation.routing import SILENCED, Case, Route, Rules, route, said
+from inboxgpt.conversation.tool_rounds import ToolRounds
 from inboxgpt.events import Event
 from inboxgpt.limits import Decision, Limits
 from inboxgpt.media import Media
@@ -30,6 +31,7 @@ from inboxgpt.model.gpt import ChatModel
 from inboxgpt.model.knowledge import Knowledge
 from inboxgpt.notify import HandoverNotifier
 from inboxgpt.queues.store import Store, Turn
+from inboxgpt.tools.toolbox import Toolbox
 from inboxgpt.typing_indicator import TypingIndicator
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,8 @@ class ConversationSettings:
     pause_minutes: float
     vision: bool
     transcribe: bool
+    tool_max_rounds: int
+    tools_stream: bool
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConversationSettings:
@@ -65,6 +69,8 @@ class ConversationSettings:
             pause_minutes=settings.human_pause_minutes,
             vision=settings.vision,
             transcribe=settings.transcribe,
+            tool_max_rounds=settings.tool_max_rounds,
+            tools_stream=settings.tools_stream,
         )
 
 
@@ -83,6 +89,7 @@ class Bot:
         knowledge: Knowledge | None = None,
         clock: Callable[[], float] = time.time,
         notifier: HandoverNotifier | None = None,
+        toolbox: Toolbox | None = None,
     ):
         self._settings = settings
         self._rules = settings.rules
@@ -92,7 +99,10 @@ class Bot:
         self._pauses = Pauses(store, settings.pause_minutes, clock)
         self._mailbox = Mailbox(channels, store, self._pauses, settings.reply.history_max_tokens)
         handovers = Handovers(store, channels, self._pauses, self._mailbox, notifier or HandoverNotifier(None))
-        self._replier = Replier(settings.reply, store, model, typing, media, knowledge, self._mailbox, clock)
+        rounds = ToolRounds(model, toolbox, settings.tool_max_rounds, settings.tools_stream)
+        self._replier = Replier(
+            settings.reply, store, model, typing, media, knowledge, self._mailbox, rounds, handovers.hand_over, clock
+        )
         self._handlers: dict[Case, Handler] = {
             Case.RESET: self._reset,
             Case.HELP: self._help,

@@ -34,17 +34,21 @@ class Handovers:
         self._pass_refusal_logged = False
 
     def human(self, event: Event, how: Route) -> None:
+        self.hand_over(event, "/human")
+
+    def hand_over(self, event: Event, said: str) -> None:
+        """Hand the person to the page's people: /human, or the model's talk_to_a_person tool after `said`."""
         psid = event.psid
         if self._pauses.paused(event):
             # A person from the page is already talking to them: the bot says nothing over them.
             logger.info("psid=%s asked for a person while one is talking to them: the pause goes on", psid)
             self._pauses.pause(psid, self._pauses.event_time(event), "human")
-            self._mailbox.keep(psid, Turn("/human", ""))
+            self._mailbox.keep(psid, Turn(said, ""))
             return
         self._pauses.pause(psid, self._pauses.event_time(event), "human")
         self._notifier.notify(event.channel, psid, "asked_for_human", self._last_words(psid))
         if self._mailbox.send(event, replies.HUMAN_COMING):
-            self._mailbox.keep(psid, Turn("/human", replies.HUMAN_COMING))
+            self._mailbox.keep(psid, Turn(said, replies.HUMAN_COMING))
         # Passed after the reply: once the Inbox controls the thread, the bot can no longer send.
         inbox = self._channels.inbox(psid)
         if inbox is None:

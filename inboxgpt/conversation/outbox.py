@@ -42,9 +42,10 @@ class Mailbox:
         message sent (none if Meta refused: already logged)."""
         return self._noted(event, lambda: self._channels.send_text(event.psid, text))
 
-    def send_piece(self, event: Event, piece: str) -> list[tuple[str, str]]:
-        """Send one message already split to the channel's limit (a piece of `split`), as `send` does."""
-        return self._noted(event, lambda: self._channels.send_message(event.psid, piece))
+    def send_piece(self, event: Event, piece: str, offers: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+        """Send one message already split to the channel's limit (a piece of `split`), as `send` does, with the
+        person's own details offered as quick replies where the channel has them."""
+        return self._noted(event, lambda: self._channels.send_message(event.psid, piece, offers))
 
     def _noted(self, event: Event, send: Callable[[], list[tuple[str, str]]]) -> list[tuple[str, str]]:
         """Send, then note what went out; a refusal because another app holds the thread starts a pause."""
@@ -77,8 +78,15 @@ class Outbox:
     """Sends one answer's messages: at most MAX_MESSAGES_PER_REPLY of them (and, when the answer was cut, the
     notice that says so). Past the cap, or once Meta refused a message, the rest of the answer is not sent."""
 
-    def __init__(self, send: Callable[[str], list[tuple[str, str]]], split: Callable[[str], list[str]], cap: int):
+    def __init__(
+        self,
+        send: Callable[[str, tuple[str, ...]], list[tuple[str, str]]],
+        split: Callable[[str], list[str]],
+        cap: int,
+    ):
         self._send = send
+        # Quick replies offered with the answer's last message, once known (see Replier).
+        self.offers: tuple[str, ...] = ()
         self._split = split
         self._room = cap
         # (message id, text) of each message sent, and each text given as it was delivered.
@@ -95,8 +103,8 @@ class Outbox:
         if len(pieces) > self._room:
             self.full, pieces = True, pieces[: self._room]
         sent: list[tuple[str, str]] = []
-        for piece in pieces:
-            took = self._send(piece)
+        for number, piece in enumerate(pieces, 1):
+            took = self._send(piece, self.offers if number == len(pieces) else ())
             if not took:
                 self.refused = True
                 break
@@ -110,7 +118,7 @@ class Outbox:
     def notice(self, text: str) -> None:
         """Say that the answer stops here."""
         if not self.refused:
-            self.sent += self._send(text)
+            self.sent += self._send(text, ())
 
     def delivered(self) -> str:
         """The answer as it reached the person."""

@@ -13,6 +13,7 @@ from inboxgpt import metrics, replies, usage
 from inboxgpt.config import Settings
 from inboxgpt.conversation.outbox import Mailbox, Outbox
 from inboxgpt.conversation.routing import Case, Route
+from inboxgpt.conversation.tool_rounds import ToolRounds, ToolUse
 from inboxgpt.events import Event, Message
 from inboxgpt.media import Media, MediaError
 from inboxgpt.model import prompt
@@ -20,6 +21,8 @@ from inboxgpt.model.gpt import ChatModel, Completion, Failure, ModelError
 from inboxgpt.model.knowledge import Chosen, Knowledge
 from inboxgpt.model.streaming import ParagraphSender
 from inboxgpt.queues.store import Store, Turn
+from inboxgpt.tools.http import Caller
+from inboxgpt.tools.leads import contact_offers
 from inboxgpt.typing_indicator import TypingIndicator
 
 logger = logging.getLogger(__name__)
@@ -78,6 +81,8 @@ class Replier:
         media: Media,
         knowledge: Knowledge | None,
         mailbox: Mailbox,
+        rounds: ToolRounds,
+        hand_over: Callable[[Event, str], None],
         clock: Callable[[], float] = time.time,
     ):
         self._settings = settings
@@ -87,6 +92,8 @@ class Replier:
         self._media = media
         self._knowledge = knowledge
         self._mailbox = mailbox
+        self._rounds = rounds
+        self._hand_over = hand_over
         self._clock = clock
         # The prompt's budget for each channel's note on formatting (see _budget()).
         self._budgets: dict[str, prompt.Budget] = {}
@@ -155,7 +162,7 @@ class Replier:
         opening = replies.HEARD.format(transcript=prompt.shorten(" ".join(heard), HEARD_CHARS), reply="")
         opening = opening if heard else ""
         outbox = Outbox(
-            lambda piece: self._mailbox.send_piece(event, piece),
+            lambda piece, offers: self._mailbox.send_piece(event, piece, offers),
             lambda text: self._mailbox.split(psid, text),
             self._settings.max_messages_per_reply,
         )
@@ -163,8 +170,12 @@ class Replier:
         sender = ParagraphSender(outbox, opening, gap) if self._settings.stream else None
         started = time.monotonic()
         messages_for_model = prompt.build(self._budget(psid), history, said, photos, knowledge)
-        completion = self._ask(event, messages_for_model, sender, outbox)
-        if completion is None:
+        asked = self._ask(event, messages_for_model, sender, outbox)
+        if asked is None:
+            return
+        completion, tools = asked
+        if tools.handed_over:
+            self._hand_over(event, said)  # as /human does; the person is told someone will answer
             return
         model_ms = (time.monotonic() - started) * 1000
         usage.record(self._store, completion, self._clock(), event.channel)
@@ -172,6 +183,8 @@ class Replier:
             logger.info("reply for psid=%s hit REPLY_MAX_TOKENS and was cut short", psid)
         # A photo stays in the history as a marker: Meta's attachment links expire.
         kept = "\n\n".join(kept for _, kept in parts if kept)
+        if self._rounds.takes_leads:
+            outbox.offers = contact_offers(completion.text)
         answered = self._deliver(event, completion, sender, outbox, opening)
         if completion.cut_said is not None:
             logger.info("message from psid=%s cut to fit the model's context window", psid)
@@ -182,7 +195,7 @@ class Replier:
         _observe_reply(event, completion, outbox.sent)
         logger.info(
             "replied psid=%s model_ms=%.0f prompt_tokens=%s completion_tokens=%s cached_tokens=%s pieces=%d "
-            "knowledge_sections=%d knowledge_tokens=%d",
+            "knowledge_sections=%d knowledge_tokens=%d tool_calls=%d tool_rounds=%d",
             psid,
             model_ms,
             completion.prompt_tokens,
@@ -191,13 +204,15 @@ class Replier:
             len(outbox.sent),
             len(chosen.sections) if chosen else 0,
             chosen.tokens if chosen else 0,
+            tools.calls,
+            tools.rounds,
         )
 
     def _ask(
         self, event: Event, messages: list[prompt.ChatMessage], sender: ParagraphSender | None, outbox: Outbox
-    ) -> Completion | None:
-        """The model's answer, typing shown meanwhile; streamed paragraph by paragraph through `sender` if given.
-        None if the model failed (the person got an apology)."""
+    ) -> tuple[Completion, ToolUse] | None:
+        """The model's answer (and how it used tools), typing shown meanwhile, tools run as it asks; streamed
+        paragraph by paragraph through `sender` if given. None if the model failed (the person got an apology)."""
         psid = event.psid
         started = time.monotonic()
 
@@ -210,8 +225,9 @@ class Replier:
         # Typing and seen start once the request has left: the model starts thinking first.
         with self._typing.shown(psid, deferred=True, message_id=message_id_of(event)) as show:
             try:
-                completion = self._model.complete(
+                answered = self._rounds.complete(
                     messages,
+                    Caller(psid, event.channel),
                     written if sender else None,
                     on_send=show,
                     take_back=sender.take_back if sender else None,
@@ -227,7 +243,7 @@ class Replier:
                 metrics.REPLIES.labels("apology", event.channel).inc()
                 return None
         metrics.MODEL_LATENCY.observe(time.monotonic() - started)
-        return completion
+        return answered
 
     def _deliver(
         self, event: Event, completion: Completion, sender: ParagraphSender | None, outbox: Outbox, opening: str

@@ -7,9 +7,10 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,12 @@ PLATFORM_HEADERS_LEFT_OUT = {
     f"X-Stainless-{name}": openai.Omit()
     for name in ("Lang", "Package-Version", "OS", "Arch", "Runtime", "Runtime-Version", "Async")
 }
+# What `check` offers the model to learn whether its server takes tools.
+PROBE_TOOL = {
+    "type": "function",
+    "function": {"name": "ping", "description": "Answers pong.", "parameters": {"type": "object", "properties": {}}},
+}
+PROBE_TOKENS = 16
 # The last event of a stream tells the tokens the answer cost.
 STREAM_USAGE = {"stream_options": {"include_usage": True}}
 # How servers name their context window when they refuse a prompt as too long: OpenAI, vLLM and
@@ -69,6 +76,15 @@ class ModelError(Exception):
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A tool the model asks to be run: its call's id, the tool's name and its arguments (JSON text, as written)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class Completion:
     """A reply from the model, with what it cost."""
 
@@ -85,6 +101,8 @@ class Completion:
     timed_out: bool = False
     # The stream was left early because the rest was not wanted (see `complete`).
     stopped: bool = False
+    # The tools the model asks to be run before it answers (only when tools were offered).
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,6 +179,8 @@ class ChatModel:
         # The model's context window: set by the owner, or learned from the first refusal naming it.
         self._window = settings.context_tokens
         self._window_lock = threading.Lock()
+        # Set once the server refused a request for offering tools: later ones are asked without.
+        self.tools_refused = False
 
     def close(self) -> None:
         """Close the client's connections."""
@@ -179,6 +199,18 @@ class ChatModel:
             return any(model.id == self._model for model in self._client.models.list())
         except openai.APIError:
             return False
+
+    def takes_tools(self) -> bool:
+        """Whether the server answers a tiny request offering a tool; False if it refuses it (HTTP 400), ModelError
+        if it fails otherwise."""
+        probe = [{"role": "user", "content": "Say OK."}]
+        try:
+            self._create(self._request(probe, PROBE_TOKENS, [PROBE_TOOL]), time.monotonic() + self._timeout)
+        except ModelError as error:
+            if error.failure is Failure.REJECTED and error.status == HTTPStatus.BAD_REQUEST:
+                return False
+            raise
+        return True
 
     def transcribe(self, audio: Path) -> str:
         """Return what is said in an audio file."""
@@ -207,6 +239,8 @@ class ChatModel:
         on_send: Callable[[], None] | None = None,
         take_back: Callable[[], bool] | None = None,
         on_cut: Callable[[], object] | None = None,
+        tools: list[dict] | None = None,
+        exchange: Sequence[ChatMessage] = (),
     ) -> Completion:
         """Return the model's reply to `messages`, fitted to the model's context window, within
         MODEL_ANSWER_SECONDS; with `on_text`, the reply is streamed and `on_text` called with each piece as it
@@ -222,12 +256,31 @@ class ChatModel:
         A refusal as too long teaches the window when it names it; otherwise the prompt is
         retried with half the history, then half the person's message, until it is the system
         message and a short message alone.
+
+        `tools` (chat-completions function tools) are offered unless the server refused them before: a server
+        that refuses a request with tools (HTTP 400) is asked again without, and never offered them again in
+        this process. `exchange` (the tool calls and their results so far) follows the fitted prompt.
         """
         self._on_send.callback = on_send
+        deadline = time.monotonic() + self._answer_seconds
+        offered = None if self.tools_refused else tools
         try:
-            return self._complete(messages, on_text, take_back, on_cut, time.monotonic() + self._answer_seconds)
+            try:
+                return self._complete(messages, on_text, take_back, on_cut, deadline, offered, exchange)
+            except ModelError as error:
+                if not offered or error.failure is not Failure.REJECTED or error.status != HTTPStatus.BAD_REQUEST:
+                    raise
+                self._refuse_tools()
+                return self._complete(messages, on_text, take_back, on_cut, deadline, None, exchange)
         finally:
             self._on_send.callback = None
+
+    def _refuse_tools(self) -> None:
+        if not self.tools_refused:
+            self.tools_refused = True
+            logger.warning(
+                "the model's server refused a request offering tools (HTTP 400): answering without tools from now on"
+            )
 
     def _sending(self, request: object) -> None:
         callback = getattr(self._on_send, "callback", None)
@@ -241,21 +294,24 @@ class ChatModel:
         take_back: Callable[[], bool] | None,
         on_cut: Callable[[], object] | None,
         deadline: float,
+        tools: list[dict] | None,
+        exchange: Sequence[ChatMessage],
     ) -> Completion:
         fitted = self._fit(messages)
         while True:
             if fitted.cut_said is not None and on_cut is not None:
                 on_cut()
                 on_cut = None  # said once, however often the prompt is refitted
+            request = self._request([*fitted.messages, *exchange], fitted.reply_tokens, tools)
             try:
                 if on_text is None:
-                    completion = self._create(fitted.messages, fitted.reply_tokens, deadline)
+                    completion = self._create(request, deadline)
                 else:
-                    completion = self._stream(fitted.messages, fitted.reply_tokens, on_text, deadline)
+                    completion = self._stream(request, on_text, deadline)
                     cut_by_server = completion.broken and not (completion.timed_out or completion.stopped)
                     if cut_by_server and take_back is not None and take_back():
                         logger.info("the model's stream ended before the answer did: asked again without streaming")
-                        completion = self._create(fitted.messages, fitted.reply_tokens, deadline)
+                        completion = self._create(request, deadline)
                         on_text(completion.text)
                     elif completion.broken and not completion.text:
                         raise ModelError(Failure.TIMEOUT if completion.timed_out else Failure.SERVER)
@@ -305,21 +361,19 @@ class ChatModel:
         logger.info("the model's context window is %d tokens: prompts are fitted to it", window)
         return True
 
-    def _create(self, messages: list[ChatMessage], reply_tokens: int, deadline: float) -> Completion:
+    def _create(self, request: dict[str, Any], deadline: float) -> Completion:
         """The reply in one piece."""
         try:
-            response = self._post(self._request(messages, reply_tokens), deadline, stream=False)
+            response = self._post(request, deadline, stream=False)
             return _whole_answer(json.loads(response.content))
         except openai.APIError as exc:
             raise ModelError(classify(exc), getattr(exc, "status_code", None), stated_window(exc)) from None
         except ValueError:
             raise ModelError(Failure.SERVER) from None  # a 200 that is not JSON
 
-    def _stream(
-        self, messages: list[ChatMessage], reply_tokens: int, on_text: Callable[[str], object], deadline: float
-    ) -> Completion:
+    def _stream(self, request: dict[str, Any], on_text: Callable[[str], object], deadline: float) -> Completion:
         """The reply, streamed."""
-        request = {**self._request(messages, reply_tokens), "stream": True, **STREAM_USAGE}
+        request = {**request, "stream": True, **STREAM_USAGE}
         try:
             response = self._post(request, deadline, stream=True)
         except openai.APIError as exc:
@@ -360,9 +414,12 @@ class ChatModel:
         on_text(completion.text)
         return completion
 
-    def _request(self, messages: list[ChatMessage], reply_tokens: int) -> dict[str, Any]:
+    def _request(self, messages: list[ChatMessage], reply_tokens: int, tools: list[dict] | None) -> dict[str, Any]:
         """The chat-completions request's body."""
-        return {"model": self._model, "messages": messages, self._token_param: reply_tokens}
+        request = {"model": self._model, "messages": messages, self._token_param: reply_tokens}
+        if tools:
+            request["tools"] = tools
+        return request
 
 
 class _Malformed(ValueError):
@@ -373,6 +430,7 @@ def _read_stream(body: Iterable[bytes], on_text: Callable[[str], object], deadli
     """Read a chat completion's event stream, passing on its text, until it ends or `deadline` passes; a stream
     that breaks, is malformed, runs out of time or never says why it finished is `broken`."""
     pieces: list[str] = []
+    calls: dict[int, dict[str, str]] = {}
     finish_reason = None
     usage: dict = {}
     timed_out = stopped = False
@@ -394,6 +452,7 @@ def _read_stream(body: Iterable[bytes], on_text: Callable[[str], object], deadli
                         pieces.append(text)
                         if on_text(text) is False:
                             stopped = True  # the rest is not wanted (the answer has all the messages it may have)
+                    _join_tool_calls(calls, delta.get("tool_calls"))
                     finish_reason = _text(choice.get("finish_reason")) or finish_reason
                 usage = _object(chunk.get("usage"), strict=False) or usage
                 if stopped:
@@ -403,7 +462,37 @@ def _read_stream(body: Iterable[bytes], on_text: Callable[[str], object], deadli
     except (httpx2.HTTPError, openai.APIError, ValueError) as exc:
         logger.warning("the model's stream broke after %d pieces: %s", len(pieces), type(exc).__name__)
     broken = finish_reason is None or timed_out
-    return _answer_of("".join(pieces), finish_reason, usage, broken, timed_out, stopped)
+    completion = _answer_of("".join(pieces), finish_reason, usage, broken, timed_out, stopped)
+    return replace(completion, tool_calls=_tool_calls([calls[index] for index in sorted(calls)]))
+
+
+def _join_tool_calls(calls: dict[int, dict[str, str]], pieces: object) -> None:
+    """Add a streamed delta's pieces of tool calls to those so far: each piece names its call by `index`; the id
+    and name come once, the arguments in pieces to be joined."""
+    for piece in _list(pieces):
+        piece = _object(piece)
+        index = piece.get("index")
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise _Malformed("a tool call without its index")
+        call = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+        function = _object(piece.get("function"))
+        call["id"] = _text(piece.get("id")) or call["id"]
+        call["name"] += _text(function.get("name"))
+        call["arguments"] += _text(function.get("arguments"))
+
+
+def _tool_calls(calls: list[object]) -> tuple[ToolCall, ...]:
+    """The tool calls of an answer (whole, or joined from a stream), in order; one without a name is left out."""
+    found = []
+    for number, call in enumerate(calls):
+        call = _object(call)
+        function = _object(call.get("function")) or call  # a stream's joined calls carry name and arguments flat
+        name = _text(function.get("name"))
+        if name:
+            # Some servers give no id: one is made, since the tool's result must name the call it answers.
+            call_id = _text(call.get("id")) or f"call_{number}"
+            found.append(ToolCall(call_id, name, _text(function.get("arguments")) or "{}"))
+    return tuple(found)
 
 
 def _events(body: Iterable[bytes]) -> Iterator[list[object]]:
@@ -435,7 +524,8 @@ def _whole_answer(body: object) -> Completion:
     choice = _object(choices[0])
     message = _object(choice.get("message"))
     text = _text(message.get("content")) or _text(message.get("refusal"))
-    return _answer_of(text, _text(choice.get("finish_reason")) or None, _object(body.get("usage"), strict=False))
+    completion = _answer_of(text, _text(choice.get("finish_reason")) or None, _object(body.get("usage"), strict=False))
+    return replace(completion, tool_calls=_tool_calls(_list(message.get("tool_calls"))))
 
 
 def _answer_of(

@@ -17,6 +17,7 @@ from flask.cli import FlaskGroup
 
 from inboxgpt import metrics
 from inboxgpt.commands.checks import check_command
+from inboxgpt.commands.leads import leads_command
 from inboxgpt.commands.page_setup import page_setup_command
 from inboxgpt.commands.terminal import terminal_commands
 from inboxgpt.config import ConfigError, Settings, load_settings, settings_from_mapping
@@ -89,6 +90,7 @@ def _add_commands(app: Flask, config: Mapping[str, str] | Settings | None) -> No
     app.cli.add_command(page_setup_command(lambda: _settings(config, openai_required=False)))
     app.cli.add_command(check_command(lambda: _settings(config)))
     app.cli.add_command(knowledge_command(lambda: _settings(config, meta_required=False, openai_required=False)))
+    app.cli.add_command(leads_command(lambda: _settings(config, meta_required=False, openai_required=False)))
 
 
 def built_to_find_a_command() -> bool:

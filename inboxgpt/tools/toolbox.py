@@ -1,0 +1,131 @@
+"""The tools offered to the model, and its calls run: the owner's HTTP tools and the built-in ones, several at once
+when the model asks for several together, each result a short text for the model (never a traceback or a secret).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from inboxgpt import metrics
+from inboxgpt.model.gpt import ToolCall
+from inboxgpt.tools.http import Caller, ToolError, call_tool
+from inboxgpt.tools.leads import SAVE_CONTACT, SAVE_CONTACT_PARAMETERS, Leads
+from inboxgpt.tools.schema import argument_problems
+from inboxgpt.tools.spec import HttpTool, ToolsFile
+
+logger = logging.getLogger(__name__)
+
+# Calls of one round run at once, up to this many.
+MAX_PARALLEL_CALLS = 4
+TALK_TO_A_PERSON: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "talk_to_a_person",
+        "description": (
+            "Hand the conversation to a person from the business, when the person asks for one or you cannot help. "
+            "The person is told someone will answer; you say nothing more."
+        ),
+        "parameters": {"type": "object", "properties": {}},
+    },
+}
+
+
+BUILTIN_TOOLS = {"save_contact": SAVE_CONTACT, "talk_to_a_person": TALK_TO_A_PERSON}
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What one call gave the model, and how it went (ok, failed, invalid, unknown: the metric's outcome)."""
+
+    call: ToolCall
+    content: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round of calls: their results, and whether the model handed the conversation to a person."""
+
+    results: tuple[ToolResult, ...]
+    handed_over: bool = False
+
+
+class Toolbox:
+    """The tools of TOOLS_FILE and the built-in ones it turns on."""
+
+    def __init__(self, tools: ToolsFile, leads: Leads, allow_private: bool, clock: Callable[[], float] = time.time):
+        self._http = {tool.name: tool for tool in tools.tools}
+        self._builtin = tools.builtin
+        self._leads = leads
+        self._allow_private = allow_private
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(MAX_PARALLEL_CALLS, thread_name_prefix="tool")
+        self.offered = [tool.offered() for tool in tools.tools]
+        self.offered += [spec for name, spec in BUILTIN_TOOLS.items() if name in self._builtin]
+
+    @property
+    def takes_leads(self) -> bool:
+        """Whether save_contact is offered."""
+        return "save_contact" in self._builtin
+
+    def run(self, calls: Sequence[ToolCall], caller: Caller) -> Round:
+        """Run one round of the model's calls (at once when several); a call to talk_to_a_person ends the round
+        as handed over (the caller hands the conversation over)."""
+        if any(call.name == "talk_to_a_person" and "talk_to_a_person" in self._builtin for call in calls):
+            return Round((), handed_over=True)
+        if len(calls) == 1:
+            results = [self._result(calls[0], caller)]
+        else:
+            results = list(self._pool.map(lambda call: self._result(call, caller), calls))
+        return Round(tuple(results))
+
+    def close(self) -> None:
+        """Wait for calls in flight, then post the leads waiting to leave."""
+        self._pool.shutdown(wait=True)
+        self._leads.close()
+
+    def _result(self, call: ToolCall, caller: Caller) -> ToolResult:
+        started = time.monotonic()
+        content, outcome = self._answer(call, caller)
+        metrics.TOOL_CALLS.labels(call.name if call.name in self._known else "unknown", outcome).inc()
+        logger.info(
+            "tool %s for psid=%s: %s in %.0f ms",
+            call.name if call.name in self._known else "(unknown)",
+            caller.person,
+            outcome,
+            (time.monotonic() - started) * 1000,
+        )
+        return ToolResult(call, content, outcome)
+
+    @property
+    def _known(self) -> set[str]:
+        return set(self._http) | set(self._builtin)
+
+    def _answer(self, call: ToolCall, caller: Caller) -> tuple[str, str]:
+        """What the model is told of one call, and its outcome."""
+        tool = self._http.get(call.name)
+        if tool is None and call.name not in self._builtin:
+            return f"error: there is no tool named {call.name[:64]!r}", "unknown"
+        try:
+            arguments: Any = json.loads(call.arguments or "{}")
+        except ValueError:
+            return "error: the arguments were not valid JSON; call the tool again with a JSON object", "invalid"
+        schema = tool.parameters if tool is not None else SAVE_CONTACT_PARAMETERS
+        if problems := argument_problems(arguments, schema):
+            return "error: " + "; ".join(problems), "invalid"
+        if tool is None:
+            return self._leads.save(arguments, caller.person, caller.channel, self._clock()), "ok"
+        return self._call(tool, arguments, caller)
+
+    def _call(self, tool: HttpTool, arguments: dict, caller: Caller) -> tuple[str, str]:
+        try:
+            return call_tool(tool, arguments, caller, self._allow_private), "ok"
+        except ToolError as error:
+            logger.warning("tool %s for psid=%s failed: %s", tool.name, caller.person, error)
+            return f"error: {error}. Tell the person you could not check this now.", "failed"
