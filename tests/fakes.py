@@ -55,12 +55,17 @@ class Gate:
 
 
 def streamed(
-    reply: Reply, include_usage: bool = True, cut_after: int | None = None, tokens_per_second: float = 0.0
+    reply: Reply,
+    include_usage: bool = True,
+    cut_after: int | None = None,
+    tokens_per_second: float = 0.0,
+    calls_like_llama_cpp: bool = False,
 ) -> Reply:
     """A chat completion as OpenAI streams it: a role chunk, the content a token (about four characters) at a
     time, a chunk with the finish reason, a usage chunk when asked for, then [DONE]. Without `include_usage`
     it streams as llama-cpp-python's server does (0.3.36, checked by hand): no usage chunk even when asked,
-    and no `usage` key in the chunks."""
+    and no `usage` key in the chunks. Tool calls stream as OpenAI's do: the id and name once, then the arguments
+    in pieces; `calls_like_llama_cpp` repeats the id and name with every piece, as llama-cpp-python 0.3.36 does."""
     body = reply.body
     choice = body["choices"][0]
     text = choice["message"]["content"] or ""
@@ -84,7 +89,10 @@ def streamed(
         )
         arguments = call["function"]["arguments"]
         for start in range(0, len(arguments), 7):
-            piece = {"index": index, "function": {"arguments": arguments[start : start + 7]}}
+            function = {"arguments": arguments[start : start + 7]}
+            piece: dict = {"index": index, "function": function}
+            if calls_like_llama_cpp:
+                piece = {**opening, "function": {"name": call["function"]["name"], **function}}
             chunks.append(chunk({"tool_calls": [piece]}))
     chunks.append(chunk({}, choice["finish_reason"]))
     if include_usage:

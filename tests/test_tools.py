@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from inboxgpt import replies
 from inboxgpt.config import ConfigError
 from inboxgpt.web.app import EXTENSION
-from tests.fakes import FakeHook, FakeToolApi, Reply, completion, echo_answer, openai_error, tool_calls
+from tests.fakes import FakeHook, FakeToolApi, Reply, completion, echo_answer, openai_error, streamed, tool_calls
 from tests.helpers import PSID, load, page_body, poster, text_event
 
 SECRET = "sk-shop-0f9e8d7c6b5a"
@@ -92,6 +92,16 @@ def test_a_tool_call_is_run_and_its_result_answered_from(with_tools, app_with, g
     assert call["tool_calls"][0]["function"] == {"name": "order_status", "arguments": '{"order_number": "1042"}'}
     assert result == {"role": "tool", "tool_call_id": call["tool_calls"][0]["id"], "content": "out for delivery"}
     assert graph.texts(PSID) == ["It is out for delivery."]
+
+
+def test_calls_streamed_as_llama_cpp_streams_them_are_joined(ask, openai_server, api):
+    # llama-cpp-python 0.3.36 (checked by hand) repeats the call's id and name with every piece of its arguments.
+    call = tool_calls(("order_status", {"order_number": "1042"}))
+    script(openai_server, streamed(call, include_usage=False, calls_like_llama_cpp=True), completion("On its way."))
+    ask("where is my order 1042?")
+    assert urlsplit(api.paths[0]).path == "/orders/1042"
+    asked = chat_requests(openai_server)[1]["messages"][-2]["tool_calls"][0]["function"]
+    assert asked == {"name": "order_status", "arguments": '{"order_number": "1042"}'}
 
 
 def test_calls_asked_together_run_together_and_each_result_names_its_call(ask, openai_server, api):

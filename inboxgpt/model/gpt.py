@@ -467,8 +467,8 @@ def _read_stream(body: Iterable[bytes], on_text: Callable[[str], object], deadli
 
 
 def _join_tool_calls(calls: dict[int, dict[str, str]], pieces: object) -> None:
-    """Add a streamed delta's pieces of tool calls to those so far: each piece names its call by `index`; the id
-    and name come once, the arguments in pieces to be joined."""
+    """Add a streamed delta's pieces of tool calls to those so far: each piece names its call by `index`; the
+    arguments come in pieces to be joined."""
     for piece in _list(pieces):
         piece = _object(piece)
         index = piece.get("index")
@@ -476,8 +476,10 @@ def _join_tool_calls(calls: dict[int, dict[str, str]], pieces: object) -> None:
             raise _Malformed("a tool call without its index")
         call = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
         function = _object(piece.get("function"))
-        call["id"] = _text(piece.get("id")) or call["id"]
-        call["name"] += _text(function.get("name"))
+        # The id and name are taken from the first piece that has them: OpenAI sends them once, llama-cpp-python
+        # (0.3.36, checked by hand) again with every piece.
+        call["id"] = call["id"] or _text(piece.get("id"))
+        call["name"] = call["name"] or _text(function.get("name"))
         call["arguments"] += _text(function.get("arguments"))
 
 
