@@ -222,6 +222,18 @@ def test_a_slow_or_oversized_answer_is_cut_off(with_tools, tmp_path, app_with, o
     assert slow.startswith("error: the tool's server did not answer within 0.3 s")
 
 
+def test_an_answer_that_trickles_in_is_cut_at_the_tools_timeout(with_tools, tmp_path, app_with, openai_server, api):
+    path = tmp_path / "tools.toml"
+    path.write_text(tools_toml(api.url).replace('result = "order.status"', "timeout = 0.5"))
+    with_tools["TOOLS_FILE"] = str(path)
+    post = app_with(with_tools)
+    api.script.append(Reply(chunks=[{"part": n} for n in range(20)], chunk_delay=0.1))  # each read in time, not all
+    script(openai_server, tool_calls(("order_status", {"order_number": "1"})), completion("Sorry."))
+    post(page_body(text_event("order 1?")))
+    told = chat_requests(openai_server)[1]["messages"][-1]["content"]
+    assert told.startswith("error: the tool's server did not answer within 0.5 s")
+
+
 def test_a_dns_name_is_checked_by_every_address_it_resolves_to(monkeypatch):
     from inboxgpt.tools.http import ToolError, _allowed_address
 

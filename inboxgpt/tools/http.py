@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +90,7 @@ def _request(
     body: bytes | None,
 ) -> bytes:
     """Send the request to the checked address (TLS still checked against the host's name); the answer's body."""
+    deadline = time.monotonic() + tool.timeout
     timeout = urllib3.Timeout(total=tool.timeout)
     pool: urllib3.HTTPConnectionPool
     if scheme == "https":
@@ -109,6 +111,8 @@ def _request(
                 data += chunk
                 if len(data) > tool.max_bytes:
                     raise ToolError(f"the tool's answer was over {tool.max_bytes:,} bytes")
+                if time.monotonic() > deadline:  # a body that trickles in: each read alone is within the timeout
+                    raise ToolError(f"the tool's server did not answer within {tool.timeout:g} s")
             return data
         finally:
             response.release_conn()
