@@ -167,6 +167,12 @@ class Settings:
     tools_stream: bool = True
     # Where each new lead (the built-in save_contact tool) is posted.
     leads_webhook_url: Secret | None = None
+    # Comments on the Page's posts and the Instagram account's media: off, keywords (those matching
+    # COMMENT_KEYWORDS) or all get one private reply.
+    comments: str = "off"
+    comment_keywords: tuple[str, ...] = ()
+    # Posted under a comment once its private reply went; None: no public reply.
+    comment_public_reply: str | None = None
 
     @property
     def page_configured(self) -> bool:
@@ -242,6 +248,16 @@ def _psid_list(raw: str) -> frozenset[str]:
     if not all(psid.isdigit() for psid in psids):
         raise ValueError("must be page-scoped ids (digits) separated by commas")
     return frozenset(psids)
+
+
+def _comments(raw: str) -> str:
+    if raw.lower() not in ("off", "keywords", "all"):
+        raise ValueError("must be off, keywords or all")
+    return raw.lower()
+
+
+def _keywords(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
 def _app_id(raw: str) -> str:
@@ -388,6 +404,9 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "TOOLS_ALLOW_PRIVATE": ("tools_allow_private", _flag),
     "TOOLS_STREAM": ("tools_stream", _flag),
     "LEADS_WEBHOOK_URL": ("leads_webhook_url", lambda raw: Secret(_http_url(raw))),
+    "COMMENTS": ("comments", _comments),
+    "COMMENT_KEYWORDS": ("comment_keywords", _keywords),
+    "COMMENT_PUBLIC_REPLY": ("comment_public_reply", _text),
 }
 
 
@@ -421,6 +440,8 @@ def settings_from_mapping(
         except ValueError as exc:
             # The value itself is not repeated: a mistyped secret may have landed here.
             problems.append(f"{name} is invalid: {_reason(exc)}")
+    if values.get("comments") == "keywords" and not values.get("comment_keywords"):
+        problems.append("COMMENT_KEYWORDS is missing: COMMENTS=keywords answers only comments with one of them")
     if "tools_file" in values:
         # Imported here: the tools module names ConfigError. Its headers' secrets come from these same settings.
         from inboxgpt.tools.spec import read_tools

@@ -162,7 +162,29 @@ class Postback:
         return tag_of(self.psid) + self.mid if self.mid else f"postback:{self.psid}:{self.timestamp}:{digest}"
 
 
-Event = Message | Postback | Echo | Handover
+@dataclass(frozen=True)
+class Comment:
+    """A person's new comment on the Page's post or the Instagram account's media (answered, if at all, with one
+    private reply). Its person is keyed by the id the comment gives, which is not the id their conversation will
+    have on Messenger: the private reply's answer names that one."""
+
+    psid: str  # the commenter's key
+    comment_id: str
+    post_id: str  # the post's, or the Instagram media's, id
+    text: str
+    timestamp: int  # milliseconds since 1970; 0 when unknown
+    channel: str = FIRST_CHANNEL
+    received: float = 0.0
+    # As every event has: a comment is never delivered under another app's thread.
+    standby: bool = False
+
+    @property
+    def event_id(self) -> str:
+        """The comment's id: Meta sends some (ads') twice, and a comment is answered once."""
+        return "comment:" + self.comment_id
+
+
+Event = Message | Postback | Echo | Handover | Comment
 
 
 @dataclass(frozen=True)
@@ -192,5 +214,7 @@ def decode(text: str) -> Event:
         return Postback(**data)
     if kind == "Handover":
         return Handover(**data)
+    if kind == "Comment":
+        return Comment(**data)
     data["attachments"] = tuple(Attachment(**attachment) for attachment in data.get("attachments", ()))
     return Echo(**data) if kind == "Echo" else Message(**data)

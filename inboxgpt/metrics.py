@@ -42,6 +42,11 @@ TOOL_CALLS = Counter(
     "Tool calls the model asked for, by tool and outcome: ok, failed, invalid, unknown.",
     ["tool", "outcome"],
 )
+COMMENTS = Counter(
+    "bot_comments",
+    "Comments to answer, by outcome: answered, answered_before, too_old, model_failed, refused_by_meta, limited.",
+    ["outcome", "channel"],
+)
 LEADS = Counter("bot_leads", "New leads saved (the save_contact tool), by channel.", ["channel"])
 PAUSES = Counter(
     "bot_pauses", "Times the bot stepped back for the page's people: hand_written, human, thread_elsewhere.", ["reason"]

@@ -14,12 +14,13 @@ from inboxgpt.queues.store import Store
 KEEP = 7 * DAY
 
 
-def record(store: Store, completion: Completion, now: float, channel: str = FIRST_CHANNEL) -> None:
-    """Add one reply's usage to today's totals, and the reply to its channel's count."""
+def record(store: Store, completion: Completion, now: float, channel: str = FIRST_CHANNEL, kind: str = "") -> None:
+    """Add one reply's usage to today's totals, and the reply to its channel's count (and its kind's: "comment")."""
     day = today(now)
     amounts = {
         "replies": 1,
         f"replies:{channel}": 1,
+        f"replies:kind:{kind}": 1 if kind else 0,
         "prompt_tokens": completion.prompt_tokens or 0,
         "completion_tokens": completion.completion_tokens or 0,
     }
@@ -37,6 +38,8 @@ class Totals:
     prompt_tokens: int
     completion_tokens: int
     replies_by_channel: dict[str, int]
+    # Of the replies, the private replies to comments.
+    comment_replies: int = 0
 
 
 def totals(store: Store, now: float) -> Totals:
@@ -48,4 +51,5 @@ def totals(store: Store, now: float) -> Totals:
         prompt_tokens=store.counter(f"usage:{day}:prompt_tokens"),
         completion_tokens=store.counter(f"usage:{day}:completion_tokens"),
         replies_by_channel={channel: store.counter(f"usage:{day}:replies:{channel}") for channel in NAMES},
+        comment_replies=store.counter(f"usage:{day}:replies:kind:comment"),
     )

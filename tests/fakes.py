@@ -475,6 +475,20 @@ class FakeGraph(_Server):
         self.message_ids: list[str] = []  # the id Meta gave each message it accepted
         # What GET /me/subscribed_apps answers: this app's webhook fields for the page.
         self.subscribed_fields = ["messages", "messaging_postbacks", "message_echoes", "messaging_handovers", "standby"]
+        # Posts' and Instagram media's texts by id (GET /{id}?fields=message or caption), and each comment's author
+        # as a private reply's answer names them (their page-scoped id).
+        self.posts: dict[str, str] = {}
+        self.commenters: dict[str, str] = {}
+        # What GET /{app id}/subscriptions answers: the app's webhook objects and fields.
+        self.app_subscriptions = [
+            {"object": "page", "callback_url": "https://bot.example/", "active": True, "fields": [{"name": "feed"}]},
+            {
+                "object": "instagram",
+                "callback_url": "https://bot.example/",
+                "active": True,
+                "fields": [{"name": "messages"}],
+            },
+        ]
         # WhatsApp media by id, and ids Meta no longer has (over 7 days old).
         self.media: dict[str, Media] = {}
         self.expired_media: set[str] = set()
@@ -493,6 +507,9 @@ class FakeGraph(_Server):
         if "message" not in request and "sender_action" not in request:
             return Reply(body={"success": True})  # thread control, the Messenger profile
         recipient = request.get("recipient", {}).get("id")
+        comment_id = request.get("recipient", {}).get("comment_id")
+        if comment_id is not None:  # a private reply: Meta names the person it opens a conversation with
+            recipient = self.commenters.get(comment_id, "7777777777777777")
         message_id = f"m_reply_{len(self.requests)}"
         if "message" in request:
             self.message_ids.append(message_id)
@@ -605,6 +622,13 @@ class FakeGraph(_Server):
                 self.failures.remove(failure)
         if failure:
             return failure[0]
+        if not request and called in self.posts:
+            field = parse_qs(urlsplit(path).query).get("fields", ["message"])[0]
+            return Reply(body={field: self.posts[called], "id": called})
+        if called == "subscriptions":  # GET /{app id}/subscriptions, with the app's own token
+            return Reply(body={"data": self.app_subscriptions})
+        if called in ("comments", "replies"):  # a public reply under a comment
+            return Reply(body={"id": f"{urlsplit(path).path.split('/')[-2]}_reply"})
         if not request and (called in self.media or called in self.expired_media):
             return self._media_link(called)
         if request.get("type") == "text" and self._pair_rate_refuses(str(request.get("to"))):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from inboxgpt.config import settings_from_mapping
 from inboxgpt.conversation.routing import HUMAN_PAYLOAD, START_OVER_PAYLOAD, Case, Route, Rules, route
-from inboxgpt.events import Attachment, Echo, Event, Handover, Message, Postback
+from inboxgpt.events import Attachment, Comment, Echo, Event, Handover, Message, Postback
 
 APP_ID = "1517776481860111"
 RULES = Rules.from_settings(
@@ -79,8 +81,39 @@ def test_each_event_is_routed_to_its_case(event, expected):
     assert route(event, RULES) == expected
 
 
+def comment(text: str) -> Comment:
+    return Comment(psid="42", comment_id="1_2", post_id="1", text=text, timestamp=1)
+
+
+# COMMENTS=keywords, COMMENT_KEYWORDS="price,ship,how much,café"
+KEYWORDS = replace(RULES, comments="keywords", comment_keywords=("price", "ship", "how much", "cafe"))
+COMMENT_CASES: list[tuple[str, Event, Route]] = [
+    (
+        "a keyword",
+        comment("What's the PRICE of the sourdough?"),
+        Route(Case.COMMENT, text="What's the PRICE of the sourdough?"),
+    ),
+    ("a phrase", comment("how much for 6?"), Route(Case.COMMENT, text="how much for 6?")),
+    ("without its accent", comment("Le Cafe est ouvert ?"), Route(Case.COMMENT, text="Le Cafe est ouvert ?")),
+    ("inside another word", comment("shipping??"), Route(Case.NOTHING)),
+    ("no keyword", comment("Looks delicious!"), Route(Case.NOTHING)),
+]
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"), [case[1:] for case in COMMENT_CASES], ids=[case[0] for case in COMMENT_CASES]
+)
+def test_comments_with_a_keyword_are_answered(event, expected):
+    assert route(event, KEYWORDS) == expected
+
+
+def test_comments_are_left_alone_unless_the_owner_asks(config):
+    assert route(comment("price?"), RULES) == Route(Case.NOTHING)  # COMMENTS=off, the default
+    assert route(comment("Looks delicious!"), replace(RULES, comments="all")).case is Case.COMMENT
+
+
 def test_the_table_covers_every_case():
-    assert {expected.case for _, _, expected in CASES} == set(Case)
+    assert {expected.case for _, _, expected in CASES + COMMENT_CASES} == set(Case)
 
 
 def test_every_case_has_a_handler(app):

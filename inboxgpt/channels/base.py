@@ -85,6 +85,19 @@ class Channel(ABC):
         """Take the conversation back from the app that controls it; return False if refused."""
         return True
 
+    def post_text(self, post_id: str) -> str:
+        """The text of the post (or media) a comment is under; "" if it has none or cannot be read."""
+        return ""
+
+    def reply_privately(self, comment_id: str, text: str) -> tuple[str, str] | None:
+        """Send a comment's one private reply; return the key of the conversation it opens and the message's id,
+        or None if Meta refused (logged). A channel without comments has none to reply to."""
+        return None
+
+    def reply_publicly(self, comment_id: str, text: str) -> bool:
+        """Reply under the comment, for everyone to see; False if refused (logged)."""
+        return False
+
     def token_state(self) -> tuple[str, bool | None] | None:
         """The setting of the token it sends with, and whether that worked on its last use (None before its first);
         None for a channel that sends with no token."""
@@ -157,6 +170,19 @@ class Channels:
     def media_link(self, key: str, attachment: Attachment) -> MediaLink:
         """Where this person's photo or voice note can be downloaded; MediaError if it cannot be found."""
         return self.of(key).media_link(attachment)
+
+    def post_text(self, key: str, post_id: str) -> str:
+        """The text of the post a comment by this person is under ("" if none)."""
+        return self.of(key).post_text(post_id)
+
+    def reply_privately(self, key: str, comment_id: str, text: str) -> tuple[str, str] | None:
+        """Send the private reply to a comment by this person; the conversation's key and the message's id, or None
+        if refused."""
+        return self.of(key).reply_privately(comment_id, text)
+
+    def reply_publicly(self, key: str, comment_id: str, text: str) -> bool:
+        """Reply under a comment by this person, for everyone to see; False if refused."""
+        return self.of(key).reply_publicly(comment_id, text)
 
     def inbox(self, key: str) -> Inbox | None:
         """Where /human hands this person's conversation; None if their channel has no inbox."""

@@ -41,6 +41,8 @@ PERMANENT_MEANINGS = {
     131047: "the person last wrote more than 24 hours ago: WhatsApp allows only approved templates now",
     551: "this person is not available (they blocked the page or left Messenger)",
     100: "Meta rejected a parameter (for example the recipient id)",
+    10900: "this comment already has its private reply (one per comment)",
+    10903: "this person cannot be sent a private reply (their settings, or the comment is too old)",
     200: "the app lacks a permission: check pages_messaging is granted for this page",
     230: "the app lacks a permission: check pages_messaging is granted for this page",
 }
@@ -207,12 +209,27 @@ class GraphClient:
         self._attempt("messenger_profile", {"fields": fields}, method="DELETE")
 
     def accepted(
-        self, payload: dict, *, psid: str, max_retries: int, endpoint: str = "messages", quiet: bool = False
+        self,
+        payload: dict,
+        *,
+        psid: str,
+        max_retries: int,
+        endpoint: str = "messages",
+        quiet: bool = False,
+        on_object: bool = False,
     ) -> bool:
         """Whether Meta accepted the call (`post`, with its retries); a refusal is logged, not raised."""
         what = payload.get("sender_action") or endpoint
         try:
-            self.post(payload, psid=psid, what=what, max_retries=max_retries, endpoint=endpoint, quiet=quiet)
+            self.post(
+                payload,
+                psid=psid,
+                what=what,
+                max_retries=max_retries,
+                endpoint=endpoint,
+                quiet=quiet,
+                on_object=on_object,
+            )
         except GraphError:
             return False
         return True
@@ -226,13 +243,15 @@ class GraphClient:
         max_retries: int,
         endpoint: str = "messages",
         quiet: bool = False,
+        on_object: bool = False,
     ) -> dict:
-        """Call /me/`endpoint` for the person `psid` (a key, as logged), retrying passing failures; `quiet`: the
-        caller logs what a refusal means."""
+        """Call /me/`endpoint` (or, `on_object`, the Graph object's path `endpoint`, such as a comment's
+        `{id}/comments`) for the person `psid` (a key, as logged), retrying passing failures; `quiet`: the caller
+        logs what a refusal means."""
         attempt = 0
         while True:
             try:
-                return self._attempt(endpoint, payload)
+                return self._attempt(endpoint, payload, node=self._root if on_object else None)
             except GraphError as error:
                 if not error.transient or attempt >= max_retries:
                     logger.log(_level(error, quiet), "Graph %s for psid=%s failed: %s", what, psid, error)
@@ -246,9 +265,11 @@ class GraphClient:
         """Read /me or /me/`path` once; raise GraphError if Meta refuses."""
         return self._attempt(path, None, method="GET")
 
-    def get_object(self, object_id: str) -> dict:
-        """Read the Graph object `object_id` (a WhatsApp media's id) once; raise GraphError if Meta refuses."""
-        return self._attempt(object_id, None, method="GET", node=self._root)
+    def get_object(self, object_id: str, fields: str | None = None) -> dict:
+        """Read the Graph object `object_id` (a WhatsApp media's id, a post's), or only its `fields`, once; raise
+        GraphError if Meta refuses."""
+        path = f"{object_id}?{urlencode({'fields': fields})}" if fields else object_id
+        return self._attempt(path, None, method="GET", node=self._root)
 
     @property
     def auth_headers(self) -> dict[str, str]:
@@ -269,7 +290,10 @@ class GraphClient:
     def _attempt(self, endpoint: str, payload: dict | None, method: str = "POST", node: str | None = None) -> dict:
         """Make one call to the node's `endpoint`; return Meta's answer, or raise GraphError."""
         node = self._node if node is None else node
-        url = f"{node}/{endpoint}{self._query}" if endpoint else f"{node}{self._query}"
+        query = self._query
+        if query and "?" in endpoint:
+            query = "&" + query[1:]  # the endpoint has a query of its own (?fields=...)
+        url = f"{node}/{endpoint}{query}" if endpoint else f"{node}{query}"
         body = None if payload is None else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         try:
             response = self._pool.urlopen(

@@ -23,6 +23,8 @@ class InstagramChannel(GraphChannel):
     formatting_note = formatting.PLAIN_NOTE.format(channel="Instagram")
     webhook_object = "instagram"
     tag = "ig:"
+    post_text_field = "caption"
+    public_reply_edge = "replies"
 
     @classmethod
     def from_settings(cls, graph: GraphClient, settings: Settings) -> Self:

@@ -8,7 +8,8 @@ from typing import Any, Self
 
 from inboxgpt.channels import formatting
 from inboxgpt.channels.base import Channel, Inbox
-from inboxgpt.channels.graph import GraphClient
+from inboxgpt.channels.comments import read_comments
+from inboxgpt.channels.graph import GraphClient, GraphError
 from inboxgpt.channels.graph_webhook import read_messaging
 from inboxgpt.channels.text import MAX_TEXT_LENGTH, split_text
 from inboxgpt.config import Settings
@@ -36,8 +37,12 @@ class GraphChannel(Channel):
         """The channel as the settings configure it (its inbox, whether it is on)."""
 
     def read(self, body: dict[str, Any]) -> ParsedBody:
-        """The events of one of its webhook bodies."""
-        return read_messaging(body, self)
+        """The events of one of its webhook bodies: its messages, and the comments among its changes."""
+        parsed = read_messaging(body, self)
+        comments, skipped = read_comments(body, self)
+        if not comments and not skipped:
+            return parsed
+        return ParsedBody(parsed.events + tuple(comments), parsed.skipped + skipped, self.name)
 
     def send_text(self, key: str, text: str, offers: tuple[str, ...] = ()) -> list[tuple[str, str]]:
         """Send one message, as the channel shows text, retrying passing failures; return (message id, text). May
@@ -50,6 +55,9 @@ class GraphChannel(Channel):
 
     # Messenger's quick replies that fill in the person's own email or phone number; Instagram has none.
     offers_contact_details = False
+    # A post's text, and where a reply under a comment goes: Facebook's; Instagram's differ.
+    post_text_field = "message"
+    public_reply_edge = "comments"
 
     def token_state(self) -> tuple[str, bool | None]:
         return self._graph.token_setting, self._graph.token_works
@@ -67,6 +75,35 @@ class GraphChannel(Channel):
         # Not retried: an indicator that comes late is worse than none, and the reply waits for it.
         payload = {"recipient": {"id": self.scoped_id(key)}, "sender_action": action}
         return self._graph.accepted(payload, psid=key, max_retries=0)
+
+    def post_text(self, post_id: str) -> str:
+        """The post's text (a Page post's `message`, an Instagram media's `caption`); "" if Meta refuses."""
+        try:
+            found = self._graph.get_object(post_id, self.post_text_field)
+        except GraphError:
+            return ""  # logged by the client; the comment is answered from itself and the knowledge
+        text = found.get(self.post_text_field)
+        return text if isinstance(text, str) else ""
+
+    def reply_privately(self, comment_id: str, text: str) -> tuple[str, str] | None:
+        """The comment's one private reply through the Send API; its answer names the person's id there."""
+        payload = {"recipient": {"comment_id": comment_id}, "message": {"text": self.shown(text)}}
+        try:
+            answer = self._graph.post(payload, psid=f"comment {comment_id}", what="private reply", max_retries=1)
+        except GraphError:
+            return None
+        person = answer.get("recipient_id")
+        return (self.key(str(person)), str(answer.get("message_id", ""))) if person else None
+
+    def reply_publicly(self, comment_id: str, text: str) -> bool:
+        """A reply under the comment (it needs pages_manage_engagement, or instagram_manage_comments)."""
+        return self._graph.accepted(
+            {"message": text},
+            psid=f"comment {comment_id}",
+            max_retries=1,
+            endpoint=f"{comment_id}/{self.public_reply_edge}",
+            on_object=True,
+        )
 
     def pass_thread(self, key: str, target_app_id: str, metadata: str) -> bool:
         """Pass the conversation to another app (the page's inbox); return False if Meta refused."""

@@ -46,6 +46,8 @@ def run_checks(settings: Settings, webhook_url: str | None) -> Iterator[Result]:
         try:
             yield check_page_token(messenger)
             yield from check_subscription(messenger, settings)
+            if settings.comments != "off" and settings.instagram:
+                yield check_instagram_comments(settings)
         finally:
             messenger.close()
     else:
@@ -104,6 +106,13 @@ def check_subscription(messenger: GraphClient, settings: Settings) -> Iterator[R
         yield Result("webhook fields", "fail", f"missing {', '.join(missing)}: {SUBSCRIBE}")
         return
     yield Result("webhook fields", "ok", ", ".join(f for f in (*REQUIRED_FIELDS, *HANDOVER_FIELDS) if f in fields))
+    if settings.comments != "off" and "feed" not in fields:
+        yield Result(
+            "comment fields",
+            "warn",
+            f"COMMENTS is {settings.comments} but the page is not subscribed to feed: no comment will arrive "
+            f"({SUBSCRIBE}; Instagram's comments field is subscribed in the app's Instagram settings)",
+        )
     unheard = [field for field in HANDOVER_FIELDS if field not in fields]
     if unheard:
         yield Result(
@@ -111,6 +120,38 @@ def check_subscription(messenger: GraphClient, settings: Settings) -> Iterator[R
             "warn",
             f"missing {', '.join(unheard)}: without them the bot may talk over the page's people ({SUBSCRIBE})",
         )
+
+
+def check_instagram_comments(settings: Settings) -> Result:
+    """Whether the app is subscribed to Instagram's comments field (an app's subscriptions are read with the app's
+    own token, APP_ID|APP_SECRET, which is never logged)."""
+    name = "instagram comment fields"
+    if not settings.app_id:
+        return Result(name, "warn", "set APP_ID to check that the app is subscribed to Instagram's comments field")
+    token = f"{settings.app_id}|{settings.app_secret.reveal()}"
+    url = f"{settings.graph_api_url}/{settings.app_id}/subscriptions"
+    try:
+        response = requests.get(url, params={"access_token": token}, timeout=settings.graph_timeout)
+        subscriptions = response.json().get("data") if response.ok else None
+    except (requests.RequestException, ValueError, AttributeError) as exc:
+        return Result(name, "warn", f"could not be read ({type(exc).__name__})")  # its text would hold the token
+    if not isinstance(subscriptions, list):
+        return Result(name, "warn", f"could not be read (HTTP {response.status_code})")
+    fields = {
+        field.get("name")
+        for subscription in subscriptions
+        if isinstance(subscription, dict) and subscription.get("object") == "instagram"
+        for field in subscription.get("fields") or []
+        if isinstance(field, dict)
+    }
+    if "comments" not in fields:
+        return Result(
+            name,
+            "warn",
+            f"COMMENTS is {settings.comments} but the app is not subscribed to Instagram's comments field: "
+            "subscribe it in the app's Instagram webhook settings",
+        )
+    return Result(name, "ok", ", ".join(sorted(f for f in fields if f in ("comments", "live_comments"))))
 
 
 def check_model(settings: Settings) -> Result:

@@ -69,8 +69,9 @@ def terminal_commands(load: Callable[[], Settings]) -> list[click.Command]:
         with terminal_service(load) as service:
             totals = usage.totals(service.store, time.time())
         by_channel = ", ".join(f"{channel} {count:,}" for channel, count in totals.replies_by_channel.items())
+        comments = f", {totals.comment_replies:,} to comments" if totals.comment_replies else ""
         click.echo(
-            f"{totals.date}: {totals.replies:,} replies ({by_channel}), "
+            f"{totals.date}: {totals.replies:,} replies ({by_channel}{comments}), "
             f"{totals.prompt_tokens:,} prompt tokens, {totals.completion_tokens:,} completion tokens"
         )
 

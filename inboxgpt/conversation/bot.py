@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from inboxgpt import metrics, replies
 from inboxgpt.channels.base import Channels
 from inboxgpt.config import Settings
+from inboxgpt.conversation.comments import CommentReplier, CommentSettings
 from inboxgpt.conversation.handover import Handovers
 from inboxgpt.conversation.outbox import Mailbox
 from inboxgpt.conversation.pauses import Pauses
 from inboxgpt.conversation.reply import Replier, ReplySettings
 from inboxgpt.conversation.routing import SILENCED, Case, Route, Rules, route, said
 from inboxgpt.conversation.tool_rounds import ToolRounds
-from inboxgpt.events import Event
+from inboxgpt.events import Comment, Event
 from inboxgpt.limits import Decision, Limits
 from inboxgpt.media import Media
 from inboxgpt.model.gpt import ChatModel
@@ -58,6 +59,7 @@ class ConversationSettings:
     transcribe: bool
     tool_max_rounds: int
     tools_stream: bool
+    comments: CommentSettings
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConversationSettings:
@@ -71,6 +73,7 @@ class ConversationSettings:
             transcribe=settings.transcribe,
             tool_max_rounds=settings.tool_max_rounds,
             tools_stream=settings.tools_stream,
+            comments=CommentSettings.from_settings(settings),
         )
 
 
@@ -100,6 +103,8 @@ class Bot:
         self._mailbox = Mailbox(channels, store, self._pauses, settings.reply.history_max_tokens)
         handovers = Handovers(store, channels, self._pauses, self._mailbox, notifier or HandoverNotifier(None))
         rounds = ToolRounds(model, toolbox, settings.tool_max_rounds, settings.tools_stream)
+        kept = self._pauses.kept_seconds
+        self._comments = CommentReplier(settings.comments, store, channels, model, knowledge, kept, clock)
         self._replier = Replier(
             settings.reply, store, model, typing, media, knowledge, self._mailbox, rounds, handovers.hand_over, clock
         )
@@ -119,6 +124,7 @@ class Bot:
             Case.RECORD: handovers.record,
             Case.THREAD_BACK: handovers.thread_back,
             Case.HANDOVER: handovers.handover,
+            Case.COMMENT: self._comment,
             Case.NOTHING: lambda event, how: None,
         }
         if missing := set(Case) - set(self._handlers):
@@ -191,6 +197,17 @@ class Bot:
         was heard)."""
         if self._admit(event) and (said := self._replier.said(event, how)) is not None:
             self._replier.reply([said])
+
+    def _comment(self, event: Event, how: Route) -> None:
+        """A comment to answer privately, within the limits (a comment limited is left alone: no message can
+        reach its author before the private reply)."""
+        assert isinstance(event, Comment)
+        decision = self._limits.check(event.psid, self._pauses.event_time(event))
+        if not decision.allowed:
+            logger.info("comment of psid=%s not answered: a limit was reached", event.psid)
+            metrics.COMMENTS.labels("limited", event.channel).inc()
+            return
+        self._comments.answer(event)
 
     # --- shared steps ---
 

@@ -6,14 +6,16 @@ button; or the page's side: its people writing, the bot's own echoes, handover o
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from enum import Enum
 
 from inboxgpt.channels.messenger import BOT_MARKER
 from inboxgpt.config import INSTAGRAM_INBOX_APP_ID, PAGE_INBOX_APP_ID, Settings
-from inboxgpt.events import Attachment, Echo, Event, Handover, Message, Postback
+from inboxgpt.events import Attachment, Comment, Echo, Event, Handover, Message, Postback
 from inboxgpt.media import fetchable
-from inboxgpt.model.prompt import STORY_REPLY
+from inboxgpt.model.prompt import COMMENTED, STORY_REPLY
 
 RESET_COMMANDS = frozenset({"/reset", "reset"})
 HELP_COMMANDS = frozenset({"/help"})
@@ -44,6 +46,7 @@ class Case(Enum):
     RECORD = "recorded: another app owns the thread"
     THREAD_BACK = "thread control came back"
     HANDOVER = "handover event"
+    COMMENT = "a comment to answer privately"
     NOTHING = "nothing to answer"
 
 
@@ -58,6 +61,7 @@ SILENCED = frozenset(
         Case.STICKER,
         Case.UNUSABLE,
         Case.GET_STARTED,
+        Case.COMMENT,
         Case.BUTTON,
     }
 )
@@ -85,6 +89,9 @@ class Rules:
     max_images: int
     transcribe: bool
     allow_http_media: bool
+    comments: str = "off"
+    # COMMENT_KEYWORDS as matched: lower case, without accents.
+    comment_keywords: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Rules:
@@ -96,6 +103,8 @@ class Rules:
             max_images=settings.max_images,
             transcribe=settings.transcribe,
             allow_http_media=settings.allow_http_media,
+            comments=settings.comments,
+            comment_keywords=tuple(plain_words(keyword) for keyword in settings.comment_keywords),
         )
 
 
@@ -109,7 +118,28 @@ def route(event: Event, rules: Rules) -> Route:
         return _handover_route(event, rules)
     if isinstance(event, Postback):
         return _postback_route(event, rules)
+    if isinstance(event, Comment):
+        return _comment_route(event, rules)
     return _message_route(event, rules)
+
+
+def _comment_route(comment: Comment, rules: Rules) -> Route:
+    """A comment is answered when the owner asked for all, or for those with one of COMMENT_KEYWORDS."""
+    if rules.comments == "all" or (rules.comments == "keywords" and _mentions(comment.text, rules.comment_keywords)):
+        return Route(Case.COMMENT, text=comment.text.strip())
+    return Route(Case.NOTHING)
+
+
+def plain_words(text: str) -> str:
+    """Text as keywords are matched: lower case, accents left out ("Café" and "cafe" match)."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
+def _mentions(text: str, keywords: tuple[str, ...]) -> bool:
+    """Whether the text has one of the keywords (a word or a phrase) as whole words."""
+    words = plain_words(text)
+    return any(re.search(rf"(?<!\w){re.escape(keyword)}(?!\w)", words) for keyword in keywords)
 
 
 def is_own_echo(echo: Echo, app_id: str | None) -> bool:
@@ -131,6 +161,8 @@ def said(event: Event) -> str:
         return f"[tapped: {event.title or event.payload}]"
     if isinstance(event, Message):
         return said_with(event.text or event.quick_reply_payload, event.attachments)
+    if isinstance(event, Comment):
+        return COMMENTED.format(comment=event.text.strip())
     return ""
 
 

@@ -39,6 +39,14 @@ KNOWLEDGE_NOTE = (
 NO_KNOWLEDGE_FOUND = "(Nothing in the page's knowledge matches this message.)"
 # How a reply to the Instagram account's story reaches the model (the story itself cannot be seen).
 STORY_REPLY = "[Replying to the page's Instagram story] {text}"
+# How a comment reaches the model: its answer goes privately to the comment's author, as the page's first message.
+COMMENT = (
+    "[A comment under the page's post{post}. Write the private message the page sends its author about it: a short, "
+    "friendly answer to them, not a public reply.]\n{comment}"
+)
+COMMENT_POST = ' "{text}"'
+# What the history of the conversation it opens keeps of the comment.
+COMMENTED = "[Commented on the page's post] {comment}"
 QUOTE_CHARS = 300
 # What is kept of a message for quoting it later: enough to show QUOTE_CHARS, and to know it went on.
 REMEMBERED_CHARS = QUOTE_CHARS + 1
