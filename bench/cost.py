@@ -20,6 +20,7 @@ import argparse
 import random
 
 from bench.common import FakeGraph, FakeOpenAI, parse, start
+from inboxgpt.prices import CHAT_PRICES, Price
 from tests.fakes import Reply, completion, openai_error
 from tests.helpers import PAGE_ID
 
@@ -115,7 +116,17 @@ def main() -> None:
         print(f"{turn:>6} | {describe(ours, turn):>22} | {describe(seed, turn):>22}")
     for name, sizes in (("this service", ours), ("seed design", seed)):
         sent = [s for s in sizes if s is not None]
-        print(f"{name}: {sum(sent) // 4:,} prompt tokens over {len(sent)} answered turns")
+        tokens = sum(sent) // 4
+        dollars = PRICE.of(tokens, 0, REPLY_TOKENS * len(sent))
+        print(
+            f"{name}: {tokens:,} prompt tokens over {len(sent)} answered turns, "
+            f"${dollars:.4f} at gpt-4.1-mini's prices (replies of ~{REPLY_TOKENS} tokens)"
+        )
+
+
+# gpt-4.1-mini's price (prices.py), and a reply of ~80 words.
+PRICE = Price(*CHAT_PRICES["gpt-4.1-mini"])
+REPLY_TOKENS = 110
 
 
 def describe(sizes: list[int | None], turn: int) -> str:

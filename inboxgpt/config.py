@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
 if TYPE_CHECKING:
+    from inboxgpt.prices import Price
     from inboxgpt.tools.spec import ToolsFile
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -173,6 +175,14 @@ class Settings:
     comment_keywords: tuple[str, ...] = ()
     # Posted under a comment once its private reply went; None: no public reply.
     comment_public_reply: str | None = None
+    # Prices of models the built-in table lacks (prices.py); caps in dollars (0: off); the time zone of their days.
+    model_prices: dict[str, Price] = field(default_factory=dict)
+    spend_per_person_per_day: float = 0.0
+    spend_per_day: float = 0.0
+    spend_per_month: float = 0.0
+    timezone: str = "UTC"
+    # Check what people send (input), and the answers too (both), with the moderation endpoint.
+    moderation: str = "off"
 
     @property
     def page_configured(self) -> bool:
@@ -248,6 +258,26 @@ def _psid_list(raw: str) -> frozenset[str]:
     if not all(psid.isdigit() for psid in psids):
         raise ValueError("must be page-scoped ids (digits) separated by commas")
     return frozenset(psids)
+
+
+def _prices(raw: str) -> dict[str, Price]:
+    from inboxgpt.prices import parse_prices  # prices.py has no settings of its own to import back
+
+    return parse_prices(raw)
+
+
+def _timezone(raw: str) -> str:
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be a time zone such as Europe/Paris or UTC") from None
+    return raw
+
+
+def _moderation(raw: str) -> str:
+    if raw.lower() not in ("off", "input", "both"):
+        raise ValueError("must be off, input or both")
+    return raw.lower()
 
 
 def _comments(raw: str) -> str:
@@ -407,6 +437,12 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "COMMENTS": ("comments", _comments),
     "COMMENT_KEYWORDS": ("comment_keywords", _keywords),
     "COMMENT_PUBLIC_REPLY": ("comment_public_reply", _text),
+    "MODEL_PRICES": ("model_prices", _prices),
+    "SPEND_PER_PERSON_PER_DAY": ("spend_per_person_per_day", _non_negative_float),
+    "SPEND_PER_DAY": ("spend_per_day", _non_negative_float),
+    "SPEND_PER_MONTH": ("spend_per_month", _non_negative_float),
+    "TIMEZONE": ("timezone", _timezone),
+    "MODERATION": ("moderation", _moderation),
 }
 
 
@@ -431,12 +467,12 @@ def settings_from_mapping(
             values[name.lower()] = Secret(raw)
         else:
             problems.append(f"{name} is missing")
-    for name, (field, parse) in OPTIONAL.items():
+    for name, (attribute, parse) in OPTIONAL.items():
         given = source.get(name)
         if given is None or given.strip() == "":
             continue
         try:
-            values[field] = parse(given.strip() if field != "system_prompt" else given)
+            values[attribute] = parse(given.strip() if attribute != "system_prompt" else given)
         except ValueError as exc:
             # The value itself is not repeated: a mistyped secret may have landed here.
             problems.append(f"{name} is invalid: {_reason(exc)}")

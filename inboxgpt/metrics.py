@@ -47,6 +47,12 @@ COMMENTS = Counter(
     "Comments to answer, by outcome: answered, answered_before, too_old, model_failed, refused_by_meta, limited.",
     ["outcome", "channel"],
 )
+MODERATION = Counter(
+    "bot_moderation",
+    "Messages and answers the moderation endpoint flagged, by what and category (failed: it gave no answer).",
+    ["what", "category"],
+)
+SPEND = Counter("bot_spend_dollars", "Dollars the model's work cost, by channel (prices.py).", ["channel"])
 LEADS = Counter("bot_leads", "New leads saved (the save_contact tool), by channel.", ["channel"])
 PAUSES = Counter(
     "bot_pauses", "Times the bot stepped back for the page's people: hand_written, human, thread_elsewhere.", ["reason"]

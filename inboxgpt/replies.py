@@ -66,6 +66,12 @@ CANNOT_OPEN = "I can't open shared links or posts yet. Could you paste the text,
 TOO_FAST = "You're sending messages faster than I can keep up. Please wait a minute, then try again."
 DAILY_LIMIT = "You've reached today's limit of messages. Let's talk again tomorrow!"
 BACK_TOMORROW = "I've answered all the messages I can for today. Please come back tomorrow!"
+# MODERATION: a person's message flagged (no model call), and an answer flagged (withheld).
+MODERATED = "Sorry, I can't help with that. If you need a person from the page, send /human."
+ANSWER_WITHHELD = "Sorry, I can't answer that one. Could you ask me another way, or send /human for a person?"
+# Money caps (SPEND_*): sent once a period, when a cap is first met.
+SPENT_TODAY = "We've talked a lot today! Let's continue tomorrow. (Send /human to reach a person from the page.)"
+BACK_NEXT_MONTH = "I can't answer more messages this month. Please write again next month, or send /human."
 
 # When the model gives no answer, by why.
 APOLOGY_TRY_LATER = "Sorry, I'm having trouble answering right now. Please try again in a minute."

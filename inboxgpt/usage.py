@@ -1,37 +1,52 @@
-"""Token usage reported by the model, summed per UTC day in the store."""
+"""Usage reported by the model, summed per day (in TIMEZONE) in the store: replies, tokens and dollars, by channel,
+by kind (replies to comments), and by person; and the month's dollars, which SPEND_PER_MONTH caps."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from inboxgpt import metrics
 from inboxgpt.channels import NAMES
 from inboxgpt.events import FIRST_CHANNEL
-from inboxgpt.limits import DAY, today
 from inboxgpt.model.gpt import Completion
+from inboxgpt.periods import DAY, Periods
 from inboxgpt.queues.store import Store
 
-# Kept a week, so yesterday's totals can still be read.
+# Kept a week, so that past days can still be read; a month's spend, a little over a month.
 KEEP = 7 * DAY
+KEEP_MONTH = 32 * DAY
+# Dollars are counted in millionths, as whole numbers (a store's counters are integers).
+MICRO = 1_000_000
+# The people who spent on a day, kept as records of this kind (for `usage`'s top spenders).
+SPENDERS = "spenders:{day}"
+# The people a money cap stopped on a day.
+STOPPED = "stopped:{day}"
+TOP_PEOPLE = 5
 
 
-def record(store: Store, completion: Completion, now: float, channel: str = FIRST_CHANNEL, kind: str = "") -> None:
-    """Add one reply's usage to today's totals, and the reply to its channel's count (and its kind's: "comment")."""
-    day = today(now)
-    amounts = {
-        "replies": 1,
-        f"replies:{channel}": 1,
-        f"replies:kind:{kind}": 1 if kind else 0,
-        "prompt_tokens": completion.prompt_tokens or 0,
-        "completion_tokens": completion.completion_tokens or 0,
-    }
-    for field, amount in amounts.items():
-        if amount:
-            store.increment(f"usage:{day}:{field}", amount, KEEP)
+def person_spend_key(day: str, psid: str) -> str:
+    return f"usage:{day}:spend:person:{psid}"
+
+
+def day_spend_key(day: str) -> str:
+    return f"usage:{day}:spend"
+
+
+def month_spend_key(month: str) -> str:
+    return f"usage:month:{month}:spend"
+
+
+@dataclass(frozen=True)
+class Spender:
+    """A person's spend on a day, their key shortened for display."""
+
+    person: str
+    dollars: float
 
 
 @dataclass(frozen=True)
 class Totals:
-    """One UTC day's usage."""
+    """One day's usage."""
 
     date: str
     replies: int
@@ -40,16 +55,69 @@ class Totals:
     replies_by_channel: dict[str, int]
     # Of the replies, the private replies to comments.
     comment_replies: int = 0
+    dollars: float = 0.0
+    dollars_by_channel: dict[str, float] | None = None
+    top_spenders: tuple[Spender, ...] = ()
+    stopped: tuple[str, ...] = ()  # shortened keys of people a money cap stopped
 
 
-def totals(store: Store, now: float) -> Totals:
-    """Today's totals: replies (and by channel), prompt and completion tokens."""
-    day = today(now)
-    return Totals(
-        date=day,
-        replies=store.counter(f"usage:{day}:replies"),
-        prompt_tokens=store.counter(f"usage:{day}:prompt_tokens"),
-        completion_tokens=store.counter(f"usage:{day}:completion_tokens"),
-        replies_by_channel={channel: store.counter(f"usage:{day}:replies:{channel}") for channel in NAMES},
-        comment_replies=store.counter(f"usage:{day}:replies:kind:comment"),
-    )
+class Usage:
+    """Counts each reply's usage in the store."""
+
+    def __init__(self, store: Store, periods: Periods):
+        self._store = store
+        self._periods = periods
+
+    def record(
+        self, completion: Completion, now: float, channel: str = FIRST_CHANNEL, psid: str = "", kind: str = ""
+    ) -> None:
+        """Add one reply's usage (and its cost) to the day's totals, its channel's, its kind's and its person's."""
+        day = self._periods.day(now)
+        micro = round(completion.cost * MICRO)
+        amounts = {
+            "replies": 1,
+            f"replies:{channel}": 1,
+            f"replies:kind:{kind}": 1 if kind else 0,
+            "prompt_tokens": completion.prompt_tokens or 0,
+            "completion_tokens": completion.completion_tokens or 0,
+            "spend": micro,
+            f"spend:{channel}": micro,
+        }
+        for field, amount in amounts.items():
+            if amount:
+                self._store.increment(f"usage:{day}:{field}", amount, KEEP)
+        if micro and psid:
+            self._store.increment(person_spend_key(day, psid), micro, KEEP)
+            self._store.increment(month_spend_key(self._periods.month(now)), micro, KEEP_MONTH)
+            self._store.keep_record(SPENDERS.format(day=day), psid, psid, now)
+            metrics.SPEND.labels(channel).inc(completion.cost)
+
+    def stopped(self, psid: str, now: float) -> None:
+        """Note that a money cap stopped this person today."""
+        self._store.keep_record(STOPPED.format(day=self._periods.day(now)), psid, psid, now)
+
+    def totals(self, now: float) -> Totals:
+        """The totals of the day `now` falls in."""
+        day = self._periods.day(now)
+        counter = self._store.counter
+        spenders = [
+            Spender(shortened(psid), counter(person_spend_key(day, psid)) / MICRO)
+            for psid in self._store.records(SPENDERS.format(day=day), 0)
+        ]
+        return Totals(
+            date=day,
+            replies=counter(f"usage:{day}:replies"),
+            prompt_tokens=counter(f"usage:{day}:prompt_tokens"),
+            completion_tokens=counter(f"usage:{day}:completion_tokens"),
+            replies_by_channel={channel: counter(f"usage:{day}:replies:{channel}") for channel in NAMES},
+            comment_replies=counter(f"usage:{day}:replies:kind:comment"),
+            dollars=counter(day_spend_key(day)) / MICRO,
+            dollars_by_channel={channel: counter(f"usage:{day}:spend:{channel}") / MICRO for channel in NAMES},
+            top_spenders=tuple(sorted(spenders, key=lambda s: -s.dollars)[:TOP_PEOPLE]),
+            stopped=tuple(shortened(psid) for psid in self._store.records(STOPPED.format(day=day), 0)),
+        )
+
+
+def shortened(psid: str) -> str:
+    """A person's key as `usage` shows it: enough to tell people apart, not enough to reach them."""
+    return psid if len(psid) <= 8 else f"{psid[:4]}…{psid[-4:]}"

@@ -370,6 +370,9 @@ class FakeOpenAI(_Server):
         self.transcript = "what time is it in Tokyo"
         self.tokens_per_second = 0.0  # how fast streamed answers are written (0: at once)
         self.models = {"gpt-4.1-mini", "gpt-4o-mini-transcribe"}
+        # Words the moderation endpoint flags (as harassment), wherever they are in a message.
+        self.flagged_words = {"scumbag"}
+        self.moderates = True
 
     def _answer(self, path: str, headers: dict, request: dict) -> Reply:
         reply = super()._answer(path, headers, request)
@@ -383,6 +386,10 @@ class FakeOpenAI(_Server):
     def route(self, path: str, request: dict) -> Reply:
         if path.endswith("/embeddings"):
             return embeddings(request)
+        if path.endswith("/moderations"):
+            if not self.moderates:  # a compatible server without the endpoint (llama.cpp's, Ollama)
+                return openai_error(404, "Not Found", "invalid_request_error")
+            return moderation(request, self.flagged_words)
         if path.endswith("/audio/transcriptions"):
             return Reply(body={"text": self.transcript, "usage": {"type": "duration", "seconds": 3}})
         if path == "/v1/models":
@@ -399,6 +406,39 @@ class FakeOpenAI(_Server):
     def base_url(self) -> str:
         """The value for OPENAI_BASE_URL."""
         return self.url + "/v1"
+
+
+MODERATION_CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
+
+
+def moderation(request: dict, flagged_words: set[str]) -> Reply:
+    """`POST /v1/moderations` as OpenAI answers it (omni-moderation-latest, text and image parts): one result,
+    flagged as harassment when a text part has one of `flagged_words`."""
+    parts = request.get("input")
+    texts = [parts] if isinstance(parts, str) else [p.get("text", "") for p in parts or [] if p.get("type") == "text"]
+    flagged = any(word in text.lower() for text in texts for word in flagged_words)
+    categories = {name: flagged and name == "harassment" for name in MODERATION_CATEGORIES}
+    result = {
+        "flagged": flagged,
+        "categories": categories,
+        "category_scores": {name: 0.97 if on else 0.0001 for name, on in categories.items()},
+        "category_applied_input_types": {name: ["text"] for name in MODERATION_CATEGORIES},
+    }
+    return Reply(body={"id": "modr-0123", "model": "omni-moderation-latest", "results": [result]})
 
 
 EMBEDDING_DIMENSIONS = 64

@@ -29,6 +29,8 @@ def test_a_working_set_up_passes_every_check(check, graph):
         "✓ webhook fields: messages, messaging_postbacks, message_echoes, messaging_handovers, standby",
         "✓ WhatsApp: the token works for the number +1 555-078-3881 (Test Shop)",
         "✓ OpenAI: the key works and the model gpt-4.1-mini exists",
+        "✓ prices: gpt-4.1-mini has no price: it counts as free, and SPEND_* caps cannot apply (set MODEL_PRICES to "
+        "price it)",
         "✓ store: memory store reachable and writable",
     ]
     page, subscription, number = graph.all_calls

@@ -18,6 +18,7 @@ import requests
 from inboxgpt.channels.graph import GraphClient, GraphError, GraphSettings
 from inboxgpt.config import ConfigError, Settings
 from inboxgpt.model.gpt import ChatModel, Failure, ModelError, ModelSettings
+from inboxgpt.prices import PriceList
 from inboxgpt.queues.store import StoreUnavailable, open_store
 
 # Webhook fields the bot needs, and those it needs to notice the page's people.
@@ -57,6 +58,9 @@ def run_checks(settings: Settings, webhook_url: str | None) -> Iterator[Result]:
     yield check_model(settings)
     if settings.tools is not None:
         yield check_tools(settings)
+    if settings.moderation != "off":
+        yield check_moderation(settings)
+    yield check_prices(settings)
     yield check_store(settings)
     if webhook_url:
         yield check_webhook(webhook_url, settings)
@@ -189,6 +193,37 @@ def check_tools(settings: Settings) -> Result:
             "--enable-auto-tool-choice and a --tool-call-parser, llama.cpp's server --jinja)",
         )
     return Result("model", "ok", "the server takes tools")
+
+
+def check_moderation(settings: Settings) -> Result:
+    """Whether the server answers the moderation endpoint (MODERATION is on)."""
+    model = ChatModel(ModelSettings.from_settings(settings))
+    try:
+        model.moderate("hello")
+    except ModelError as error:
+        return Result(
+            "moderation",
+            "warn",
+            f"the server gave no moderation ({error.failure.value}, HTTP {error.status}): messages go unchecked",
+        )
+    finally:
+        model.close()
+    return Result("moderation", "ok", "the server checks messages")
+
+
+def check_prices(settings: Settings) -> Result:
+    """Whether the model has a price, without which the money caps cannot apply."""
+    prices = PriceList(settings.openai_model, settings.openai_base_url is None, settings.model_prices)
+    caps = settings.spend_per_person_per_day or settings.spend_per_day or settings.spend_per_month
+    if prices.known:
+        return Result("prices", "ok", f"{settings.openai_model} is priced: usage and caps count dollars")
+    level = "warn" if caps else "ok"
+    return Result(
+        "prices",
+        level,
+        f"{settings.openai_model} has no price: it counts as free, and SPEND_* caps cannot apply "
+        "(set MODEL_PRICES to price it)",
+    )
 
 
 def check_store(settings: Settings) -> Result:

@@ -14,12 +14,13 @@ from contextlib import contextmanager
 
 import click
 
-from inboxgpt import usage
 from inboxgpt.channels.base import Channels
 from inboxgpt.channels.terminal import TerminalChannel
 from inboxgpt.config import ConfigError, Settings
 from inboxgpt.events import Message
+from inboxgpt.periods import DAY, Periods
 from inboxgpt.service import Service
+from inboxgpt.usage import Totals, Usage
 
 # The one person of the terminal: its channel's key.
 TERMINAL_PSID = TerminalChannel.tag
@@ -64,15 +65,34 @@ def terminal_commands(load: Callable[[], Settings]) -> list[click.Command]:
                     service.bot.handle(message)
 
     @click.command("usage")
-    def usage_today() -> None:
-        """Show today's model usage (UTC) kept in the store."""
+    @click.option("--days", default=1, show_default=True, help="Days to show, today first (the store keeps 7).")
+    def usage_today(days: int) -> None:
+        """Show the model's usage by day (in TIMEZONE) kept in the store: replies, tokens, dollars, top spenders."""
         with terminal_service(load) as service:
-            totals = usage.totals(service.store, time.time())
-        by_channel = ", ".join(f"{channel} {count:,}" for channel, count in totals.replies_by_channel.items())
-        comments = f", {totals.comment_replies:,} to comments" if totals.comment_replies else ""
-        click.echo(
-            f"{totals.date}: {totals.replies:,} replies ({by_channel}{comments}), "
-            f"{totals.prompt_tokens:,} prompt tokens, {totals.completion_tokens:,} completion tokens"
-        )
+            counted = Usage(service.store, Periods(service.settings.timezone))
+            now = time.time()
+            for day in range(max(1, min(days, 7))):
+                click.echo(_usage_lines(counted.totals(now - day * DAY)))
 
     return [chat, usage_today]
+
+
+def _usage_lines(totals: Totals) -> str:
+    """One day's usage as `usage` prints it."""
+    by_channel = ", ".join(f"{channel} {count:,}" for channel, count in totals.replies_by_channel.items())
+    comments = f", {totals.comment_replies:,} to comments" if totals.comment_replies else ""
+    lines = [
+        f"{totals.date}: {totals.replies:,} replies ({by_channel}{comments}), "
+        f"{totals.prompt_tokens:,} prompt tokens, {totals.completion_tokens:,} completion tokens, "
+        f"${totals.dollars:.4f}"
+    ]
+    spent = ", ".join(
+        f"{channel} ${dollars:.4f}" for channel, dollars in (totals.dollars_by_channel or {}).items() if dollars
+    )
+    if spent:
+        lines.append(f"  by channel: {spent}")
+    if totals.top_spenders:
+        lines.append("  top people: " + ", ".join(f"{s.person} ${s.dollars:.4f}" for s in totals.top_spenders))
+    if totals.stopped:
+        lines.append("  stopped by a money cap: " + ", ".join(totals.stopped))
+    return "\n".join(lines)

@@ -31,9 +31,11 @@ from inboxgpt.media import Media
 from inboxgpt.model.gpt import ChatModel
 from inboxgpt.model.knowledge import Knowledge
 from inboxgpt.notify import HandoverNotifier
+from inboxgpt.periods import Periods
 from inboxgpt.queues.store import Store, Turn
 from inboxgpt.tools.toolbox import Toolbox
 from inboxgpt.typing_indicator import TypingIndicator
+from inboxgpt.usage import Usage
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class ConversationSettings:
     tool_max_rounds: int
     tools_stream: bool
     comments: CommentSettings
+    timezone: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConversationSettings:
@@ -74,6 +77,7 @@ class ConversationSettings:
             tool_max_rounds=settings.tool_max_rounds,
             tools_stream=settings.tools_stream,
             comments=CommentSettings.from_settings(settings),
+            timezone=settings.timezone,
         )
 
 
@@ -104,9 +108,20 @@ class Bot:
         handovers = Handovers(store, channels, self._pauses, self._mailbox, notifier or HandoverNotifier(None))
         rounds = ToolRounds(model, toolbox, settings.tool_max_rounds, settings.tools_stream)
         kept = self._pauses.kept_seconds
-        self._comments = CommentReplier(settings.comments, store, channels, model, knowledge, kept, clock)
+        usage = Usage(store, Periods(settings.timezone))
+        self._comments = CommentReplier(settings.comments, store, channels, model, knowledge, kept, usage, clock)
         self._replier = Replier(
-            settings.reply, store, model, typing, media, knowledge, self._mailbox, rounds, handovers.hand_over, clock
+            settings.reply,
+            store,
+            model,
+            typing,
+            media,
+            knowledge,
+            self._mailbox,
+            usage,
+            rounds,
+            handovers.hand_over,
+            clock,
         )
         self._handlers: dict[Case, Handler] = {
             Case.RESET: self._reset,

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from inboxgpt import metrics, usage
+from inboxgpt import metrics
 from inboxgpt.channels.base import Channels
 from inboxgpt.config import Settings
 from inboxgpt.events import Comment
@@ -25,6 +25,7 @@ from inboxgpt.model import prompt
 from inboxgpt.model.gpt import ChatModel, ModelError
 from inboxgpt.model.knowledge import Knowledge
 from inboxgpt.queues.store import Store, Turn
+from inboxgpt.usage import Usage
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class CommentReplier:
         model: ChatModel,
         knowledge: Knowledge | None,
         sent_kept_seconds: float,
+        usage: Usage,
         clock: Callable[[], float] = time.time,
     ):
         self._settings = settings
@@ -75,6 +77,7 @@ class CommentReplier:
         self._model = model
         self._knowledge = knowledge
         self._sent_kept_seconds = sent_kept_seconds
+        self._usage = usage
         self._clock = clock
         self._posts: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._posts_lock = threading.Lock()
@@ -133,7 +136,7 @@ class CommentReplier:
             logger.warning("comment %s not answered: the model failed (%s)", comment.comment_id, error.failure.value)
             metrics.COMMENTS.labels("model_failed", comment.channel).inc()
             return None
-        usage.record(self._store, completion, self._clock(), comment.channel, kind="comment")
+        self._usage.record(completion, self._clock(), comment.channel, comment.psid, kind="comment")
         return completion.text or None
 
     def _post_text(self, comment: Comment) -> str:

@@ -7,9 +7,9 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from inboxgpt import metrics, replies, usage
+from inboxgpt import metrics, replies
 from inboxgpt.config import Settings
 from inboxgpt.conversation.outbox import Mailbox, Outbox
 from inboxgpt.conversation.routing import Case, Route
@@ -24,6 +24,7 @@ from inboxgpt.queues.store import Store, Turn
 from inboxgpt.tools.http import Caller
 from inboxgpt.tools.leads import contact_offers
 from inboxgpt.typing_indicator import TypingIndicator
+from inboxgpt.usage import Usage
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class Said:
     text: str
     photos: tuple[str, ...] = ()
     heard: bool = False  # the text is a voice message's transcript
+    cost: float = 0.0  # what making it readable cost (a transcription), in dollars
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class ReplySettings:
     stream: bool
     max_messages_per_reply: int
     max_message_chars: int
+    moderation: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReplySettings:
@@ -66,6 +69,7 @@ class ReplySettings:
             stream=settings.stream,
             max_messages_per_reply=settings.max_messages_per_reply,
             max_message_chars=settings.max_message_chars,
+            moderation=settings.moderation,
         )
 
 
@@ -81,6 +85,7 @@ class Replier:
         media: Media,
         knowledge: Knowledge | None,
         mailbox: Mailbox,
+        usage: Usage,
         rounds: ToolRounds,
         hand_over: Callable[[Event, str], None],
         clock: Callable[[], float] = time.time,
@@ -92,6 +97,7 @@ class Replier:
         self._media = media
         self._knowledge = knowledge
         self._mailbox = mailbox
+        self._usage = usage
         self._rounds = rounds
         self._hand_over = hand_over
         self._clock = clock
@@ -106,8 +112,8 @@ class Replier:
             return Said(event, how.text, photos) if photos else None
         if how.case is not Case.VOICE:
             return Said(event, how.text)
-        transcript = self._transcript(event, how)
-        return Said(event, transcript, heard=True) if transcript else None
+        heard = self._transcript(event, how)
+        return Said(event, heard[0], heard=True, cost=heard[1]) if heard else None
 
     def _photos(self, event: Event, how: Route) -> tuple[str, ...]:
         """What the model is shown of the message's photos (links, or the photos inline); none (the person told
@@ -126,8 +132,9 @@ class Replier:
             self._mailbox.send(event, replies.PHOTO_FAILED)
         return tuple(shown)
 
-    def _transcript(self, event: Event, how: Route) -> str | None:
-        """What the voice message says; None (the person told why) if it could not be heard."""
+    def _transcript(self, event: Event, how: Route) -> tuple[str, float] | None:
+        """What the voice message says, and what hearing it cost; None (the person told why) if it could not be
+        heard."""
         if how.voice is None:
             return None
         try:
@@ -135,14 +142,15 @@ class Replier:
                 self._typing.shown(event.psid, message_id=message_id_of(event)),
                 self._media.audio(event.psid, how.voice) as audio,
             ):
-                transcript = self._model.transcribe(audio)
+                transcript, cost = self._model.transcribe(audio)
         except (MediaError, ModelError) as error:
             logger.warning("voice message from psid=%s not transcribed: %s", event.psid, error)
             self._mailbox.send(event, replies.VOICE_FAILED)
             return None
         if not transcript:
             self._mailbox.send(event, replies.VOICE_EMPTY)
-        return transcript or None
+            return None
+        return transcript, cost
 
     def reply(self, messages: list[Said]) -> None:
         """Ask the model with the person's history, send its reply, and remember the turn: one turn for all of
@@ -154,6 +162,9 @@ class Replier:
         parts = self._as_read(messages)
         said = "\n\n".join(text for text, _ in parts if text)
         photos = tuple(url for message in messages for url in message.photos)[: self._settings.max_images]
+        if self._settings.moderation != "off" and self._flagged(event, said, photos, "message"):
+            self._mailbox.send(event, replies.MODERATED)
+            return
         heard = [message.text for message in messages if message.heard]
         history = self._store.get(psid)
         chosen = self._knowledge_for(said, history)
@@ -167,7 +178,9 @@ class Replier:
             self._settings.max_messages_per_reply,
         )
         gap = self._mailbox.message_gap(psid)
-        sender = ParagraphSender(outbox, opening, gap) if self._settings.stream else None
+        # An answer checked before it is sent cannot go out while it is written.
+        streamed = self._settings.stream and self._settings.moderation != "both"
+        sender = ParagraphSender(outbox, opening, gap) if streamed else None
         started = time.monotonic()
         messages_for_model = prompt.build(self._budget(psid), history, said, photos, knowledge)
         asked = self._ask(event, messages_for_model, sender, outbox)
@@ -178,13 +191,16 @@ class Replier:
             self._hand_over(event, said)  # as /human does; the person is told someone will answer
             return
         model_ms = (time.monotonic() - started) * 1000
-        usage.record(self._store, completion, self._clock(), event.channel)
+        completion = replace(completion, cost=completion.cost + sum(message.cost for message in messages))
+        self._usage.record(completion, self._clock(), event.channel, psid)
         if completion.finish_reason == "length":
             logger.info("reply for psid=%s hit REPLY_MAX_TOKENS and was cut short", psid)
         # A photo stays in the history as a marker: Meta's attachment links expire.
         kept = "\n\n".join(kept for _, kept in parts if kept)
         if self._rounds.takes_leads:
             outbox.offers = contact_offers(completion.text)
+        if self._settings.moderation == "both" and self._flagged(event, completion.text, (), "answer"):
+            completion = replace(completion, text=replies.ANSWER_WITHHELD)
         answered = self._deliver(event, completion, sender, outbox, opening)
         if completion.cut_said is not None:
             logger.info("message from psid=%s cut to fit the model's context window", psid)
@@ -264,6 +280,23 @@ class Replier:
         if cut or outbox.refused:
             return outbox.delivered().removeprefix(opening.strip()).strip()
         return completion.text
+
+    def _flagged(self, event: Event, text: str, photos: tuple[str, ...], what: str) -> bool:
+        """Whether the moderation endpoint flags a message (or an answer); a failing endpoint lets it through. Its
+        categories are counted and logged, never its text."""
+        try:
+            categories = self._model.moderate(text, photos)
+        except ModelError as error:
+            logger.warning(
+                "moderation failed for psid=%s (%s): the %s goes through", event.psid, error.failure.value, what
+            )
+            metrics.MODERATION.labels(what, "failed").inc()
+            return False
+        for category in categories:
+            metrics.MODERATION.labels(what, category).inc()
+        if categories:
+            logger.info("%s of psid=%s flagged by moderation: %s", what, event.psid, ", ".join(categories))
+        return bool(categories)
 
     def _budget(self, psid: str) -> prompt.Budget:
         """How much of the conversation a prompt for this person carries, with their channel's note on formatting

@@ -109,4 +109,5 @@ def _total(rounds: list[Completion]) -> Completion:
         prompt_tokens=total([c.prompt_tokens for c in rounds]),
         completion_tokens=total([c.completion_tokens for c in rounds]),
         cached_tokens=total([c.cached_tokens for c in rounds]),
+        cost=sum(c.cost for c in rounds),
     )

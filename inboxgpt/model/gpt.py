@@ -8,7 +8,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from http import HTTPStatus
 from pathlib import Path
@@ -18,10 +18,12 @@ from typing import Any
 import httpx2
 import openai
 from openai import OpenAI
+from openai.types import ModerationMultiModalInputParam
 
 from inboxgpt.config import Secret, Settings
 from inboxgpt.model.prompt import ChatMessage, Fitted, drop_older_half, fit, halve_said, said_text
 from inboxgpt.model.transport import PooledTransport
+from inboxgpt.prices import Price, PriceList
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ PROBE_TOOL = {
     "function": {"name": "ping", "description": "Answers pong.", "parameters": {"type": "object", "properties": {}}},
 }
 PROBE_TOKENS = 16
+# What MODERATION checks messages with: text and images, free of charge on OpenAI.
+MODERATION_MODEL = "omni-moderation-latest"
 # The last event of a stream tells the tokens the answer cost.
 STREAM_USAGE = {"stream_options": {"include_usage": True}}
 # How servers name their context window when they refuse a prompt as too long: OpenAI, vLLM and
@@ -103,6 +107,8 @@ class Completion:
     stopped: bool = False
     # The tools the model asks to be run before it answers (only when tools were offered).
     tool_calls: tuple[ToolCall, ...] = ()
+    # What it cost, in dollars (prices.py; 0 for a model without a price).
+    cost: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,8 @@ class ModelSettings:
     embedding_model: str | None
     # Connections kept open to the model's server: one per reply thread.
     connections: int
+    # MODEL_PRICES: prices for models the built-in table lacks.
+    prices: dict[str, Price] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelSettings:
@@ -136,6 +144,7 @@ class ModelSettings:
             transcribe_model=settings.transcribe_model,
             embedding_model=settings.embedding_model,
             connections=settings.worker_threads,
+            prices=settings.model_prices,
         )
 
     def worst_case_seconds(self) -> float:
@@ -181,6 +190,7 @@ class ChatModel:
         self._window_lock = threading.Lock()
         # Set once the server refused a request for offering tools: later ones are asked without.
         self.tools_refused = False
+        self.prices = PriceList(settings.model, settings.base_url is None, settings.prices)
 
     def close(self) -> None:
         """Close the client's connections."""
@@ -212,14 +222,33 @@ class ChatModel:
             raise
         return True
 
-    def transcribe(self, audio: Path) -> str:
-        """Return what is said in an audio file."""
+    def moderate(self, text: str, images: Sequence[str] = ()) -> list[str]:
+        """The moderation endpoint's categories for a message (its text, and its photos as links or inline): empty
+        when not flagged. Raise ModelError if the endpoint fails."""
+        parts: list[ModerationMultiModalInputParam] = [{"type": "text", "text": text or "(a photo)"}]
+        parts += [{"type": "image_url", "image_url": {"url": url}} for url in images]
+        try:
+            result = self._client.moderations.create(model=MODERATION_MODEL, input=parts)
+        except openai.APIError as exc:
+            raise ModelError(classify(exc), getattr(exc, "status_code", None)) from None
+        flagged = []
+        for item in result.results:
+            if item.flagged:
+                categories = item.categories.model_dump(by_alias=True)
+                flagged += [name for name, on in categories.items() if on and name not in flagged]
+        return flagged or (["unnamed"] if any(item.flagged for item in result.results) else [])
+
+    def transcribe(self, audio: Path) -> tuple[str, float]:
+        """Return what is said in an audio file, and what hearing it cost in dollars (from the seconds the server
+        reports; 0 if it reports none)."""
         try:
             with audio.open("rb") as file:
                 result = self._client.audio.transcriptions.create(model=self._transcribe_model, file=file)
         except openai.APIError as exc:
             raise ModelError(classify(exc), getattr(exc, "status_code", None)) from None
-        return (getattr(result, "text", None) or "").strip()
+        seconds = getattr(getattr(result, "usage", None), "seconds", None)
+        cost = self.prices.transcription(self._transcribe_model, seconds) if isinstance(seconds, int | float) else 0.0
+        return (getattr(result, "text", None) or "").strip(), cost
 
     def embed(self, texts: list[str], timeout: float | None = None) -> list[list[float]]:
         """Return the embedding of each text, by EMBEDDING_MODEL; with `timeout`, one try within it."""
@@ -315,7 +344,10 @@ class ChatModel:
                         on_text(completion.text)
                     elif completion.broken and not completion.text:
                         raise ModelError(Failure.TIMEOUT if completion.timed_out else Failure.SERVER)
-                return replace(completion, cut_said=fitted.cut_said)
+                cost = self.prices.reply(
+                    completion.prompt_tokens, completion.cached_tokens, completion.completion_tokens
+                )
+                return replace(completion, cut_said=fitted.cut_said, cost=cost)
             except ModelError as error:
                 too_long = error.failure is Failure.TOO_LONG
                 retry = self._after_refusal(messages, fitted, error.window) if too_long else None

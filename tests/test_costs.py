@@ -1,0 +1,189 @@
+"""Money: each reply's cost from its tokens, caps in dollars across workers, and moderation before the model."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from inboxgpt import replies
+from inboxgpt.limits import Limits, LimitSettings
+from inboxgpt.model.gpt import Completion
+from inboxgpt.periods import Periods
+from inboxgpt.prices import Price, PriceList, parse_prices
+from inboxgpt.queues.store.memory import MemoryStore
+from inboxgpt.usage import Usage
+from inboxgpt.web.app import EXTENSION
+from tests.fakes import completion, openai_error, streamed, tool_calls
+from tests.helpers import PSID, page_body, poster, text_event
+from tests.test_store import BOUNDS
+
+# gpt-4.1-mini's price, named for the fake server (a model on another server is free unless priced).
+PRICES = "gpt-4.1-mini=0.40/0.10/1.60"
+
+
+def costly(prompt_tokens: int, completion_tokens: int, cached: int = 0, text: str = "An answer."):
+    reply = completion(text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+    if cached:
+        reply.body["usage"]["prompt_tokens_details"] = {"cached_tokens": cached}
+    return reply
+
+
+def spent_today(app) -> float:
+    service = app.extensions[EXTENSION]
+    return Usage(service.store, Periods(service.settings.timezone)).totals(__import__("time").time()).dollars
+
+
+# --- prices ---
+
+
+def test_a_reply_costs_its_fresh_cached_and_written_tokens():
+    price = parse_prices(PRICES)["gpt-4.1-mini"]
+    assert price == Price(0.40, 0.10, 1.60)
+    assert price.of(100_000, 40_000, 10_000) == pytest.approx(60_000 * 0.4e-6 + 40_000 * 0.1e-6 + 10_000 * 1.6e-6)
+
+
+def test_openai_models_are_priced_by_family_and_other_servers_models_are_free_unless_named():
+    assert PriceList("gpt-4.1-mini-2025-04-14", on_openai=True, overrides={}).chat == Price(0.40, 0.10, 1.60)
+    assert PriceList("gpt-4o-mini", on_openai=True, overrides={}).chat == Price(0.15, 0.075, 0.60)
+    assert not PriceList("gpt-4.1-mini", on_openai=False, overrides={}).known  # a compatible server's
+    assert not PriceList("llama3.2", on_openai=True, overrides={}).known
+    assert PriceList("llama3.2", on_openai=False, overrides=parse_prices("llama3.2=0.1/0.1/0.2")).known
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("plain", 100_000 * 0.4e-6 + 10_000 * 1.6e-6),
+        ("cached", 60_000 * 0.4e-6 + 40_000 * 0.1e-6 + 10_000 * 1.6e-6),
+        ("streamed", 100_000 * 0.4e-6 + 10_000 * 1.6e-6),
+        ("tools", 2 * (100_000 * 0.4e-6 + 10_000 * 1.6e-6)),  # two rounds, each paid
+    ],
+)
+def test_spend_is_counted_from_the_servers_usage(config, tmp_path, make_app, openai_server, answer, expected):
+    config.update(MODEL_PRICES=PRICES, STREAM="on" if answer == "streamed" else "off")
+    if answer == "tools":
+        (tmp_path / "tools.toml").write_text('builtin = ["save_contact"]\n')
+        config["TOOLS_FILE"] = str(tmp_path / "tools.toml")
+        call = tool_calls(("save_contact", {"note": "call me"}))
+        call.body["usage"].update(prompt_tokens=100_000, completion_tokens=10_000)
+        openai_server.script.extend([call, costly(100_000, 10_000)])
+    elif answer == "streamed":
+        openai_server.script.append(streamed(costly(100_000, 10_000)))
+    else:
+        openai_server.script.append(costly(100_000, 10_000, cached=40_000 if answer == "cached" else 0))
+    app = make_app(config)
+    poster(app)(page_body(text_event("hello")))
+    assert spent_today(app) == pytest.approx(expected, abs=1e-6)
+
+
+# --- caps ---
+
+
+def test_a_persons_daily_cap_stops_them_at_its_boundary_across_two_workers(
+    config, tmp_path, make_app, openai_server, graph, caplog
+):
+    config.update(MODEL_PRICES=PRICES, SPEND_PER_PERSON_PER_DAY="0.05", STORE_URL=f"sqlite:///{tmp_path}/bot.db")
+    openai_server.default = lambda request: costly(62_500, 0)  # $0.025 a reply
+    workers = [poster(make_app(config)), poster(make_app(config))]
+    for n in range(5):
+        workers[n % 2](page_body(text_event(f"question {n}", mid=f"m_{n}")))
+    assert len(openai_server.requests) == 2  # $0.025, then $0.05: the cap is met, a third call is not made
+    texts = graph.texts(PSID)
+    assert texts.count(replies.SPENT_TODAY) == 1  # told once, not on every message
+    assert len(texts) == 3
+    assert caplog.text.count("money cap reached: SPEND_PER_PERSON_PER_DAY of $0.05") == 1
+    other = text_event("hello from someone else", psid="1111222233334444")
+    workers[0](page_body(other))
+    assert len(openai_server.requests) == 3  # a cap per person: others are answered
+
+
+@pytest.mark.parametrize(
+    ("setting", "notice"), [("SPEND_PER_DAY", replies.BACK_TOMORROW), ("SPEND_PER_MONTH", replies.BACK_NEXT_MONTH)]
+)
+def test_the_pages_caps_stop_everyone(config, make_app, openai_server, graph, setting, notice):
+    config.update(MODEL_PRICES=PRICES, **{setting: "0.02"})
+    openai_server.default = lambda request: costly(62_500, 0)
+    post = poster(make_app(config))
+    post(page_body(text_event("first")))
+    post(page_body(text_event("someone else", psid="1111222233334444")))
+    assert len(openai_server.requests) == 1
+    assert graph.texts("1111222233334444") == [notice]
+
+
+def test_a_cap_turns_over_at_midnight_in_the_configured_time_zone():
+    store = MemoryStore(BOUNDS)
+    paris = ZoneInfo("Europe/Paris")
+    now = [datetime(2026, 11, 30, 23, 30, tzinfo=paris).timestamp()]
+    settings = LimitSettings(0, 0, 0, spend_per_person_per_day=0.05, timezone="Europe/Paris")
+    limits = Limits(settings, store, clock=lambda: now[0])
+    Usage(store, Periods("Europe/Paris")).record(Completion("a", "stop", 1, 1, cost=0.05), now[0], psid="p")
+    now[0] += 10 * 60
+    assert not limits.check("p", now[0]).allowed  # 23:40 in Paris: the same day
+    now[0] = datetime(2026, 12, 1, 0, 10, tzinfo=paris).timestamp()  # 23:10 UTC: still the 30th there
+    assert limits.check("p", now[0]).allowed
+
+
+# --- moderation ---
+
+
+def test_a_flagged_message_gets_a_polite_refusal_no_model_call_and_no_text_in_the_logs(
+    config, make_app, openai_server, graph, caplog
+):
+    caplog.set_level(logging.INFO)
+    config["MODERATION"] = "input"
+    post = poster(make_app(config))
+    post(page_body(text_event("you scumbag, tell me the recipe")))
+    assert openai_server.paths == ["/v1/moderations"]
+    assert graph.texts(PSID) == [replies.MODERATED]
+    assert "flagged by moderation: harassment" in caplog.text
+    assert "scumbag" not in caplog.text
+    post(page_body(text_event("what time do you open?")))
+    assert openai_server.paths[-2:] == ["/v1/moderations", "/v1/chat/completions"]
+    assert "scumbag" not in str(openai_server.requests[-1]["messages"])  # not kept in the history
+
+
+def test_a_failing_moderation_lets_the_message_through(config, make_app, openai_server, graph, caplog):
+    config["MODERATION"] = "input"
+    openai_server.script.append(openai_error(503, "The server is overloaded", "server_error"))
+    poster(make_app(config))(page_body(text_event("hello")))
+    assert graph.texts(PSID) == ["You said: hello"]
+    assert "moderation failed" in caplog.text
+
+
+def test_with_both_the_answer_is_checked_before_it_is_sent(config, make_app, openai_server, graph):
+    config.update(MODERATION="both", STREAM="on")
+    openai_server.default = lambda request: completion("Listen, you scumbag.")
+    poster(make_app(config))(page_body(text_event("hello")))
+    chat = [request for request in openai_server.requests if "messages" in request]
+    assert chat[0].get("stream") is not True  # not streamed: it is checked first
+    assert graph.texts(PSID) == [replies.ANSWER_WITHHELD]
+
+
+def test_check_tells_whether_the_server_moderates_and_whether_the_model_has_a_price(config, make_app, openai_server):
+    config.update(MODERATION="input", SPEND_PER_DAY="1")
+    runner = make_app(config).test_cli_runner()
+    output = runner.invoke(args=["check"]).output
+    assert "✓ moderation: the server checks messages" in output
+    assert "! prices: gpt-4.1-mini has no price" in output
+    openai_server.moderates = False
+    config["MODEL_PRICES"] = PRICES
+    output = make_app(config).test_cli_runner().invoke(args=["check"]).output
+    assert "! moderation: the server gave no moderation" in output
+    assert "✓ prices: gpt-4.1-mini is priced" in output
+
+
+def test_usage_shows_money_by_channel_the_top_spenders_and_who_was_stopped(config, tmp_path, make_app, openai_server):
+    config.update(MODEL_PRICES=PRICES, SPEND_PER_PERSON_PER_DAY="0.05", STORE_URL=f"sqlite:///{tmp_path}/bot.db")
+    openai_server.default = lambda request: costly(125_000, 0)  # $0.05: the cap at once
+    app = make_app(config)
+    for n in range(2):
+        poster(app)(page_body(text_event(f"q{n}", mid=f"m_{n}")))
+    output = app.test_cli_runner().invoke(args=["usage"]).output
+    assert "1 replies" in output
+    assert "$0.0500" in output
+    assert "by channel: messenger $0.0500" in output
+    assert "top people: 6543…4321 $0.0500" in output
+    assert "stopped by a money cap: 6543…4321" in output
