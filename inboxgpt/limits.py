@@ -15,7 +15,7 @@ from inboxgpt.config import Settings
 from inboxgpt.periods import Periods
 from inboxgpt.queues.store import Store
 from inboxgpt.replies import BACK_NEXT_MONTH, BACK_TOMORROW, DAILY_LIMIT, SPENT_TODAY, TOO_FAST
-from inboxgpt.usage import MICRO, Usage, day_spend_key, month_spend_key, person_spend_key
+from inboxgpt.usage import NANO, Usage, day_spend_key, month_spend_key, person_spend_key
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class Limits:
             ("day", settings.spend_per_day, day_spend_key(day), day, 2 * DAY, BACK_TOMORROW),
             ("month", settings.spend_per_month, month_spend_key(month), month, 32 * DAY, BACK_NEXT_MONTH),
         ):
-            if not cap or self._store.counter(spent_key) < round(cap * MICRO):
+            if not cap or self._store.counter(spent_key) < round(cap * NANO):
                 continue
             metrics.LIMITED.labels(f"spend_{name}").inc()
             scope = psid if name == "person_day" else "page"

@@ -1,7 +1,7 @@
 """What the model's work costs in dollars: a built-in table of OpenAI's prices, and MODEL_PRICES for the rest.
 
-Prices are in dollars per million tokens (input, cached input, output), and per minute of audio transcribed. A
-model served by another OpenAI-compatible server (OPENAI_BASE_URL), or missing from
+Prices are in dollars per million tokens (input, cached input, output, embedded), and per minute of audio
+transcribed. A model served by another OpenAI-compatible server (OPENAI_BASE_URL), or missing from
 the table, costs 0 unless MODEL_PRICES names it: money caps then cannot apply, and `check` says so.
 """
 
@@ -25,6 +25,8 @@ CHAT_PRICES: dict[str, tuple[float, float, float]] = {
 }
 # Per minute of audio.
 TRANSCRIPTION_PRICES = {"gpt-4o-mini-transcribe": 0.003, "gpt-4o-transcribe": 0.006, "whisper-1": 0.006}
+# Per million tokens embedded.
+EMBEDDING_PRICES = {"text-embedding-3-small": 0.02, "text-embedding-3-large": 0.13, "text-embedding-ada-002": 0.10}
 MILLION = 1_000_000
 
 
@@ -79,6 +81,11 @@ class PriceList:
     def reply(self, prompt_tokens: int | None, cached_tokens: int | None, completion_tokens: int | None) -> float:
         """Dollars for one chat call."""
         return (self.chat or FREE).of(prompt_tokens, cached_tokens, completion_tokens)
+
+    def embedding(self, model: str, tokens: int) -> float:
+        """Dollars for embedding `tokens` tokens."""
+        per_million = EMBEDDING_PRICES.get(model, 0.0) if self._on_openai else 0.0
+        return per_million * tokens / MILLION
 
     def transcription(self, model: str, seconds: float) -> float:
         """Dollars for transcribing `seconds` of audio."""

@@ -15,8 +15,9 @@ from inboxgpt.queues.store import Store
 # Kept a week, so that past days can still be read; a month's spend, a little over a month.
 KEEP = 7 * DAY
 KEEP_MONTH = 32 * DAY
-# Dollars are counted in millionths, as whole numbers (a store's counters are integers).
-MICRO = 1_000_000
+# Dollars are counted in billionths, as whole numbers (a store's counters are integers): a message's embedding
+# costs a ten-millionth of a dollar.
+NANO = 1_000_000_000
 # The people who spent on a day, kept as records of this kind (for `usage`'s top spenders).
 SPENDERS = "spenders:{day}"
 # The people a money cap stopped on a day.
@@ -73,22 +74,22 @@ class Usage:
     ) -> None:
         """Add one reply's usage (and its cost) to the day's totals, its channel's, its kind's and its person's."""
         day = self._periods.day(now)
-        micro = round(completion.cost * MICRO)
+        nano = round(completion.cost * NANO)
         amounts = {
             "replies": 1,
             f"replies:{channel}": 1,
             f"replies:kind:{kind}": 1 if kind else 0,
             "prompt_tokens": completion.prompt_tokens or 0,
             "completion_tokens": completion.completion_tokens or 0,
-            "spend": micro,
-            f"spend:{channel}": micro,
+            "spend": nano,
+            f"spend:{channel}": nano,
         }
         for field, amount in amounts.items():
             if amount:
                 self._store.increment(f"usage:{day}:{field}", amount, KEEP)
-        if micro and psid:
-            self._store.increment(person_spend_key(day, psid), micro, KEEP)
-            self._store.increment(month_spend_key(self._periods.month(now)), micro, KEEP_MONTH)
+        if nano and psid:
+            self._store.increment(person_spend_key(day, psid), nano, KEEP)
+            self._store.increment(month_spend_key(self._periods.month(now)), nano, KEEP_MONTH)
             self._store.keep_record(SPENDERS.format(day=day), psid, psid, now)
             metrics.SPEND.labels(channel).inc(completion.cost)
 
@@ -101,7 +102,7 @@ class Usage:
         day = self._periods.day(now)
         counter = self._store.counter
         spenders = [
-            Spender(shortened(psid), counter(person_spend_key(day, psid)) / MICRO)
+            Spender(shortened(psid), counter(person_spend_key(day, psid)) / NANO)
             for psid in self._store.records(SPENDERS.format(day=day), 0)
         ]
         return Totals(
@@ -111,8 +112,8 @@ class Usage:
             completion_tokens=counter(f"usage:{day}:completion_tokens"),
             replies_by_channel={channel: counter(f"usage:{day}:replies:{channel}") for channel in NAMES},
             comment_replies=counter(f"usage:{day}:replies:kind:comment"),
-            dollars=counter(day_spend_key(day)) / MICRO,
-            dollars_by_channel={channel: counter(f"usage:{day}:spend:{channel}") / MICRO for channel in NAMES},
+            dollars=counter(day_spend_key(day)) / NANO,
+            dollars_by_channel={channel: counter(f"usage:{day}:spend:{channel}") / NANO for channel in NAMES},
             top_spenders=tuple(sorted(spenders, key=lambda s: -s.dollars)[:TOP_PEOPLE]),
             stopped=tuple(shortened(psid) for psid in self._store.records(STOPPED.format(day=day), 0)),
         )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import time
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -33,7 +36,7 @@ def costly(prompt_tokens: int, completion_tokens: int, cached: int = 0, text: st
 
 def spent_today(app) -> float:
     service = app.extensions[EXTENSION]
-    return Usage(service.store, Periods(service.settings.timezone)).totals(__import__("time").time()).dollars
+    return Usage(service.store, Periods(service.settings.timezone)).totals(time.time()).dollars
 
 
 # --- prices ---
@@ -103,14 +106,17 @@ def test_a_persons_daily_cap_stops_them_at_its_boundary_across_two_workers(
 @pytest.mark.parametrize(
     ("setting", "notice"), [("SPEND_PER_DAY", replies.BACK_TOMORROW), ("SPEND_PER_MONTH", replies.BACK_NEXT_MONTH)]
 )
-def test_the_pages_caps_stop_everyone(config, make_app, openai_server, graph, setting, notice):
-    config.update(MODEL_PRICES=PRICES, **{setting: "0.02"})
-    openai_server.default = lambda request: costly(62_500, 0)
-    post = poster(make_app(config))
-    post(page_body(text_event("first")))
-    post(page_body(text_event("someone else", psid="1111222233334444")))
-    assert len(openai_server.requests) == 1
-    assert graph.texts("1111222233334444") == [notice]
+def test_the_pages_caps_stop_everyone_across_two_workers(
+    config, tmp_path, make_app, openai_server, graph, setting, notice
+):
+    config.update(MODEL_PRICES=PRICES, STORE_URL=f"sqlite:///{tmp_path}/bot.db", **{setting: "0.05"})
+    openai_server.default = lambda request: costly(62_500, 0)  # $0.025 a reply
+    workers = [poster(make_app(config)), poster(make_app(config))]
+    people = ["1111222233334444", "5555666677778888", "9999000011112222"]
+    for n, person in enumerate(people):
+        workers[n % 2](page_body(text_event(f"hello {n}", psid=person, mid=f"m_{n}")))
+    assert len(openai_server.requests) == 2  # $0.05 spent: the third person is stopped
+    assert graph.texts(people[2]) == [notice]
 
 
 def test_a_cap_turns_over_at_midnight_in_the_configured_time_zone():
@@ -187,3 +193,21 @@ def test_usage_shows_money_by_channel_the_top_spenders_and_who_was_stopped(confi
     assert "by channel: messenger $0.0500" in output
     assert "top people: 6543…4321 $0.0500" in output
     assert "stopped by a money cap: 6543…4321" in output
+
+
+def test_a_messages_embedding_is_paid_with_its_answer(config, tmp_path, make_app, openai_server):
+    knowledge = shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "knowledge", tmp_path / "k")
+    config.update(KNOWLEDGE_DIR=str(knowledge), EMBEDDING_MODEL="text-embedding-3-small")
+    app = make_app(config)
+    model = app.extensions[EXTENSION].model
+    model.prices = PriceList("gpt-4.1-mini", on_openai=True, overrides={})  # priced as on OpenAI itself
+    poster(app)(page_body(text_event("When do you open?")))
+    embedded = [request for request in openai_server.requests if "input" in request and "model" in request][-1]
+    tokens = sum(len(text) // 4 + 1 for text in embedded["input"])  # as the fake server counts them
+    reply = 50 * 0.40e-6 + 10 * 1.60e-6
+    assert spent_today(app) == pytest.approx(reply + tokens * 0.02e-6, abs=1e-9)
+
+
+def test_transcription_is_priced_by_the_minute_on_openai_only():
+    assert PriceList("gpt-4.1-mini", True, {}).transcription("gpt-4o-mini-transcribe", 90) == pytest.approx(0.0045)
+    assert PriceList("gpt-4.1-mini", False, {}).transcription("gpt-4o-mini-transcribe", 90) == 0.0

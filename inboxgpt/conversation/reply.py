@@ -211,7 +211,7 @@ class Replier:
         _observe_reply(event, completion, outbox.sent)
         logger.info(
             "replied psid=%s model_ms=%.0f prompt_tokens=%s completion_tokens=%s cached_tokens=%s pieces=%d "
-            "knowledge_sections=%d knowledge_tokens=%d tool_calls=%d tool_rounds=%d",
+            "knowledge_sections=%d knowledge_tokens=%d tool_calls=%d tool_rounds=%d cost=$%.6f",
             psid,
             model_ms,
             completion.prompt_tokens,
@@ -222,6 +222,7 @@ class Replier:
             chosen.tokens if chosen else 0,
             tools.calls,
             tools.rounds,
+            completion.cost,
         )
 
     def _ask(

@@ -191,6 +191,8 @@ class ChatModel:
         # Set once the server refused a request for offering tools: later ones are asked without.
         self.tools_refused = False
         self.prices = PriceList(settings.model, settings.base_url is None, settings.prices)
+        # What this thread spent since its last answer (a message's embedding), added to that answer's cost.
+        self._unbilled = threading.local()
 
     def close(self) -> None:
         """Close the client's connections."""
@@ -259,6 +261,11 @@ class ChatModel:
             result = client.embeddings.create(model=self._embedding_model, input=texts, encoding_format="float")
         except openai.APIError as exc:
             raise ModelError(classify(exc), getattr(exc, "status_code", None)) from None
+        tokens = getattr(getattr(result, "usage", None), "total_tokens", None)
+        if isinstance(tokens, int):
+            # Billed with this thread's next answer: a message's embedding is made just before it is answered.
+            cost = self.prices.embedding(self._embedding_model, tokens)
+            self._unbilled.cost = getattr(self._unbilled, "cost", 0.0) + cost
         return [list(item.embedding) for item in sorted(result.data, key=lambda item: item.index)]
 
     def complete(
@@ -347,6 +354,8 @@ class ChatModel:
                 cost = self.prices.reply(
                     completion.prompt_tokens, completion.cached_tokens, completion.completion_tokens
                 )
+                cost += getattr(self._unbilled, "cost", 0.0)
+                self._unbilled.cost = 0.0
                 return replace(completion, cut_said=fitted.cut_said, cost=cost)
             except ModelError as error:
                 too_long = error.failure is Failure.TOO_LONG
