@@ -44,7 +44,8 @@ TOOL_CALLS = Counter(
 )
 COMMENTS = Counter(
     "bot_comments",
-    "Comments to answer, by outcome: answered, answered_before, too_old, model_failed, refused_by_meta, limited.",
+    "Comments to answer, by outcome: answered, answered_before, too_old, paused, limited, model_failed, "
+    "refused_by_meta.",
     ["outcome", "channel"],
 )
 MODERATION = Counter(

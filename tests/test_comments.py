@@ -204,6 +204,22 @@ def test_the_persons_answer_continues_the_conversation_the_private_reply_opened(
     ]
 
 
+def test_a_commenter_the_pages_people_are_talking_to_gets_no_private_reply(comments_on, app_with, graph, openai_server):
+    post = app_with(comments_on)
+    post(fresh("facebook_add.json"))
+    # A person from the page then writes to them by hand in the conversation the private reply opened.
+    by_hand = text_event("Hi, it's Maria from the bakery!", psid=PAGE_ID, mid="m_by_hand")
+    by_hand["message"]["is_echo"] = True
+    by_hand["recipient"] = {"id": COMMENTER_PSID}
+    by_hand["timestamp"] = int(time.time() * 1000)
+    post(page_body(by_hand))
+    later = fresh("facebook_add.json")
+    later["entry"][0]["changes"][0]["value"].update(comment_id="8765_9999", message="and the price of the rye?")
+    post(later)
+    assert len(private_replies(graph)) == 1
+    assert len(openai_server.requests) == 1
+
+
 def test_an_instagram_comment_is_answered_through_the_page(comments_on, app_with, graph, openai_server):
     graph.posts["18012345678901234"] = "Fresh croissants every morning"
     post = app_with(comments_on)

@@ -217,7 +217,12 @@ class Bot:
         """A comment to answer privately, within the limits (a comment limited is left alone: no message can
         reach its author before the private reply)."""
         assert isinstance(event, Comment)
-        decision = self._limits.check(event.psid, self._pauses.event_time(event))
+        when = self._pauses.event_time(event)
+        if any(self._store.paused_until(person) > when for person in self._comments.conversations(event)):
+            logger.info("comment of psid=%s not answered: the page's people are talking to its author", event.psid)
+            metrics.COMMENTS.labels("paused", event.channel).inc()
+            return
+        decision = self._limits.check(event.psid, when)
         if not decision.allowed:
             logger.info("comment of psid=%s not answered: a limit was reached", event.psid)
             metrics.COMMENTS.labels("limited", event.channel).inc()

@@ -30,6 +30,8 @@ from inboxgpt.usage import Usage
 logger = logging.getLogger(__name__)
 
 RECORD_KIND = "comment"
+# The conversations a commenter's private replies opened (a comment's id for a person is not their Messenger one).
+CONVERSATION = "conversation-of:{commenter}"
 # Meta takes a private reply within 7 days of the comment.
 MAX_AGE_SECONDS = 7 * 24 * 3600
 # Posts' texts kept in this process, and for how long (an owner may edit a post).
@@ -82,6 +84,10 @@ class CommentReplier:
         self._posts: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._posts_lock = threading.Lock()
 
+    def conversations(self, comment: Comment) -> list[str]:
+        """The keys of the conversations the author's earlier comments opened."""
+        return self._store.records(CONVERSATION.format(commenter=comment.psid), 0)
+
     def answer(self, comment: Comment) -> None:
         """Send the comment its private reply (and the public one, if set), unless it was answered or is too old."""
         now = self._clock()
@@ -108,6 +114,8 @@ class CommentReplier:
             metrics.COMMENTS.labels("refused_by_meta", comment.channel).inc()
             return
         person, message_id = sent
+        # Who the commenter is on Messenger, known from now on: a pause of that conversation holds their comments.
+        self._store.keep_record(CONVERSATION.format(commenter=comment.psid), person, person, now)
         # The conversation it opens starts with the comment and this reply; its echo is the bot's own.
         self._store.remember_sent(person, [(message_id, text[: prompt.REMEMBERED_CHARS])], self._sent_kept_seconds)
         turn = Turn(prompt.COMMENTED.format(comment=comment.text.strip()), text)
