@@ -7,7 +7,7 @@ from typing import Self
 from inboxgpt.channels import formatting
 from inboxgpt.channels.base import Inbox
 from inboxgpt.channels.graph import GraphClient
-from inboxgpt.channels.messenger import GraphChannel
+from inboxgpt.channels.messenger import PageChannel
 from inboxgpt.channels.text import split_text, utf8_units
 from inboxgpt.config import Settings
 
@@ -15,7 +15,7 @@ from inboxgpt.config import Settings
 INSTAGRAM_MAX_BYTES = 1000
 
 
-class InstagramChannel(GraphChannel):
+class InstagramChannel(PageChannel):
     """The Instagram account's conversations: keys are Instagram-scoped ids behind "ig:"; replies go bare (the
     bot's own echoes are known by the message ids it noted)."""
 

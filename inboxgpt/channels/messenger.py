@@ -36,28 +36,12 @@ class GraphChannel(Channel):
     def from_settings(cls, graph: GraphClient, settings: Settings) -> Self:
         """The channel as the settings configure it (its inbox, whether it is on)."""
 
-    def read(self, body: dict[str, Any]) -> ParsedBody:
-        """The events of one of its webhook bodies: its messages, and the comments among its changes."""
-        parsed = read_messaging(body, self)
-        comments, skipped = read_comments(body, self)
-        if not comments and not skipped:
-            return parsed
-        return ParsedBody(parsed.events + tuple(comments), parsed.skipped + skipped, self.name)
-
     def send_text(self, key: str, text: str, offers: tuple[str, ...] = ()) -> list[tuple[str, str]]:
         """Send one message, as the channel shows text, retrying passing failures; return (message id, text). May
         raise GraphError. Only Messenger offers the person's own email or number (`offers`)."""
-        payload = self._text_payload(self.scoped_id(key), self.shown(text))
-        if offers and self.offers_contact_details:
-            payload["message"]["quick_replies"] = [{"content_type": offer} for offer in offers]
+        payload = self._text_payload(self.scoped_id(key), self.shown(text), offers)
         answer = self._graph.post(payload, psid=key, what="message", max_retries=self._graph.max_retries)
         return [(str(answer.get("message_id", "")), text)]
-
-    # Messenger's quick replies that fill in the person's own email or phone number; Instagram has none.
-    offers_contact_details = False
-    # A post's text, and where a reply under a comment goes: Facebook's; Instagram's differ.
-    post_text_field = "message"
-    public_reply_edge = "comments"
 
     def token_state(self) -> tuple[str, bool | None]:
         return self._graph.token_setting, self._graph.token_works
@@ -66,7 +50,9 @@ class GraphChannel(Channel):
         """The model's Markdown as the channel shows text: plain (Messenger and Instagram render none)."""
         return formatting.plain(text)
 
-    def _text_payload(self, to: str, text: str) -> dict:
+    def _text_payload(self, to: str, text: str, offers: tuple[str, ...]) -> dict:
+        """The Send API's body for one message; Messenger's quick replies that fill in the person's own email or
+        phone number (`offers`) are its own: other channels send the text alone."""
         return {"recipient": {"id": to}, "message": {"text": text}}
 
     def send_action(self, key: str, action: str, message_id: str | None = None) -> bool:
@@ -75,6 +61,24 @@ class GraphChannel(Channel):
         # Not retried: an indicator that comes late is worse than none, and the reply waits for it.
         payload = {"recipient": {"id": self.scoped_id(key)}, "sender_action": action}
         return self._graph.accepted(payload, psid=key, max_retries=0)
+
+
+class PageChannel(GraphChannel):
+    """A channel of the Page itself (Messenger, and the linked Instagram account): its webhooks carry messages in
+    `messaging` and comments in `changes`; its conversations can be handed to the page's inbox; its comments get
+    private replies."""
+
+    # A post's text, and where a reply under a comment goes: Facebook's; Instagram's differ.
+    post_text_field = "message"
+    public_reply_edge = "comments"
+
+    def read(self, body: dict[str, Any]) -> ParsedBody:
+        """The events of one of its webhook bodies: its messages, and the comments among its changes."""
+        parsed = read_messaging(body, self)
+        comments, skipped = read_comments(body, self)
+        if not comments and not skipped:
+            return parsed
+        return ParsedBody(parsed.events + tuple(comments), parsed.skipped + skipped, self.name)
 
     def post_text(self, post_id: str) -> str:
         """The post's text (a Page post's `message`, an Instagram media's `caption`); "" if Meta refuses."""
@@ -120,11 +124,10 @@ class GraphChannel(Channel):
         )
 
 
-class MessengerChannel(GraphChannel):
+class MessengerChannel(PageChannel):
     """The Page's Messenger conversations: keys are PSIDs as they are; replies are marked as the bot's."""
 
     name = "messenger"
-    offers_contact_details = True
     formatting_note = formatting.PLAIN_NOTE.format(channel="Messenger")
     webhook_object = "page"
 
@@ -137,9 +140,8 @@ class MessengerChannel(GraphChannel):
         """Messages of at most 2,000 characters, counted as Meta does (UTF-16)."""
         return split_text(text, MAX_TEXT_LENGTH)
 
-    def _text_payload(self, to: str, text: str) -> dict:
-        return {
-            "recipient": {"id": to},
-            "messaging_type": "RESPONSE",
-            "message": {"text": text, "metadata": BOT_MARKER},
-        }
+    def _text_payload(self, to: str, text: str, offers: tuple[str, ...]) -> dict:
+        message: dict = {"text": text, "metadata": BOT_MARKER}
+        if offers:
+            message["quick_replies"] = [{"content_type": offer} for offer in offers]
+        return {"recipient": {"id": to}, "messaging_type": "RESPONSE", "message": message}

@@ -229,26 +229,6 @@ class WhatsAppChannel(GraphChannel):
             mime_type=text_field(found.get("mime_type")),
         )
 
-    def post_text(self, post_id: str) -> str:
-        """WhatsApp has no posts, nor comments to reply to."""
-        return ""
-
-    def reply_privately(self, comment_id: str, text: str) -> tuple[str, str] | None:
-        """WhatsApp has no comments."""
-        return None
-
-    def reply_publicly(self, comment_id: str, text: str) -> bool:
-        """WhatsApp has no comments."""
-        return False
-
-    def pass_thread(self, key: str, target_app_id: str, metadata: str) -> bool:
-        """WhatsApp has no inbox to hand a conversation to (no inbox: /human pauses the bot)."""
-        return True
-
-    def take_thread(self, key: str, metadata: str) -> bool:
-        """Nothing to take back: the bot never handed it over."""
-        return True
-
     def close(self) -> None:
         if self._own_client:
             self._graph.close()
