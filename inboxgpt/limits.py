@@ -101,6 +101,8 @@ class Limits:
         when it is made) leaves room for one more call. A call already made may finish, so a cap is reached once
         the spend is at it or past it."""
         settings = self._settings
+        if not (settings.spend_per_person_per_day or settings.spend_per_day or settings.spend_per_month):
+            return ALLOW  # every model call passes here: no dates worked out when no cap is set
         day, month = self._periods.day(now), self._periods.month(now)
         for name, cap, spent_key, period, ttl, notice in (
             ("person_day", settings.spend_per_person_per_day, person_spend_key(day, psid), day, 2 * DAY, SPENT_TODAY),

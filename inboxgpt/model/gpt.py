@@ -493,7 +493,8 @@ def _read_stream(body: Iterable[bytes], on_text: Callable[[str], object], deadli
                         pieces.append(text)
                         if on_text(text) is False:
                             stopped = True  # the rest is not wanted (the answer has all the messages it may have)
-                    _join_tool_calls(calls, delta.get("tool_calls"))
+                    if delta.get("tool_calls"):  # most deltas carry text alone
+                        _join_tool_calls(calls, delta["tool_calls"])
                     finish_reason = _text(choice.get("finish_reason")) or finish_reason
                 usage = _object(chunk.get("usage"), strict=False) or usage
                 if stopped:

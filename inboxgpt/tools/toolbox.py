@@ -62,6 +62,7 @@ class Toolbox:
     def __init__(self, tools: ToolsFile, leads: Leads, allow_private: bool, clock: Callable[[], float] = time.time):
         self._http = {tool.name: tool for tool in tools.tools}
         self._builtin = tools.builtin
+        self._known = frozenset(self._http) | self._builtin
         self._leads = leads
         self._allow_private = allow_private
         self._clock = clock
@@ -102,10 +103,6 @@ class Toolbox:
             (time.monotonic() - started) * 1000,
         )
         return ToolResult(call, content, outcome)
-
-    @property
-    def _known(self) -> set[str]:
-        return set(self._http) | set(self._builtin)
 
     def _answer(self, call: ToolCall, caller: Caller) -> tuple[str, str]:
         """What the model is told of one call, and its outcome."""
