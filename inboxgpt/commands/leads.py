@@ -10,9 +10,8 @@ from datetime import UTC, datetime
 import click
 
 from inboxgpt.config import ConfigError, Settings
-from inboxgpt.notify import OwnerWebhook
 from inboxgpt.queues.store import StoreUnavailable, open_store
-from inboxgpt.tools.leads import FIELDS, Lead, Leads
+from inboxgpt.tools.leads import FIELDS, Lead, kept_leads
 
 COLUMNS = ("time", "channel", "person", *FIELDS)
 
@@ -31,7 +30,7 @@ def leads_command(load: Callable[[], Settings]) -> click.Command:
         except (ConfigError, StoreUnavailable) as error:
             raise click.ClickException(str(error)) from None
         try:
-            found = Leads(store, OwnerWebhook(None, "a lead")).since(start)
+            found = kept_leads(store, start)
         finally:
             store.close()
         if as_csv:

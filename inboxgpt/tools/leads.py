@@ -74,6 +74,11 @@ class Lead:
     note: str = ""
 
 
+def kept_leads(store: Store, since: float) -> list[Lead]:
+    """The leads kept at or after `since`, oldest first."""
+    return [Lead(**json.loads(text)) for text in store.records(KIND, since)]
+
+
 class Leads:
     """Keeps leads in the store and posts each new one to the owner's webhook."""
 
@@ -93,10 +98,6 @@ class Leads:
         logger.info("lead saved for psid=%s", person)
         self._webhook.post(asdict(lead), person)
         return "Saved: the business will get back to them."
-
-    def since(self, since: float) -> list[Lead]:
-        """The leads kept at or after `since`, oldest first."""
-        return [Lead(**json.loads(text)) for text in self._store.records(KIND, since)]
 
     def close(self) -> None:
         """Post what is waiting."""
