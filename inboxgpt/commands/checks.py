@@ -18,7 +18,6 @@ import requests
 from inboxgpt.channels.graph import GraphClient, GraphError, GraphSettings
 from inboxgpt.config import ConfigError, Settings
 from inboxgpt.model.gpt import ChatModel, Failure, ModelError, ModelSettings
-from inboxgpt.prices import PriceList
 from inboxgpt.queues.store import StoreUnavailable, open_store
 
 # Webhook fields the bot needs, and those it needs to notice the page's people.
@@ -55,12 +54,16 @@ def run_checks(settings: Settings, webhook_url: str | None) -> Iterator[Result]:
         yield Result("page", "warn", "no PAGE_ACCESS_TOKEN: WhatsApp alone; Messenger and Instagram are off")
     if settings.whatsapp_configured:
         yield check_whatsapp(settings)
-    yield check_model(settings)
-    if settings.tools is not None:
-        yield check_tools(settings)
-    if settings.moderation != "off":
-        yield check_moderation(settings)
-    yield check_prices(settings)
+    model = ChatModel(ModelSettings.from_settings(settings))
+    try:
+        yield check_model(model, settings)
+        if settings.tools is not None:
+            yield check_tools(model)
+        if settings.moderation != "off":
+            yield check_moderation(model)
+        yield check_prices(model, settings)
+    finally:
+        model.close()
     yield check_store(settings)
     if webhook_url:
         yield check_webhook(webhook_url, settings)
@@ -158,8 +161,7 @@ def check_instagram_comments(settings: Settings) -> Result:
     return Result(name, "ok", ", ".join(sorted(f for f in fields if f in ("comments", "live_comments"))))
 
 
-def check_model(settings: Settings) -> Result:
-    model = ChatModel(ModelSettings.from_settings(settings))
+def check_model(model: ChatModel, settings: Settings) -> Result:
     try:
         found = model.has_model()
     except ModelError as error:
@@ -169,22 +171,17 @@ def check_model(settings: Settings) -> Result:
             Failure.UNREACHABLE: "the server could not be reached: check OPENAI_BASE_URL",
         }
         return Result("OpenAI", "fail", fixes.get(error.failure, f"{error.failure.value} (HTTP {error.status})"))
-    finally:
-        model.close()
     if not found:
         return Result("OpenAI", "fail", f"the model {settings.openai_model} does not exist here: check OPENAI_MODEL")
     return Result("OpenAI", "ok", f"the key works and the model {settings.openai_model} exists")
 
 
-def check_tools(settings: Settings) -> Result:
+def check_tools(model: ChatModel) -> Result:
     """Whether the model's server takes a request offering tools (TOOLS_FILE is set)."""
-    model = ChatModel(ModelSettings.from_settings(settings))
     try:
         takes = model.takes_tools()
     except ModelError as error:
         return Result("model", "warn", f"could not ask whether the server takes tools: {error.failure.value}")
-    finally:
-        model.close()
     if not takes:
         return Result(
             "model",
@@ -195,9 +192,8 @@ def check_tools(settings: Settings) -> Result:
     return Result("model", "ok", "the server takes tools")
 
 
-def check_moderation(settings: Settings) -> Result:
+def check_moderation(model: ChatModel) -> Result:
     """Whether the server answers the moderation endpoint (MODERATION is on)."""
-    model = ChatModel(ModelSettings.from_settings(settings))
     try:
         model.moderate("hello")
     except ModelError as error:
@@ -206,14 +202,12 @@ def check_moderation(settings: Settings) -> Result:
             "warn",
             f"the server gave no moderation ({error.failure.value}, HTTP {error.status}): messages go unchecked",
         )
-    finally:
-        model.close()
     return Result("moderation", "ok", "the server checks messages")
 
 
-def check_prices(settings: Settings) -> Result:
+def check_prices(model: ChatModel, settings: Settings) -> Result:
     """Whether the model has a price, without which the money caps cannot apply."""
-    prices = PriceList(settings.openai_model, settings.openai_base_url is None, settings.model_prices)
+    prices = model.prices
     caps = settings.spend_per_person_per_day or settings.spend_per_day or settings.spend_per_month
     if prices.known:
         return Result("prices", "ok", f"{settings.openai_model} is priced: usage and caps count dollars")
