@@ -50,12 +50,26 @@ def turn_of(precedence: Precedence, stage: Stage) -> threading.Event:
 
 
 def test_later_work_waits_for_earlier_work_to_end():
-    precedence = Precedence(quiet=0.01, longest_wait=10)
+    precedence = Precedence(quiet=0.01, longest_wait=10, burst=1)
     with under_way(precedence, Stage.ACK) as release:
         turn = turn_of(precedence, Stage.ASK)
         assert not turn.wait(NOT_YET)
         release.set()
         assert turn.wait(timeout=10)
+
+
+def test_a_request_waits_for_a_burst_of_webhooks_but_not_for_a_few():
+    precedence = Precedence(quiet=0.01, longest_wait=10, burst=3)
+    with under_way(precedence, Stage.ACK), under_way(precedence, Stage.ACK) as second:
+        # Two people's webhooks being taken: the request goes at once, and typing still waits.
+        assert turn_of(precedence, Stage.ASK).wait(timeout=10)
+        assert not turn_of(precedence, Stage.REST).wait(NOT_YET)
+        with under_way(precedence, Stage.ACK) as third:
+            turn = turn_of(precedence, Stage.ASK)
+            assert not turn.wait(NOT_YET)
+            third.set()
+            second.set()
+            assert turn.wait(timeout=10)
 
 
 def test_later_work_does_not_wait_for_work_of_its_own_stage_or_after():
@@ -90,8 +104,8 @@ def test_a_request_that_has_left_lets_typing_go_before_its_answer():
     asking.join()
 
 
-def test_no_answer_starts_while_a_webhook_is_being_taken():
-    precedence = Precedence(quiet=0.01, longest_wait=10)
+def test_no_answer_starts_while_a_burst_of_webhooks_is_being_taken():
+    precedence = Precedence(quiet=0.01, longest_wait=10, burst=1)
     handled = threading.Event()
 
     def handle(events: list) -> int:
