@@ -17,7 +17,9 @@ each sends the next only after the reply to the last reached the fake Send API. 
 every request after --model-delay seconds (a streamed answer: the same delay, then all of it at once),
 the fake Graph API at once. Reported per server: webhook ack p50/p95, reply latency (webhook sent ->
 reply text at the Send API) p50/p95 as a multiple of the model's delay, the first typing_on after each
-message (p95), and the CPU (user + system) of the server's whole process tree per reply, from /proc.
+message (p95), and the CPU (user + system) of the server's whole process tree per reply, from /proc. Each reply's
+latency is also split where the fake model sees it: webhook sent -> request at the model (each person's first
+message, all sent in the same instant, apart from their later ones), and the model's answer -> reply at the Send API.
 
 Pinned: the server on core 1 (`taskset -c 1`), this process with the load and the fakes on core 0, so the
 load's CPU does not queue inside the server. Unpinned: everything shares every core.
@@ -68,6 +70,9 @@ class Figures:
     typing_p95: float | None
     replies_per_second: float
     lost: int
+    first_to_model_p95: float  # webhook sent -> request at the model, each person's first message
+    later_to_model_p50: float  # the same, their later messages
+    to_reply_p95: float  # the model's answer -> reply at the Send API
 
 
 class Server(Protocol):
@@ -184,7 +189,7 @@ def run(args: argparse.Namespace, name: str, pinned: bool, seed: Path | None, ex
         service.session.get(service.url + "/healthz", timeout=30).raise_for_status()
         server = service
     try:
-        return workload(server, graph, args)
+        return workload(server, graph, model, args)
     finally:
         server.stop()
         graph.close()
@@ -196,7 +201,8 @@ def run(args: argparse.Namespace, name: str, pinned: bool, seed: Path | None, ex
 class Fake:
     """A fake API in a process of its own: with the load in the same interpreter, each would queue behind the
     other's threads, and the server's figures would carry the harness's waits. The fake Graph API reports each
-    reply and typing indicator it receives back to this process, with the time it arrived."""
+    reply and typing indicator it receives back to this process, with the time it arrived; the fake model, each
+    request, by the text of its last message."""
 
     def __init__(self, kind: str, model_delay: float):
         self._connection, theirs = multiprocessing.Pipe()
@@ -205,17 +211,19 @@ class Fake:
         self.url: str = self._connection.recv()
         self.replies: dict[str, queue.Queue[float]] = defaultdict(queue.Queue)
         self.typing: dict[str, list[float]] = defaultdict(list)
-        if kind == "graph":
-            threading.Thread(target=self._read, daemon=True).start()
+        self.asked: dict[str, float] = {}
+        threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         with contextlib.suppress(EOFError, OSError):
             while True:
-                what, psid, at = self._connection.recv()
+                what, key, at = self._connection.recv()
                 if what == "reply":
-                    self.replies[psid].put(at)
+                    self.replies[key].put(at)
+                elif what == "asked":
+                    self.asked[key] = at
                 else:
-                    self.typing[psid].append(at)
+                    self.typing[key].append(at)
 
     def close(self) -> None:
         self._process.terminate()
@@ -234,21 +242,36 @@ def _serve(kind: str, connection: Connection, model_delay: float) -> None:
                 connection.send((kind, psid, time.monotonic()))
         return Reply(body={"recipient_id": psid, "message_id": "m_sent"})
 
+    def model_answer(request: dict) -> Reply:
+        with sending:
+            connection.send(("asked", last_text(request), time.monotonic()))
+        return completion(ANSWER, delay=model_delay)
+
     if kind == "graph":
         graph = FakeGraph()
         graph.default = graph_answer
         connection.send(graph.url)
     else:
-        model = FakeOpenAI(lambda request: completion(ANSWER, delay=model_delay))
+        model = FakeOpenAI(model_answer)
         connection.send(model.url)
     threading.Event().wait()
 
 
-def workload(server: Server, graph: Fake, args: argparse.Namespace) -> Figures:
+def last_text(request: dict) -> str:
+    """The text of a chat request's last message (a string, or the text parts of a list)."""
+    content = (request.get("messages") or [{}])[-1].get("content") or ""
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content)
+
+
+def workload(server: Server, graph: Fake, model: Fake, args: argparse.Namespace) -> Figures:
     replies, typing = graph.replies, graph.typing
     acks: list[float] = []
     latencies: list[float] = []
     typing_latencies: list[float] = []
+    # (message's place in the person's turn, seconds from sent to the model, from the model's answer to the reply)
+    splits: list[tuple[int, float, float]] = []
     lost = 0
     lock = threading.Lock()
     ready = threading.Barrier(args.people + 1)
@@ -258,7 +281,8 @@ def workload(server: Server, graph: Fake, args: argparse.Namespace) -> Figures:
         session = requests.Session()
         ready.wait()
         for n in range(args.messages):
-            raw, headers = signed_message(psid, f"m_{psid}_{n}", f"question {n} from {psid}")
+            text = f"question {n} from {psid}"
+            raw, headers = signed_message(psid, f"m_{psid}_{n}", text)
             sent = time.monotonic()
             response = session.post(server.url + "/", data=raw, headers=headers, timeout=120)
             acked = time.monotonic()
@@ -269,11 +293,14 @@ def workload(server: Server, graph: Fake, args: argparse.Namespace) -> Figures:
                     lost += 1
                 continue
             shown = [t for t in typing[psid] if sent <= t <= arrived]
+            asked = model.asked.get(text)
             with lock:
                 acks.append(acked - sent)
                 latencies.append((arrived - sent) / args.model_delay)
                 if shown:
                     typing_latencies.append(shown[0] - sent)
+                if asked is not None:
+                    splits.append((n, asked - sent, arrived - asked - args.model_delay))
             assert response.status_code == 200, response.status_code
 
     people = [threading.Thread(target=person, args=(str(10**15 + n),)) for n in range(args.people)]
@@ -286,6 +313,8 @@ def workload(server: Server, graph: Fake, args: argparse.Namespace) -> Figures:
         thread.join()
     elapsed = time.monotonic() - began
     cpu = server.cpu_seconds() - cpu_before
+    first = [to_model for n, to_model, _ in splits if n == 0]
+    later = [to_model for n, to_model, _ in splits if n > 0]
     return Figures(
         cpu_per_reply=cpu / max(1, len(latencies)),
         reply_p50=percentile(latencies, 50),
@@ -295,6 +324,9 @@ def workload(server: Server, graph: Fake, args: argparse.Namespace) -> Figures:
         typing_p95=percentile(typing_latencies, 95) if typing_latencies else None,
         replies_per_second=len(latencies) / elapsed,
         lost=lost,
+        first_to_model_p95=percentile(first, 95) if first else 0.0,
+        later_to_model_p50=percentile(later, 50) if later else 0.0,
+        to_reply_p95=percentile([to_reply for _, _, to_reply in splits], 95) if splits else 0.0,
     )
 
 
@@ -320,6 +352,9 @@ def report(placement: str, runs: int, figures: dict[str, Figures]) -> str:
         ("webhook ack p95", lambda f: ms(f.ack_p95), None),
         ("webhook ack p50", lambda f: ms(f.ack_p50), None),
         ("first typing p95", lambda f: ms(f.typing_p95) if f.typing_p95 is not None else "never", None),
+        ("to model p95, 1st", lambda f: ms(f.first_to_model_p95), None),
+        ("to model p50, later", lambda f: ms(f.later_to_model_p50), None),
+        ("answer to reply p95", lambda f: ms(f.to_reply_p95), None),
         ("replies per second", lambda f: f"{f.replies_per_second:.1f}", None),
         ("lost replies", lambda f: str(f.lost), None),
     ]
