@@ -19,7 +19,9 @@ the fake Graph API at once. Reported per server: webhook ack p50/p95, reply late
 reply text at the Send API) p50/p95 as a multiple of the model's delay, the first typing_on after each
 message (p95), and the CPU (user + system) of the server's whole process tree per reply, from /proc. Each reply's
 latency is also split where the fake model sees it: webhook sent -> request at the model (each person's first
-message, all sent in the same instant, apart from their later ones), and the model's answer -> reply at the Send API.
+message, all sent in the same instant, apart from their later ones), and the model's answer -> reply at the Send API;
+and the server's CPU until the last first message's request reached the model, per person (read every 2 ms; /proc
+counts in 10 ms ticks).
 
 Pinned: the server on core 1 (`taskset -c 1`), this process with the load and the fakes on core 0, so the
 load's CPU does not queue inside the server. Unpinned: everything shares every core.
@@ -71,6 +73,7 @@ class Figures:
     replies_per_second: float
     lost: int
     first_to_model_p95: float  # webhook sent -> request at the model, each person's first message
+    first_cpu_per_person: float  # the server's CPU until every first message's request was at the model, per person
     later_to_model_p50: float  # the same, their later messages
     to_reply_p95: float  # the model's answer -> reply at the Send API
 
@@ -303,17 +306,25 @@ def workload(server: Server, graph: Fake, model: Fake, args: argparse.Namespace)
                     splits.append((n, asked - sent, arrived - asked - args.model_delay))
             assert response.status_code == 200, response.status_code
 
-    people = [threading.Thread(target=person, args=(str(10**15 + n),)) for n in range(args.people)]
+    psids = [str(10**15 + n) for n in range(args.people)]
+    people = [threading.Thread(target=person, args=(psid,)) for psid in psids]
     for thread in people:
         thread.start()
     cpu_before = server.cpu_seconds()
     ready.wait()
     began = time.monotonic()
+    cpu_read: list[tuple[float, float]] = []  # (when, the server's CPU), through the first messages' requests
+    reading = threading.Thread(target=read_cpu, args=(server, cpu_read, began + args.model_delay), daemon=True)
+    reading.start()
     for thread in people:
         thread.join()
+    reading.join()
     elapsed = time.monotonic() - began
     cpu = server.cpu_seconds() - cpu_before
     first = [to_model for n, to_model, _ in splits if n == 0]
+    firsts_at = [model.asked[text] for psid in psids if (text := f"question 0 from {psid}") in model.asked]
+    everyone = len(firsts_at) == args.people and bool(cpu_read)
+    firsts_cpu = cpu_until(cpu_read, max(firsts_at)) - cpu_before if everyone else 0.0
     later = [to_model for n, to_model, _ in splits if n > 0]
     return Figures(
         cpu_per_reply=cpu / max(1, len(latencies)),
@@ -325,9 +336,23 @@ def workload(server: Server, graph: Fake, model: Fake, args: argparse.Namespace)
         replies_per_second=len(latencies) / elapsed,
         lost=lost,
         first_to_model_p95=percentile(first, 95) if first else 0.0,
+        first_cpu_per_person=firsts_cpu / args.people,
         later_to_model_p50=percentile(later, 50) if later else 0.0,
         to_reply_p95=percentile([to_reply for _, _, to_reply in splits], 95) if splits else 0.0,
     )
+
+
+def read_cpu(server: Server, readings: list[tuple[float, float]], until: float) -> None:
+    """Read the server's CPU every 2 ms until `until`."""
+    while (now := time.monotonic()) < until:
+        readings.append((now, server.cpu_seconds()))
+        time.sleep(0.002)
+
+
+def cpu_until(readings: list[tuple[float, float]], moment: float) -> float:
+    """The server's CPU at the last reading before `moment` (the first one if none was)."""
+    before = [cpu for when, cpu in readings if when <= moment]
+    return before[-1] if before else readings[0][1]
 
 
 def median(runs: list[Figures]) -> Figures:
@@ -353,6 +378,7 @@ def report(placement: str, runs: int, figures: dict[str, Figures]) -> str:
         ("webhook ack p50", lambda f: ms(f.ack_p50), None),
         ("first typing p95", lambda f: ms(f.typing_p95) if f.typing_p95 is not None else "never", None),
         ("to model p95, 1st", lambda f: ms(f.first_to_model_p95), None),
+        ("CPU per 1st, to model", lambda f: f"{f.first_cpu_per_person * 1000:.1f} ms", None),
         ("to model p50, later", lambda f: ms(f.later_to_model_p50), None),
         ("answer to reply p95", lambda f: ms(f.to_reply_p95), None),
         ("replies per second", lambda f: f"{f.replies_per_second:.1f}", None),
