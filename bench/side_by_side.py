@@ -322,10 +322,10 @@ def workload(server: Server, graph: Fake, model: Fake, args: argparse.Namespace)
     elapsed = time.monotonic() - began
     cpu = server.cpu_seconds() - cpu_before
     first = [to_model for n, to_model, _ in splits if n == 0]
+    later = [to_model for n, to_model, _ in splits if n > 0]
     firsts_at = [model.asked[text] for psid in psids if (text := f"question 0 from {psid}") in model.asked]
     everyone = len(firsts_at) == args.people and bool(cpu_read)
     firsts_cpu = cpu_until(cpu_read, max(firsts_at)) - cpu_before if everyone else 0.0
-    later = [to_model for n, to_model, _ in splits if n > 0]
     return Figures(
         cpu_per_reply=cpu / max(1, len(latencies)),
         reply_p50=percentile(latencies, 50),
