@@ -12,15 +12,14 @@ from datetime import UTC, datetime
 
 from inboxgpt import metrics
 from inboxgpt.config import Settings
-from inboxgpt.periods import Periods
+from inboxgpt.periods import DAY, Periods
 from inboxgpt.queues.store import Store
 from inboxgpt.replies import BACK_NEXT_MONTH, BACK_TOMORROW, DAILY_LIMIT, SPENT_TODAY, TOO_FAST
-from inboxgpt.usage import NANO, Usage, day_spend_key, month_spend_key, person_spend_key
+from inboxgpt.usage import KEEP_MONTH, NANO, Usage, day_spend_key, month_spend_key, person_spend_key
 
 logger = logging.getLogger(__name__)
 
 MINUTE = 60
-DAY = 24 * 3600
 CAP_SETTINGS = {"person_day": "SPEND_PER_PERSON_PER_DAY", "day": "SPEND_PER_DAY", "month": "SPEND_PER_MONTH"}
 
 
@@ -107,7 +106,7 @@ class Limits:
         for name, cap, spent_key, period, ttl, notice in (
             ("person_day", settings.spend_per_person_per_day, person_spend_key(day, psid), day, 2 * DAY, SPENT_TODAY),
             ("day", settings.spend_per_day, day_spend_key(day), day, 2 * DAY, BACK_TOMORROW),
-            ("month", settings.spend_per_month, month_spend_key(month), month, 32 * DAY, BACK_NEXT_MONTH),
+            ("month", settings.spend_per_month, month_spend_key(month), month, KEEP_MONTH, BACK_NEXT_MONTH),
         ):
             if not cap or self._store.counter(spent_key) < round(cap * NANO):
                 continue
