@@ -72,7 +72,8 @@ class Usage:
     def record(
         self, completion: Completion, now: float, channel: str = FIRST_CHANNEL, psid: str = "", kind: str = ""
     ) -> None:
-        """Add one reply's usage (and its cost) to the day's totals, its channel's, its kind's and its person's."""
+        """Add one reply's usage (and its cost) to the day's totals, its channel's, its kind's and its person's, in
+        one store step (a reply's every counter in one transaction or round trip)."""
         day = self._periods.day(now)
         nano = round(completion.cost * NANO)
         amounts = {
@@ -84,12 +85,13 @@ class Usage:
             "spend": nano,
             f"spend:{channel}": nano,
         }
-        for field, amount in amounts.items():
-            if amount:
-                self._store.increment(f"usage:{day}:{field}", amount, KEEP)
-        if nano and psid:
-            self._store.increment(person_spend_key(day, psid), nano, KEEP)
-            self._store.increment(month_spend_key(self._periods.month(now)), nano, KEEP_MONTH)
+        counters = [(f"usage:{day}:{field}", amount, KEEP) for field, amount in amounts.items() if amount]
+        spent_by_person = bool(nano and psid)
+        if spent_by_person:
+            counters.append((person_spend_key(day, psid), nano, KEEP))
+            counters.append((month_spend_key(self._periods.month(now)), nano, KEEP_MONTH))
+        self._store.increment_all(counters)
+        if spent_by_person:
             self._store.keep_record(SPENDERS.format(day=day), psid, psid, now)
             metrics.SPEND.labels(channel).inc(completion.cost)
 

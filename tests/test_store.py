@@ -277,6 +277,21 @@ def test_counters_add_up_and_start_again_after_their_lifetime(backend):
     assert store.increment("k", 1, ttl=60) == 1
 
 
+def test_counters_added_to_together_each_keep_their_own_lifetime(backend):
+    store = backend()
+    store.increment("k", 2, ttl=60)
+    store.increment_all([("k", 3, 60), ("month", 7, 3600), ("k", 1, 60)])
+    assert (store.counter("k"), store.counter("month")) == (6, 7)
+    if backend.kind == "redis":
+        assert 0 < store._redis.pttl("mgpt:counter:month") <= 3_600_000
+        assert store._redis.pttl("mgpt:counter:k") <= 60_000
+        return
+    backend.clock.now += 60
+    assert (store.counter("k"), store.counter("month")) == (0, 7)
+    store.increment_all([("k", 4, 60)])
+    assert store.counter("k") == 4
+
+
 def test_a_pause_is_kept_per_person_restarted_ended_and_forgotten_after_its_lifetime(backend):
     store = backend()
     assert store.paused_until("a") == 0.0

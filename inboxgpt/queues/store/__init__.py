@@ -73,6 +73,10 @@ class Store(Protocol):
     def increment(self, key: str, amount: int, ttl: float) -> int:
         """Add to a counter that lives `ttl` seconds from its first increment; return its new value."""
 
+    def increment_all(self, amounts: Sequence[tuple[str, int, float]]) -> None:
+        """Add to several counters (key, amount, ttl), each as `increment` does, in one step (one transaction, one
+        round trip)."""
+
     def counter(self, key: str) -> int:
         """Return a counter's value; 0 if it does not exist or has expired."""
 

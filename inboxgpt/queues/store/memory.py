@@ -149,11 +149,22 @@ class MemoryStore:
         with self._lock:
             now = self._clock()
             self._expire_locked(now)
-            value, expires = self._counters.get(key, (0, now + ttl))
-            if key not in self._counters:
-                heapq.heappush(self._counter_expiry, (expires, key))
-            self._counters[key] = (value + amount, expires)
-            return value + amount
+            return self._increment_locked(key, amount, ttl, now)
+
+    def increment_all(self, amounts: Sequence[tuple[str, int, float]]) -> None:
+        """Add to several counters, each as `increment` does, under one lock."""
+        with self._lock:
+            now = self._clock()
+            self._expire_locked(now)
+            for key, amount, ttl in amounts:
+                self._increment_locked(key, amount, ttl, now)
+
+    def _increment_locked(self, key: str, amount: int, ttl: float, now: float) -> int:
+        value, expires = self._counters.get(key, (0, now + ttl))
+        if key not in self._counters:
+            heapq.heappush(self._counter_expiry, (expires, key))
+        self._counters[key] = (value + amount, expires)
+        return value + amount
 
     def counter(self, key: str) -> int:
         """Return a counter's value; 0 if it does not exist or has expired."""

@@ -201,6 +201,13 @@ class RedisStore:
         """Add to a counter that lives `ttl` seconds from its first increment; return its new value."""
         return int(self._increment(keys=[PREFIX + "counter:" + key], args=[amount, int(ttl * 1000)]))
 
+    def increment_all(self, amounts: Sequence[tuple[str, int, float]]) -> None:
+        """Add to several counters, each as `increment` does, in one round trip."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            for key, amount, ttl in amounts:
+                self._increment(keys=[PREFIX + "counter:" + key], args=[amount, int(ttl * 1000)], client=pipe)
+            pipe.execute()
+
     def counter(self, key: str) -> int:
         """Return a counter's value; 0 if it does not exist or has expired."""
         return int(self._redis.get(PREFIX + "counter:" + key) or 0)

@@ -24,6 +24,13 @@ from inboxgpt.queues.store import (
 logger = logging.getLogger(__name__)
 
 FIRST_QUEUED = "SELECT item FROM queue WHERE psid = ? ORDER BY id LIMIT ?"
+# Add to a counter, starting it afresh if its lifetime ran out.
+INCREMENT = (
+    "INSERT INTO counters (key, value, expires_at) VALUES (:key, :amount, :expires) "
+    "ON CONFLICT (key) DO UPDATE SET "
+    "value = CASE WHEN counters.expires_at <= :now THEN :amount ELSE counters.value + :amount END, "
+    "expires_at = CASE WHEN counters.expires_at <= :now THEN :expires ELSE counters.expires_at END"
+)
 # Each version's statements bring a database from the version before it to this one.
 MIGRATIONS = {
     1: """
@@ -312,17 +319,17 @@ class SQLiteStore:
         now = self._clock()
         row = (
             self._connection()
-            .execute(
-                "INSERT INTO counters (key, value, expires_at) VALUES (:key, :amount, :expires) "
-                "ON CONFLICT (key) DO UPDATE SET "
-                "value = CASE WHEN counters.expires_at <= :now THEN :amount ELSE counters.value + :amount END, "
-                "expires_at = CASE WHEN counters.expires_at <= :now THEN :expires ELSE counters.expires_at END "
-                "RETURNING value",
-                {"key": key, "amount": amount, "expires": now + ttl, "now": now},
-            )
+            .execute(INCREMENT + " RETURNING value", {"key": key, "amount": amount, "expires": now + ttl, "now": now})
             .fetchone()
         )
         return row[0]
+
+    def increment_all(self, amounts: Sequence[tuple[str, int, float]]) -> None:
+        """Add to several counters, each as `increment` does, in one transaction."""
+        now = self._clock()
+        rows = [{"key": key, "amount": amount, "expires": now + ttl, "now": now} for key, amount, ttl in amounts]
+        with self._transaction() as db:
+            db.executemany(INCREMENT, rows)
 
     def counter(self, key: str) -> int:
         """Return a counter's value; 0 if it does not exist or has expired."""
