@@ -5,7 +5,9 @@
 
 For each backend (memory, SQLite in a temporary folder, a real redis-server started here):
 10,000 people each get `--turns` turns appended (a question of ~100 characters and an answer
-of ~400), one at a time from one thread, then every person's history is read once.
+of ~400), one at a time from one thread, then every person's history is read once. Then, in a
+fresh store of each kind, each person's reply is counted in the day's usage as a priced model's
+is (its tokens and dollars, by channel and person, and the month's spend): the median time per reply.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from pathlib import Path
 import redis as redis_client
 
 from bench.common import machine, parse, percentile
-from inboxgpt.queues.store import Bounds, Turn
+from inboxgpt.model.gpt import Completion
+from inboxgpt.periods import Periods
+from inboxgpt.queues.store import Bounds, Store, Turn
 from inboxgpt.queues.store.memory import MemoryStore
 from inboxgpt.queues.store.redis import RedisStore
 from inboxgpt.queues.store.sqlite import SQLiteStore
+from inboxgpt.usage import Usage
 from tests.redis_server import RedisServer
 
 TURN = Turn(
@@ -33,6 +38,8 @@ TURN = Turn(
     "it seasons the pasta from the inside. Keep a cup of the cooking water to loosen the "
     "sauce at the end. Drain, toss with the sauce in the pan for a minute, and serve.",
 )
+# A reply as a priced model's is counted: its tokens and what it cost.
+PRICED_REPLY = Completion(TURN.assistant, "stop", 120, 100, cost=0.0001)
 
 
 def main() -> None:
@@ -67,6 +74,7 @@ def main() -> None:
             ),
         )
         tracemalloc.stop()
+        usage_times = {"memory": usage_seconds(MemoryStore(bounds), args.people)}
 
         path = Path(folder) / "bot.db"
         sqlite = SQLiteStore(f"sqlite:///{path}", bounds)
@@ -75,6 +83,9 @@ def main() -> None:
             sqlite,
             args,
             lambda: f"{disk(path) / args.people * 1000 / 2**20:.2f} MiB on disk (database + WAL)",
+        )
+        usage_times["sqlite"] = usage_seconds(
+            SQLiteStore(f"sqlite:///{Path(folder) / 'usage.db'}", bounds), args.people
         )
 
         server = RedisServer()
@@ -91,8 +102,21 @@ def main() -> None:
                     "MiB of Redis memory"
                 ),
             )
+            usage_times["redis"] = usage_seconds(RedisStore(server.url + "/1", bounds), args.people)
         finally:
             server.stop()
+    print("a reply counted in the usage (p50): " + ", ".join(f"{n} {s * 1000:.3f} ms" for n, s in usage_times.items()))
+
+
+def usage_seconds(store: Store, people: int) -> float:
+    """The median time to count one priced reply in the day's usage."""
+    usage = Usage(store, Periods())
+    times: list[float] = []
+    for n in range(people):
+        started = time.perf_counter()
+        usage.record(PRICED_REPLY, time.time(), "messenger", str(n))
+        times.append(time.perf_counter() - started)
+    return percentile(times, 50)
 
 
 def disk(path: Path) -> int:
