@@ -87,9 +87,8 @@ class Toolbox:
         return Round(tuple(results))
 
     def close(self) -> None:
-        """Wait for calls in flight, then post the leads waiting to leave."""
+        """Wait for calls in flight (the leads they saved are posted by whoever owns the leads: the service)."""
         self._pool.shutdown(wait=True)
-        self._leads.close()
 
     def _result(self, call: ToolCall, caller: Caller) -> ToolResult:
         started = time.monotonic()
