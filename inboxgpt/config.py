@@ -274,16 +274,16 @@ def _timezone(raw: str) -> str:
     return raw
 
 
-def _moderation(raw: str) -> str:
-    if raw.lower() not in ("off", "input", "both"):
-        raise ValueError("must be off, input or both")
-    return raw.lower()
+def _one_of(*choices: str) -> Callable[[str], str]:
+    """A parser of a setting that takes one of `choices` (in any case)."""
+    named = f"{', '.join(choices[:-1])} or {choices[-1]}"
 
+    def parse(raw: str) -> str:
+        if raw.lower() not in choices:
+            raise ValueError(f"must be {named}")
+        return raw.lower()
 
-def _comments(raw: str) -> str:
-    if raw.lower() not in ("off", "keywords", "all"):
-        raise ValueError("must be off, keywords or all")
-    return raw.lower()
+    return parse
 
 
 def _keywords(raw: str) -> tuple[str, ...]:
@@ -338,12 +338,6 @@ def _folder(raw: str) -> Path:
     return path
 
 
-def _log_format(raw: str) -> str:
-    if raw.lower() not in ("text", "json"):
-        raise ValueError("must be text or json")
-    return raw.lower()
-
-
 def _flag(raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -351,12 +345,6 @@ def _flag(raw: str) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError("must be on or off (1/0, true/false, yes/no)")
-
-
-def _detail(raw: str) -> str:
-    if raw.lower() not in ("low", "high", "auto"):
-        raise ValueError("must be low, high or auto")
-    return raw.lower()
 
 
 def _text(raw: str) -> str:
@@ -395,7 +383,7 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "ALLOWED_PSIDS": ("allowed_psids", _psid_list),
     "STORE_URL": ("store_url", _store_url),
     "VISION": ("vision", _flag),
-    "VISION_DETAIL": ("vision_detail", _detail),
+    "VISION_DETAIL": ("vision_detail", _one_of("low", "high", "auto")),
     "MAX_IMAGES": ("max_images", _positive_int),
     "TRANSCRIBE": ("transcribe", _flag),
     "TRANSCRIBE_MODEL": ("transcribe_model", _text),
@@ -404,7 +392,7 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "MEDIA_TIMEOUT": ("media_timeout", _positive_float),
     "ALLOW_HTTP_MEDIA": ("allow_http_media", _flag),
     "LOG_LEVEL": ("log_level", _log_level),
-    "LOG_FORMAT": ("log_format", _log_format),
+    "LOG_FORMAT": ("log_format", _one_of("text", "json")),
     "METRICS_TOKEN": ("metrics_token", Secret),
     "QUEUE_LOCK_SECONDS": ("queue_lock_seconds", _positive_float),
     "APP_ID": ("app_id", _app_id),
@@ -434,7 +422,7 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "TOOLS_ALLOW_PRIVATE": ("tools_allow_private", _flag),
     "TOOLS_STREAM": ("tools_stream", _flag),
     "LEADS_WEBHOOK_URL": ("leads_webhook_url", lambda raw: Secret(_http_url(raw))),
-    "COMMENTS": ("comments", _comments),
+    "COMMENTS": ("comments", _one_of("off", "keywords", "all")),
     "COMMENT_KEYWORDS": ("comment_keywords", _keywords),
     "COMMENT_PUBLIC_REPLY": ("comment_public_reply", _text),
     "MODEL_PRICES": ("model_prices", _prices),
@@ -442,7 +430,7 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "SPEND_PER_DAY": ("spend_per_day", _non_negative_float),
     "SPEND_PER_MONTH": ("spend_per_month", _non_negative_float),
     "TIMEZONE": ("timezone", _timezone),
-    "MODERATION": ("moderation", _moderation),
+    "MODERATION": ("moderation", _one_of("off", "input", "both")),
 }
 
 
