@@ -101,7 +101,14 @@ class Usage:
 
     def totals(self, now: float) -> Totals:
         """The totals of the day `now` falls in."""
-        day = self._periods.day(now)
+        return self.totals_of(self._periods.day(now))
+
+    def recent(self, now: float, days: int) -> list[Totals]:
+        """The totals of the `days` days up to the one `now` falls in, that one first."""
+        return [self.totals_of(day) for day in self._periods.days_back(now, days)]
+
+    def totals_of(self, day: str) -> Totals:
+        """The totals of a day (YYYY-MM-DD, in TIMEZONE)."""
         counter = self._store.counter
         spenders = [
             Spender(shortened(psid), counter(person_spend_key(day, psid)) / NANO)

@@ -132,6 +132,17 @@ def test_a_cap_turns_over_at_midnight_in_the_configured_time_zone():
     assert limits.check("p", now[0]).allowed
 
 
+def test_usage_counts_back_by_the_calendar_across_a_change_of_the_clocks():
+    store = MemoryStore(BOUNDS)
+    usage = Usage(store, Periods("Europe/Paris"))
+    # Paris skipped an hour on 29 March 2026: 24 hours before this moment is the 28th, late.
+    after = datetime(2026, 3, 30, 0, 30, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
+    usage.record(Completion("a", "stop", 1, 1, cost=0.01), after - 12 * 3600, psid="p")
+    days = usage.recent(after, 3)
+    assert [totals.date for totals in days] == ["2026-03-30", "2026-03-29", "2026-03-28"]
+    assert [totals.replies for totals in days] == [0, 1, 0]
+
+
 # --- moderation ---
 
 

@@ -18,7 +18,7 @@ from inboxgpt.channels.base import Channels
 from inboxgpt.channels.terminal import TerminalChannel
 from inboxgpt.config import ConfigError, Settings
 from inboxgpt.events import Message
-from inboxgpt.periods import DAY, Periods
+from inboxgpt.periods import Periods
 from inboxgpt.service import Service
 from inboxgpt.usage import Totals, Usage
 
@@ -70,9 +70,8 @@ def terminal_commands(load: Callable[[], Settings]) -> list[click.Command]:
         """Show the model's usage by day (in TIMEZONE) kept in the store: replies, tokens, dollars, top spenders."""
         with terminal_service(load) as service:
             counted = Usage(service.store, Periods(service.settings.timezone))
-            now = time.time()
-            for day in range(max(1, min(days, 7))):
-                click.echo(_usage_lines(counted.totals(now - day * DAY)))
+            for totals in counted.recent(time.time(), max(1, min(days, 7))):
+                click.echo(_usage_lines(totals))
 
     return [chat, usage_today]
 
