@@ -191,6 +191,7 @@ def test_check_tells_whether_the_server_moderates_and_whether_the_model_has_a_pr
     output = make_app(config).test_cli_runner().invoke(args=["check"]).output
     assert "! moderation: the server gave no moderation" in output
     assert "✓ prices: gpt-4.1-mini is priced" in output
+    assert "usage the server does not report" in output  # estimated, and said so
 
 
 def test_usage_shows_money_by_channel_the_top_spenders_and_who_was_stopped(config, tmp_path, make_app, openai_server):
