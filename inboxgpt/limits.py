@@ -1,21 +1,37 @@
 """Caps on model calls, per person and for the whole page, so a busy or abusive chat cannot run up the bill: in
 counts of calls (per UTC minute and day), and in dollars (per person a day, the page a day and a month, in
-TIMEZONE), checked before each call from what was spent so far."""
+TIMEZONE). A message is refused once what was spent is at a cap; each model call then holds its most likely-high
+cost against the caps, atomically in the store, and its real cost replaces the hold as the call returns, so calls
+in flight at once on every worker count against a cap before they are paid (see Bill)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from inboxgpt import metrics
 from inboxgpt.config import Settings
+from inboxgpt.model.gpt import Completion
+from inboxgpt.model.prompt import ChatMessage
 from inboxgpt.periods import DAY, Periods
+from inboxgpt.prices import PriceList
 from inboxgpt.queues.store import Store
 from inboxgpt.replies import BACK_NEXT_MONTH, BACK_TOMORROW, DAILY_LIMIT, SPENT_TODAY, TOO_FAST
-from inboxgpt.usage import KEEP_MONTH, NANO, Usage, day_spend_key, month_spend_key, person_spend_key
+from inboxgpt.usage import (
+    KEEP_MONTH,
+    NANO,
+    NO_HOLD,
+    Hold,
+    Usage,
+    day_spend_key,
+    estimated,
+    month_spend_key,
+    person_spend_key,
+    prompt_estimate,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +48,26 @@ class Decision:
 
 
 ALLOW = Decision(True)
+
+
+class CapReached(Exception):
+    """A money cap refused a model call's hold: the call was not made; `decision` says what to tell the person."""
+
+    def __init__(self, decision: Decision):
+        super().__init__("a money cap was reached")
+        self.decision = decision
+
+
+@dataclass(frozen=True)
+class Cap:
+    """One money cap as it applies now: its name, dollars, the counter of what was spent, its period."""
+
+    name: str
+    dollars: float
+    key: str
+    period: str
+    ttl: float
+    notice: str
 
 
 @dataclass(frozen=True)
@@ -97,33 +133,58 @@ class Limits:
 
     def _money(self, psid: str, now: float) -> Decision:
         """Whether the money spent so far in this period (now, not when the message was sent: the spend is counted
-        when it is made) leaves room for one more call. A call already made may finish, so a cap is reached once
-        the spend is at it or past it."""
+        when it is made), with what calls in flight hold, leaves room for one more call: a cap is reached once the
+        spend is at it or past it."""
+        for cap in self._caps(psid, now):  # every model call passes here: no dates worked out when no cap is set
+            if self._store.counter(cap.key) >= round(cap.dollars * NANO):
+                return self._reached(cap, psid, now)
+        return ALLOW
+
+    def hold(self, psid: str, dollars: float, now: float) -> tuple[Decision, Hold]:
+        """Hold `dollars` (a call's most likely cost) against the money caps that apply, atomically across workers:
+        refused, holding nothing, if what is spent and held is at a cap already."""
+        caps = self._caps(psid, now)
+        if not caps:
+            return ALLOW, NO_HOLD
+        nano = round(dollars * NANO)
+        refused = self._store.increment_below([(cap.key, nano, cap.ttl, round(cap.dollars * NANO)) for cap in caps])
+        if refused is not None:
+            return self._reached(next(cap for cap in caps if cap.key == refused), psid, now), NO_HOLD
+        return ALLOW, Hold(tuple((cap.key, nano, cap.ttl) for cap in caps))
+
+    def bill(self, psid: str, channel: str, prices: PriceList, reply_tokens: int, carried: float = 0.0) -> Bill:
+        """The bill of one answer's model calls for a person (see Bill)."""
+        return Bill(self, self._usage, self._clock, prices, reply_tokens, psid, channel, carried)
+
+    def _caps(self, psid: str, now: float) -> list[Cap]:
+        """The money caps set, as they apply to this person now."""
         settings = self._settings
         if not (settings.spend_per_person_per_day or settings.spend_per_day or settings.spend_per_month):
-            return ALLOW  # every model call passes here: no dates worked out when no cap is set
+            return []
         day, month = self._periods.day(now), self._periods.month(now)
-        for name, cap, spent_key, period, ttl, notice in (
-            ("person_day", settings.spend_per_person_per_day, person_spend_key(day, psid), day, 2 * DAY, SPENT_TODAY),
-            ("day", settings.spend_per_day, day_spend_key(day), day, 2 * DAY, BACK_TOMORROW),
-            ("month", settings.spend_per_month, month_spend_key(month), month, KEEP_MONTH, BACK_NEXT_MONTH),
-        ):
-            if not cap or self._store.counter(spent_key) < round(cap * NANO):
-                continue
-            metrics.LIMITED.labels(f"spend_{name}").inc()
-            scope = psid if name == "person_day" else "page"
-            if self._store.increment(f"limit:spend:{name}:{scope}:{period}:reached", 1, ttl) == 1:
-                logger.error(
-                    "money cap reached: %s of $%.2f for %s (psid=%s); no more model calls until it turns",
-                    CAP_SETTINGS[name],
-                    cap,
-                    period,
-                    psid if name == "person_day" else "everyone",
-                )
-            self._usage.stopped(psid, now)
-            told = self._store.increment(f"limit:{psid}:told-spend:{name}:{period}", 1, ttl)
-            return Decision(False, notice if told == 1 else None)
-        return ALLOW
+        person = person_spend_key(day, psid)
+        caps = (
+            Cap("person_day", settings.spend_per_person_per_day, person, day, 2 * DAY, SPENT_TODAY),
+            Cap("day", settings.spend_per_day, day_spend_key(day), day, 2 * DAY, BACK_TOMORROW),
+            Cap("month", settings.spend_per_month, month_spend_key(month), month, KEEP_MONTH, BACK_NEXT_MONTH),
+        )
+        return [cap for cap in caps if cap.dollars]
+
+    def _reached(self, cap: Cap, psid: str, now: float) -> Decision:
+        """A refusal by a money cap: counted, logged once a period, the person noted as stopped and told once."""
+        metrics.LIMITED.labels(f"spend_{cap.name}").inc()
+        scope = psid if cap.name == "person_day" else "page"
+        if self._store.increment(f"limit:spend:{cap.name}:{scope}:{cap.period}:reached", 1, cap.ttl) == 1:
+            logger.error(
+                "money cap reached: %s of $%.2f for %s (psid=%s); no more model calls until it turns",
+                CAP_SETTINGS[cap.name],
+                cap.dollars,
+                cap.period,
+                psid if cap.name == "person_day" else "everyone",
+            )
+        self._usage.stopped(psid, now)
+        told = self._store.increment(f"limit:{psid}:told-spend:{cap.name}:{cap.period}", 1, cap.ttl)
+        return Decision(False, cap.notice if told == 1 else None)
 
     def check_canned(self, psid: str, sent_at: float) -> Decision:
         """Count one reply that needs no model (/help, a sticker's thanks...) for a message sent at `sent_at`: within
@@ -138,6 +199,65 @@ class Limits:
             # One notice when the limit is first passed; the messages after it get none.
             return Decision(False, notice if count == limit + 1 else None)
         return None
+
+
+class Bill:
+    """One answer's model calls for a person (a reply's tool rounds, say): each call held against the money caps
+    before it is made, at the most it may cost (its prompt as the fitter counts it, and REPLY_MAX_TOKENS of answer);
+    each counted as it returns, whatever happens next (a later round failing, a handover), its usage estimated
+    where the server reported none, the hold taken back in the same step. What made the messages readable
+    (`carried`: transcriptions) is counted with the first call, or on `close` if no call was made."""
+
+    def __init__(
+        self,
+        limits: Limits,
+        usage: Usage,
+        clock: Callable[[], float],
+        prices: PriceList,
+        reply_tokens: int,
+        psid: str,
+        channel: str,
+        carried: float,
+    ):
+        self._limits = limits
+        self._usage = usage
+        self._clock = clock
+        self._prices = prices
+        self._reply_tokens = reply_tokens
+        self._psid = psid
+        self._channel = channel
+        self._carried = carried
+
+    def call(self, prompt: Sequence[ChatMessage], ask: Callable[[], Completion]) -> Completion:
+        """The answer of `ask()`, a model call with this prompt, counted as it returns (with its usage estimated if
+        not reported); CapReached, without the call, if a money cap refuses its hold."""
+        most = self._prices.reply(prompt_estimate(prompt), 0, self._reply_tokens)
+        decision, held = self._limits.hold(self._psid, most, self._clock())
+        if not decision.allowed:
+            raise CapReached(decision)
+        completion = NOTHING
+        try:
+            completion = estimated(ask(), prompt, self._prices)
+            return completion
+        finally:
+            self._count(completion, held)
+
+    def close(self) -> None:
+        """Count what was carried if no call counted it (the message was refused before the model was asked)."""
+        if self._carried:
+            self._count(NOTHING, NO_HOLD)
+
+    def _count(self, completion: Completion, held: Hold) -> None:
+        if completion is NOTHING and not (self._carried or held.counters):
+            return
+        reply = completion is not NOTHING and not completion.tool_calls
+        completion = replace(completion, cost=completion.cost + self._carried)
+        self._carried = 0.0
+        self._usage.record(completion, self._clock(), self._channel, self._psid, held=held, reply=reply)
+
+
+# A call that gave no answer (it failed): nothing spent that the server told of.
+NOTHING = Completion("", None, None, None)
 
 
 def today(now: float) -> str:

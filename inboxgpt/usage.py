@@ -1,15 +1,21 @@
 """Usage reported by the model, summed per day (in TIMEZONE) in the store: replies, tokens and dollars, by channel,
-by kind (replies to comments), and by person; and the month's dollars, which SPEND_PER_MONTH caps."""
+by kind (replies to comments), and by person; and the month's dollars, which SPEND_PER_MONTH caps. Each model call
+is counted as it returns; usage the server did not report (a stream cut short, a server that never reports it) is
+estimated from the prompt and the answer, high, and counted apart as estimated too."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from inboxgpt import metrics
 from inboxgpt.channels import NAMES
 from inboxgpt.events import FIRST_CHANNEL
 from inboxgpt.model.gpt import Completion
+from inboxgpt.model.prompt import ChatMessage, estimate_tokens, message_tokens
 from inboxgpt.periods import DAY, Periods
+from inboxgpt.prices import PriceList
 from inboxgpt.queues.store import Store
 
 # Kept a week, so that past days can still be read; a month's spend, a little over a month.
@@ -38,6 +44,17 @@ def month_spend_key(month: str) -> str:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """What was added to spend counters ahead of a model call (its most likely-high cost), to be taken back when the
+    call's cost is counted: (key, billionths, ttl) of each."""
+
+    counters: tuple[tuple[str, int, float], ...] = ()
+
+
+NO_HOLD = Hold()
+
+
+@dataclass(frozen=True)
 class Spender:
     """A person's spend on a day, their key shortened for display."""
 
@@ -60,6 +77,11 @@ class Totals:
     dollars_by_channel: dict[str, float] | None = None
     top_spenders: tuple[Spender, ...] = ()
     stopped: tuple[str, ...] = ()  # shortened keys of people a money cap stopped
+    # Of the figures above, what was estimated: calls whose usage the server did not report, their tokens, dollars.
+    estimated_calls: int = 0
+    estimated_prompt_tokens: int = 0
+    estimated_completion_tokens: int = 0
+    estimated_dollars: float = 0.0
 
 
 class Usage:
@@ -70,34 +92,54 @@ class Usage:
         self._periods = periods
 
     def record(
-        self, completion: Completion, now: float, channel: str = FIRST_CHANNEL, psid: str = "", kind: str = ""
+        self,
+        completion: Completion,
+        now: float,
+        channel: str = FIRST_CHANNEL,
+        psid: str = "",
+        kind: str = "",
+        held: Hold = NO_HOLD,
+        reply: bool = True,
     ) -> None:
-        """Add one reply's usage (and its cost) to the day's totals, its channel's, its kind's and its person's, in
-        one store step (a reply's every counter in one transaction or round trip)."""
+        """Add one model call's usage (and its cost) to the day's totals, its channel's and its person's, counted as
+        a reply (of its kind) if it is one (not a tool round's call); take back what was `held` for it. One store
+        step (a call's every counter in one transaction or round trip)."""
         day = self._periods.day(now)
         nano = round(completion.cost * NANO)
+        replies = 1 if reply else 0
         amounts = {
-            "replies": 1,
-            f"replies:{channel}": 1,
-            f"replies:kind:{kind}": 1 if kind else 0,
+            "replies": replies,
+            f"replies:{channel}": replies,
+            f"replies:kind:{kind}": replies if kind else 0,
             "prompt_tokens": completion.prompt_tokens or 0,
             "completion_tokens": completion.completion_tokens or 0,
             "spend": nano,
             f"spend:{channel}": nano,
         }
-        counters = [(f"usage:{day}:{field}", amount, KEEP) for field, amount in amounts.items() if amount]
+        if completion.estimated:
+            amounts |= {
+                "estimated:calls": 1,
+                "estimated:prompt_tokens": completion.prompt_tokens or 0,
+                "estimated:completion_tokens": completion.completion_tokens or 0,
+                "estimated:spend": nano,
+            }
+        counters: list[tuple[str, int, float]] = [
+            (f"usage:{day}:{field}", amount, KEEP) for field, amount in amounts.items() if amount
+        ]
         spent_by_person = bool(nano and psid)
         if spent_by_person:
             counters.append((person_spend_key(day, psid), nano, KEEP))
             counters.append((month_spend_key(self._periods.month(now)), nano, KEEP_MONTH))
-        self._store.increment_all(counters)
+        counters += [(key, -amount, ttl) for key, amount, ttl in held.counters]
+        if counters:
+            self._store.increment_all(counters)
         if spent_by_person:
-            self._store.keep_record(SPENDERS.format(day=day), psid, psid, now)
+            self._store.keep_record(SPENDERS.format(day=day), psid, psid, now, ttl=KEEP)
             metrics.SPEND.labels(channel).inc(completion.cost)
 
     def stopped(self, psid: str, now: float) -> None:
         """Note that a money cap stopped this person today."""
-        self._store.keep_record(STOPPED.format(day=self._periods.day(now)), psid, psid, now)
+        self._store.keep_record(STOPPED.format(day=self._periods.day(now)), psid, psid, now, ttl=KEEP)
 
     def totals(self, now: float) -> Totals:
         """The totals of the day `now` falls in."""
@@ -125,7 +167,42 @@ class Usage:
             dollars_by_channel={channel: counter(f"usage:{day}:spend:{channel}") / NANO for channel in NAMES},
             top_spenders=tuple(sorted(spenders, key=lambda s: -s.dollars)[:TOP_PEOPLE]),
             stopped=tuple(shortened(psid) for psid in self._store.records(STOPPED.format(day=day), 0)),
+            estimated_calls=counter(f"usage:{day}:estimated:calls"),
+            estimated_prompt_tokens=counter(f"usage:{day}:estimated:prompt_tokens"),
+            estimated_completion_tokens=counter(f"usage:{day}:estimated:completion_tokens"),
+            estimated_dollars=counter(f"usage:{day}:estimated:spend") / NANO,
         )
+
+
+def estimated(completion: Completion, prompt: Sequence[ChatMessage], prices: PriceList) -> Completion:
+    """The call with the usage its server did not report estimated as the prompt fitter counts tokens (high): the
+    prompt it was sent, and the answer (text and tool calls) as far as it arrived; priced again."""
+    if completion.prompt_tokens is not None and completion.completion_tokens is not None:
+        return completion
+    written = completion.text + "".join(call.name + call.arguments for call in completion.tool_calls)
+    prompt_tokens = completion.prompt_tokens
+    if prompt_tokens is None:
+        prompt_tokens = prompt_estimate(prompt)
+    completion_tokens = completion.completion_tokens
+    if completion_tokens is None:
+        completion_tokens = estimate_tokens(written)
+    reported = prices.reply(completion.prompt_tokens, completion.cached_tokens, completion.completion_tokens)
+    cost = completion.cost - reported + prices.reply(prompt_tokens, completion.cached_tokens, completion_tokens)
+    return replace(
+        completion, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost, estimated=True
+    )
+
+
+def prompt_estimate(prompt: Sequence[ChatMessage]) -> int:
+    """A prompt's tokens as the prompt fitter counts them; a tool round's calls and results by their JSON."""
+    return sum(
+        message_tokens(message) if message.get("content") and "tool_calls" not in message else estimate_json(message)
+        for message in prompt
+    )
+
+
+def estimate_json(message: ChatMessage) -> int:
+    return estimate_tokens(json.dumps(message, ensure_ascii=False))
 
 
 def shortened(psid: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -17,11 +18,11 @@ from inboxgpt.model.gpt import Completion
 from inboxgpt.periods import Periods
 from inboxgpt.prices import Price, PriceList, parse_prices
 from inboxgpt.queues.store.memory import MemoryStore
-from inboxgpt.usage import Usage
+from inboxgpt.usage import KEEP, SPENDERS, STOPPED, Usage
 from inboxgpt.web.app import EXTENSION
-from tests.fakes import completion, openai_error, streamed, tool_calls
+from tests.fakes import Reply, completion, openai_error, server_tokens, streamed, tool_calls
 from tests.helpers import PSID, page_body, poster, text_event
-from tests.test_store import BOUNDS
+from tests.test_store import BOUNDS, backend  # noqa: F401 (a fixture: every store)
 
 # gpt-4.1-mini's price, named for the fake server (a model on another server is free unless priced).
 PRICES = "gpt-4.1-mini=0.40/0.10/1.60"
@@ -190,6 +191,7 @@ def test_check_tells_whether_the_server_moderates_and_whether_the_model_has_a_pr
     output = make_app(config).test_cli_runner().invoke(args=["check"]).output
     assert "! moderation: the server gave no moderation" in output
     assert "✓ prices: gpt-4.1-mini is priced" in output
+    assert "usage the server does not report" in output  # estimated, and said so
 
 
 def test_usage_shows_money_by_channel_the_top_spenders_and_who_was_stopped(config, tmp_path, make_app, openai_server):
@@ -222,3 +224,138 @@ def test_a_messages_embedding_is_paid_with_its_answer(config, tmp_path, make_app
 def test_transcription_is_priced_by_the_minute_on_openai_only():
     assert PriceList("gpt-4.1-mini", True, {}).transcription("gpt-4o-mini-transcribe", 90) == pytest.approx(0.0045)
     assert PriceList("gpt-4.1-mini", False, {}).transcription("gpt-4o-mini-transcribe", 90) == 0.0
+
+
+# --- spend the server did not report, spend of calls that did not answer, spend in flight ---
+
+# A price at which a few tokens cost cents: what long prompts cost at real prices.
+DEAR = "gpt-4.1-mini=400/100/1600"
+
+
+def test_streamed_replies_without_usage_are_estimated_and_count_against_the_caps(
+    config, tmp_path, make_app, openai_server, graph
+):
+    config.update(MODEL_PRICES=DEAR, SPEND_PER_DAY="0.01", STREAM="on", STORE_URL=f"sqlite:///{tmp_path}/bot.db")
+    # A server that streams no usage (llama-cpp-python's), or a stream left before its usage chunk.
+    openai_server.default = lambda request: streamed(completion("Opening hours are 9 to 5."), include_usage=False)
+    app = make_app(config)
+    for n in range(3):
+        poster(app)(page_body(text_event(f"when do you open? {n}", mid=f"m_{n}")))
+    assert len(openai_server.requests) == 1  # the first reply's estimate is past the cap: the others are refused
+    assert graph.texts(PSID) == ["Opening hours are 9 to 5.", replies.BACK_TOMORROW]
+    assert spent_today(app) > 0.01
+    output = app.test_cli_runner().invoke(args=["usage"]).output
+    assert "estimated (the server reported no usage): 1 model calls" in output
+
+
+def test_a_stream_cut_at_the_message_cap_counts_what_was_written(config, make_app, openai_server, graph):
+    config.update(MODEL_PRICES=DEAR, STREAM="on", MAX_MESSAGES_PER_REPLY="1")
+    answer = "\n\n".join(f"Paragraph {n} of a long answer." for n in range(500))
+    openai_server.default = lambda request: streamed(completion(answer, prompt_tokens=9_999, completion_tokens=9_999))
+    app = make_app(config)
+    poster(app)(page_body(text_event("tell me everything")))
+    assert graph.texts(PSID)[-1] == replies.CUT_OFF
+    totals = Usage(app.extensions[EXTENSION].store, Periods("UTC")).totals(time.time())
+    assert totals.estimated_calls == 1  # left before the usage chunk: estimated, not free
+    assert 0 < totals.completion_tokens < 9_999
+    assert totals.dollars == pytest.approx(totals.estimated_dollars)
+    assert totals.dollars > 0.01
+
+
+def test_a_handover_by_the_model_still_pays_for_its_call(config, tmp_path, make_app, openai_server, graph):
+    (tmp_path / "tools.toml").write_text('builtin = ["talk_to_a_person"]\n')
+    config.update(MODEL_PRICES=PRICES, TOOLS_FILE=str(tmp_path / "tools.toml"))
+    call = tool_calls(("talk_to_a_person", {}))
+    call.body["usage"].update(prompt_tokens=100_000, completion_tokens=10_000)
+    openai_server.script.append(call)
+    app = make_app(config)
+    poster(app)(page_body(text_event("a manager, please")))
+    assert graph.texts(PSID) == [replies.HUMAN_COMING]
+    assert spent_today(app) == pytest.approx(100_000 * 0.4e-6 + 10_000 * 1.6e-6, abs=1e-9)
+
+
+def test_a_tool_round_that_fails_leaves_the_earlier_rounds_paid(config, tmp_path, make_app, openai_server, graph):
+    (tmp_path / "tools.toml").write_text('builtin = ["save_contact"]\n')
+    config.update(MODEL_PRICES=PRICES, TOOLS_FILE=str(tmp_path / "tools.toml"))
+    call = tool_calls(("save_contact", {"note": "call me"}))
+    call.body["usage"].update(prompt_tokens=100_000, completion_tokens=10_000)
+    openai_server.script.extend([call, openai_error(500, "The server had an error", "server_error")])
+    app = make_app(config)
+    poster(app)(page_body(text_event("call me back")))
+    assert len(graph.texts(PSID)) == 1  # the apology
+    assert spent_today(app) == pytest.approx(100_000 * 0.4e-6 + 10_000 * 1.6e-6, abs=1e-9)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def shared_store(request, tmp_path) -> tuple[str, int]:
+    """A STORE_URL, and how many workers share it: one on memory (a process's own), two on SQLite and Redis."""
+    if request.param == "memory":
+        return "memory://", 1
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/bot.db", 2
+    return request.getfixturevalue("redis_url"), 2
+
+
+def test_the_pages_cap_holds_with_many_people_answered_at_once(config, shared_store, make_app, openai_server, graph):
+    cap = 0.15
+    config.update(MODEL_PRICES=DEAR, SPEND_PER_DAY=str(cap), REPLY_MAX_TOKENS="10", STORE_URL=shared_store[0])
+    apps = [make_app(config) for _ in range(shared_store[1])]
+    people = [f"{1000 + n}" for n in range(20)]
+    decided = threading.Condition()
+    asked: list[dict] = []
+    costs: list[float] = []
+    release = threading.Event()
+
+    def answer(request: dict) -> Reply:
+        """Answers with the tokens a real server counts, once every person was either asked about or refused."""
+        with decided:
+            asked.append(request)
+            decided.notify_all()
+        release.wait(timeout=30)
+        prompt = sum(server_tokens(message) for message in request["messages"])
+        costs.append(prompt * 400e-6 + 3 * 1600e-6)
+        return completion("Hello!", prompt_tokens=prompt, completion_tokens=3)
+
+    def refused() -> int:
+        return sum(graph.texts(person) == [replies.BACK_TOMORROW] for person in people)
+
+    def notify(request: dict) -> None:
+        with decided:
+            decided.notify_all()
+
+    openai_server.default = answer
+    graph.on_call = notify
+    for n, person in enumerate(people):
+        poster(apps[n % len(apps)])(page_body(text_event("hello", psid=person)), wait=False)
+    with decided:
+        assert decided.wait_for(lambda: len(asked) + refused() == len(people), timeout=30)
+    release.set()
+    for app in apps:
+        assert app.extensions[EXTENSION].dispatcher.wait_idle(timeout=30)
+    assert 0 < len(asked) < len(people)
+    assert spent_today(apps[0]) == pytest.approx(sum(costs), abs=1e-6)
+    assert spent_today(apps[0]) <= cap + max(costs)  # past the cap by one call at most, not by the calls in flight
+
+
+def test_who_spent_and_who_was_stopped_is_kept_a_week_then_forgotten(backend):  # noqa: F811 (the fixture)
+    store = backend()
+    usage = Usage(store, Periods("UTC"))
+    start = backend.clock.now
+    days = []
+    for day in range(60):
+        backend.clock.now = start + day * 86_400
+        days.append(usage.totals(backend.clock.now).date)
+        for person in range(5):
+            usage.record(Completion("a", "stop", 1, 1, cost=0.01), backend.clock.now, psid=f"p{person}")
+            usage.stopped(f"p{person}", backend.clock.now)
+    if backend.kind == "redis":
+        keys = store._redis.keys("mgpt:records*")
+        assert keys
+        assert all(0 < store._redis.pttl(key) <= KEEP * 1000 for key in keys)
+        return
+    store.expire()
+    kept = [
+        day for day in days if store.records(SPENDERS.format(day=day), 0) or store.records(STOPPED.format(day=day), 0)
+    ]
+    assert kept == days[-7:]  # what `flask usage --days 7` can show
+    assert len(usage.totals(backend.clock.now).top_spenders) == 5

@@ -433,3 +433,57 @@ def test_a_record_is_kept_once_by_its_id_and_listed_from_a_time_oldest_first(bac
     assert store.records("none", since=0) == []
     if backend.kind != "memory":
         assert backend().records("lead", since=0) == ['{"name": "Ada"}', '{"name": "Bo"}']  # another process's view
+
+
+def test_counters_are_added_to_below_their_ceilings_all_or_none(backend):
+    store = backend()
+    store.increment("spent", 90, ttl=60)
+    assert store.increment_below([("held", 5, 60, 0), ("spent", 20, 60, 100)]) is None  # 90 is below 100
+    assert (store.counter("held"), store.counter("spent")) == (5, 110)
+    assert store.increment_below([("held", 5, 60, 0), ("spent", 20, 60, 100)]) == "spent"  # at or past it: none
+    assert (store.counter("held"), store.counter("spent")) == (5, 110)
+    store.increment_all([("spent", -30, 60)])  # a hold taken back
+    assert store.increment_below([("other", 1, 3600, 1), ("spent", 1, 60, 100)]) is None
+    assert (store.counter("other"), store.counter("spent")) == (1, 81)
+    if backend.kind == "redis":
+        assert 0 < store._redis.pttl("mgpt:counter:other") <= 3_600_000
+        return
+    backend.clock.now += 60
+    assert (store.counter("spent"), store.counter("other")) == (0, 1)
+
+
+def test_holds_taken_at_once_by_many_threads_never_pass_the_ceiling(backend):
+    store = backend()
+    taken = []
+
+    def hold() -> None:
+        if store.increment_below([("spent", 10, 60, 50)]) is None:
+            taken.append(1)
+
+    threads = [threading.Thread(target=hold) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (len(taken), store.counter("spent")) == (5, 50)
+
+
+def test_records_kept_with_a_lifetime_are_forgotten_with_their_kind(backend):
+    store = backend()
+    assert store.keep_record("spenders:2025-11-25", "a", "a", at=1.0, ttl=600)
+    assert not store.keep_record("spenders:2025-11-25", "a", "a", at=2.0, ttl=600)
+    store.keep_record("lead", "a", "{}", at=1.0)
+    if backend.kind == "redis":
+        for key in ("mgpt:records:spenders:2025-11-25", "mgpt:records-by-time:spenders:2025-11-25"):
+            assert 0 < store._redis.pttl(key) <= 600_000
+        assert store._redis.pttl("mgpt:records:lead") == -1  # a lead is the owner's: kept
+        return
+    backend.clock.now += 300
+    assert store.keep_record("spenders:2025-11-25", "b", "b", at=3.0, ttl=600)  # the kind lives on from here
+    backend.clock.now += 400
+    assert store.records("spenders:2025-11-25", 0) == ["a", "b"]
+    backend.clock.now += 200
+    store.expire()
+    assert store.records("spenders:2025-11-25", 0) == []
+    assert store.records("lead", 0) == ["{}"]
+    assert store.keep_record("spenders:2025-11-25", "a", "a", at=4.0, ttl=600)  # a new life

@@ -289,6 +289,18 @@ def test_talk_to_a_person_hands_over_as_human_does(ask, graph, openai_server):
     assert len(chat_requests(openai_server)) == 1  # paused: the page's people answer now
 
 
+def test_a_lead_saved_in_the_round_that_hands_over_is_kept(with_tools, tmp_path, make_app, openai_server, graph):
+    with_tools.update(STORE_URL=f"sqlite:///{tmp_path}/bot.db")
+    app = make_app(with_tools)
+    details = {"name": "Ada", "phone": "+44 7700 900123", "note": "wants a manager"}
+    script(openai_server, tool_calls(("save_contact", details), ("talk_to_a_person", {})))
+    poster(app)(page_body(text_event("I'm Ada, +44 7700 900123, get me a manager")))
+    assert graph.texts(PSID) == [replies.HUMAN_COMING]
+    assert graph.thread_calls()[0][0] == "pass_thread_control"
+    listed = app.test_cli_runner().invoke(args=["leads", "--csv"]).output.strip().splitlines()
+    assert listed[1].endswith(f",messenger,{PSID},Ada,+44 7700 900123,,wants a manager")
+
+
 # --- servers and files ---
 
 

@@ -210,7 +210,12 @@ def check_prices(model: ChatModel, settings: Settings) -> Result:
     prices = model.prices
     caps = settings.spend_per_person_per_day or settings.spend_per_day or settings.spend_per_month
     if prices.known:
-        return Result("prices", "ok", f"{settings.openai_model} is priced: usage and caps count dollars")
+        return Result(
+            "prices",
+            "ok",
+            f"{settings.openai_model} is priced: usage and caps count dollars (usage the server does not report, "
+            "as some servers' streams and any stream cut short leave it out, is estimated high: see flask usage)",
+        )
     level = "warn" if caps else "ok"
     return Result(
         "prices",

@@ -94,4 +94,10 @@ def _usage_lines(totals: Totals) -> str:
         lines.append("  top people: " + ", ".join(f"{s.person} ${s.dollars:.4f}" for s in totals.top_spenders))
     if totals.stopped:
         lines.append("  stopped by a money cap: " + ", ".join(totals.stopped))
+    if totals.estimated_calls:
+        lines.append(
+            f"  estimated (the server reported no usage): {totals.estimated_calls:,} model calls, "
+            f"{totals.estimated_prompt_tokens:,} prompt tokens, {totals.estimated_completion_tokens:,} completion "
+            f"tokens, ${totals.estimated_dollars:.4f} of the figures above"
+        )
     return "\n".join(lines)

@@ -118,7 +118,7 @@ class Bot:
             media,
             knowledge,
             self._mailbox,
-            usage,
+            limits,
             rounds,
             handovers.hand_over,
             clock,

@@ -15,6 +15,7 @@ from inboxgpt.conversation.outbox import Mailbox, Outbox
 from inboxgpt.conversation.routing import Case, Route
 from inboxgpt.conversation.tool_rounds import ToolRounds, ToolUse
 from inboxgpt.events import Event, Message
+from inboxgpt.limits import Bill, CapReached, Limits
 from inboxgpt.media import Media, MediaError
 from inboxgpt.model import prompt
 from inboxgpt.model.gpt import ChatModel, Completion, Failure, ModelError
@@ -24,7 +25,6 @@ from inboxgpt.queues.store import Store, Turn
 from inboxgpt.tools.http import Caller
 from inboxgpt.tools.leads import contact_offers
 from inboxgpt.typing_indicator import TypingIndicator
-from inboxgpt.usage import Usage
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class ReplySettings:
     max_messages_per_reply: int
     max_message_chars: int
     moderation: str
+    reply_max_tokens: int = 0  # the most a call's answer may cost (a hold against the money caps)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReplySettings:
@@ -70,6 +71,7 @@ class ReplySettings:
             max_messages_per_reply=settings.max_messages_per_reply,
             max_message_chars=settings.max_message_chars,
             moderation=settings.moderation,
+            reply_max_tokens=settings.reply_max_tokens,
         )
 
 
@@ -85,7 +87,7 @@ class Replier:
         media: Media,
         knowledge: Knowledge | None,
         mailbox: Mailbox,
-        usage: Usage,
+        limits: Limits,
         rounds: ToolRounds,
         hand_over: Callable[[Event, str], None],
         clock: Callable[[], float] = time.time,
@@ -97,7 +99,7 @@ class Replier:
         self._media = media
         self._knowledge = knowledge
         self._mailbox = mailbox
-        self._usage = usage
+        self._limits = limits
         self._rounds = rounds
         self._hand_over = hand_over
         self._clock = clock
@@ -183,7 +185,12 @@ class Replier:
         sender = ParagraphSender(outbox, opening, gap) if streamed else None
         started = time.monotonic()
         messages_for_model = prompt.build(self._budget(psid), history, said, photos, knowledge)
-        asked = self._ask(event, messages_for_model, sender, outbox)
+        transcribed = sum(message.cost for message in messages)
+        bill = self._limits.bill(psid, event.channel, self._model.prices, self._settings.reply_max_tokens, transcribed)
+        try:
+            asked = self._ask(event, messages_for_model, sender, outbox, bill)
+        finally:
+            bill.close()
         if asked is None:
             return
         completion, tools = asked
@@ -191,8 +198,7 @@ class Replier:
             self._hand_over(event, said)  # as /human does; the person is told someone will answer
             return
         model_ms = (time.monotonic() - started) * 1000
-        completion = replace(completion, cost=completion.cost + sum(message.cost for message in messages))
-        self._usage.record(completion, self._clock(), event.channel, psid)
+        completion = replace(completion, cost=completion.cost + transcribed)
         if completion.finish_reason == "length":
             logger.info("reply for psid=%s hit REPLY_MAX_TOKENS and was cut short", psid)
         # A photo stays in the history as a marker: Meta's attachment links expire.
@@ -211,7 +217,7 @@ class Replier:
         _observe_reply(event, completion, outbox.sent)
         logger.info(
             "replied psid=%s model_ms=%.0f prompt_tokens=%s completion_tokens=%s cached_tokens=%s pieces=%d "
-            "knowledge_sections=%d knowledge_tokens=%d tool_calls=%d tool_rounds=%d cost=$%.6f",
+            "knowledge_sections=%d knowledge_tokens=%d tool_calls=%d tool_rounds=%d cost=$%.6f usage=%s",
             psid,
             model_ms,
             completion.prompt_tokens,
@@ -223,13 +229,20 @@ class Replier:
             tools.calls,
             tools.rounds,
             completion.cost,
+            "estimated" if completion.estimated else "reported",
         )
 
     def _ask(
-        self, event: Event, messages: list[prompt.ChatMessage], sender: ParagraphSender | None, outbox: Outbox
+        self,
+        event: Event,
+        messages: list[prompt.ChatMessage],
+        sender: ParagraphSender | None,
+        outbox: Outbox,
+        bill: Bill,
     ) -> tuple[Completion, ToolUse] | None:
-        """The model's answer (and how it used tools), typing shown meanwhile, tools run as it asks; streamed
-        paragraph by paragraph through `sender` if given. None if the model failed (the person got an apology)."""
+        """The model's answer (and how it used tools), typing shown meanwhile, tools run as it asks, each call on
+        `bill`; streamed paragraph by paragraph through `sender` if given. None if the model failed (the person got
+        an apology) or a money cap refused a call (the person told once)."""
         psid = event.psid
         started = time.monotonic()
 
@@ -250,7 +263,14 @@ class Replier:
                     take_back=sender.take_back if sender else None,
                     # Before the answer, so that it never lands between two of its paragraphs.
                     on_cut=lambda: self._mailbox.send(event, replies.CUT_TO_FIT),
+                    bill=bill,
                 )
+            except CapReached as reached:
+                logger.info("psid=%s over a money cap: %s", psid, "notified" if reached.decision.notice else "silent")
+                metrics.REPLIES.labels("limited", event.channel).inc()
+                if reached.decision.notice:
+                    self._mailbox.send(event, reached.decision.notice)
+                return None
             except ModelError as error:
                 metrics.MODEL_LATENCY.observe(time.monotonic() - started)
                 metrics.MODEL_FAILURES.labels(error.failure.name.lower()).inc()

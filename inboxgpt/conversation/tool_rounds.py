@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
+from inboxgpt.limits import Bill
 from inboxgpt.model.gpt import ChatModel, Completion
 from inboxgpt.model.prompt import ChatMessage
 from inboxgpt.tools.http import Caller
@@ -48,11 +50,15 @@ class ToolRounds:
         on_send: Callable[[], None],
         take_back: Callable[[], bool] | None,
         on_cut: Callable[[], object],
+        bill: Bill,
     ) -> tuple[Completion, ToolUse]:
-        """The model's final answer (its tokens those of every round), and how it used tools. May raise ModelError."""
+        """The model's final answer (its tokens those of every round), and how it used tools; each round's call
+        goes through `bill` (held against the money caps, counted as it returns). May raise ModelError, or
+        CapReached before a call."""
         toolbox = self._toolbox
         if toolbox is None:
-            return self._model.complete(messages, on_text, on_send, take_back, on_cut), ToolUse()
+            ask = partial(self._model.complete, messages, on_text, on_send, take_back, on_cut)
+            return bill.call(messages, ask), ToolUse()
         exchange: list[ChatMessage] = []
         rounds: list[Completion] = []
         use = ToolUse()
@@ -60,15 +66,17 @@ class ToolRounds:
             offer = toolbox.offered if use.rounds < self._max_rounds else None
             streamed = on_text if offer is None or self._stream_tool_rounds else None
             first = not rounds
-            completion = self._model.complete(
+            ask = partial(
+                self._model.complete,
                 messages,
                 streamed,
                 on_send,
                 take_back if first else None,
                 on_cut if first else None,
                 tools=offer,
-                exchange=exchange,
+                exchange=list(exchange),
             )
+            completion = bill.call([*messages, *exchange], ask)
             rounds.append(completion)
             if offer is None or not completion.tool_calls:
                 break
@@ -110,4 +118,5 @@ def _total(rounds: list[Completion]) -> Completion:
         completion_tokens=total([c.completion_tokens for c in rounds]),
         cached_tokens=total([c.cached_tokens for c in rounds]),
         cost=sum(c.cost for c in rounds),
+        estimated=any(c.estimated for c in rounds),
     )

@@ -109,6 +109,8 @@ class Completion:
     tool_calls: tuple[ToolCall, ...] = ()
     # What it cost, in dollars (prices.py; 0 for a model without a price).
     cost: float = 0.0
+    # The server did not report the usage: its tokens (and cost) are estimates (usage.py).
+    estimated: bool = False
 
 
 @dataclass(frozen=True)

@@ -76,15 +76,16 @@ class Toolbox:
         return "save_contact" in self._builtin
 
     def run(self, calls: Sequence[ToolCall], caller: Caller) -> Round:
-        """Run one round of the model's calls (at once when several); a call to talk_to_a_person ends the round
-        as handed over (the caller hands the conversation over)."""
-        if any(call.name == "talk_to_a_person" and "talk_to_a_person" in self._builtin for call in calls):
-            return Round((), handed_over=True)
-        if len(calls) == 1:
-            results = [self._result(calls[0], caller)]
+        """Run one round of the model's calls (at once when several); a call to talk_to_a_person hands the round
+        over (the caller hands the conversation over) once the round's other calls have run, so that a lead saved
+        beside it is kept."""
+        handover = [call for call in calls if call.name == "talk_to_a_person" and "talk_to_a_person" in self._builtin]
+        others = [call for call in calls if call not in handover]
+        if len(others) == 1:
+            results = [self._result(others[0], caller)]
         else:
-            results = list(self._pool.map(lambda call: self._result(call, caller), calls))
-        return Round(tuple(results))
+            results = list(self._pool.map(lambda call: self._result(call, caller), others))
+        return Round(tuple(results), handed_over=bool(handover))
 
     def close(self) -> None:
         """Wait for calls in flight (the leads they saved are posted by whoever owns the leads: the service)."""

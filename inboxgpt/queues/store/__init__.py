@@ -77,6 +77,11 @@ class Store(Protocol):
         """Add to several counters (key, amount, ttl), each as `increment` does, in one step (one transaction, one
         round trip)."""
 
+    def increment_below(self, amounts: Sequence[tuple[str, int, float, int]]) -> str | None:
+        """Add to several counters (key, amount, ttl, ceiling), each as `increment` does, in one atomic step, if
+        every one with a ceiling (0: none) is below it; else add to none and return the key of the first that is
+        not. A hold on money caps: checked and taken together, so that workers at once cannot all pass."""
+
     def counter(self, key: str) -> int:
         """Return a counter's value; 0 if it does not exist or has expired."""
 
@@ -89,9 +94,11 @@ class Store(Protocol):
     def unpause(self, psid: str) -> None:
         """End the person's pause now."""
 
-    def keep_record(self, kind: str, record_id: str, text: str, at: float) -> bool:
+    def keep_record(self, kind: str, record_id: str, text: str, at: float, ttl: float | None = None) -> bool:
         """Keep a record of the business's (a lead) under its id, once: False if one with that id is kept already.
-        Records are kept until removed by hand: they are the owner's, not the conversation's."""
+        Records are kept until removed by hand: they are the owner's, not the conversation's. With `ttl`, the
+        records of the kind are forgotten `ttl` seconds after the newest of them was kept (on Redis, the last one
+        offered): a kind kept so is short-lived as a whole, such as the people who spent on one day."""
 
     def records(self, kind: str, since: float) -> list[str]:
         """The records of a kind kept at or after `since` (seconds since 1970), oldest first."""

@@ -56,6 +56,8 @@ class MemoryStore:
         self._pauses: dict[str, tuple[float, float]] = {}
         # The business's records (leads) by kind and id: (when kept, text).
         self._records: dict[str, dict[str, tuple[float, str]]] = {}
+        # When the kinds kept with a lifetime are forgotten (a few: a day's spenders), by this store's clock.
+        self._records_expire: dict[str, float] = {}
         # (psid, message id) -> kept until, of messages the bot sent: in the order sent, so expiry pops the front.
         self._sent: OrderedDict[tuple[str, str], float] = OrderedDict()
 
@@ -166,6 +168,19 @@ class MemoryStore:
         self._counters[key] = (value + amount, expires)
         return value + amount
 
+    def increment_below(self, amounts: Sequence[tuple[str, int, float, int]]) -> str | None:
+        """Add to several counters, each as `increment` does, under one lock, if every one with a ceiling is below
+        it; else add to none and return the first key that is not."""
+        with self._lock:
+            now = self._clock()
+            self._expire_locked(now)
+            for key, _, _, ceiling in amounts:
+                if ceiling and self._counters.get(key, (0, 0.0))[0] >= ceiling:
+                    return key
+            for key, amount, ttl, _ in amounts:
+                self._increment_locked(key, amount, ttl, now)
+            return None
+
     def counter(self, key: str) -> int:
         """Return a counter's value; 0 if it does not exist or has expired."""
         with self._lock:
@@ -191,18 +206,23 @@ class MemoryStore:
         with self._lock:
             self._pauses.pop(psid, None)
 
-    def keep_record(self, kind: str, record_id: str, text: str, at: float) -> bool:
-        """Keep a record under its id, once: False if one with that id is kept already."""
+    def keep_record(self, kind: str, record_id: str, text: str, at: float, ttl: float | None = None) -> bool:
+        """Keep a record under its id, once: False if one with that id is kept already; with `ttl`, the kind is
+        forgotten `ttl` seconds after its newest record."""
         with self._lock:
+            self._expire_locked(self._clock())
             kept = self._records.setdefault(kind, {})
             if record_id in kept:
                 return False
             kept[record_id] = (at, text)
+            if ttl is not None:
+                self._records_expire[kind] = self._clock() + ttl
             return True
 
     def records(self, kind: str, since: float) -> list[str]:
         """The records of a kind kept at or after `since`, oldest first."""
         with self._lock:
+            self._expire_locked(self._clock())
             kept = sorted(self._records.get(kind, {}).values(), key=lambda record: record[0])
         return [text for at, text in kept if at >= since]
 
@@ -274,6 +294,8 @@ class MemoryStore:
             del self._event_ids[event_id]
         while self._sent and next(iter(self._sent.values())) <= now:
             self._sent.popitem(last=False)
+        for kind in [kind for kind, expires in self._records_expire.items() if expires <= now]:
+            del self._records_expire[kind], self._records[kind]
         while self._counter_expiry and self._counter_expiry[0][0] <= now:
             _, key = heapq.heappop(self._counter_expiry)
             del self._counters[key]

@@ -67,6 +67,19 @@ local value = redis.call('INCRBY', KEYS[1], ARGV[1])
 if value == tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return value
 """
+# Adds to every counter (KEYS, with ARGV's amount, lifetime in ms and ceiling for each, in threes) if each one
+# with a ceiling (0: none) is below it; else to none, returning the first key that is not.
+INCREMENT_BELOW = """
+for i = 1, #KEYS do
+  local ceiling = tonumber(ARGV[3 * i])
+  if ceiling > 0 and tonumber(redis.call('GET', KEYS[i]) or '0') >= ceiling then return KEYS[i] end
+end
+for i = 1, #KEYS do
+  local amount = tonumber(ARGV[3 * i - 2])
+  if redis.call('INCRBY', KEYS[i], amount) == amount then redis.call('PEXPIRE', KEYS[i], ARGV[3 * i - 1]) end
+end
+return false
+"""
 # Removes the handled events, only while the lock is the caller's (-1 otherwise), and returns the next ones.
 POP = """
 if redis.call('GET', KEYS[3]) ~= ARGV[2] then return -1 end
@@ -121,6 +134,7 @@ class RedisStore:
         self._accept = self._redis.register_script(ACCEPT)
         self._remember = self._redis.register_script(REMEMBER)
         self._increment = self._redis.register_script(INCREMENT)
+        self._increment_below = self._redis.register_script(INCREMENT_BELOW)
         self._pop = self._redis.register_script(POP)
         self._take_lock = self._redis.register_script(TAKE_LOCK)
         self._release_lock = self._redis.register_script(RELEASE_LOCK)
@@ -208,6 +222,13 @@ class RedisStore:
                 self._increment(keys=[PREFIX + "counter:" + key], args=[amount, int(ttl * 1000)], client=pipe)
             pipe.execute()
 
+    def increment_below(self, amounts: Sequence[tuple[str, int, float, int]]) -> str | None:
+        """Add to several counters, each as `increment` does, atomically, if every one with a ceiling is below it;
+        else add to none and return the first key that is not."""
+        args = [value for _, amount, ttl, ceiling in amounts for value in (amount, int(ttl * 1000), ceiling)]
+        refused = self._increment_below(keys=[PREFIX + "counter:" + key for key, *_ in amounts], args=args)
+        return None if refused is None else str(text(refused)).removeprefix(PREFIX + "counter:")
+
     def counter(self, key: str) -> int:
         """Return a counter's value; 0 if it does not exist or has expired."""
         return int(self._redis.get(PREFIX + "counter:" + key) or 0)
@@ -224,13 +245,18 @@ class RedisStore:
         """End the person's pause now."""
         self._redis.delete(PREFIX + "pause:" + psid)
 
-    def keep_record(self, kind: str, record_id: str, text: str, at: float) -> bool:
+    def keep_record(self, kind: str, record_id: str, text: str, at: float, ttl: float | None = None) -> bool:
         """Keep a record under its id, once: False if one with that id is kept already. Its text and its place in
-        time are written in one transaction, each only if absent."""
+        time are written in one transaction, each only if absent; with `ttl`, the kind's two keys expire `ttl`
+        seconds after the last record offered (in the same transaction)."""
+        keys = (PREFIX + "records:" + kind, PREFIX + "records-by-time:" + kind)
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(PREFIX + "records:" + kind, record_id, text)
-            pipe.zadd(PREFIX + "records-by-time:" + kind, {record_id: at}, nx=True)
-            added, _ = pipe.execute()
+            pipe.hsetnx(keys[0], record_id, text)
+            pipe.zadd(keys[1], {record_id: at}, nx=True)
+            if ttl is not None:
+                for key in keys:
+                    pipe.pexpire(key, max(1, int(ttl * 1000)))
+            added = pipe.execute()[0]
         return bool(added)
 
     def records(self, kind: str, since: float) -> list[str]:

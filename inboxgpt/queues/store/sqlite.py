@@ -60,6 +60,11 @@ CREATE INDEX sent_by_expiry ON sent (expires_at);
 CREATE TABLE records (kind TEXT NOT NULL, id TEXT NOT NULL, at REAL NOT NULL, text TEXT NOT NULL, PRIMARY KEY (kind, id));
 CREATE INDEX records_by_time ON records (kind, at);
 """,
+    # NULL: kept until removed by hand (leads); else when the kind's records are forgotten.
+    6: """
+ALTER TABLE records ADD COLUMN expires_at REAL;
+CREATE INDEX records_by_expiry ON records (expires_at) WHERE expires_at IS NOT NULL;
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 # Expired rows are deleted at most this often per process; reads skip them meanwhile.
@@ -285,6 +290,7 @@ class SQLiteStore:
             db.execute("DELETE FROM locks WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM pauses WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM sent WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM records WHERE expires_at <= ?", (now,))
             remaining = db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
         if idle:
             logger.info("forgot %d idle conversations; %d remain", len(idle), remaining)
@@ -331,6 +337,19 @@ class SQLiteStore:
         with self._transaction() as db:
             db.executemany(INCREMENT, rows)
 
+    def increment_below(self, amounts: Sequence[tuple[str, int, float, int]]) -> str | None:
+        """Add to several counters, each as `increment` does, in one transaction, if every one with a ceiling is
+        below it; else add to none and return the first key that is not."""
+        now = self._clock()
+        with self._transaction() as db:
+            for key, _, _, ceiling in amounts:
+                row = db.execute("SELECT value FROM counters WHERE key = ? AND expires_at > ?", (key, now)).fetchone()
+                if ceiling and row and row[0] >= ceiling:
+                    return key
+            rows = [{"key": key, "amount": amount, "expires": now + ttl, "now": now} for key, amount, ttl, _ in amounts]
+            db.executemany(INCREMENT, rows)
+        return None
+
     def counter(self, key: str) -> int:
         """Return a counter's value; 0 if it does not exist or has expired."""
         row = (
@@ -361,17 +380,31 @@ class SQLiteStore:
         """End the person's pause now."""
         self._connection().execute("DELETE FROM pauses WHERE psid = ?", (psid,))
 
-    def keep_record(self, kind: str, record_id: str, text: str, at: float) -> bool:
-        """Keep a record under its id, once: False if one with that id is kept already."""
-        cursor = self._connection().execute(
-            "INSERT OR IGNORE INTO records (kind, id, at, text) VALUES (?, ?, ?, ?)", (kind, record_id, at, text)
-        )
-        return cursor.rowcount == 1
+    def keep_record(self, kind: str, record_id: str, text: str, at: float, ttl: float | None = None) -> bool:
+        """Keep a record under its id, once: False if one with that id is kept already; with `ttl`, the kind is
+        forgotten `ttl` seconds after its newest record, in one transaction."""
+        if ttl is None:
+            cursor = self._connection().execute(
+                "INSERT OR IGNORE INTO records (kind, id, at, text) VALUES (?, ?, ?, ?)", (kind, record_id, at, text)
+            )
+            return cursor.rowcount == 1
+        now = self._clock()
+        with self._transaction() as db:
+            db.execute("DELETE FROM records WHERE kind = ? AND expires_at <= ?", (kind, now))
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO records (kind, id, at, text) VALUES (?, ?, ?, ?)", (kind, record_id, at, text)
+            )
+            if cursor.rowcount != 1:
+                return False
+            db.execute("UPDATE records SET expires_at = ? WHERE kind = ?", (now + ttl, kind))
+        return True
 
     def records(self, kind: str, since: float) -> list[str]:
         """The records of a kind kept at or after `since`, oldest first."""
         rows = self._connection().execute(
-            "SELECT text FROM records WHERE kind = ? AND at >= ? ORDER BY at, id", (kind, since)
+            "SELECT text FROM records WHERE kind = ? AND at >= ? AND (expires_at IS NULL OR expires_at > ?) "
+            "ORDER BY at, id",
+            (kind, since, self._clock()),
         )
         return [text for (text,) in rows]
 
