@@ -5,14 +5,14 @@ wait to go out with the next; code blocks and lists are never cut inside, nor is
 announces what follows ("Here is how:") cut from it. Whatever is left when the model stops goes
 out last, so a one-paragraph answer is one message, sent when it is complete.
 
-Paragraphs held back go out joined, as many in one message as the channel's limit takes (`fits`); a paragraph
-is never cut to fill a message. They are held for two reasons. A channel that limits how often one person may be
-sent a message (WhatsApp: about one every 6 s) gives the sender a pace: after a message goes out, the paragraphs
-finished within the pace are held and go out in the next message, once the pace has passed or when the answer
-ends. And once an answer has sent a few messages (OWN_MESSAGES), the rest fills messages: a paragraph waits
-until the next would not fit beside it, so that a long answer takes as few messages as its paragraphs allow and
-arrives whole within the cap on an answer's messages; the first paragraphs still go out one by one, as soon as
-they are written.
+Paragraphs held back go out joined, as many whole ones in a message as the channel's limit takes (`fits`), a
+message at a time; a paragraph is never cut to fill one. They are held for two reasons. A channel that limits how
+often one person may be sent a message (WhatsApp: about one every 6 s) gives the sender a pace: after a message
+goes out, the paragraphs finished meanwhile wait until the pace has passed. And after an answer's first
+OWN_MESSAGES messages, its first paragraphs each sent on its own as soon as written, the rest fill messages: a
+message goes once the next paragraph would not fit beside it, so that a long answer takes as few messages as whole
+paragraphs allow and arrives whole within the cap on an answer's messages. When the answer ends, all that is held
+goes out.
 
 The sender reads each line once, as it is completed, and keeps what it learned (inside a code
 block or not, where the last paragraph started and whether it is a list item): the work grows
