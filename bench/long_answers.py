@@ -1,25 +1,111 @@
-"""Long answers: the CPU the paragraph sender and the message splitter spend on them.
+"""Long answers: the messages they become on each channel, and the CPU the paragraph sender and the message
+splitter spend on them.
 
     python -m bench.long_answers
     python -m bench.long_answers --quick
 
-Two figures, each the median of a few runs, in this process (no network: `send` is a list):
+In this process (no network: `send` is a list):
+  - ordinary answers of about 5,000, 16,000 and 50,000 characters (paragraphs of 200 to 550
+    characters, now and then a list or a code block), streamed as the service streams them
+    (`ParagraphSender` into an `Outbox` of MAX_MESSAGES_PER_REPLY=8 with the channel's split, WhatsApp
+    paced, the model writing 50 tokens a second): the messages each becomes on Messenger (2,000
+    characters), Instagram (1,000 bytes) and WhatsApp (4,096 characters), and whether it arrived whole.
+    Target: up to about 8 messages' worth arrives whole; a runaway answer is cut with the notice.
   - a code answer of N tokens (a token being four characters), streamed in four-character
     pieces through `ParagraphSender`: every piece is read as it arrives. Targets: under 50 ms
     for 4,000 tokens, and growing in step with the answer (linear), not with its square.
   - a 1 MB answer cut into Messenger's 2,000-character messages and Instagram's 1,000-byte ones.
+Each CPU figure is the median of a few runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
+from collections.abc import Callable
 
 from bench.common import machine
+from inboxgpt import replies
 from inboxgpt.channels.instagram import INSTAGRAM_MAX_BYTES
-from inboxgpt.channels.text import split_text, utf8_units
+from inboxgpt.channels.text import MAX_TEXT_LENGTH, split_text, utf8_units, utf16_units
+from inboxgpt.channels.whatsapp import PAIR_RATE_SECONDS, WHATSAPP_MAX_CHARS
+from inboxgpt.conversation.outbox import Outbox
 from inboxgpt.model.streaming import ParagraphSender
+
+# The default MAX_MESSAGES_PER_REPLY.
+CAP = 8
+# Seconds the model takes to write one four-character piece: 50 tokens a second.
+PIECE_SECONDS = 0.02
+# Each channel as the service sees it: how it splits text, how it counts a message's length, its limit, its pace.
+CHANNELS: dict[str, tuple[Callable[[str], list[str]], Callable[[str], int], int, float]] = {
+    "Messenger": (lambda text: split_text(text, MAX_TEXT_LENGTH), utf16_units, MAX_TEXT_LENGTH, 0.0),
+    "Instagram": (lambda text: split_text(text, INSTAGRAM_MAX_BYTES, utf8_units), utf8_units, INSTAGRAM_MAX_BYTES, 0.0),
+    "WhatsApp": (lambda text: split_text(text, WHATSAPP_MAX_CHARS), utf16_units, WHATSAPP_MAX_CHARS, PAIR_RATE_SECONDS),
+}
+WORDS = ("the", "shop", "opens", "at", "nine", "and", "closes", "at", "six", "on", "weekdays", "so", "come", "by")
+
+
+def ordinary_answer(chars: int) -> str:
+    """A long answer as a model writes one: prose paragraphs of 200 to 550 characters, every seventh a list and
+    every eleventh a code block, until it is `chars` characters or more."""
+    rng = random.Random(chars)
+    paragraphs: list[str] = []
+    while sum(len(paragraph) + 2 for paragraph in paragraphs) < chars:
+        number = len(paragraphs) + 1
+        if number % 7 == 0:
+            paragraphs.append("\n".join(f"- item {item}: " + " ".join(rng.choices(WORDS, k=8)) for item in range(4)))
+        elif number % 11 == 0:
+            paragraphs.append("```python\n" + "\n".join(f"print({line} * {line})" for line in range(20)) + "\n```")
+        else:
+            words, length = [f"Paragraph {number}."], rng.randint(200, 550)
+            while sum(len(word) + 1 for word in words) < length:
+                words.append(rng.choice(WORDS))
+            paragraphs.append(" ".join(words) + ".")
+    return "\n\n".join(paragraphs)
+
+
+def streamed_messages(answer: str, channel: str) -> tuple[list[str], bool]:
+    """The messages `answer` becomes on `channel` when streamed as the service streams it (stopping once the
+    outbox is full, as the reply does), and whether it was cut."""
+    split, _, _, pace = CHANNELS[channel]
+    now = [0.0]
+    sent: list[str] = []
+
+    def send(piece: str, offers: tuple[str, ...]) -> list[tuple[str, str]]:
+        sent.append(piece)
+        return [("mid", piece)]
+
+    outbox = Outbox(send, split, CAP)
+    sender = ParagraphSender(outbox, "", pace, lambda: now[0], outbox.fits)
+    for start in range(0, len(answer), 4):
+        now[0] += PIECE_SECONDS
+        sender.feed(answer[start : start + 4])
+        if outbox.spent:
+            break  # as the reply stops reading the model
+    sender.finish()
+    if outbox.full:
+        outbox.notice(replies.CUT_OFF)
+    return sent, outbox.full
+
+
+def print_messages() -> None:
+    """Print the messages each ordinary answer becomes on each channel."""
+    print(f"{'answer, chars':>14} {'channel':>10} {'messages':>9} {'longest':>8} {'delivered, chars':>17}  cut off")
+    for chars in (5_000, 16_000, 50_000):
+        answer = ordinary_answer(chars)
+        for channel, (_, units, limit, _) in CHANNELS.items():
+            sent, cut = streamed_messages(answer, channel)
+            delivered = sent[:-1] if cut else sent
+            longest = max(sum(map(units, message)) for message in delivered)
+            words = " ".join(delivered).split()
+            assert longest <= limit
+            assert words == answer.split()[: len(words)]
+            print(
+                f"{len(answer):>14,} {channel:>10} {len(delivered):>9} {longest:>8,}"
+                f" {sum(map(len, delivered)):>17,}  {'yes, and says so' if cut else 'no'}"
+            )
 
 
 def code_answer(tokens: int) -> str:
@@ -70,6 +156,7 @@ def main() -> None:
     repeats = 1 if args.quick else 5
     sizes = (500, 1000) if args.quick else (500, 1000, 2000, 4000, 8000)
     print(machine())
+    print_messages()
     print(f"{'code answer, tokens':>20} {'streamed, ms':>13} {'ms per 1,000 tokens':>20}")
     for tokens in sizes:
         answer = code_answer(tokens)

@@ -307,8 +307,8 @@ def test_too_many_messages_to_one_person_is_retried_without_losing_text(config, 
 
 
 def test_a_streamed_answer_keeps_to_the_pair_rate_and_arrives_whole(post, graph, openai_server):
-    # Six paragraphs written in well under 6 s would be six messages on Messenger; WhatsApp's pair rate (here a
-    # burst of 2, then one message every 6 s) would refuse the third.
+    # Six paragraphs written in well under 6 s would be three messages on Messenger (two paragraphs, then the rest
+    # filling one); WhatsApp's pair rate (here a burst of 2, then one message every 6 s) would refuse the third.
     graph.pair_burst = 2
     paragraphs = [f"Paragraph {n}: " + " ".join(f"word{n}x{k}" for k in range(30)) + "." for n in range(6)]
     openai_server.default = lambda request: streamed(completion("\n\n".join(paragraphs)))

@@ -115,6 +115,15 @@ class Outbox:
             self._delivered.append("".join(piece for _, piece in sent))
         return sent
 
+    @property
+    def spent(self) -> bool:
+        """Every message the answer may have has been sent: any more of it would be cut."""
+        return self._room <= 0
+
+    def fits(self, text: str) -> bool:
+        """Whether `text` goes out as one message."""
+        return len(self._split(text)) <= 1
+
     def notice(self, text: str) -> None:
         """Say that the answer stops here."""
         if not self.refused:

@@ -182,7 +182,7 @@ class Replier:
         gap = self._mailbox.message_gap(psid)
         # An answer checked before it is sent cannot go out while it is written.
         streamed = self._settings.stream and self._settings.moderation != "both"
-        sender = ParagraphSender(outbox, opening, gap) if streamed else None
+        sender = ParagraphSender(outbox, opening, gap, fits=outbox.fits) if streamed else None
         started = time.monotonic()
         messages_for_model = prompt.build(self._budget(psid), history, said, photos, knowledge)
         transcribed = sum(message.cost for message in messages)
@@ -250,7 +250,7 @@ class Replier:
             assert sender is not None
             if sender.feed(text):
                 self._typing.again(psid)  # a message turns typing off; more is coming
-            return not outbox.full  # past the message cap, the rest of the answer is not wanted
+            return not outbox.spent  # with every message of the cap sent, the rest of the answer is not wanted
 
         # Typing and seen start once the request has left: the model starts thinking first.
         with self._typing.shown(psid, deferred=True, message_id=message_id_of(event)) as show:

@@ -5,9 +5,14 @@ wait to go out with the next; code blocks and lists are never cut inside, nor is
 announces what follows ("Here is how:") cut from it. Whatever is left when the model stops goes
 out last, so a one-paragraph answer is one message, sent when it is complete.
 
-A channel that limits how often one person may be sent a message (WhatsApp: about one every 6 s) gives the
-sender a pace: after a message goes out, the paragraphs finished within the pace are held and go out together in
-the next message, once the pace has passed or when the answer ends.
+Paragraphs held back go out joined, as many whole ones in a message as the channel's limit takes (`fits`), a
+message at a time; a paragraph is never cut to fill one. They are held for two reasons. A channel that limits how
+often one person may be sent a message (WhatsApp: about one every 6 s) gives the sender a pace: after a message
+goes out, the paragraphs finished meanwhile wait until the pace has passed. And after an answer's first
+OWN_MESSAGES messages, its first paragraphs each sent on its own as soon as written, the rest fill messages: a
+message goes once the next paragraph would not fit beside it, so that a long answer takes as few messages as whole
+paragraphs allow and arrives whole within the cap on an answer's messages. When the answer ends, all that is held
+goes out.
 
 The sender reads each line once, as it is completed, and keeps what it learned (inside a code
 block or not, where the last paragraph started and whether it is a list item): the work grows
@@ -23,6 +28,10 @@ from collections.abc import Callable
 
 # A paragraph shorter than this waits to go out with the next one.
 MIN_PIECE_CHARS = 80
+# Messages an answer's first paragraphs go out as, each on its own; after them, paragraphs are joined to fill
+# messages. Two, not more: an answer of 14 paragraphs of ~370 characters then fits in Instagram's 8 messages of
+# 1,000 bytes (two paragraphs a message), and the person has two paragraphs to read while the rest is written.
+OWN_MESSAGES = 2
 FENCE = re.compile(r"[ \t]*(```|~~~)")
 LIST_ITEM = re.compile(r"[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]")
 # The start of a paragraph that may still become a list item ("-", "12."): whether it is one is not known yet.
@@ -38,11 +47,13 @@ class ParagraphSender:
         prefix: str = "",
         pace: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        fits: Callable[[str], bool] = lambda text: True,
     ):
         self._send = send
         self._prefix = prefix
         self._pace = pace  # seconds at least between two messages
         self._clock = clock
+        self._fits = fits  # whether a text goes out as one message
         self._last_sent = -math.inf
         # (message id, text) of each message sent so far.
         self.sent: list[tuple[str, str]] = []
@@ -51,7 +62,8 @@ class ParagraphSender:
 
     def _begin(self, text: str) -> None:
         """Start the unsent text afresh with `text`."""
-        self._held: list[str] = []  # finished paragraphs waiting for the pace to pass
+        # The messages waiting to go out: finished paragraphs, joined as many as fit in one.
+        self._held: list[str] = []
         self._buffer = ""
         self._line = 0  # where the line still being written starts
         self._in_code = False  # inside a code block, by the fences of the lines read
@@ -70,23 +82,28 @@ class ParagraphSender:
         self._take(text)
         if self._cut is not None:
             (end, start), self._cut = self._cut, None
-            self._held.append(self._buffer[:end])
+            self._hold(self._buffer[:end])
             self._buffer = self._buffer[start:]
             self._line -= start
             self._head_end = max(0, self._head_end - start)
             self._first = 0
-        if not self._held or self._clock() - self._last_sent < self._pace:
-            return False
-        held, self._held = self._held, []
-        return self._deliver("\n\n".join(held))
+        went = False
+        while self._held and not self.refused and self._clock() - self._last_sent >= self._pace:
+            if len(self._held) == 1 and len(self.sent) >= OWN_MESSAGES:
+                break  # the message being filled: the next paragraph may still fit in it
+            went = self._deliver(self._held.pop(0)) or went
+        return went
 
     def finish(self, ending: str = "") -> None:
-        """Send what is left (with `ending` after it, if given), with the paragraphs held for the pace."""
-        rest = "\n\n".join([*self._held, self._buffer.strip()]).strip()
+        """Send what is left (with `ending` after it, if given), with the paragraphs held."""
+        held, rest = self._held, self._buffer.strip()
         self._begin("")
-        text = f"{rest}\n\n{ending}" if rest and ending else rest or ending
-        if text and not self.refused:
-            self._deliver(text)
+        self._held = held
+        for text in (rest, ending):
+            if text:
+                self._hold(text)
+        while self._held and not self.refused:
+            self._deliver(self._held.pop(0))
 
     def cut_off(self) -> None:
         """The model stopped midway: send what is left up to its last whole word, marked as cut."""
@@ -152,6 +169,13 @@ class ParagraphSender:
         ):
             self._cut = (self._head_end, start)
         self._item = item
+
+    def _hold(self, paragraph: str) -> None:
+        """Hold a finished paragraph: in the last message held if it fits there too, else as a message of its own."""
+        if self._held and self._fits(joined := f"{self._held[-1]}\n\n{paragraph}"):
+            self._held[-1] = joined
+        else:
+            self._held.append(paragraph)
 
     def _deliver(self, piece: str) -> bool:
         sent = self._send(piece)
