@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import runpy
 from dataclasses import fields
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +239,16 @@ def test_gunicorn_stops_with_one_message_for_a_window_that_cannot_hold_the_syste
     with pytest.raises(SystemExit) as stopped:
         gunicorn_settings()
     assert "MODEL_CONTEXT_TOKENS is invalid" in str(stopped.value.code)
+
+
+def test_a_local_sqlite_store_is_never_committed():
+    patterns = [line for line in (ROOT / ".gitignore").read_text().splitlines() if line and not line.startswith("#")]
+    for name in ("bot.db", "bot.db-wal", "bot.db-shm"):  # the README's production command makes these
+        assert any(fnmatch(name, pattern) for pattern in patterns), name
+
+
+def test_the_image_goes_by_the_projects_name():
+    for name in ("Dockerfile", "docs/production.md", "README.md"):
+        text = (ROOT / name).read_text()
+        assert "messenger-gpt" not in text
+    assert "docker build -t inboxgpt ." in (ROOT / "docs" / "production.md").read_text()

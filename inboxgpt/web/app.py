@@ -40,7 +40,7 @@ MAX_BODY_BYTES = 1024 * 1024
 # Meta sends a webhook's body at once; one still arriving after this is a slow client holding a
 # thread (and Meta itself would have given up: some of its pages say 5 s).
 BODY_SECONDS = 5.0
-EXTENSION = "messenger_gpt"
+EXTENSION = "inboxgpt"
 # What a browser opening the service's address gets (Meta's verification carries hub.* parameters): the owner
 # trying the address sees that it is up and what it is for, not a bare 403.
 STATUS_PAGE = """<!doctype html>
