@@ -1,4 +1,5 @@
-"""The Flask app: Meta's webhook verification, the signed webhook, and a health check, around one WebhookService."""
+"""The Flask app: Meta's webhook verification (and a page for a browser at the address), the signed webhook, and a
+health check, around one WebhookService."""
 
 from __future__ import annotations
 
