@@ -1,4 +1,5 @@
-# The bot under gunicorn: docker build -t messenger-gpt . && docker run --env-file .env -p 8000:8000 messenger-gpt
+# The bot under gunicorn, with the tuned settings shipped in the package (`inboxgpt serve`):
+#   docker build -t inboxgpt . && docker run --env-file .env -p 8000:8000 --stop-timeout 740 inboxgpt
 FROM python:3.12-slim
 
 # The openai SDK checks certificates against the system trust store, which a slim image lacks.
@@ -20,14 +21,17 @@ RUN useradd --create-home --uid 10001 bot
 COPY requirements-serve.lock .
 RUN pip install -r requirements-serve.lock
 
-COPY app.py gunicorn.conf.py ./
-COPY inboxgpt/ ./inboxgpt/
+# The package itself, with its `inboxgpt` command; its dependencies are the lock file's, above.
+COPY pyproject.toml README.md LICENSE requirements-serve.txt /src/
+COPY inboxgpt/ /src/inboxgpt/
+RUN pip install --no-deps /src && rm -rf /src
 
 USER bot
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['PORT'], timeout=4)" || exit 1
 
-# gunicorn finishes started replies on SIGTERM; give it the time: docker stop -t 95.
+# gunicorn finishes started replies on SIGTERM, for up to its graceful_timeout (about 12 minutes with the default
+# settings): give it the time, `docker run --stop-timeout 740` (docs/production.md).
 STOPSIGNAL SIGTERM
-CMD ["gunicorn", "-c", "gunicorn.conf.py"]
+CMD ["inboxgpt", "serve"]

@@ -12,9 +12,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
+from inboxgpt.tools.spec import ToolsFile, ToolsFileError, read_tools
+
 if TYPE_CHECKING:
     from inboxgpt.prices import Price
-    from inboxgpt.tools.spec import ToolsFile
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly, helpful assistant answering people who write to a business on Messenger, Instagram or "
@@ -467,12 +468,10 @@ def settings_from_mapping(
     if values.get("comments") == "keywords" and not values.get("comment_keywords"):
         problems.append("COMMENT_KEYWORDS is missing: COMMENTS=keywords answers only comments with one of them")
     if "tools_file" in values:
-        # Imported here: the tools module names ConfigError. Its headers' secrets come from these same settings.
-        from inboxgpt.tools.spec import read_tools
-
+        # Its headers' secrets come from these same settings.
         try:
             values["tools"] = read_tools(values["tools_file"], source)
-        except ConfigError as error:
+        except ToolsFileError as error:
             problems += error.problems
     if problems:
         raise ConfigError(problems)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from urllib.parse import urlsplit
 
 import pytest
@@ -139,3 +140,42 @@ def test_missing_settings_are_all_named(config):
     assert result.returncode == 1
     assert "✗ settings: The bot cannot start: 3 setting(s) missing or invalid." in result.stdout
     assert "PAGE_ACCESS_TOKEN is missing" in result.stdout
+
+
+# --- when nothing answers: the network named, no "code None" ---
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: a connection there is refused, as to a server that is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_meta_out_of_reach_names_the_network_not_a_missing_code(config, check):
+    config["GRAPH_API_URL"] = f"http://127.0.0.1:{closed_port()}/v23.0"
+    result = check()
+    assert result.exit_code == 1
+    network = "check this machine's network (DNS, a firewall, HTTPS_PROXY)"
+    assert f"✗ page token: no answer from Meta (NewConnectionError): {network}" in result.output
+    assert f"✗ WhatsApp: no answer from Meta (NewConnectionError): {network}\n" in result.output
+    assert "None" not in result.output
+
+
+def test_a_model_server_that_is_down_is_named_with_its_address(config, check):
+    config["OPENAI_BASE_URL"] = url = f"http://127.0.0.1:{closed_port()}/v1"
+    result = check()
+    assert f"✗ OpenAI: could not connect to {url}: is the server running there? Check OPENAI_BASE_URL" in result.output
+    assert "None" not in result.output
+
+
+def test_openai_out_of_reach_without_a_base_url_names_the_network(config, check, monkeypatch):
+    del config["OPENAI_BASE_URL"]
+    # The way out of this machine is closed: the connection fails before anything leaves it.
+    for name in ("HTTPS_PROXY", "https_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{closed_port()}")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    result = check()
+    assert "✗ OpenAI: could not connect to api.openai.com: check this machine's network" in result.output
+    assert "OPENAI_BASE_URL" not in result.output

@@ -8,6 +8,7 @@ from http import HTTPStatus
 import pytest
 
 from inboxgpt import replies
+from inboxgpt.channels.messenger import BOT_MARKER
 from inboxgpt.model import prompt
 from tests.helpers import PSID, load, page_body, text_event
 
@@ -72,10 +73,20 @@ def test_without_app_id_only_the_marker_tells_the_bots_echoes_apart(config, app_
     assert graph.texts(PSID) == ["You said: still there?"]
 
 
+@pytest.mark.parametrize("marker", [BOT_MARKER, "messenger-gpt:bot"])
+def test_the_marker_of_this_release_and_of_earlier_ones_tell_the_bots_echoes_apart(post, graph, marker):
+    # No APP_ID: only the marker tells. A message sent before a deploy echoes after it, with the older name.
+    echo = load("echo_bot.json")
+    echo["entry"][0]["messaging"][0]["message"]["metadata"] = marker
+    post(echo)
+    post(at(1, "still there?"))
+    assert graph.texts(PSID) == ["You said: still there?"]
+
+
 def test_every_message_the_bot_sends_carries_the_marker(post, graph):
     post(at(0, "/help"))
     post(at(1, "hello"))
-    assert [call["message"]["metadata"] for call in graph.calls if "message" in call] == ["messenger-gpt:bot"] * 2
+    assert [call["message"]["metadata"] for call in graph.calls if "message" in call] == [BOT_MARKER] * 2
 
 
 # --- stepping back, and coming back ---

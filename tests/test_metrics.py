@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from inboxgpt import replies
+from inboxgpt.web.app import EXTENSION
 from tests.fakes import openai_error
 from tests.helpers import PSID, load, page_body, poster, text_event
 
@@ -97,7 +98,7 @@ def test_people_waiting_are_counted_from_the_store(config, make_app, tmp_path, s
     if store == "sqlite":
         config.update(STORE_URL=f"sqlite:///{tmp_path}/bot.db")
     app = make_app(config)
-    service = app.extensions["messenger_gpt"]
+    service = app.extensions[EXTENSION]
     service.dispatcher.close(finish_queued=False)  # nothing is answered: what is queued stays
     from inboxgpt.queues.store import Queued
 

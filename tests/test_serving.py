@@ -1,10 +1,12 @@
-"""Serving files: gunicorn.conf.py, the Dockerfile (linted: it cannot be built here) and the Procfile."""
+"""Serving files: the packaged gunicorn settings (and gunicorn.conf.py, which reads them), the Dockerfile (linted: it
+cannot be built here) and the Procfile."""
 
 from __future__ import annotations
 
 import re
 import runpy
 from dataclasses import fields
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,13 @@ import pytest
 from inboxgpt.config import OPTIONAL, REQUIRED, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+# The gunicorn settings, shipped in the package.
+CONF = "inboxgpt.web.gunicorn_conf"
+
+
+def gunicorn_settings() -> dict[str, Any]:
+    """The packaged gunicorn settings, run afresh with the environment as it is now."""
+    return runpy.run_module(CONF)
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -36,14 +45,14 @@ def environment(monkeypatch, tmp_path):
 @pytest.fixture
 def gunicorn_conf(environment) -> dict:
     environment.setenv("PORT", "5123")
-    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    return gunicorn_settings()
 
 
 def test_gunicorn_stops_with_the_one_clear_message_when_settings_are_missing(environment):
     environment.delenv("PAGE_ACCESS_TOKEN")
     environment.setenv("OPENAI_TIMEOUT", "soon")
     with pytest.raises(SystemExit) as stopped:
-        runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+        gunicorn_settings()
     message = str(stopped.value.code)
     assert "PAGE_ACCESS_TOKEN is missing" in message
     assert "OPENAI_TIMEOUT is invalid" in message
@@ -52,7 +61,7 @@ def test_gunicorn_stops_with_the_one_clear_message_when_settings_are_missing(env
 def test_graceful_timeout_covers_the_longest_answer_the_settings_allow(environment):
     environment.setenv("OPENAI_TIMEOUT", "60")
     environment.setenv("OPENAI_MAX_RETRIES", "3")
-    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    conf = gunicorn_settings()
     # A voice message: download, transcription and answer, each model call with 4 tries, then the replies.
     assert conf["graceful_timeout"] >= 15 + 2 * 4 * 60
 
@@ -62,21 +71,30 @@ def test_several_workers_need_a_shared_store(environment):
     monkeypatch.setenv("WEB_CONCURRENCY", "4")
     monkeypatch.setenv("STORE_URL", "memory://")
     with pytest.raises(SystemExit, match="needs a shared store"):
-        runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+        gunicorn_settings()
     monkeypatch.setenv("STORE_URL", "sqlite:///bot.db")
-    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["workers"] == 4
+    assert gunicorn_settings()["workers"] == 4
 
 
 def test_gunicorn_conf_fits_the_service(gunicorn_conf):
     defaults: dict[str, Any] = {field.name: field.default for field in fields(Settings)}
     assert gunicorn_conf["bind"] == "0.0.0.0:5123"
-    assert gunicorn_conf["wsgi_app"] == "app:create_app()"
+    assert gunicorn_conf["wsgi_app"] == "inboxgpt.web.app:create_app()"  # found wherever the package is installed
     assert gunicorn_conf["worker_class"] == "gthread"
     assert gunicorn_conf["threads"] >= 4
     assert gunicorn_conf["workers"] == 1  # the in-memory store lives in one process
     # Graceful shutdown covers a model call with all its retries.
     assert gunicorn_conf["graceful_timeout"] > defaults["openai_timeout"] * (1 + defaults["openai_max_retries"])
     assert gunicorn_conf["timeout"] >= 20  # Meta's own limit on a webhook call
+
+
+def test_gunicorn_in_the_repository_reads_the_packaged_settings(gunicorn_conf):
+    """One copy of the settings: `gunicorn` run in the repository gets what `inboxgpt serve` gets."""
+    root = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    values = ("wsgi_app", "bind", "workers", "worker_class", "threads", "timeout", "graceful_timeout", "keepalive")
+    assert {name: root[name] for name in values} == {name: gunicorn_conf[name] for name in values}
+    hooks = ("logger_class", "post_worker_init", "worker_exit", "child_exit", "on_exit")
+    assert [root[name].__name__ for name in hooks] == [gunicorn_conf[name].__name__ for name in hooks]
 
 
 def test_workers_keep_to_one_core_each_in_turn(gunicorn_conf):
@@ -88,7 +106,7 @@ def test_workers_keep_to_one_core_each_in_turn(gunicorn_conf):
 def test_pinning_is_on_or_off_and_nothing_else(environment):
     environment.setenv("PIN_WORKERS", "sometimes")
     with pytest.raises(SystemExit) as stopped:
-        runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+        gunicorn_settings()
     assert "PIN_WORKERS must be on or off" in str(stopped.value.code)
 
 
@@ -115,20 +133,32 @@ def test_dockerfile_follows_the_serving_rules():
     assert user not in ("root", "0")
     assert keywords.index("USER") < keywords.index("CMD")
     assert "/healthz" in arguments["HEALTHCHECK"]
-    assert "gunicorn.conf.py" in arguments["CMD"]
+    assert arguments["CMD"] == '["inboxgpt", "serve"]'  # the packaged gunicorn settings
 
 
-def test_image_gets_the_package_and_its_entry_points():
-    copied = [
-        source
-        for keyword, arguments in instructions(ROOT / "Dockerfile")
-        if keyword == "COPY"
-        for source in arguments.split()[:-1]
-    ]
+def test_image_installs_the_package_and_its_command():
+    steps = instructions(ROOT / "Dockerfile")
+    copied = [source for keyword, arguments in steps if keyword == "COPY" for source in arguments.split()[:-1]]
     entry_points = sorted(p.name for p in ROOT.glob("*.py"))
     assert entry_points == ["app.py", "gunicorn.conf.py"], "the service's code lives in the inboxgpt package"
-    for needed in [*entry_points, "inboxgpt/"]:
-        assert needed in copied, f"the image lacks {needed}"
+    for needed in ("pyproject.toml", "README.md", "LICENSE", "requirements-serve.txt", "inboxgpt/"):
+        assert needed in copied, f"the image lacks {needed}: pip cannot build the package without it"
+    assert any(k == "RUN" and "pip install --no-deps /src" in a for k, a in steps)
+
+
+def stop_timeouts(text: str) -> set[int]:
+    """Every Docker stop timeout a text tells an owner to give (`--stop-timeout N`, `docker stop -t N`)."""
+    return {int(n) for n in re.findall(r"(?:--stop-timeout|docker stop -t) (\d+)", text)}
+
+
+def test_every_stop_timeout_the_owner_is_told_covers_the_graceful_shutdown(gunicorn_conf):
+    told = {
+        name: stop_timeouts((ROOT / name).read_text()) for name in ("Dockerfile", "docs/production.md", "README.md")
+    }
+    grace = re.search(r"stop_grace_period: (\d+)s", (ROOT / "deploy" / "compose.yaml").read_text())
+    assert grace is not None
+    assert told["Dockerfile"] == told["docs/production.md"] == {int(grace.group(1))}
+    assert all(timeout > gunicorn_conf["graceful_timeout"] for found in told.values() for timeout in found)
 
 
 def test_dockerignore_keeps_secrets_and_tests_out_of_the_image():
@@ -199,7 +229,7 @@ def test_the_metrics_folder_loses_only_prometheus_files_at_start(environment, tm
         (metrics_dir / name).write_bytes(b"kept?")
     environment.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     environment.setenv("STORE_URL", f"sqlite:///{metrics_dir}/bot.db")
-    runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    gunicorn_settings()
     assert sorted(path.name for path in metrics_dir.iterdir()) == sorted(ours)
 
 
@@ -207,5 +237,18 @@ def test_gunicorn_stops_with_one_message_for_a_window_that_cannot_hold_the_syste
     environment.setenv("MODEL_CONTEXT_TOKENS", "300")
     environment.setenv("SYSTEM_PROMPT", "Be helpful. " * 200)
     with pytest.raises(SystemExit) as stopped:
-        runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+        gunicorn_settings()
     assert "MODEL_CONTEXT_TOKENS is invalid" in str(stopped.value.code)
+
+
+def test_a_local_sqlite_store_is_never_committed():
+    patterns = [line for line in (ROOT / ".gitignore").read_text().splitlines() if line and not line.startswith("#")]
+    for name in ("bot.db", "bot.db-wal", "bot.db-shm"):  # the README's production command makes these
+        assert any(fnmatch(name, pattern) for pattern in patterns), name
+
+
+def test_the_image_goes_by_the_projects_name():
+    for name in ("Dockerfile", "docs/production.md", "README.md"):
+        text = (ROOT / name).read_text()
+        assert "messenger-gpt" not in text
+    assert "docker build -t inboxgpt ." in (ROOT / "docs" / "production.md").read_text()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from inboxgpt import replies
+from inboxgpt.commands.terminal import PAUSED
 from inboxgpt.config import REQUIRED
+from inboxgpt.model.gpt import Failure
 from tests.fakes import openai_error
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,3 +77,29 @@ def test_usage_command_shows_todays_totals(config, make_app, openai_server, tmp_
     runner.invoke(args=["chat"], input="one\ntwo\n")
     result = runner.invoke(args=["usage"])
     assert "2 replies (messenger 2, instagram 0, whatsapp 0), 100 prompt tokens, 20 completion tokens" in result.output
+
+
+def test_help_in_the_terminal_offers_nothing_it_cannot_carry(app):
+    # Photos and voice notes are understood on Messenger (VISION and TRANSCRIBE are on), but a terminal carries text.
+    result = app.test_cli_runner().invoke(args=["chat"], input="/help\n")
+    assert "/reset: forget our conversation" in result.output
+    assert "photo" not in result.output
+    assert "voice" not in result.output
+
+
+def test_after_human_the_terminal_says_why_nothing_answers_and_how_to_go_on(app, openai_server):
+    result = app.test_cli_runner().invoke(args=["chat"], input="/human\nanyone?\n/bot\nhello\n")
+    assert result.exit_code == 0, result.output
+    after_human = result.output.split(replies.HUMAN_COMING, 1)[1]
+    assert after_human.startswith(f"\nyou> {PAUSED}\nyou> bot> {replies.BOT_BACK}\nyou> bot> You said: ")
+    assert PAUSED.count("/bot") == 1
+
+
+def test_a_model_out_of_reach_is_logged_without_a_missing_status(config, make_app, caplog):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        config["OPENAI_BASE_URL"] = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"  # nothing listens there
+    result = make_app(config).test_cli_runner().invoke(args=["chat"], input="hi\n")
+    assert f"bot> {replies.APOLOGIES[Failure.UNREACHABLE]}" in result.output
+    assert "model failed for psid=terminal: the model's server could not be reached" in caplog.text
+    assert "None" not in caplog.text

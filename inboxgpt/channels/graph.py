@@ -65,7 +65,10 @@ class GraphError(Exception):
     """A Send API call that failed; `transient` says whether trying again may help."""
 
     def __init__(self, status: int, code: int | None, subcode: int | None, transient: bool, meaning: str):
-        super().__init__(f"Graph API error (HTTP {status}, code {code}, subcode {subcode}): {meaning}")
+        # Only what Meta said: no HTTP status when nothing answered, no code or subcode it did not give.
+        said = (("HTTP", status or None), ("code", code), ("subcode", subcode))
+        known = ", ".join(f"{name} {value}" for name, value in said if value is not None)
+        super().__init__(f"Graph API error ({known}): {meaning}" if known else f"Graph API error: {meaning}")
         self.status = status
         self.code = code
         self.subcode = subcode

@@ -19,7 +19,10 @@ logger = logging.getLogger(__name__)
 
 # Put in the metadata of every message the bot sends: its echo carries it back, telling it apart
 # from a message written by a person from the page.
-BOT_MARKER = "messenger-gpt:bot"
+BOT_MARKER = "inboxgpt:bot"
+# Every marker the bot's messages carry back, earlier names included: a message sent before a deploy
+# echoes after it with the marker it was sent with.
+BOT_MARKERS = frozenset({BOT_MARKER, "messenger-gpt:bot"})
 
 
 class GraphChannel(Channel):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import click
 
 from inboxgpt.channels.base import Channel
@@ -16,7 +14,8 @@ class TerminalChannel(Channel):
     tag = "terminal"
 
     def __init__(self) -> None:
-        self._replies = itertools.count()
+        # Messages printed so far: the chat can tell a message the bot left unanswered.
+        self.sent = 0
 
     def split(self, text: str) -> list[str]:
         """A terminal shows a reply of any length as one."""
@@ -25,7 +24,8 @@ class TerminalChannel(Channel):
     def send_text(self, key: str, text: str, offers: tuple[str, ...] = ()) -> list[tuple[str, str]]:
         """Print the reply (a terminal has no quick replies to offer)."""
         click.echo(f"bot> {text}")
-        return [(f"terminal-reply-{next(self._replies)}", text)]
+        self.sent += 1
+        return [(f"terminal-reply-{self.sent}", text)]
 
     def send_action(self, key: str, action: str, message_id: str | None = None) -> bool:
         """Typing and seen have nothing to show in a terminal."""

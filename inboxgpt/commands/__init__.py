@@ -1,1 +1,2 @@
-"""The terminal commands: chat, usage, check, page-setup, knowledge (`flask --app app <command>`)."""
+"""The terminal commands: chat, usage, check, page-setup, leads, send-test (`inboxgpt <command>`, or in the
+repository `flask --app app <command>`)."""

@@ -24,6 +24,10 @@ from inboxgpt.queues.store import StoreUnavailable, open_store
 REQUIRED_FIELDS = ("messages", "messaging_postbacks")
 HANDOVER_FIELDS = ("message_echoes", "messaging_handovers", "standby")
 SUBSCRIBE = "in the app's Messenger API Settings, under Webhooks, Add subscriptions for the page"
+# When nothing answered at all, the fault is between this machine and the server, not in a setting's value.
+NETWORK = "check this machine's network (DNS, a firewall, HTTPS_PROXY)"
+# Where the openai SDK goes without OPENAI_BASE_URL.
+OPENAI_ADDRESS = "api.openai.com"
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,27 @@ def run_checks(settings: Settings, webhook_url: str | None) -> Iterator[Result]:
         yield check_webhook(webhook_url, settings)
 
 
+def graph_problem(error: GraphError) -> str:
+    """A failed Graph API call as the owner reads it: Meta's code if it gave one, the network if nothing answered."""
+    if error.status == 0:
+        return f"{error.meaning}: {NETWORK}"
+    if error.code is None:
+        return f"{error.meaning} (HTTP {error.status})"
+    return f"{error.meaning} (code {error.code})"
+
+
+def model_problem(error: ModelError) -> str:
+    """A failed model call as the owner reads it, with the server's HTTP status when it answered one."""
+    return error.failure.value if error.status is None else f"{error.failure.value} (HTTP {error.status})"
+
+
+def unreachable_model(base_url: str | None) -> str:
+    """What to do when no connection to the model's server could be made."""
+    if base_url is None:
+        return f"could not connect to {OPENAI_ADDRESS}: {NETWORK}"
+    return f"could not connect to {base_url}: is the server running there? Check OPENAI_BASE_URL, or {NETWORK}"
+
+
 def check_page_token(messenger: GraphClient) -> Result:
     try:
         page = messenger.get()
@@ -76,7 +101,7 @@ def check_page_token(messenger: GraphClient) -> Result:
         if error.code == 190:
             fix = "generate a new one in the app's Messenger API Settings and put it in PAGE_ACCESS_TOKEN"
             return Result("page token", "fail", f"refused ({error.meaning}): {fix}")
-        return Result("page token", "fail", f"{error.meaning} (code {error.code})")
+        return Result("page token", "fail", graph_problem(error))
     return Result("page token", "ok", f"works for the page {page.get('name', '?')} (id {page.get('id', '?')})")
 
 
@@ -89,7 +114,8 @@ def check_whatsapp(settings: Settings) -> Result:
         if error.code == 190:
             fix = "generate a System User token that does not expire (Business Settings) and put it in WHATSAPP_TOKEN"
             return Result("WhatsApp", "fail", f"the token was refused ({error.meaning}): {fix}")
-        return Result("WhatsApp", "fail", f"{error.meaning} (code {error.code}): check WHATSAPP_PHONE_NUMBER_ID")
+        fix = "" if error.status == 0 else ": check WHATSAPP_PHONE_NUMBER_ID"
+        return Result("WhatsApp", "fail", f"{graph_problem(error)}{fix}")
     finally:
         whatsapp.close()
     name, shown = number.get("verified_name", "?"), number.get("display_phone_number", "?")
@@ -100,7 +126,7 @@ def check_subscription(messenger: GraphClient, settings: Settings) -> Iterator[R
     try:
         apps = messenger.get("subscribed_apps").get("data") or []
     except GraphError as error:
-        yield Result("webhook fields", "fail", f"could not be read: {error.meaning} (code {error.code})")
+        yield Result("webhook fields", "fail", f"could not be read: {graph_problem(error)}")
         return
     if settings.app_id:
         apps = [app for app in apps if str(app.get("id")) == settings.app_id]
@@ -168,9 +194,9 @@ def check_model(model: ChatModel, settings: Settings) -> Result:
         fixes = {
             Failure.AUTH: "the key was refused: check OPENAI_API_KEY",
             Failure.QUOTA: "the account has no quota left: check billing",
-            Failure.UNREACHABLE: "the server could not be reached: check OPENAI_BASE_URL",
+            Failure.UNREACHABLE: unreachable_model(settings.openai_base_url),
         }
-        return Result("OpenAI", "fail", fixes.get(error.failure, f"{error.failure.value} (HTTP {error.status})"))
+        return Result("OpenAI", "fail", fixes.get(error.failure, model_problem(error)))
     if not found:
         return Result("OpenAI", "fail", f"the model {settings.openai_model} does not exist here: check OPENAI_MODEL")
     return Result("OpenAI", "ok", f"the key works and the model {settings.openai_model} exists")
@@ -181,7 +207,7 @@ def check_tools(model: ChatModel) -> Result:
     try:
         takes = model.takes_tools()
     except ModelError as error:
-        return Result("model", "warn", f"could not ask whether the server takes tools: {error.failure.value}")
+        return Result("model", "warn", f"could not ask whether the server takes tools: {model_problem(error)}")
     if not takes:
         return Result(
             "model",
@@ -200,7 +226,7 @@ def check_moderation(model: ChatModel) -> Result:
         return Result(
             "moderation",
             "warn",
-            f"the server gave no moderation ({error.failure.value}, HTTP {error.status}): messages go unchecked",
+            f"the server gave no moderation ({model_problem(error)}): messages go unchecked",
         )
     return Result("moderation", "ok", "the server checks messages")
 

@@ -6,6 +6,7 @@ service, which never touches the webhook's queues.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import sys
 import time
@@ -24,13 +25,18 @@ from inboxgpt.usage import Totals, Usage
 
 # The one person of the terminal: its channel's key.
 TERMINAL_PSID = TerminalChannel.tag
+# After /human the bot is silent, as on Messenger, while the page's people answer; here nobody else will.
+PAUSED = "(no answer: the bot is paused for a person from the page, and none answers here. /bot brings it back.)"
 
 
 @contextmanager
-def terminal_service(load: Callable[[], Settings]) -> Iterator[Service]:
-    """A service answering in this terminal, closed afterwards; a settings problem is shown without a traceback."""
+def terminal_service(load: Callable[[], Settings], channel: TerminalChannel | None = None) -> Iterator[Service]:
+    """A service answering in this terminal, closed afterwards; a settings problem is shown without a traceback.
+
+    A terminal carries text only: the service neither offers nor expects photos or voice messages (/help says so)."""
     try:
-        service = Service(load(), Channels([TerminalChannel()]))
+        settings = dataclasses.replace(load(), vision=False, transcribe=False)
+        service = Service(settings, Channels([channel or TerminalChannel()]))
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     try:
@@ -45,7 +51,8 @@ def terminal_commands(load: Callable[[], Settings]) -> list[click.Command]:
     @click.command("chat")
     def chat() -> None:
         """Talk to the bot in this terminal: same model, prompt, history and commands as on Messenger."""
-        with terminal_service(load) as service:
+        channel = TerminalChannel()
+        with terminal_service(load, channel) as service:
             click.echo(
                 f"Chatting with {service.settings.openai_model}. /reset starts over, /help explains, Ctrl-D quits."
             )
@@ -62,7 +69,10 @@ def terminal_commands(load: Callable[[], Settings]) -> list[click.Command]:
                         timestamp=int(time.time() * 1000),
                         text=line.rstrip("\n"),
                     )
+                    printed = channel.sent
                     service.bot.handle(message)
+                    if channel.sent == printed and service.store.paused_until(TERMINAL_PSID) > time.time():
+                        click.echo(PAUSED)
 
     @click.command("usage")
     @click.option("--days", default=1, show_default=True, help="Days to show, today first (the store keeps 7).")

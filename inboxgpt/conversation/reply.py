@@ -275,7 +275,8 @@ class Replier:
                 metrics.MODEL_LATENCY.observe(time.monotonic() - started)
                 metrics.MODEL_FAILURES.labels(error.failure.name.lower()).inc()
                 level = logging.ERROR if error.failure in OWNER_MUST_ACT else logging.WARNING
-                logger.log(level, "model failed for psid=%s: %s (HTTP %s)", psid, error.failure.value, error.status)
+                status = "" if error.status is None else f" (HTTP {error.status})"
+                logger.log(level, "model failed for psid=%s: %s%s", psid, error.failure.value, status)
                 self._mailbox.send(event, replies.APOLOGIES[error.failure])
                 metrics.REPLIES.labels("apology", event.channel).inc()
                 return None

@@ -11,7 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 from enum import Enum
 
-from inboxgpt.channels.messenger import BOT_MARKER
+from inboxgpt.channels.messenger import BOT_MARKERS
 from inboxgpt.config import INSTAGRAM_INBOX_APP_ID, PAGE_INBOX_APP_ID, Settings
 from inboxgpt.events import Attachment, Comment, Echo, Event, Handover, Message, Postback
 from inboxgpt.media import fetchable
@@ -144,7 +144,7 @@ def _mentions(text: str, keywords: tuple[str, ...]) -> bool:
 
 def is_own_echo(echo: Echo, app_id: str | None) -> bool:
     """True for the echo of a message this bot sent: it carries the bot's marker, or this app's id (APP_ID)."""
-    return echo.metadata == BOT_MARKER or (app_id is not None and echo.app_id == app_id)
+    return echo.metadata in BOT_MARKERS or (app_id is not None and echo.app_id == app_id)
 
 
 def said_with(text: str | None, attachments: tuple[Attachment, ...]) -> str:

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from inboxgpt.config import ConfigError
 from inboxgpt.tools.schema import schema_problems
 
 # Filled in by the service, never by the model: a parameter may not be named so.
@@ -45,6 +44,14 @@ DEFAULT_TIMEOUT = 10.0
 MAX_TIMEOUT = 30.0
 DEFAULT_MAX_BYTES = 100_000
 MAX_MAX_BYTES = 5_000_000
+
+
+class ToolsFileError(ValueError):
+    """Raised when a TOOLS_FILE cannot be used; the settings report each of its problems among their own."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -81,13 +88,13 @@ class ToolsFile:
 
 
 def read_tools(path: Path, environ: Mapping[str, str] = os.environ) -> ToolsFile:
-    """The tools of a TOOLS_FILE; raise ConfigError listing every problem in it."""
+    """The tools of a TOOLS_FILE; raise ToolsFileError listing every problem in it."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError([f"TOOLS_FILE: cannot read {path} ({exc.strerror or type(exc).__name__})"]) from None
+        raise ToolsFileError([f"TOOLS_FILE: cannot read {path} ({exc.strerror or type(exc).__name__})"]) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"TOOLS_FILE: {path} is not valid TOML ({exc})"]) from None
+        raise ToolsFileError([f"TOOLS_FILE: {path} is not valid TOML ({exc})"]) from None
     problems = [f"TOOLS_FILE: {key!r} is not a setting of the file" for key in sorted(set(data) - {"tool", "builtin"})]
     builtin = data.get("builtin", [])
     if not isinstance(builtin, list) or any(name not in BUILTIN for name in builtin):
@@ -107,7 +114,7 @@ def read_tools(path: Path, environ: Mapping[str, str] = os.environ) -> ToolsFile
         f"TOOLS_FILE: two tools are named {name!r}" for name in sorted({n for n in names if names.count(n) > 1})
     ]
     if problems:
-        raise ConfigError(problems)
+        raise ToolsFileError(problems)
     return ToolsFile(tuple(tools), frozenset(builtin))
 
 

@@ -1,4 +1,5 @@
-"""The Flask app: Meta's webhook verification, the signed webhook, and a health check, around one WebhookService."""
+"""The Flask app: Meta's webhook verification (and a page for a browser at the address), the signed webhook, and a
+health check, around one WebhookService."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from inboxgpt import metrics
 from inboxgpt.commands.checks import check_command
 from inboxgpt.commands.leads import leads_command
 from inboxgpt.commands.page_setup import page_setup_command
+from inboxgpt.commands.send_test import send_test_command
 from inboxgpt.commands.terminal import terminal_commands
 from inboxgpt.config import ConfigError, Settings, load_settings, settings_from_mapping
 from inboxgpt.conversation.routing import is_own_echo
@@ -39,7 +41,20 @@ MAX_BODY_BYTES = 1024 * 1024
 # Meta sends a webhook's body at once; one still arriving after this is a slow client holding a
 # thread (and Meta itself would have given up: some of its pages say 5 s).
 BODY_SECONDS = 5.0
-EXTENSION = "messenger_gpt"
+EXTENSION = "inboxgpt"
+# What a browser opening the service's address gets (Meta's verification carries hub.* parameters): the owner
+# trying the address sees that it is up and what it is for, not a bare 403.
+STATUS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>inboxgpt is running</title></head>
+<body>
+<h1>inboxgpt is running</h1>
+<p>This address is the bot's webhook. Give it to Meta as the <em>Callback URL</em> (over https, with your
+<code>VERIFY_TOKEN</code>), in the app's webhook settings; Meta then posts people's messages here, signed with
+the app secret. Anything else that posts here is refused.</p>
+<p>Is it healthy? <a href="healthz">healthz</a>. Setting it up: <code>docs/setup-meta.md</code>; a test
+message without Meta: <code>inboxgpt send-test "hello"</code>.</p>
+</body></html>
+"""
 
 
 def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
@@ -91,6 +106,7 @@ def _add_commands(app: Flask, config: Mapping[str, str] | Settings | None) -> No
     app.cli.add_command(check_command(lambda: _settings(config)))
     app.cli.add_command(knowledge_command(lambda: _settings(config, meta_required=False, openai_required=False)))
     app.cli.add_command(leads_command(lambda: _settings(config, meta_required=False, openai_required=False)))
+    app.cli.add_command(send_test_command(lambda: _settings(config, openai_required=False)))
 
 
 def built_to_find_a_command() -> bool:
@@ -109,8 +125,10 @@ def service() -> WebhookService:
 
 
 def verify() -> Response:
-    """Answer Meta's subscription check with the challenge, if the verify token matches."""
+    """Answer Meta's subscription check with the challenge, if the verify token matches; a browser gets a page."""
     args = request.args
+    if not any(name.startswith("hub.") for name in args):
+        return Response(STATUS_PAGE, HTTPStatus.OK, mimetype="text/html")
     token = args.get("hub.verify_token", "")
     expected = service().settings.verify_token.reveal()
     challenge = args.get("hub.challenge", "")

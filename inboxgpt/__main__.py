@@ -1,0 +1,5 @@
+"""`python -m inboxgpt`: the `inboxgpt` command."""
+
+from inboxgpt.cli import main
+
+main()
