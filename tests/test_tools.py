@@ -635,7 +635,7 @@ def test_one_message_cannot_make_unbounded_calls_nor_hold_up_another_persons(
 
     post = app_with(with_tools)
     order = {"order": {"status": "out for delivery"}}
-    api.route = lambda path, request: Reply(body=order, hold=f"customer={FLOOD}" in path)  # type: ignore[method-assign]
+    api.route = lambda path, request: Reply(body=order, hold=f"customer={FLOOD}" in path)
 
     def model(request: dict) -> Reply:
         last = request["messages"][-1]
