@@ -1,5 +1,6 @@
 """Download what people send (voice notes, and photos their channel does not link openly) safely: from a link the
-signed webhook or the Graph API gave, HTTPS only, within size and time limits, checked against its checksum."""
+signed webhook or the Graph API gave, HTTPS only, within a size limit and MEDIA_TIMEOUT by the clock (however slowly
+the server sends), checked against its checksum."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ import binascii
 import hashlib
 import logging
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 import requests
 
 from inboxgpt.config import Settings
+from inboxgpt.deadlines import WatchedAdapter, deadline
 from inboxgpt.events import Attachment
 
 logger = logging.getLogger(__name__)
@@ -86,6 +88,9 @@ class Media:
     def __init__(
         self, session: requests.Session, locate: Callable[[str, Attachment], MediaLink], settings: MediaSettings
     ):
+        # The session is the downloads' own: its connections are put under each download's deadline.
+        for scheme in ("https://", "http://"):
+            session.mount(scheme, WatchedAdapter())
         self._session = session
         self._locate = locate
         self._settings = settings
@@ -111,46 +116,70 @@ class Media:
         self, link: MediaLink, max_bytes: int, accepted_types: tuple[str, ...]
     ) -> Iterator[tuple[Path, str]]:
         """Download `link` into a temporary file removed when the block ends; give its path and content type."""
+        with ExitStack() as files:
+            yield self._download(link, max_bytes, accepted_types, files)
+
+    def _download(
+        self, link: MediaLink, max_bytes: int, accepted_types: tuple[str, ...], files: ExitStack
+    ) -> tuple[Path, str]:
+        """The file downloaded into a temporary file (removed when `files` closes), and its content type. The
+        deadline ends with the download, not with the caller's use of the file."""
         settings = self._settings
         if not fetchable(link.url, settings.allow_http):
             raise MediaError("refused a URL that is not HTTPS: media is fetched over HTTPS only")
         scheme = urlsplit(link.url).scheme
-        deadline = time.monotonic() + settings.timeout
-        try:
-            # requests drops the headers' credentials itself if a redirect leaves the host.
-            with self._session.get(
-                link.url, headers=dict(link.headers), stream=True, timeout=settings.timeout, allow_redirects=True
-            ) as response:
-                if not response.ok:
-                    raise MediaError(f"the media server answered HTTP {response.status_code}")
-                if urlsplit(response.url).scheme != scheme:
-                    raise MediaError("refused a redirect away from HTTPS")
-                content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-                if content_type in UNSAID_TYPES and link.mime_type:
-                    content_type = link.mime_type.split(";")[0].strip().lower()
-                if not content_type.startswith(accepted_types):
-                    raise MediaError(f"refused content of type {content_type or 'unknown'}")
-                if int(response.headers.get("Content-Length") or 0) > max_bytes:
-                    raise MediaError(f"refused a file over {max_bytes:,} bytes")
-                suffix = "." + content_type.split("/")[-1].split("+")[0]
-                with tempfile.NamedTemporaryFile(suffix=suffix) as file:
-                    digest = hashlib.sha256()
-                    received = 0
-                    for chunk in response.iter_content(CHUNK):
-                        received += len(chunk)
-                        if received > max_bytes:
-                            raise MediaError(f"refused a file over {max_bytes:,} bytes")
-                        if time.monotonic() > deadline:
-                            raise MediaError(f"the download took over {settings.timeout:g} s")
-                        digest.update(chunk)
-                        file.write(chunk)
-                    if not _matches(link.sha256, digest.digest()):
+        late = MediaError(f"the download took over {settings.timeout:g} s")
+        with deadline(settings.timeout) as limit:
+            try:
+                # requests drops the headers' credentials itself if a redirect leaves the host.
+                with self._session.get(
+                    link.url, headers=dict(link.headers), stream=True, timeout=settings.timeout, allow_redirects=True
+                ) as response:
+                    if not response.ok:
+                        raise MediaError(f"the media server answered HTTP {response.status_code}")
+                    if urlsplit(response.url).scheme != scheme:
+                        raise MediaError("refused a redirect away from HTTPS")
+                    content_type = _content_type(response, link, max_bytes, accepted_types)
+                    suffix = "." + content_type.split("/")[-1].split("+")[0]
+                    # Closed (and removed) by `files` once the caller is done with it.
+                    file = files.enter_context(tempfile.NamedTemporaryFile(suffix=suffix))  # noqa: SIM115
+                    digest = _received(response, file, max_bytes)
+                    if limit.passed:  # the watchdog's cut can look like the end of a file sent without a length
+                        raise late
+                    if not _matches(link.sha256, digest):
                         raise MediaError("the download does not match its checksum")
                     file.flush()
-                    yield Path(file.name), content_type
-        except requests.RequestException as exc:
-            # Its text holds the URL, which is the person's private media link.
-            raise MediaError(f"the download failed ({type(exc).__name__})") from None
+                    return Path(file.name), content_type
+            except requests.RequestException as exc:
+                if limit.passed:
+                    raise late from None
+                # Its text holds the URL, which is the person's private media link.
+                raise MediaError(f"the download failed ({type(exc).__name__})") from None
+
+
+def _content_type(response: requests.Response, link: MediaLink, max_bytes: int, accepted_types: tuple[str, ...]) -> str:
+    """What the server says the file is (or the platform, when the server does not say), if it is to be taken."""
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type in UNSAID_TYPES and link.mime_type:
+        content_type = link.mime_type.split(";")[0].strip().lower()
+    if not content_type.startswith(accepted_types):
+        raise MediaError(f"refused content of type {content_type or 'unknown'}")
+    if int(response.headers.get("Content-Length") or 0) > max_bytes:
+        raise MediaError(f"refused a file over {max_bytes:,} bytes")
+    return content_type
+
+
+def _received(response: requests.Response, file: IO[bytes], max_bytes: int) -> bytes:
+    """The body written to `file`, within `max_bytes`; its SHA-256 digest."""
+    digest = hashlib.sha256()
+    received = 0
+    for chunk in response.iter_content(CHUNK):
+        received += len(chunk)
+        if received > max_bytes:
+            raise MediaError(f"refused a file over {max_bytes:,} bytes")
+        digest.update(chunk)
+        file.write(chunk)
+    return digest.digest()
 
 
 def _matches(given: str | None, digest: bytes) -> bool:

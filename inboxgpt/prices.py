@@ -7,6 +7,7 @@ the table, costs 0 unless MODEL_PRICES names it: money caps then cannot apply, a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 # OpenAI's standard prices, per million tokens (input, cached input, output), read from openai.com/api/pricing.
@@ -58,9 +59,13 @@ def parse_prices(raw: str) -> dict[str, Price]:
         numbers = figures.split("/")
         if not equals or not name.strip() or len(numbers) != 3:
             raise ValueError("must be model=input/cached/output dollars per million tokens, separated by commas")
-        values = [float(number) for number in numbers]
-        if any(value < 0 for value in values):
-            raise ValueError("prices cannot be negative")
+        try:
+            values = [float(number) for number in numbers]
+        except ValueError:
+            raise ValueError(f"{name.strip()}: each price must be a number of dollars, such as 0.40") from None
+        # float() also reads "nan", "inf" and "1e400" (infinite): every reply's cost would then fail to add up.
+        if not all(math.isfinite(value) and value >= 0 for value in values):
+            raise ValueError(f"{name.strip()}: prices must be finite numbers of dollars, not negative")
         prices[name.strip()] = Price(*values)
     return prices
 

@@ -86,8 +86,6 @@ class Service:
     def close(self) -> None:
         """Stop the threads; call once nothing is being answered."""
         self.notifier.close()
-        if self.toolbox is not None:
-            self.toolbox.close()
         self.leads.close()
         self.typing.close()
         self._media.close()

@@ -786,3 +786,44 @@ class FakeHook(_Server):
 
     def __init__(self) -> None:
         super().__init__(lambda request: Reply(body={"ok": True}))
+
+
+class Trickle:
+    """A server that answers one request slowly: the first `fast` bytes of `answer` at once, then the rest a byte at
+    a time, `delay` seconds apart (its status line, headers or body, as the test chooses). `outcome` says whether the
+    client took it all ("finished") or hung up before the end ("cut"); `done` is set once it is known."""
+
+    def __init__(self, answer: bytes, fast: int, delay: float = 0.05):
+        self._answer = answer
+        self._fast = fast
+        self._delay = delay
+        self.outcome: str | None = None
+        self.done = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _serve(self) -> None:
+        try:
+            connection, _ = self._listener.accept()
+        except OSError:
+            return  # closed unused
+        with connection:
+            head = b""
+            while b"\r\n\r\n" not in head and (received := connection.recv(4096)):
+                head += received
+            try:
+                connection.sendall(self._answer[: self._fast])
+                for byte in self._answer[self._fast :]:
+                    time.sleep(self._delay)  # the slowness under test, not a wait for something
+                    connection.sendall(bytes([byte]))
+                self.outcome = "finished"
+            except OSError:
+                self.outcome = "cut"
+        self.done.set()

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from inboxgpt import replies
+from inboxgpt.config import ConfigError
 from inboxgpt.limits import Limits, LimitSettings
 from inboxgpt.model.gpt import Completion
 from inboxgpt.periods import Periods
@@ -55,6 +56,14 @@ def test_openai_models_are_priced_by_family_and_other_servers_models_are_free_un
     assert not PriceList("gpt-4.1-mini", on_openai=False, overrides={}).known  # a compatible server's
     assert not PriceList("llama3.2", on_openai=True, overrides={}).known
     assert PriceList("llama3.2", on_openai=False, overrides=parse_prices("llama3.2=0.1/0.1/0.2")).known
+
+
+@pytest.mark.parametrize("figure", ["nan", "inf", "1e400"])
+def test_a_price_that_is_not_a_finite_number_stops_the_start(config, make_app, figure):
+    config["MODEL_PRICES"] = f"gpt-4.1-mini=0.40/{figure}/1.60"
+    with pytest.raises(ConfigError) as raised:
+        make_app(config)
+    assert "MODEL_PRICES is invalid: gpt-4.1-mini: prices must be finite numbers of dollars" in str(raised.value)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import responses
 
 from inboxgpt import media, replies
 from inboxgpt.model import prompt
-from tests.fakes import openai_error
+from tests.fakes import Trickle, openai_error
 from tests.helpers import PSID, load, page_body, text_event
 
 AUDIO_URL = load("audio.json")["entry"][0]["messaging"][0]["message"]["attachments"][0]["payload"]["url"]
@@ -174,6 +174,27 @@ def test_plain_http_media_can_be_allowed_for_local_tests(config, app_with, graph
     cdn.add(responses.GET, "http://127.0.0.1:9999/clip.mp4", body=AUDIO, content_type="audio/mpeg")
     post(voice_at("http://127.0.0.1:9999/clip.mp4"))
     assert graph.texts(PSID)[0].startswith("🎤 I heard:")
+
+
+SLOW_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: audio/mpeg\r\nX-Slow: " + b"a" * 100 + b"\r\nContent-Length: 2\r\n\r\nab"
+SLOW_BODY = b"HTTP/1.1 200 OK\r\nContent-Type: audio/mpeg\r\nContent-Length: 100\r\n\r\n" + b"a" * 100
+
+
+@pytest.mark.parametrize(("answer", "fast"), [(SLOW_HEAD, 17), (SLOW_BODY, len(SLOW_BODY) - 100)])
+def test_a_download_sent_a_byte_at_a_time_is_cut_at_the_media_timeout(
+    config, app_with, graph, openai_server, answer, fast
+):
+    slow = Trickle(answer, fast)  # 100 bytes, 5 s in all: well over the timeout
+    try:
+        config.update(ALLOW_HTTP_MEDIA="on", MEDIA_TIMEOUT="0.3")
+        post = app_with(config)
+        post(voice_at(slow.url + "/clip.mp4"))
+        assert graph.texts(PSID) == [replies.VOICE_FAILED]
+        assert openai_server.requests == []
+        assert slow.done.wait(timeout=30)
+        assert slow.outcome == "cut"  # hung up on, not read to the end
+    finally:
+        slow.close()
 
 
 def test_a_redirect_away_from_https_is_refused(post, graph, openai_server, cdn):

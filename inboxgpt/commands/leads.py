@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,9 +10,7 @@ import click
 
 from inboxgpt.config import ConfigError, Settings
 from inboxgpt.queues.store import StoreUnavailable, open_store
-from inboxgpt.tools.leads import FIELDS, Lead, kept_leads
-
-COLUMNS = ("time", "channel", "person", *FIELDS)
+from inboxgpt.tools.leads import kept_leads, printable, write_csv
 
 
 def leads_command(load: Callable[[], Settings]) -> click.Command:
@@ -34,13 +31,12 @@ def leads_command(load: Callable[[], Settings]) -> click.Command:
         finally:
             store.close()
         if as_csv:
-            writer = csv.writer(sys.stdout, lineterminator="\n")
-            writer.writerow(COLUMNS)
-            writer.writerows([_when(lead), lead.channel, lead.person, *_details(lead)] for lead in found)
+            write_csv(found, sys.stdout)
         elif not found:
             click.echo(f"No leads since {since}." if since else "No leads yet.")
         for lead in found if not as_csv else ():
-            click.echo(f"{_when(lead)}  {lead.channel}  {lead.person}  " + "  ".join(d for d in _details(lead) if d))
+            # One line a lead, whatever the person wrote in it.
+            click.echo("  ".join(printable(cell) for cell in lead.cells() if cell))
 
     return leads
 
@@ -50,11 +46,3 @@ def _day(text: str) -> float:
         return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
     except ValueError:
         raise click.BadParameter("a day as YYYY-MM-DD", param_hint="--since") from None
-
-
-def _when(lead: Lead) -> str:
-    return datetime.fromtimestamp(lead.time, UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def _details(lead: Lead) -> list[str]:
-    return [getattr(lead, field) for field in FIELDS]

@@ -1,25 +1,38 @@
 """Leads: a person's contact details the model takes down with the built-in `save_contact` tool, kept in the store
-once (whichever worker, however often the model calls it for the same details) and posted to LEADS_WEBHOOK_URL.
-`flask --app app leads` lists them.
+once (whichever worker, however often the model calls it for the same details), at most
+MAX_LEADS_PER_PERSON_PER_DAY a person, and posted to LEADS_WEBHOOK_URL. `flask --app app leads` lists them, as text
+or CSV; what a person wrote is shown so that it can neither act on a terminal nor run as a spreadsheet's formula.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
 import re
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 from inboxgpt import metrics
 from inboxgpt.notify import OwnerWebhook
+from inboxgpt.periods import DAY, Periods
 from inboxgpt.queues.store import Store
 
 logger = logging.getLogger(__name__)
 
 KIND = "lead"
 FIELDS = ("name", "phone", "email", "note")
+COLUMNS = ("time", "channel", "person", *FIELDS)
+# A person (or a model asked to, or looping) cannot fill the owner's list and webhook: more in a day (UTC) are refused.
+MAX_LEADS_PER_PERSON_PER_DAY = 5
+# How a cell that a spreadsheet would take for a formula starts (OWASP's list); such a cell is written after a quote.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Unicode's direction marks and overrides: text after them shows reversed, so a line can show what it does not say.
+DIRECTION_MARKS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 SAVE_CONTACT_PARAMETERS: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -73,6 +86,35 @@ class Lead:
     email: str = ""
     note: str = ""
 
+    def cells(self) -> list[str]:
+        """The lead's columns (COLUMNS) as texts, its time in UTC to the minute."""
+        when = datetime.fromtimestamp(self.time, UTC).strftime("%Y-%m-%d %H:%M")
+        return [when, self.channel, self.person, *(getattr(self, field) for field in FIELDS)]
+
+
+def write_csv(leads: Iterable[Lead], out: TextIO) -> None:
+    """The leads as CSV, a header line first, each cell safe to open in a spreadsheet."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows([spreadsheet_cell(cell) for cell in lead.cells()] for lead in leads)
+
+
+def spreadsheet_cell(text: str) -> str:
+    """A text a spreadsheet shows as it is: one that would start a formula (`=HYPERLINK(...)`, `@SUM(...)`, even
+    `+44 7700 900123`) gets a leading single quote, which spreadsheets take as "this is text" and do not show."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def printable(text: str) -> str:
+    """A text as a terminal can show it on one line: control characters (a line break that would start a line of
+    its own, an escape sequence), Unicode's line separators and direction marks written as escapes (`\\n`,
+    `\\x1b`), never acted on."""
+    return "".join(char.encode("unicode_escape").decode() if _unsafe(char) else char for char in text)
+
+
+def _unsafe(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in DIRECTION_MARKS
+
 
 def kept_leads(store: Store, since: float) -> list[Lead]:
     """The leads kept at or after `since`, oldest first."""
@@ -92,7 +134,12 @@ class Leads:
         # The same details from the same person are the same lead, however often the model saves them.
         digest = hashlib.sha256(json.dumps([person, given], sort_keys=True).encode()).hexdigest()[:16]
         lead = Lead(digest, now, channel, person, **given)
+        today = f"leads:{person}:{Periods().day(now)}"
+        if self._store.increment(today, 1, 2 * DAY) > MAX_LEADS_PER_PERSON_PER_DAY:
+            logger.warning("lead refused for psid=%s: %d a day at most", person, MAX_LEADS_PER_PERSON_PER_DAY)
+            return "Not saved: the business already has this person's details from today. Do not save more."
         if not self._store.keep_record(KIND, lead.id, json.dumps(asdict(lead), ensure_ascii=False), now):
+            self._store.increment(today, -1, 2 * DAY)  # not a new lead: the day's count is of leads kept
             return "Already saved: the business has these details."
         metrics.LEADS.labels(channel).inc()
         logger.info("lead saved for psid=%s", person)

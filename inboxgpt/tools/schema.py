@@ -8,11 +8,20 @@ and every keyword here is enforced: a keyword the checker would ignore is refuse
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,)}
-KEYWORDS = {"type", "description", "enum", "pattern", "minimum", "maximum", "minLength", "maxLength"}
+# The keywords each type takes: a keyword on a type it does not fit (maxLength on an integer) would be ignored.
+KEYWORDS: dict[str, set[str]] = {
+    "string": {"enum", "pattern", "minLength", "maxLength"},
+    "integer": {"enum", "minimum", "maximum"},
+    "number": {"enum", "minimum", "maximum"},
+    "boolean": {"enum"},
+}
+EVERY_TYPE = {"type", "description"}
 TOP_KEYWORDS = {"type", "properties", "required", "additionalProperties"}
 
 
@@ -23,6 +32,8 @@ def schema_problems(schema: Any, where: str) -> list[str]:
     problems = [f"{where}: parameters: {key!r} is not supported" for key in sorted(set(schema) - TOP_KEYWORDS)]
     if schema.get("type", "object") != "object":
         problems.append(f'{where}: parameters must have type = "object"')
+    if schema.get("additionalProperties", False) is not False:
+        problems.append(f"{where}: parameters.additionalProperties can only be false (other arguments are refused)")
     properties = schema.get("properties", {})
     if not isinstance(properties, dict):
         return [*problems, f"{where}: parameters.properties must be a table"]
@@ -39,17 +50,55 @@ def _property_problems(name: str, prop: Any, where: str) -> list[str]:
         return [f"{where}: a name of letters, digits and _ only"]
     if not isinstance(prop, dict):
         return [f"{where}: must be a table"]
-    problems = [f"{where}: {key!r} is not supported" for key in sorted(set(prop) - KEYWORDS)]
-    if prop.get("type") not in TYPES:
-        problems.append(f"{where}: type must be one of {', '.join(TYPES)}")
+    kind = prop.get("type")
+    if kind not in TYPES:
+        known = EVERY_TYPE | set().union(*KEYWORDS.values())
+        unknown = [f"{where}: {key!r} is not supported" for key in sorted(set(prop) - known)]
+        return [*unknown, f"{where}: type must be one of {', '.join(TYPES)}"]
+    problems = [
+        f"{where}: {key!r} is not supported for type {kind}" for key in sorted(set(prop) - EVERY_TYPE - KEYWORDS[kind])
+    ]
+    if "description" in prop and not isinstance(prop["description"], str):
+        problems.append(f"{where}: description must be a text")
     if "pattern" in prop:
-        try:
-            re.compile(str(prop["pattern"]))
-        except re.error:
-            problems.append(f"{where}: pattern is not a regular expression")
-    if "enum" in prop and not isinstance(prop["enum"], list):
-        problems.append(f"{where}: enum must be a list")
+        problems += _pattern_problems(prop["pattern"], where)
+    if "enum" in prop and not _is_enum(prop["enum"], kind):
+        problems.append(f"{where}: enum must be a list of {kind} values")
+    problems += _bound_problems(prop, ("minimum", "maximum"), _is_number, "a number", where)
+    problems += _bound_problems(prop, ("minLength", "maxLength"), _is_length, "a whole number from 0", where)
     return problems
+
+
+def _pattern_problems(pattern: Any, where: str) -> list[str]:
+    if not isinstance(pattern, str):
+        return [f"{where}: pattern must be a text"]
+    try:
+        re.compile(pattern)
+    except re.error:
+        return [f"{where}: pattern is not a regular expression"]
+    return []
+
+
+def _bound_problems(prop: dict, keys: tuple[str, str], fits: Callable[[Any], bool], what: str, where: str) -> list[str]:
+    """What is wrong with a pair of bounds (minimum and maximum, or minLength and maxLength)."""
+    given = {key: prop[key] for key in keys if key in prop}
+    problems = [f"{where}: {key} must be {what}" for key, value in given.items() if not fits(value)]
+    low, high = keys
+    if not problems and low in given and high in given and given[low] > given[high]:
+        problems.append(f"{where}: {low} is above {high}")
+    return problems
+
+
+def _is_enum(enum: Any, kind: str) -> bool:
+    return isinstance(enum, list) and bool(enum) and not any(_value_problems(v, {"type": kind}) for v in enum)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_length(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def argument_problems(arguments: Any, schema: dict) -> list[str]:
@@ -69,11 +118,14 @@ def _value_problems(value: Any, prop: dict) -> list[str]:
     kind = prop["type"]
     if not isinstance(value, TYPES[kind]) or (kind != "boolean" and isinstance(value, bool)):
         return [f"must be a {kind}"]
+    if isinstance(value, float) and not math.isfinite(value):
+        return ["must be a finite number"]
     problems = []
     if "enum" in prop and value not in prop["enum"]:
         problems.append(f"must be one of {prop['enum']}")
     if isinstance(value, str):
-        if "pattern" in prop and not re.search(prop["pattern"], value):
+        # The whole value: with re.search, "^[0-9]+$" takes "1042\n" ($ matches before a final line break).
+        if "pattern" in prop and not re.fullmatch(prop["pattern"], value):
             problems.append("is not in the expected form")
         if len(value) < prop.get("minLength", 0) or len(value) > prop.get("maxLength", len(value)):
             problems.append("has the wrong length")

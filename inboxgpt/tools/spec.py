@@ -40,6 +40,8 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ENVIRONMENT = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 DEFAULT_TIMEOUT = 10.0
 MAX_TIMEOUT = 30.0
 DEFAULT_MAX_BYTES = 100_000
@@ -191,9 +193,13 @@ def _headers(headers: Any, where: str, environ: Mapping[str, str]) -> tuple[dict
     problems = []
     filled = {}
     for header, value in headers.items():
+        if not HEADER_NAME.fullmatch(header):
+            problems.append(f"{where}: header {header!r} is not a header's name")
         missing = [name for name in ENVIRONMENT.findall(value) if not environ.get(name)]
         problems += [f"{where}: header {header}: {name} is not set in the environment" for name in missing]
         filled[header] = ENVIRONMENT.sub(lambda found: environ.get(found.group(1), ""), value)
+        if CONTROL.search(filled[header]):
+            problems.append(f"{where}: header {header}: its value has a control character (a line break?)")
     return filled, problems
 
 
