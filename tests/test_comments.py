@@ -265,3 +265,33 @@ def test_whatsapp_has_no_comments(config, graph):
     assert channel.reply_privately("1_2", "hi") is None
     assert not channel.reply_publicly("1_2", "hi")
     assert graph.calls == []
+
+
+@pytest.mark.parametrize(
+    ("keywords", "text"),
+    [
+        ("多少钱", "这个多少钱？"),
+        ("ราคา", "ราคาเท่าไหร่คะ"),
+        ("€", "10€?"),
+        ("値段", "このパンの値段は？"),
+        ("price", "这个price多少"),  # a spaced word among unspaced letters
+        ("ship", "Do you ship to Lyon?"),
+    ],
+)
+def test_keywords_match_in_languages_written_without_spaces(comments_on, app_with, graph, keywords, text):
+    comments_on["COMMENT_KEYWORDS"] = keywords
+    post = app_with(comments_on)
+    body = fresh("facebook_add.json")
+    body["entry"][0]["changes"][0]["value"]["message"] = text
+    post(body)
+    assert len(private_replies(graph)) == 1
+
+
+@pytest.mark.parametrize(("keywords", "text"), [("ship", "free shipping!"), ("10", "only 100 left"), ("cafe", "cafés")])
+def test_a_keyword_glued_to_a_spaced_word_is_not_matched(comments_on, app_with, graph, keywords, text):
+    comments_on["COMMENT_KEYWORDS"] = keywords
+    post = app_with(comments_on)
+    body = fresh("facebook_add.json")
+    body["entry"][0]["changes"][0]["value"]["message"] = text
+    post(body)
+    assert private_replies(graph) == []
