@@ -11,6 +11,7 @@ import pytest
 from inboxgpt.config import settings_from_mapping
 from inboxgpt.events import Comment
 from inboxgpt.model import prompt
+from inboxgpt.web.app import EXTENSION
 from tests.fakes import echo_answer, openai_error
 from tests.helpers import PAGE_ID, load, page_body, poster, text_event
 from tests.test_whatsapp import whatsapp
@@ -295,3 +296,35 @@ def test_a_keyword_glued_to_a_spaced_word_is_not_matched(comments_on, app_with, 
     body["entry"][0]["changes"][0]["value"]["message"] = text
     post(body)
     assert private_replies(graph) == []
+
+
+def test_the_echo_of_a_private_reply_never_pauses_its_person_even_before_meta_answers(
+    comments_on, make_app, graph, openai_server
+):
+    app = make_app(comments_on)
+    service = app.extensions[EXTENSION]
+
+    def echo_first(request: dict) -> None:
+        # The echo reaches the conversation's own queue and is answered there before Meta answers the send.
+        if "comment_id" not in request.get("recipient", {}):
+            return
+        echo = {"mid": "m_echo_of_private_reply", "is_echo": True, "app_id": 1517776481860111}
+        echo |= {key: request["message"][key] for key in ("text", "metadata") if key in request["message"]}
+        item = {"sender": {"id": PAGE_ID}, "recipient": {"id": COMMENTER_PSID}, "timestamp": now_ms(), "message": echo}
+        body = page_body(item)
+        for event in service.channels.for_webhook(body).read(body).events:
+            service.bot.handle(event)
+
+    graph.on_call = echo_first
+    post = poster(app)
+    post(fresh("facebook_add.json"))
+    graph.on_call = None
+    answer = text_event("Great, I'll take two loaves", psid=COMMENTER_PSID)
+    answer["timestamp"] = now_ms()
+    post(page_body(answer))
+    assert len(openai_server.requests) == 2
+    assert graph.texts(COMMENTER_PSID) == ["You said: Great, I'll take two loaves"]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
