@@ -12,7 +12,7 @@ from inboxgpt.config import settings_from_mapping
 from inboxgpt.events import Comment
 from inboxgpt.model import prompt
 from inboxgpt.web.app import EXTENSION
-from tests.fakes import echo_answer, openai_error
+from tests.fakes import completion, echo_answer, openai_error
 from tests.helpers import PAGE_ID, load, page_body, poster, text_event
 from tests.test_whatsapp import whatsapp
 
@@ -118,7 +118,9 @@ def test_a_comment_with_a_keyword_gets_one_private_reply_grounded_in_the_post_an
     (request,) = openai_server.requests
     system, asked = request["messages"][0]["content"], request["messages"][-1]["content"]
     assert "sourdough" in system.lower()  # the page's knowledge, searched with the comment and the post
-    assert asked == prompt.COMMENT.format(post=f' "{POST}"', comment="What's the price of the sourdough?")
+    assert asked == prompt.COMMENT.format(
+        post=f' "{POST}"', comment="What's the price of the sourdough?", length="2,000 characters"
+    )
     (reply,) = private_replies(graph)
     assert reply["recipient"] == {"comment_id": "8765_1111"}
     assert reply["message"]["text"].startswith("You said: [A comment under the page's post")
@@ -328,3 +330,95 @@ def test_the_echo_of_a_private_reply_never_pauses_its_person_even_before_meta_an
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+LONG_ANSWER = "Our sourdough is baked every morning with flour from a mill nearby. " * 16 + "\n\nYes, we deliver to Lyon!"
+
+
+def test_a_long_private_reply_is_asked_within_one_message_and_kept_as_it_was_sent(
+    comments_on, app_with, graph, openai_server
+):
+    graph.posts["18012345678901234"] = "Fresh croissants every morning"
+    graph.commenters["17987654321098765"] = "5566778899001122"
+    openai_server.script.append(completion(LONG_ANSWER))
+    post = app_with(comments_on)
+    post(fresh("instagram_comment.json"))
+    assert "one message of at most 1,000 bytes" in openai_server.requests[0]["messages"][-1]["content"]
+    (reply,) = private_replies(graph)
+    sent = reply["message"]["text"]
+    assert "Lyon" not in sent
+    answer = {
+        "sender": {"id": "5566778899001122"},
+        "recipient": {"id": "17841400000000001"},
+        "timestamp": now_ms(),
+        "message": {"mid": "m_ig_answer", "text": "And to Lyon?"},
+    }
+    post({"object": "instagram", "entry": [{"id": "17841400000000001", "time": now_ms(), "messaging": [answer]}]})
+    history = [message["content"] for message in openai_server.requests[-1]["messages"][1:]]
+    assert history[1] == sent  # what the person got, not the answer the model wrote
+
+
+def test_a_post_is_read_once_while_many_comments_under_it_are_answered(comments_on, app_with, graph, openai_server):
+    def held(request: dict) -> None:
+        if not request:  # a read of the post: others come meanwhile (at most 2 s are given to them)
+            graph.wait_for(lambda: sum(1 for path in graph.paths if "1234567890_8765" in path) > 1, timeout=2)
+
+    graph.on_call = held
+    comments_on["COMMENTS"] = "all"
+    post = app_with(comments_on)
+    body = fresh("facebook_add.json")
+    change = body["entry"][0]["changes"][0]
+    body["entry"][0]["changes"] = [
+        {**change, "value": {**change["value"], "comment_id": f"8765_{n}", "from": {"id": f"5000{n}", "name": "A"}}}
+        for n in range(6)
+    ]
+    post(body)
+    assert sum(1 for path in graph.paths if "1234567890_8765" in path) == 1
+    assert len(private_replies(graph)) == 6
+
+
+@pytest.mark.parametrize(("status", "code"), [(400, 613), (400, 4), (400, 32), (429, None)])
+def test_a_private_reply_refused_for_a_rate_limit_is_sent_again_later_without_asking_the_model_again(
+    comments_on, app_with, graph, openai_server, status, code
+):
+    post = app_with(comments_on)
+    graph.fail_next(status, code=code, times=3, messages_only=True)  # the client's own retry, then one wait
+    post(fresh("facebook_add.json"))
+    replies = private_replies(graph)
+    assert len(replies) == 4
+    assert len({reply["message"]["text"] for reply in replies}) == 1
+    assert len(openai_server.requests) == 1
+    assert graph.message_ids  # the fourth went
+
+
+def test_a_private_reply_always_refused_for_a_rate_limit_gives_up_and_releases_the_comment(
+    comments_on, make_app, graph, openai_server, caplog
+):
+    app = make_app(comments_on)
+    graph.fail_next(400, code=613, times=20, messages_only=True)
+    poster(app)(fresh("facebook_add.json"))
+    assert len(private_replies(graph)) == 8  # four tries, each with the client's one retry
+    assert "refused its private reply for a rate limit 4 times" in caplog.text
+    # Released: a later delivery of the comment (a worker that resumes it) answers it.
+    assert app.extensions[EXTENSION].store.keep_record("comment", "8765_1111", "{}", time.time())
+
+
+@pytest.mark.parametrize("moderation", ["input", "both"])
+def test_a_flagged_comment_gets_no_private_reply(comments_on, app_with, graph, openai_server, moderation):
+    comments_on.update(MODERATION=moderation, COMMENTS="all")
+    post = app_with(comments_on)
+    body = fresh("facebook_add.json")
+    body["entry"][0]["changes"][0]["value"]["message"] = "Listen, you scumbag."
+    post(body)
+    assert private_replies(graph) == []
+    assert not [request for request in openai_server.requests if "messages" in request]
+
+
+def test_a_flagged_private_reply_is_not_sent(comments_on, app_with, graph, openai_server):
+    comments_on.update(MODERATION="both")
+    openai_server.default = lambda request: completion("Listen, you scumbag.")
+    post = app_with(comments_on)
+    post(fresh("facebook_add.json"))
+    assert private_replies(graph) == []
+    openai_server.default = echo_answer
+    assert len([path for path in openai_server.paths if path.endswith("/moderations")]) == 2

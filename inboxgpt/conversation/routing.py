@@ -160,7 +160,7 @@ def _mentions(text: str, keywords: tuple[str, ...]) -> bool:
 
 def _found(words: str, keyword: str) -> bool:
     """Whether `keyword` is in `words` with no spaced letter glued to an edge of it that is one: "ship" is not in
-    "shipping", but "多少钱" is in "这个多少钱" and "€" in "10€" (Chinese, Thai or a sign leave no space to look for)."""
+    "shipping", but "多少钱" is in "这个多少钱" and "€" in "10€" (Chinese, Thai or a sign leave no space to find)."""
     start = words.find(keyword)
     while start >= 0:
         end = start + len(keyword)
