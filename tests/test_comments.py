@@ -12,8 +12,8 @@ from inboxgpt.config import settings_from_mapping
 from inboxgpt.events import Comment
 from inboxgpt.model import prompt
 from inboxgpt.web.app import EXTENSION
-from tests.fakes import completion, echo_answer, openai_error
-from tests.helpers import PAGE_ID, load, page_body, poster, text_event
+from tests.fakes import Reply, completion, echo_answer, openai_error
+from tests.helpers import PAGE_ID, PSID, load, page_body, poster, text_event
 from tests.test_whatsapp import whatsapp
 
 KNOWLEDGE = Path(__file__).resolve().parent.parent / "examples" / "knowledge"
@@ -332,7 +332,9 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-LONG_ANSWER = "Our sourdough is baked every morning with flour from a mill nearby. " * 16 + "\n\nYes, we deliver to Lyon!"
+LONG_ANSWER = (
+    "Our sourdough is baked every morning with flour from a mill nearby. " * 16 + "\n\nYes, we deliver to Lyon!"
+)
 
 
 def test_a_long_private_reply_is_asked_within_one_message_and_kept_as_it_was_sent(
@@ -422,3 +424,75 @@ def test_a_flagged_private_reply_is_not_sent(comments_on, app_with, graph, opena
     assert private_replies(graph) == []
     openai_server.default = echo_answer
     assert len([path for path in openai_server.paths if path.endswith("/moderations")]) == 2
+
+
+def many_comments(count: int, first: int = 0) -> dict:
+    """One webhook of `count` new comments by as many people under the same post."""
+    body = fresh("facebook_add.json")
+    change = body["entry"][0]["changes"][0]
+    body["entry"][0]["changes"] = [
+        {**change, "value": {**change["value"], "comment_id": f"8765_{n}", "from": {"id": f"9000{n}", "name": "A"}}}
+        for n in range(first, first + count)
+    ]
+    return body
+
+
+def test_a_message_is_answered_while_a_flood_of_comments_holds_their_share_of_the_threads(
+    comments_on, make_app, graph, openai_server
+):
+    comments_on.update(COMMENTS="all", WORKER_THREADS="4")
+
+    def comments_think_forever(request: dict) -> Reply:
+        answer = echo_answer(request)
+        answer.hold = "[A comment under" in request["messages"][-1]["content"]
+        return answer
+
+    openai_server.default = comments_think_forever
+    app = make_app(comments_on)
+    post = poster(app)
+    post(many_comments(8), wait=False)
+    post(page_body(text_event("Are you open on Sunday?")), wait=False)
+    # The message is answered while every comment written so far is still held at the model.
+    assert graph.wait_for(lambda: graph.texts(PSID) == ["You said: Are you open on Sunday?"], timeout=10)
+    held = [request for request in openai_server.requests if "[A comment under" in str(request.get("messages"))]
+    assert len(held) == 1  # a quarter of the four threads
+    openai_server.released.set()
+    assert app.extensions[EXTENSION].dispatcher.wait_idle(timeout=30)
+    assert len(private_replies(graph)) == 8  # the rest waited in the store, none dropped
+
+
+def test_comments_have_their_own_daily_cap_and_never_close_the_inbox(comments_on, app_with, graph, openai_server):
+    comments_on.update(COMMENTS="all", COMMENTS_PER_DAY="2", LIMIT_GLOBAL_PER_DAY="2")
+    post = app_with(comments_on)
+    post(many_comments(3))
+    assert len(private_replies(graph)) == 2
+    message = text_event("Are you open on Sunday?")
+    message["timestamp"] = now_ms()  # the same day as the comments
+    post(page_body(message))
+    assert graph.texts(PSID) == ["You said: Are you open on Sunday?"]
+
+
+def test_instagram_private_replies_keep_to_metas_pace_of_750_an_hour(comments_on, make_app, graph):
+    from inboxgpt.conversation.comments import CommentReplier, CommentSettings
+    from inboxgpt.periods import Periods
+    from inboxgpt.usage import Usage
+
+    service = make_app(comments_on).extensions[EXTENSION]
+    now = [1_800_000_000.0]
+    sent_at: list[float] = []
+    graph.on_call = lambda request: sent_at.append(now[0]) if "comment_id" in request.get("recipient", {}) else None
+
+    def wait(seconds: float) -> None:
+        now[0] += seconds
+
+    settings = CommentSettings.from_settings(settings_from_mapping(comments_on))
+    usage = Usage(service.store, Periods("UTC"))
+    replier = CommentReplier(
+        settings, service.store, service.channels, service.model, None, 3600, usage, lambda: now[0], wait
+    )
+    for n in range(3):
+        replier.answer(
+            Comment(f"ig:55667788990{n}", f"1798765432109876{n}", "18012345678901234", "price?", 0, "instagram")
+        )
+    assert len(sent_at) == 3
+    assert [round(sent_at[n + 1] - sent_at[n], 1) for n in range(2)] == [4.8, 4.8]
