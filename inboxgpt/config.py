@@ -176,6 +176,8 @@ class Settings:
     comment_keywords: tuple[str, ...] = ()
     # Posted under a comment once its private reply went; None: no public reply.
     comment_public_reply: str | None = None
+    # Comments answered a day, apart from the messages' caps (0: no cap).
+    comments_per_day: int = 1000
     # Prices of models the built-in table lacks (prices.py); caps in dollars (0: off); the time zone of their days.
     model_prices: dict[str, Price] = field(default_factory=dict)
     spend_per_person_per_day: float = 0.0
@@ -426,6 +428,7 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "COMMENTS": ("comments", _one_of("off", "keywords", "all")),
     "COMMENT_KEYWORDS": ("comment_keywords", _keywords),
     "COMMENT_PUBLIC_REPLY": ("comment_public_reply", _text),
+    "COMMENTS_PER_DAY": ("comments_per_day", _non_negative_int),
     "MODEL_PRICES": ("model_prices", _prices),
     "SPEND_PER_PERSON_PER_DAY": ("spend_per_person_per_day", _non_negative_float),
     "SPEND_PER_DAY": ("spend_per_day", _non_negative_float),

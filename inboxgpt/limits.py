@@ -82,6 +82,8 @@ class LimitSettings:
     spend_per_day: float = 0.0
     spend_per_month: float = 0.0
     timezone: str = "UTC"
+    # Comments' private replies a UTC day, counted apart from the messages' caps (0: off).
+    comments_per_day: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LimitSettings:
@@ -93,6 +95,7 @@ class LimitSettings:
             settings.spend_per_day,
             settings.spend_per_month,
             settings.timezone,
+            comments_per_day=settings.comments_per_day,
         )
 
 
@@ -185,6 +188,20 @@ class Limits:
         self._usage.stopped(psid, now)
         told = self._store.increment(f"limit:{psid}:told-spend:{cap.name}:{cap.period}", 1, cap.ttl)
         return Decision(False, cap.notice if told == 1 else None)
+
+    def check_comment(self, psid: str) -> Decision:
+        """Count one comment's private reply (by its author `psid`) against COMMENTS_PER_DAY, on the day it is
+        answered, never against the messages' caps: a viral post cannot close the inbox. The money caps hold for it as
+        for any model call. A refusal has no notice: nothing can reach a commenter before their private reply."""
+        now = self._clock()
+        if self._settings.comments_per_day:
+            count = self._store.increment(f"limit:comments:day:{today(now)}", 1, 2 * DAY)
+            if count > self._settings.comments_per_day:
+                metrics.LIMITED.labels("comments_day").inc()
+                if count == self._settings.comments_per_day + 1:
+                    logger.warning("COMMENTS_PER_DAY of %d reached: no more comments answered today", count - 1)
+                return Decision(False)
+        return Decision(self._money(psid, now).allowed)
 
     def check_canned(self, psid: str, sent_at: float) -> Decision:
         """Count one reply that needs no model (/help, a sticker's thanks...) for a message sent at `sent_at`: within

@@ -44,8 +44,8 @@ TOOL_CALLS = Counter(
 )
 COMMENTS = Counter(
     "bot_comments",
-    "Comments to answer, by outcome: answered, answered_before, too_old, paused, limited, model_failed, "
-    "refused_by_meta.",
+    "Comments to answer, by outcome: answered, answered_before, too_old, paused, limited, moderated, model_failed, "
+    "refused_by_meta, throttled.",
     ["outcome", "channel"],
 )
 MODERATION = Counter(

@@ -110,6 +110,8 @@ class WebhookService(Service):
             self.lock_ttl,
             gather=self.bot.gather_seconds if settings.burst_wait_seconds else None,
             precedence=self.precedence,
+            background=self.bot.can_wait,
+            background_threads=background_threads(settings),
         )
         if self.store.shared:
             # Another process may have stopped with events queued, or crashed holding a lock.
@@ -150,6 +152,12 @@ def answer_seconds(settings: Settings) -> float:
         + rounds * max((tool.timeout for tool in tools.tools), default=0.0)
         + messages * send_seconds
     )
+
+
+def background_threads(settings: Settings) -> int:
+    """Threads that may answer comments at once: a quarter of WORKER_THREADS, so that a flood of them leaves the
+    rest to people's messages."""
+    return max(1, settings.worker_threads // 4)
 
 
 def lock_ttl(settings: Settings) -> float:

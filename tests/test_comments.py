@@ -11,8 +11,9 @@ import pytest
 from inboxgpt.config import settings_from_mapping
 from inboxgpt.events import Comment
 from inboxgpt.model import prompt
-from tests.fakes import echo_answer, openai_error
-from tests.helpers import PAGE_ID, load, page_body, poster, text_event
+from inboxgpt.web.app import EXTENSION
+from tests.fakes import Reply, completion, echo_answer, openai_error
+from tests.helpers import PAGE_ID, PSID, load, page_body, poster, text_event
 from tests.test_whatsapp import whatsapp
 
 KNOWLEDGE = Path(__file__).resolve().parent.parent / "examples" / "knowledge"
@@ -117,7 +118,9 @@ def test_a_comment_with_a_keyword_gets_one_private_reply_grounded_in_the_post_an
     (request,) = openai_server.requests
     system, asked = request["messages"][0]["content"], request["messages"][-1]["content"]
     assert "sourdough" in system.lower()  # the page's knowledge, searched with the comment and the post
-    assert asked == prompt.COMMENT.format(post=f' "{POST}"', comment="What's the price of the sourdough?")
+    assert asked == prompt.COMMENT.format(
+        post=f' "{POST}"', comment="What's the price of the sourdough?", length="2,000 characters"
+    )
     (reply,) = private_replies(graph)
     assert reply["recipient"] == {"comment_id": "8765_1111"}
     assert reply["message"]["text"].startswith("You said: [A comment under the page's post")
@@ -265,3 +268,232 @@ def test_whatsapp_has_no_comments(config, graph):
     assert channel.reply_privately("1_2", "hi") is None
     assert not channel.reply_publicly("1_2", "hi")
     assert graph.calls == []
+
+
+@pytest.mark.parametrize(
+    ("keywords", "text"),
+    [
+        ("多少钱", "这个多少钱？"),
+        ("ราคา", "ราคาเท่าไหร่คะ"),
+        ("€", "10€?"),
+        ("値段", "このパンの値段は？"),
+        ("price", "这个price多少"),  # a spaced word among unspaced letters
+        ("ship", "Do you ship to Lyon?"),
+    ],
+)
+def test_keywords_match_in_languages_written_without_spaces(comments_on, app_with, graph, keywords, text):
+    comments_on["COMMENT_KEYWORDS"] = keywords
+    post = app_with(comments_on)
+    body = fresh("facebook_add.json")
+    body["entry"][0]["changes"][0]["value"]["message"] = text
+    post(body)
+    assert len(private_replies(graph)) == 1
+
+
+@pytest.mark.parametrize(("keywords", "text"), [("ship", "free shipping!"), ("10", "only 100 left"), ("cafe", "cafés")])
+def test_a_keyword_glued_to_a_spaced_word_is_not_matched(comments_on, app_with, graph, keywords, text):
+    comments_on["COMMENT_KEYWORDS"] = keywords
+    post = app_with(comments_on)
+    body = fresh("facebook_add.json")
+    body["entry"][0]["changes"][0]["value"]["message"] = text
+    post(body)
+    assert private_replies(graph) == []
+
+
+def test_the_echo_of_a_private_reply_never_pauses_its_person_even_before_meta_answers(
+    comments_on, make_app, graph, openai_server
+):
+    app = make_app(comments_on)
+    service = app.extensions[EXTENSION]
+
+    def echo_first(request: dict) -> None:
+        # The echo reaches the conversation's own queue and is answered there before Meta answers the send.
+        if "comment_id" not in request.get("recipient", {}):
+            return
+        echo = {"mid": "m_echo_of_private_reply", "is_echo": True, "app_id": 1517776481860111}
+        echo |= {key: request["message"][key] for key in ("text", "metadata") if key in request["message"]}
+        item = {"sender": {"id": PAGE_ID}, "recipient": {"id": COMMENTER_PSID}, "timestamp": now_ms(), "message": echo}
+        body = page_body(item)
+        for event in service.channels.for_webhook(body).read(body).events:
+            service.bot.handle(event)
+
+    graph.on_call = echo_first
+    post = poster(app)
+    post(fresh("facebook_add.json"))
+    graph.on_call = None
+    answer = text_event("Great, I'll take two loaves", psid=COMMENTER_PSID)
+    answer["timestamp"] = now_ms()
+    post(page_body(answer))
+    assert len(openai_server.requests) == 2
+    assert graph.texts(COMMENTER_PSID) == ["You said: Great, I'll take two loaves"]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+LONG_ANSWER = (
+    "Our sourdough is baked every morning with flour from a mill nearby. " * 16 + "\n\nYes, we deliver to Lyon!"
+)
+
+
+def test_a_long_private_reply_is_asked_within_one_message_and_kept_as_it_was_sent(
+    comments_on, app_with, graph, openai_server
+):
+    graph.posts["18012345678901234"] = "Fresh croissants every morning"
+    graph.commenters["17987654321098765"] = "5566778899001122"
+    openai_server.script.append(completion(LONG_ANSWER))
+    post = app_with(comments_on)
+    post(fresh("instagram_comment.json"))
+    assert "one message of at most 1,000 bytes" in openai_server.requests[0]["messages"][-1]["content"]
+    (reply,) = private_replies(graph)
+    sent = reply["message"]["text"]
+    assert "Lyon" not in sent
+    answer = {
+        "sender": {"id": "5566778899001122"},
+        "recipient": {"id": "17841400000000001"},
+        "timestamp": now_ms(),
+        "message": {"mid": "m_ig_answer", "text": "And to Lyon?"},
+    }
+    post({"object": "instagram", "entry": [{"id": "17841400000000001", "time": now_ms(), "messaging": [answer]}]})
+    history = [message["content"] for message in openai_server.requests[-1]["messages"][1:]]
+    assert history[1] == sent  # what the person got, not the answer the model wrote
+
+
+def test_a_post_is_read_once_while_many_comments_under_it_are_answered(comments_on, app_with, graph, openai_server):
+    def held(request: dict) -> None:
+        if not request:  # a read of the post: others come meanwhile (at most 2 s are given to them)
+            graph.wait_for(lambda: sum(1 for path in graph.paths if "1234567890_8765" in path) > 1, timeout=2)
+
+    graph.on_call = held
+    comments_on["COMMENTS"] = "all"
+    post = app_with(comments_on)
+    body = fresh("facebook_add.json")
+    change = body["entry"][0]["changes"][0]
+    body["entry"][0]["changes"] = [
+        {**change, "value": {**change["value"], "comment_id": f"8765_{n}", "from": {"id": f"5000{n}", "name": "A"}}}
+        for n in range(6)
+    ]
+    post(body)
+    assert sum(1 for path in graph.paths if "1234567890_8765" in path) == 1
+    assert len(private_replies(graph)) == 6
+
+
+@pytest.mark.parametrize(("status", "code"), [(400, 613), (400, 4), (400, 32), (429, None)])
+def test_a_private_reply_refused_for_a_rate_limit_is_sent_again_later_without_asking_the_model_again(
+    comments_on, app_with, graph, openai_server, status, code
+):
+    post = app_with(comments_on)
+    graph.fail_next(status, code=code, times=3, messages_only=True)  # the client's own retry, then one wait
+    post(fresh("facebook_add.json"))
+    replies = private_replies(graph)
+    assert len(replies) == 4
+    assert len({reply["message"]["text"] for reply in replies}) == 1
+    assert len(openai_server.requests) == 1
+    assert graph.message_ids  # the fourth went
+
+
+def test_a_private_reply_always_refused_for_a_rate_limit_gives_up_and_releases_the_comment(
+    comments_on, make_app, graph, openai_server, caplog
+):
+    app = make_app(comments_on)
+    graph.fail_next(400, code=613, times=20, messages_only=True)
+    poster(app)(fresh("facebook_add.json"))
+    assert len(private_replies(graph)) == 8  # four tries, each with the client's one retry
+    assert "refused its private reply for a rate limit 4 times" in caplog.text
+    # Released: a later delivery of the comment (a worker that resumes it) answers it.
+    assert app.extensions[EXTENSION].store.keep_record("comment", "8765_1111", "{}", time.time())
+
+
+@pytest.mark.parametrize("moderation", ["input", "both"])
+def test_a_flagged_comment_gets_no_private_reply(comments_on, app_with, graph, openai_server, moderation):
+    comments_on.update(MODERATION=moderation, COMMENTS="all")
+    post = app_with(comments_on)
+    body = fresh("facebook_add.json")
+    body["entry"][0]["changes"][0]["value"]["message"] = "Listen, you scumbag."
+    post(body)
+    assert private_replies(graph) == []
+    assert not [request for request in openai_server.requests if "messages" in request]
+
+
+def test_a_flagged_private_reply_is_not_sent(comments_on, app_with, graph, openai_server):
+    comments_on.update(MODERATION="both")
+    openai_server.default = lambda request: completion("Listen, you scumbag.")
+    post = app_with(comments_on)
+    post(fresh("facebook_add.json"))
+    assert private_replies(graph) == []
+    openai_server.default = echo_answer
+    assert len([path for path in openai_server.paths if path.endswith("/moderations")]) == 2
+
+
+def many_comments(count: int, first: int = 0) -> dict:
+    """One webhook of `count` new comments by as many people under the same post."""
+    body = fresh("facebook_add.json")
+    change = body["entry"][0]["changes"][0]
+    body["entry"][0]["changes"] = [
+        {**change, "value": {**change["value"], "comment_id": f"8765_{n}", "from": {"id": f"9000{n}", "name": "A"}}}
+        for n in range(first, first + count)
+    ]
+    return body
+
+
+def test_a_message_is_answered_while_a_flood_of_comments_holds_their_share_of_the_threads(
+    comments_on, make_app, graph, openai_server
+):
+    # The held comment must outlast the message however loaded the machine is.
+    comments_on.update(COMMENTS="all", WORKER_THREADS="4", OPENAI_TIMEOUT="120")
+
+    def comments_think_forever(request: dict) -> Reply:
+        answer = echo_answer(request)
+        answer.hold = "[A comment under" in request["messages"][-1]["content"]
+        return answer
+
+    openai_server.default = comments_think_forever
+    app = make_app(comments_on)
+    post = poster(app)
+    post(many_comments(8), wait=False)
+    post(page_body(text_event("Are you open on Sunday?")), wait=False)
+    # The message is answered while every comment written so far is still held at the model.
+    assert graph.wait_for(lambda: graph.texts(PSID) == ["You said: Are you open on Sunday?"], timeout=10)
+    held = [request for request in openai_server.requests if "[A comment under" in str(request.get("messages"))]
+    assert len(held) == 1  # a quarter of the four threads
+    openai_server.released.set()
+    assert app.extensions[EXTENSION].dispatcher.wait_idle(timeout=30)
+    assert len(private_replies(graph)) == 8  # the rest waited in the store, none dropped
+
+
+def test_comments_have_their_own_daily_cap_and_never_close_the_inbox(comments_on, app_with, graph, openai_server):
+    comments_on.update(COMMENTS="all", COMMENTS_PER_DAY="2", LIMIT_GLOBAL_PER_DAY="2")
+    post = app_with(comments_on)
+    post(many_comments(3))
+    assert len(private_replies(graph)) == 2
+    message = text_event("Are you open on Sunday?")
+    message["timestamp"] = now_ms()  # the same day as the comments
+    post(page_body(message))
+    assert graph.texts(PSID) == ["You said: Are you open on Sunday?"]
+
+
+def test_instagram_private_replies_keep_to_metas_pace_of_750_an_hour(comments_on, make_app, graph):
+    from inboxgpt.conversation.comments import CommentReplier, CommentSettings
+    from inboxgpt.periods import Periods
+    from inboxgpt.usage import Usage
+
+    service = make_app(comments_on).extensions[EXTENSION]
+    now = [1_800_000_000.0]
+    sent_at: list[float] = []
+    graph.on_call = lambda request: sent_at.append(now[0]) if "comment_id" in request.get("recipient", {}) else None
+
+    def wait(seconds: float) -> None:
+        now[0] += seconds
+
+    settings = CommentSettings.from_settings(settings_from_mapping(comments_on))
+    usage = Usage(service.store, Periods("UTC"))
+    replier = CommentReplier(
+        settings, service.store, service.channels, service.model, None, 3600, usage, lambda: now[0], wait
+    )
+    for n in range(3):
+        replier.answer(
+            Comment(f"ig:55667788990{n}", f"1798765432109876{n}", "18012345678901234", "price?", 0, "instagram")
+        )
+    assert len(sent_at) == 3
+    assert [round(sent_at[n + 1] - sent_at[n], 1) for n in range(2)] == [4.8, 4.8]

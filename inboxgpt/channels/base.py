@@ -43,6 +43,10 @@ class Channel(ABC):
     formatting_note: ClassVar[str] = ""
     # Seconds a streamed answer leaves between its messages to one person; what is written meanwhile is joined.
     message_gap: ClassVar[float] = 0.0
+    # How long one message may be, as the model is told when its answer must fit one (a comment's private reply).
+    message_length: ClassVar[str] = "2,000 characters"
+    # Private replies to comments Meta takes an hour from the account (0: no limit of their own is known).
+    private_replies_per_hour: ClassVar[int] = 0
 
     def key(self, scoped_id: str) -> str:
         """A person's key: the id Meta gives them on this channel, behind its tag."""
@@ -90,8 +94,9 @@ class Channel(ABC):
         return ""
 
     def reply_privately(self, comment_id: str, text: str) -> tuple[str, str] | None:
-        """Send a comment's one private reply; return the key of the conversation it opens and the message's id,
-        or None if Meta refused (logged). A channel without comments has none to reply to."""
+        """Send a comment's one private reply; return the key of the conversation it opens and the message's id
+        (None from a channel without comments, or an answer that names nobody). Raise GraphError if Meta refused
+        (logged)."""
         return None
 
     def reply_publicly(self, comment_id: str, text: str) -> bool:
@@ -163,6 +168,10 @@ class Channels:
         """What the model is told about how this person's channel shows its answers."""
         return self.of(key).formatting_note
 
+    def message_length(self, key: str) -> str:
+        """How long one message to this person may be, in words the model understands."""
+        return self.of(key).message_length
+
     def message_gap(self, key: str) -> float:
         """Seconds a streamed answer leaves between its messages to this person."""
         return self.of(key).message_gap
@@ -176,9 +185,14 @@ class Channels:
         return self.of(key).post_text(post_id)
 
     def reply_privately(self, key: str, comment_id: str, text: str) -> tuple[str, str] | None:
-        """Send the private reply to a comment by this person; the conversation's key and the message's id, or None
-        if refused."""
+        """Send the private reply to a comment by this person; the conversation's key and the message's id (None if
+        Meta named nobody). Raise GraphError if refused."""
         return self.of(key).reply_privately(comment_id, text)
+
+    def private_reply_gap(self, key: str) -> float:
+        """Seconds between two private replies to comments on this person's channel (0: no pace)."""
+        per_hour = self.of(key).private_replies_per_hour
+        return 3600 / per_hour if per_hour else 0.0
 
     def reply_publicly(self, key: str, comment_id: str, text: str) -> bool:
         """Reply under a comment by this person, for everyone to see; False if refused."""

@@ -28,6 +28,8 @@ JSON = {"Content-Type": "application/json"}
 
 # WhatsApp's too many messages for the number (130429) or to one person (131056) in a short time pass too.
 TRANSIENT_CODES = {1, 2, 4, 17, 32, 613, 1200, 130429, 131056}
+# Meta's rate limits (the app's, a user's, the page's, calls an hour), refused with these codes or HTTP 429.
+THROTTLE_CODES = {4, 17, 32, 613}
 # WhatsApp's pair rate allows about one message every 6 s to one person. Before each retry of a message it refused
 # (131056) the client waits twelve backoffs (6 s at the default GRAPH_BACKOFF), not doubling: the allowance refills
 # at a steady pace.
@@ -74,6 +76,11 @@ class GraphError(Exception):
         self.subcode = subcode
         self.transient = transient
         self.meaning = meaning
+
+    @property
+    def throttled(self) -> bool:
+        """True when Meta refused because a rate limit was reached: the same call may pass later."""
+        return self.status == HTTPStatus.TOO_MANY_REQUESTS or self.code in THROTTLE_CODES
 
     @property
     def thread_elsewhere(self) -> bool:

@@ -25,6 +25,10 @@ class InstagramChannel(PageChannel):
     tag = "ig:"
     post_text_field = "caption"
     public_reply_edge = "replies"
+    message_length = "1,000 bytes (1,000 letters of English, about 330 of Chinese or Japanese)"
+    # Meta's rate limits page: "750 calls per hour per Facebook Page for private replies to comments on Instagram
+    # posts and reels" (Facebook's own comments have no such figure: their refusals are backed off from instead).
+    private_replies_per_hour = 750
 
     @classmethod
     def from_settings(cls, graph: GraphClient, settings: Settings) -> Self:

@@ -54,9 +54,14 @@ class GraphChannel(Channel):
         return formatting.plain(text)
 
     def _text_payload(self, to: str, text: str, offers: tuple[str, ...]) -> dict:
-        """The Send API's body for one message; Messenger's quick replies that fill in the person's own email or
-        phone number (`offers`) are its own: other channels send the text alone."""
-        return {"recipient": {"id": to}, "message": {"text": text}}
+        """The Send API's body for one message."""
+        return {"recipient": {"id": to}, "message": self._message_body(text, offers)}
+
+    def _message_body(self, text: str, offers: tuple[str, ...]) -> dict:
+        """The `message` of a send, a comment's private reply included; Messenger's marker and its quick replies
+        that fill in the person's own email or phone number (`offers`) are its own: other channels send the text
+        alone."""
+        return {"text": text}
 
     def send_action(self, key: str, action: str, message_id: str | None = None) -> bool:
         """Send a sender action (mark_seen, typing_on, typing_off) once; return False if it failed. Messenger's apply
@@ -93,12 +98,11 @@ class PageChannel(GraphChannel):
         return text if isinstance(text, str) else ""
 
     def reply_privately(self, comment_id: str, text: str) -> tuple[str, str] | None:
-        """The comment's one private reply through the Send API; its answer names the person's id there."""
-        payload = {"recipient": {"comment_id": comment_id}, "message": {"text": self.shown(text)}}
-        try:
-            answer = self._graph.post(payload, psid=f"comment {comment_id}", what="private reply", max_retries=1)
-        except GraphError:
-            return None
+        """The comment's one private reply through the Send API; its answer names the person's id there. A refusal
+        is raised (GraphError): one for a rate limit may be tried again later, by the caller."""
+        # Marked as any send is: its echo may reach the conversation's queue before Meta answers with its id.
+        payload = {"recipient": {"comment_id": comment_id}, "message": self._message_body(self.shown(text), ())}
+        answer = self._graph.post(payload, psid=f"comment {comment_id}", what="private reply", max_retries=1)
         person = answer.get("recipient_id")
         return (self.key(str(person)), str(answer.get("message_id", ""))) if person else None
 
@@ -144,7 +148,10 @@ class MessengerChannel(PageChannel):
         return split_text(text, MAX_TEXT_LENGTH)
 
     def _text_payload(self, to: str, text: str, offers: tuple[str, ...]) -> dict:
+        return {"recipient": {"id": to}, "messaging_type": "RESPONSE", "message": self._message_body(text, offers)}
+
+    def _message_body(self, text: str, offers: tuple[str, ...]) -> dict:
         message: dict = {"text": text, "metadata": BOT_MARKER}
         if offers:
             message["quick_replies"] = [{"content_type": offer} for offer in offers]
-        return {"recipient": {"id": to}, "messaging_type": "RESPONSE", "message": message}
+        return message

@@ -165,6 +165,12 @@ class Bot:
             self._replier.reply([one for one in said if one is not None])
         return len(burst)
 
+    @staticmethod
+    def can_wait(event: Event) -> bool:
+        """Whether the event is work that may wait behind people's messages: a comment (a post gone viral brings
+        thousands, and its author is not waiting in a chat)."""
+        return isinstance(event, Comment)
+
     def gather_seconds(self, events: list[Event]) -> float:
         """How long to wait for more messages before answering these (BURST_WAIT_SECONDS after the newest)."""
         if any(route(event, self._rules).case not in FOR_THE_MODEL for event in events):
@@ -222,8 +228,7 @@ class Bot:
             logger.info("comment of psid=%s not answered: the page's people are talking to its author", event.psid)
             metrics.COMMENTS.labels("paused", event.channel).inc()
             return
-        decision = self._limits.check(event.psid, when)
-        if not decision.allowed:
+        if not self._limits.check_comment(event.psid).allowed:
             logger.info("comment of psid=%s not answered: a limit was reached", event.psid)
             metrics.COMMENTS.labels("limited", event.channel).inc()
             return

@@ -4,7 +4,9 @@ person; kept as that conversation's first turn, so that their answer is answered
 
 Each comment is answered once, across workers and servers (a record in the store, kept before the reply is
 written), and only within 7 days of it (Meta's limit on private replies). A comment's reply is never an apology:
-when the model fails, the comment is left unanswered and the owner told in the log.
+when the model fails, or moderation flags the comment or the reply, the comment is left unanswered and the owner
+told in the log. Private replies leave at their channel's pace (shared by every worker through the store); one
+refused by a rate limit is tried again after a while, the same text, a few times.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from dataclasses import dataclass
 
 from inboxgpt import metrics
 from inboxgpt.channels.base import Channels
+from inboxgpt.channels.graph import GraphError
 from inboxgpt.config import Settings
+from inboxgpt.conversation.moderation import flagged
 from inboxgpt.events import Comment
 from inboxgpt.model import prompt
 from inboxgpt.model.gpt import ChatModel, ModelError
@@ -38,6 +42,9 @@ MAX_AGE_SECONDS = 7 * 24 * 3600
 POSTS_KEPT = 256
 POST_SECONDS = 3600.0
 POST_CHARS = 500
+# Sends of a private reply Meta refuses for a rate limit, and the waits between them, in GRAPH_BACKOFFs (at the
+# default 0.5 s: 30 s, 1 and 2 minutes): Meta's limits count by the hour, so a retry a second later would fail too.
+THROTTLED_WAITS = (60, 120, 240)
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,9 @@ class CommentSettings:
     vision_detail: str
     history_max_tokens: int
     public_reply: str | None
+    moderation: str = "off"
+    # The unit of the waits after a refusal for a rate limit (GRAPH_BACKOFF).
+    backoff: float = 0.5
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CommentSettings:
@@ -56,6 +66,8 @@ class CommentSettings:
             vision_detail=settings.vision_detail,
             history_max_tokens=settings.history_max_tokens,
             public_reply=settings.comment_public_reply,
+            moderation=settings.moderation,
+            backoff=settings.graph_backoff,
         )
 
 
@@ -72,6 +84,7 @@ class CommentReplier:
         sent_kept_seconds: float,
         usage: Usage,
         clock: Callable[[], float] = time.time,
+        wait: Callable[[float], object] = time.sleep,
     ):
         self._settings = settings
         self._store = store
@@ -81,7 +94,10 @@ class CommentReplier:
         self._sent_kept_seconds = sent_kept_seconds
         self._usage = usage
         self._clock = clock
+        self._wait = wait
         self._posts: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        # Posts whose text one thread is reading from Meta now: the others wait for it rather than read it too.
+        self._reading: dict[str, threading.Event] = {}
         self._posts_lock = threading.Lock()
 
     def conversations(self, comment: Comment) -> list[str]:
@@ -99,26 +115,30 @@ class CommentReplier:
             )
             metrics.COMMENTS.labels("too_old", comment.channel).inc()
             return
-        record = json.dumps({"comment": comment.comment_id, "post": comment.post_id, "channel": comment.channel})
-        if not self._store.keep_record(RECORD_KIND, comment.comment_id, record, now):
+        if not self._claimed(comment, now):
             logger.info("comment %s was answered already", comment.comment_id)
             metrics.COMMENTS.labels("answered_before", comment.channel).inc()
+            return
+        if self._settings.moderation != "off" and self._flagged(comment, comment.text, "message"):
             return
         text = self._written(comment)
         if text is None:
             return
-        sent = self._channels.reply_privately(
-            comment.psid, comment.comment_id, self._channels.split(comment.psid, text)[0]
-        )
+        if self._settings.moderation == "both" and self._flagged(comment, text, "answer"):
+            return
+        # One message: a private reply opens the conversation, and nothing more can go before the person answers.
+        piece = self._channels.split(comment.psid, text)[0]
+        if piece != text:
+            logger.info("private reply to comment %s was longer than one message: its first went", comment.comment_id)
+        sent = self._sent(comment, piece)
         if sent is None:
-            metrics.COMMENTS.labels("refused_by_meta", comment.channel).inc()
             return
         person, message_id = sent
         # Who the commenter is on Messenger, known from now on: a pause of that conversation holds their comments.
         self._store.keep_record(CONVERSATION.format(commenter=comment.psid), person, person, now)
-        # The conversation it opens starts with the comment and this reply; its echo is the bot's own.
-        self._store.remember_sent(person, [(message_id, text[: prompt.REMEMBERED_CHARS])], self._sent_kept_seconds)
-        turn = Turn(prompt.COMMENTED.format(comment=comment.text.strip()), text)
+        # The conversation it opens starts with the comment and what reached the person.
+        self._store.remember_sent(person, [(message_id, piece[: prompt.REMEMBERED_CHARS])], self._sent_kept_seconds)
+        turn = Turn(prompt.COMMENTED.format(comment=comment.text.strip()), piece)
         self._store.append(person, prompt.within_history(turn, self._settings.history_max_tokens))
         metrics.COMMENTS.labels("answered", comment.channel).inc()
         metrics.REPLIES.labels("sent", comment.channel).inc()
@@ -126,11 +146,68 @@ class CommentReplier:
         if self._settings.public_reply:
             self._channels.reply_publicly(comment.psid, comment.comment_id, self._settings.public_reply)
 
+    def _claimed(self, comment: Comment, now: float) -> bool:
+        """Keep the comment's record: False if another worker answers it, or answered it."""
+        record = json.dumps({"comment": comment.comment_id, "post": comment.post_id, "channel": comment.channel})
+        return self._store.keep_record(RECORD_KIND, comment.comment_id, record, now)
+
+    def _flagged(self, comment: Comment, text: str, what: str) -> bool:
+        """Whether moderation flags the comment ("message") or its reply ("answer"): then it gets no private reply
+        (a notice would be the page's first words to them)."""
+        if not flagged(self._model, comment.psid, text, (), what):
+            return False
+        logger.info("comment %s not answered: moderation flagged its %s", comment.comment_id, what)
+        metrics.COMMENTS.labels("moderated", comment.channel).inc()
+        return True
+
+    def _sent(self, comment: Comment, piece: str) -> tuple[str, str] | None:
+        """Send the private reply at the channel's pace: the conversation's key and the message's id, or None if
+        Meta refused (logged). A refusal for a rate limit is tried again after a wait, the record released meanwhile:
+        if this process stops, the comment, still queued, is answered by the next."""
+        for wait in (*THROTTLED_WAITS, None):
+            self._take_turn(comment)
+            try:
+                sent = self._channels.reply_privately(comment.psid, comment.comment_id, piece)
+            except GraphError as error:
+                if not error.throttled:
+                    metrics.COMMENTS.labels("refused_by_meta", comment.channel).inc()
+                    return None
+                self._store.forget_record(RECORD_KIND, comment.comment_id)
+                if wait is None:
+                    break
+                logger.info("private reply to comment %s refused for a rate limit: tried later", comment.comment_id)
+                self._wait(wait * self._settings.backoff)
+                if not self._claimed(comment, self._clock()):
+                    return None  # another worker took it meanwhile
+                continue
+            if sent is None:
+                metrics.COMMENTS.labels("refused_by_meta", comment.channel).inc()
+            return sent
+        logger.warning(
+            "comment %s not answered: Meta refused its private reply for a rate limit %d times",
+            comment.comment_id,
+            len(THROTTLED_WAITS) + 1,
+        )
+        metrics.COMMENTS.labels("throttled", comment.channel).inc()
+        return None
+
+    def _take_turn(self, comment: Comment) -> None:
+        """Wait for the channel's next free moment for a private reply: the moments are counted in the store, so that
+        every worker and server together keeps to the pace."""
+        gap = self._channels.private_reply_gap(comment.psid)
+        while gap:
+            now = self._clock()
+            moment = int(now // gap)
+            if self._store.increment(f"private-reply:{comment.channel}:{moment}", 1, 2 * gap + 60) == 1:
+                return
+            self._wait((moment + 1) * gap - now)
+
     def _written(self, comment: Comment) -> str | None:
         """The model's private reply to the comment; None if it failed (logged)."""
         post = self._post_text(comment)
         post_part = prompt.COMMENT_POST.format(text=prompt.shorten(post, POST_CHARS)) if post else ""
-        said = prompt.COMMENT.format(post=post_part, comment=comment.text.strip())
+        length = self._channels.message_length(comment.psid)
+        said = prompt.COMMENT.format(post=post_part, comment=comment.text.strip(), length=length)
         knowledge = ""
         if self._knowledge is not None:
             chosen = self._knowledge.choose(f"{post}\n{comment.text}")
@@ -148,16 +225,27 @@ class CommentReplier:
         return completion.text or None
 
     def _post_text(self, comment: Comment) -> str:
-        """The post's text, from Meta once an hour at most per post."""
-        now = time.monotonic()
-        with self._posts_lock:
-            kept = self._posts.get(comment.post_id)
-        if kept is not None and now - kept[0] < POST_SECONDS:
-            return kept[1]
-        text = self._channels.post_text(comment.psid, comment.post_id)
-        with self._posts_lock:
-            self._posts[comment.post_id] = (now, text)
-            self._posts.move_to_end(comment.post_id)
-            while len(self._posts) > POSTS_KEPT:
-                self._posts.popitem(last=False)
+        """The post's text, from Meta once an hour at most per post: read by one thread while the others wait."""
+        post_id = comment.post_id
+        while True:
+            with self._posts_lock:
+                kept = self._posts.get(post_id)
+                if kept is not None and time.monotonic() - kept[0] < POST_SECONDS:
+                    return kept[1]
+                reading = self._reading.get(post_id)
+                if reading is None:
+                    reading = self._reading[post_id] = threading.Event()
+                    break
+            reading.wait()  # then the text is kept (or, if reading it failed, this thread reads it)
+        try:
+            text = self._channels.post_text(comment.psid, post_id)
+            with self._posts_lock:
+                self._posts[post_id] = (time.monotonic(), text)
+                self._posts.move_to_end(post_id)
+                while len(self._posts) > POSTS_KEPT:
+                    self._posts.popitem(last=False)
+        finally:
+            with self._posts_lock:
+                del self._reading[post_id]
+            reading.set()
         return text

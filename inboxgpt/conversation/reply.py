@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from inboxgpt import metrics, replies
 from inboxgpt.config import Settings
+from inboxgpt.conversation import moderation
 from inboxgpt.conversation.outbox import Mailbox, Outbox
 from inboxgpt.conversation.routing import Case, Route
 from inboxgpt.conversation.tool_rounds import ToolRounds, ToolUse
@@ -306,19 +307,7 @@ class Replier:
     def _flagged(self, event: Event, text: str, photos: tuple[str, ...], what: str) -> bool:
         """Whether the moderation endpoint flags a message (or an answer); a failing endpoint lets it through. Its
         categories are counted and logged, never its text."""
-        try:
-            categories = self._model.moderate(text, photos)
-        except ModelError as error:
-            logger.warning(
-                "moderation failed for psid=%s (%s): the %s goes through", event.psid, error.failure.value, what
-            )
-            metrics.MODERATION.labels(what, "failed").inc()
-            return False
-        for category in categories:
-            metrics.MODERATION.labels(what, category).inc()
-        if categories:
-            logger.info("%s of psid=%s flagged by moderation: %s", what, event.psid, ", ".join(categories))
-        return bool(categories)
+        return moderation.flagged(self._model, event.psid, text, photos, what)
 
     def _budget(self, psid: str) -> prompt.Budget:
         """How much of the conversation a prompt for this person carries, with their channel's note on formatting

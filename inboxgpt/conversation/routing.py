@@ -6,7 +6,6 @@ button; or the page's side: its people writing, the bot's own echoes, handover o
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 from enum import Enum
@@ -26,6 +25,23 @@ START_OVER_PAYLOAD = "START_OVER"
 HUMAN_PAYLOAD = "TALK_TO_A_PERSON"
 # A pass to either inbox is a pass to people, never to this app.
 INBOX_APP_IDS = frozenset({PAGE_INBOX_APP_ID, INSTAGRAM_INBOX_APP_ID})
+# Scripts written without spaces between words (by the start of their characters' Unicode names): a keyword in them
+# is found inside a longer run of text, as a word cannot be told apart from its neighbours there.
+UNSPACED_SCRIPTS = (
+    "CJK",
+    "IDEOGRAPHIC",
+    "HIRAGANA",
+    "KATAKANA",
+    "HALFWIDTH KATAKANA",
+    "THAI",
+    "LAO",
+    "KHMER",
+    "MYANMAR",
+    "TIBETAN",
+    "JAVANESE",
+    "BALINESE",
+    "YI ",
+)
 
 
 class Case(Enum):
@@ -137,9 +153,28 @@ def plain_words(text: str) -> str:
 
 
 def _mentions(text: str, keywords: tuple[str, ...]) -> bool:
-    """Whether the text has one of the keywords (a word or a phrase) as whole words."""
+    """Whether the text has one of the keywords (a word or a phrase), as whole words where words are spaced."""
     words = plain_words(text)
-    return any(re.search(rf"(?<!\w){re.escape(keyword)}(?!\w)", words) for keyword in keywords)
+    return any(_found(words, keyword) for keyword in keywords)
+
+
+def _found(words: str, keyword: str) -> bool:
+    """Whether `keyword` is in `words` with no spaced letter glued to an edge of it that is one: "ship" is not in
+    "shipping", but "多少钱" is in "这个多少钱" and "€" in "10€" (Chinese, Thai or a sign leave no space to find)."""
+    start = words.find(keyword)
+    while start >= 0:
+        end = start + len(keyword)
+        glued_before = start > 0 and _spaced_letter(keyword[0]) and _spaced_letter(words[start - 1])
+        glued_after = end < len(words) and _spaced_letter(keyword[-1]) and _spaced_letter(words[end])
+        if not (glued_before or glued_after):
+            return True
+        start = words.find(keyword, start + 1)
+    return False
+
+
+def _spaced_letter(char: str) -> bool:
+    """A letter or digit of a script that puts spaces between its words (Latin, Cyrillic, Arabic, Korean...)."""
+    return (char.isalnum() or char == "_") and not unicodedata.name(char, "").startswith(UNSPACED_SCRIPTS)
 
 
 def is_own_echo(echo: Echo, app_id: str | None) -> bool:

@@ -42,7 +42,7 @@ STORY_REPLY = "[Replying to the page's Instagram story] {text}"
 # How a comment reaches the model: its answer goes privately to the comment's author, as the page's first message.
 COMMENT = (
     "[A comment under the page's post{post}. Write the private message the page sends its author about it: a short, "
-    "friendly answer to them, not a public reply.]\n{comment}"
+    "friendly answer to them, not a public reply, in one message of at most {length}.]\n{comment}"
 )
 COMMENT_POST = ' "{text}"'
 # What the history of the conversation it opens keeps of the comment.

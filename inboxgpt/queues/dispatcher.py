@@ -8,6 +8,10 @@ is not the event's fault (the store is down, the process is stopping) leaves it 
 
 The handler sees what is queued behind the event in hand (a burst: "hi" / "I have a question" /
 "about my order") and says how many of them it answered together.
+
+Work that can wait (comments under a post that went viral) gets a bounded share of the threads: at most
+`background_threads` people whose queue starts with such work are answered at once in this process; the others
+wait their turn with their events in the store, so that a person's message never queues behind the flood.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import socket
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,6 +42,8 @@ MAX_BURST = 20
 Handler = Callable[[list[Event]], int]
 # Seconds to wait for more before answering these events (a burst still being typed); 0: answer now.
 Gather = Callable[[list[Event]], float]
+# Whether an event is work that can wait behind people's messages (a comment).
+Background = Callable[[Event], bool]
 
 
 class Stopping(Exception):
@@ -56,6 +63,8 @@ class Dispatcher:
         wait: Callable[[float], object] | None = None,
         renew_every: float | None = None,
         precedence: Precedence | None = None,
+        background: Background | None = None,
+        background_threads: int = 1,
     ):
         self._store = store
         self._handle = handle
@@ -77,6 +86,12 @@ class Dispatcher:
         self._renewal = threading.Lock()
         self._renewer: threading.Thread | None = None
         self._precedence = precedence or Precedence()
+        self._background = background
+        self._background_threads = background_threads
+        # Threads answering people whose queue starts with background work, and the people waiting for one
+        # (in `_drains` meanwhile, their events in the store).
+        self._background_running = 0
+        self._background_waiting: deque[str] = deque()
 
     @property
     def _owner(self) -> str:
@@ -89,14 +104,18 @@ class Dispatcher:
         Each person's drain answers their new events after their earlier ones.
         """
         queued = self._store.accept([Queued(event.event_id, event.psid, encode(event)) for event in events])
-        for psid in dict.fromkeys(event.psid for event, new in zip(events, queued, strict=True) if new):
-            self._schedule(psid)
+        background: dict[str, bool] = {}
+        for event, new in zip(events, queued, strict=True):
+            if new:
+                background[event.psid] = background.get(event.psid, True) and self._is_background(event)
+        for psid, waits in background.items():
+            self._schedule(psid, waits)
         return sum(queued)
 
     def resume(self) -> None:
         """Answer events left queued by a process that stopped or crashed before handling them."""
         for psid in self._store.pending():
-            self._schedule(psid)
+            self._schedule(psid, None)
 
     def resume_every(self, seconds: float) -> None:
         """Call `resume` from a background thread, so a crashed holder's lock, once expired, frees its queue."""
@@ -126,17 +145,58 @@ class Dispatcher:
             if thread is not None:
                 thread.join()
 
-    def _schedule(self, psid: str) -> None:
+    def _is_background(self, event: Event) -> bool:
+        return self._background is not None and self._background(event)
+
+    def _schedule(self, psid: str, background: bool | None) -> None:
+        """Have the person's queue answered (`background`: it starts with work that can wait; None: look)."""
+        with self._changed:
+            if psid in self._drains:
+                self._drains[psid] += 1
+                return
+        if background is None:
+            head = _readable(self._store.peek(psid)) if self._background is not None else []
+            background = bool(head) and self._is_background(head[0])
         with self._changed:
             if psid in self._drains:
                 self._drains[psid] += 1
                 return
             self._drains[psid] = 1
+            if background:
+                if self._background_running >= self._background_threads:
+                    self._background_waiting.append(psid)
+                    return
+                self._background_running += 1
         try:
-            self._pool.submit(self._run, psid)
+            self._pool.submit(self._run_background if background else self._run, psid)
         except RuntimeError:
             # The pool is shut down: the event stays queued in the store for the next process.
+            if background:
+                self._background_done()
             self._finished(psid)
+
+    def _run_background(self, psid: str) -> None:
+        """Answer the person's queue, then those of the people waiting for a background thread, one after another."""
+        person: str | None = psid
+        while person is not None:
+            self._run(person)
+            with self._changed:
+                person = self._background_waiting.popleft() if self._background_waiting else None
+                if person is not None and self._stopping.is_set():
+                    self._background_waiting.appendleft(person)
+                    person = None
+            if person is None:
+                self._background_done()
+
+    def _background_done(self) -> None:
+        """A background thread is free; when stopping, the people still waiting stay queued in the store."""
+        with self._changed:
+            self._background_running -= 1
+            if self._stopping.is_set():
+                for waiting in self._background_waiting:
+                    del self._drains[waiting]
+                self._background_waiting.clear()
+                self._changed.notify_all()
 
     def _run(self, psid: str) -> None:
         failures = 0

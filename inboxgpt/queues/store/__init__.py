@@ -103,6 +103,9 @@ class Store(Protocol):
     def records(self, kind: str, since: float) -> list[str]:
         """The records of a kind kept at or after `since` (seconds since 1970), oldest first."""
 
+    def forget_record(self, kind: str, record_id: str) -> None:
+        """Remove a record, so that `keep_record` may keep one under its id again."""
+
     def ping(self) -> bool:
         """Return True if the store can be written now; never raises."""
 

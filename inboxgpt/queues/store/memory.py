@@ -226,6 +226,11 @@ class MemoryStore:
             kept = sorted(self._records.get(kind, {}).values(), key=lambda record: record[0])
         return [text for at, text in kept if at >= since]
 
+    def forget_record(self, kind: str, record_id: str) -> None:
+        """Remove a record, so that one may be kept under its id again."""
+        with self._lock:
+            self._records.get(kind, {}).pop(record_id, None)
+
     def ping(self) -> bool:
         """Return True: memory can always be written."""
         return True

@@ -268,6 +268,13 @@ class RedisStore:
         found = self._redis.hmget(PREFIX + "records:" + kind, ids)
         return [str(text(value)) for value in found if value is not None]
 
+    def forget_record(self, kind: str, record_id: str) -> None:
+        """Remove a record, its text and its place in time in one transaction."""
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(PREFIX + "records:" + kind, record_id)
+            pipe.zrem(PREFIX + "records-by-time:" + kind, record_id)
+            pipe.execute()
+
     def ping(self) -> bool:
         """Return True if Redis takes a write (a replica, or a server out of memory, refuses one)."""
         try:

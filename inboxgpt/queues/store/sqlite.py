@@ -408,6 +408,10 @@ class SQLiteStore:
         )
         return [text for (text,) in rows]
 
+    def forget_record(self, kind: str, record_id: str) -> None:
+        """Remove a record, so that one may be kept under its id again."""
+        self._connection().execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, record_id))
+
     def ping(self) -> bool:
         """Return True if the database can be written: a new connection opens read-write and takes the write lock."""
         # A new connection, because one opened earlier may still write where new ones cannot.
