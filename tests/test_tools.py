@@ -310,7 +310,7 @@ def test_a_lead_saved_in_the_round_that_hands_over_is_kept(with_tools, tmp_path,
     assert graph.texts(PSID) == [replies.HUMAN_COMING]
     assert graph.thread_calls()[0][0] == "pass_thread_control"
     listed = app.test_cli_runner().invoke(args=["leads", "--csv"]).output.strip().splitlines()
-    assert listed[1].endswith(f",messenger,{PSID},Ada,+44 7700 900123,,wants a manager")
+    assert listed[1].endswith(f",messenger,{PSID},Ada,'+44 7700 900123,,wants a manager")
 
 
 # --- servers and files ---
