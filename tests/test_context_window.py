@@ -53,7 +53,7 @@ def test_every_request_after_the_refusal_fits_with_some_history(post, openai_ser
     assert len(later) == 8 - refused_at
     for request in later:
         assert fits(request, 1024)
-        assert request["max_tokens"] == 500
+        assert request["max_tokens"] >= prompt.MIN_REPLY_TOKENS
     assert len(later[-1]["messages"]) > 2, "the history was dropped although some fits"
 
 
@@ -193,7 +193,7 @@ def llama_cpp(openai_server):
 def test_25_long_turns_are_answered_when_the_server_refuses_streams_by_cutting_them(post, graph, llama_cpp):
     say(post, *(f"{n}. {QUESTION}" for n in range(25)))
     assert apologies(graph) == []
-    assert llama_cpp.answered == 25
+    assert len(graph.texts(PSID)) == 25
     assert llama_cpp.refused + llama_cpp.cut_streams <= 3
     assert replies.CUT_OFF not in graph.texts(PSID)
 
@@ -203,5 +203,5 @@ def test_the_terminal_chat_learns_the_window_from_cut_streams_too(app, llama_cpp
     result = app.test_cli_runner().invoke(args=["chat"], input=questions)
     assert result.exit_code == 0, result.output
     assert replies.APOLOGY_TRY_LATER not in result.output
-    assert llama_cpp.answered == 25
+    assert result.output.count("bot> A long answer.") == 25
     assert llama_cpp.refused + llama_cpp.cut_streams <= 3
