@@ -199,6 +199,8 @@ class ChatModel:
         # A compatible server is asked for its window once, before the first prompt (OpenAI's refusals name it).
         self._may_ask_window = settings.base_url is not None and settings.context_tokens is None
         self._asking = threading.Lock()
+        # Compatible servers may cut a stream whose answer overflows their window (OpenAI refuses such requests).
+        self._may_cut_streams = settings.base_url is not None
         # Set once the server refused a request for offering tools: later ones are asked without.
         self.tools_refused = False
         self.prices = PriceList(settings.model, settings.base_url is None, settings.prices)
@@ -396,16 +398,23 @@ class ChatModel:
         return Fitted(shorter, refused.reply_tokens, cut_said)
 
     def _after_cut_answer(self, messages: list[ChatMessage], asked: Fitted, answer: Completion) -> Fitted | None:
-        """The prompt to ask again with when an answer stopped short of its cap because the window was full (how
-        llama-cpp-python answers what does not fit: its usage then adds up to the window): refitted to that
-        window; None otherwise."""
+        """Learn the window from the answer asked again after a stream the server cut (how llama-cpp-python refuses
+        an answer its window has no room for), and return the prompt to ask again with when that answer was cut
+        short by the window too; None to keep the answer.
+
+        Not streamed, llama-cpp-python answers what the window leaves room for: an answer that stopped at the
+        window ("length", short of its cap) shows the window whole (prompt and answer tokens add up to it). One
+        that finished shows that the prompt and the whole reserve did not fit: the window is smaller than that."""
         prompt_tokens, completion_tokens = answer.prompt_tokens, answer.completion_tokens
-        if answer.finish_reason != "length" or prompt_tokens is None or completion_tokens is None:
+        if prompt_tokens is None or completion_tokens is None:
             return None
-        if completion_tokens >= asked.reply_tokens or not self._learn(prompt_tokens + completion_tokens):
-            return None
-        refitted = self._fit(messages)
-        return refitted if refitted != asked else None
+        if answer.finish_reason == "length" and completion_tokens < asked.reply_tokens:
+            if self._learn(prompt_tokens + completion_tokens):
+                refitted = self._fit(messages)
+                return refitted if refitted != asked else None
+        elif answer.finish_reason == "stop" and self._may_cut_streams:
+            self._learn(prompt_tokens + asked.reply_tokens - 1, " at most (the server cut a stream)")
+        return None
 
     def _fit(self, messages: list[ChatMessage]) -> Fitted:
         window = self._known_window()
@@ -438,7 +447,8 @@ class ChatModel:
                             "it is learned from the first prompt it refuses"
                         )
                     else:
-                        self._learn(*said)
+                        window, where = said
+                        self._learn(window, f" (the server says, at {where})")
                     self._may_ask_window = False
         return self._window
 
@@ -487,14 +497,13 @@ class ChatModel:
             response.close()
         return json.loads(data)
 
-    def _learn(self, window: int, where: str = "") -> bool:
-        """Remember the window a refusal named; True if it is smaller than the one known (news)."""
+    def _learn(self, window: int, how: str = "") -> bool:
+        """Remember a window learned (`how`, for the log); True if it is smaller than the one known (news)."""
         with self._window_lock:
             if self._window is not None and window >= self._window:
                 return False
             self._window = window
-        said = f" (the server says, at {where})" if where else ""
-        logger.info("the model's context window is %d tokens%s: prompts are fitted to it", window, said)
+        logger.info("the model's context window is %d tokens%s: prompts are fitted to it", window, how)
         return True
 
     def _create(self, request: dict[str, Any], deadline: float) -> Completion:
