@@ -64,7 +64,8 @@ def test_every_request_after_the_refusal_fits_with_some_history(post, openai_ser
 
 
 def test_a_small_window_still_carries_the_last_exchange(post, openai_server, small_model):
-    say(post, "My name is Ana.", "What is my name?")
+    say(post, *(f"{n}. {QUESTION}" for n in range(3)), "My name is Ana.", "What is my name?")
+    assert small_model.refused == 1
     asked = openai_server.requests[-1]
     assert fits(asked, 1024)
     assert contents(asked)[1:] == [
@@ -235,7 +236,11 @@ def llama_cpp(openai_server):
     return model
 
 
-def test_25_long_turns_are_answered_when_the_server_refuses_streams_by_cutting_them(post, graph, llama_cpp):
+@pytest.mark.parametrize("answer_chars", [300, 600, 1200])
+def test_25_long_turns_are_answered_when_the_server_refuses_streams_by_cutting_them(
+    post, graph, llama_cpp, answer_chars
+):
+    llama_cpp.answer_chars = answer_chars
     say(post, *(f"{n}. {QUESTION}" for n in range(25)))
     assert apologies(graph) == []
     assert len(graph.texts(PSID)) == 25
