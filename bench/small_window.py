@@ -15,6 +15,7 @@ last prompt still carried "My name is Ana.".
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 from app import create_app
 from bench.common import ROOT, machine, parse, settings
@@ -32,7 +33,18 @@ def conversation(turns: int) -> list[str]:
     return [*(f"{n}. {QUESTION}" for n in range(1, turns - 1)), NAME, "What is my name?"]
 
 
-def run(turns: int, window: int, knowledge: bool) -> dict[str, object]:
+@dataclass(frozen=True)
+class Result:
+    """One conversation, as the model got it."""
+
+    tokens: list[int]  # the prompt of each turn's answered request, by the server's count
+    history: list[int]  # messages of history it carried
+    refusals: int
+    apologies: int
+    remembered: bool  # the last prompt carried "My name is Ana."
+
+
+def run(turns: int, window: int, knowledge: bool) -> Result:
     graph, model = FakeGraph(), FakeOpenAI()
     fake = SmallWindow(window, answer_chars=1200, streams_like_llama_cpp=True)
     model.default = fake
@@ -52,13 +64,8 @@ def run(turns: int, window: int, knowledge: bool) -> dict[str, object]:
         app.extensions[EXTENSION].close()
         model.close()
         graph.close()
-    return {
-        "tokens": tokens,
-        "history": history,
-        "refusals": fake.refused + fake.cut_streams,
-        "apologies": sum(text in replies.APOLOGIES.values() for text in sent),
-        "remembered": NAME in last,
-    }
+    apologies = sum(text in replies.APOLOGIES.values() for text in sent)
+    return Result(tokens, history, fake.refused + fake.cut_streams, apologies, NAME in last)
 
 
 def main() -> None:
@@ -70,11 +77,11 @@ def main() -> None:
     for knowledge in (False, True):
         result = run(args.turns, args.window, knowledge)
         print(f"\n{'with' if knowledge else 'without'} the example knowledge:")
-        print("  prompt tokens per turn:", " ".join(map(str, result["tokens"])))
-        print("  history messages:      ", " ".join(map(str, result["history"])))
+        print("  prompt tokens per turn:", " ".join(map(str, result.tokens)))
+        print("  history messages:      ", " ".join(map(str, result.history)))
         print(
-            f"  refusals to learn the window: {result['refusals']}; apologies: {result['apologies']}; "
-            f"the last prompt remembers the name: {'yes' if result['remembered'] else 'no'}"
+            f"  refusals to learn the window: {result.refusals}; apologies: {result.apologies}; "
+            f"the last prompt remembers the name: {'yes' if result.remembered else 'no'}"
         )
 
 
