@@ -316,3 +316,19 @@ def test_the_owners_window_wins_and_the_server_is_not_asked(config, app_with, op
     say(post, *(f"{n}. {QUESTION}" for n in range(3)))
     assert openai_server.asked_window == []
     assert all(fits(request, 700) for request in openai_server.requests)
+
+
+def test_knowledge_in_a_small_window_keeps_its_most_relevant_sections_then_the_best_one_cut():
+    sections = ("## Hours\n" + "open " * 100, "## Bread\nSourdough loaf: £4.80.", "## Cakes\n" + "cake " * 200)
+    knowledge = prompt.PageKnowledge(sections, searched=True, ranking=(1, 0, 2))
+    text, given_up = knowledge.within(len(knowledge.text([1]).encode()) + 20)
+    assert "Sourdough loaf: £4.80." in text
+    assert "## Hours" not in text
+    assert given_up == "1 of 3 sections kept"
+    long_ones = prompt.PageKnowledge((sections[0], sections[2]), searched=True, ranking=(1, 0))
+    text, given_up = long_ones.within(len(long_ones.text([]).encode()) + 300)
+    assert "## Cakes\ncake cake" in text
+    assert "## Hours" not in text
+    assert text.endswith("…")
+    assert given_up == "the most relevant of 2 sections kept, shortened"
+    assert knowledge.within(100) is None
