@@ -334,7 +334,7 @@ def _with_knowledge(
 
 
 def _history_within(past: list[ChatMessage], max_tokens: int) -> list[ChatMessage]:
-    """The newest whole exchanges within `max_tokens`; when not even the newest fits whole, it cut to fit."""
+    """The newest whole exchanges within `max_tokens`; when not even the newest fits whole, it is cut to fit."""
     kept = _newest_pairs_within(past, max_tokens)
     if kept or len(past) < 2 or max_tokens < MIN_TURN_TOKENS:
         return kept
