@@ -321,12 +321,16 @@ def test_the_owners_window_wins_and_the_server_is_not_asked(config, app_with, op
 def test_knowledge_in_a_small_window_keeps_its_most_relevant_sections_then_the_best_one_cut():
     sections = ("## Hours\n" + "open " * 100, "## Bread\nSourdough loaf: £4.80.", "## Cakes\n" + "cake " * 200)
     knowledge = prompt.PageKnowledge(sections, searched=True, ranking=(1, 0, 2))
-    text, given_up = knowledge.within(len(knowledge.text([1]).encode()) + 20)
+    kept = knowledge.within(len(knowledge.text([1]).encode()) + 20)
+    assert kept is not None
+    text, given_up = kept
     assert "Sourdough loaf: £4.80." in text
     assert "## Hours" not in text
     assert given_up == "1 of 3 sections kept"
     long_ones = prompt.PageKnowledge((sections[0], sections[2]), searched=True, ranking=(1, 0))
-    text, given_up = long_ones.within(len(long_ones.text([]).encode()) + 300)
+    kept = long_ones.within(len(long_ones.text([]).encode()) + 300)
+    assert kept is not None
+    text, given_up = kept
     assert "## Cakes\ncake cake" in text
     assert "## Hours" not in text
     assert text.endswith("…")
