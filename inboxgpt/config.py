@@ -83,7 +83,7 @@ class Settings:
     openai_max_retries: int = 2
     reply_max_tokens: int = 500
     # The model's context window when the owner knows it (servers that cut prompts silently);
-    # None: learned from the first refusal that names it.
+    # None: asked of a compatible server once, else learned from its refusals.
     model_context_tokens: int | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     graph_api_url: str = "https://graph.facebook.com/v23.0"

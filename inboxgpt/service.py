@@ -36,8 +36,7 @@ logger = logging.getLogger(__name__)
 def check_settings(settings: Settings) -> None:
     """Raise ConfigError for settings each valid alone that cannot work together (checked before anything starts:
     gunicorn's master calls it too)."""
-    knowledge_tokens = settings.knowledge_max_tokens if settings.knowledge_dir else None
-    problems = prompt.window_problems(settings.model_context_tokens, settings.system_prompt, knowledge_tokens)
+    problems = prompt.window_problems(settings.model_context_tokens, settings.system_prompt)
     if bool(settings.whatsapp_token) != bool(settings.whatsapp_phone_number_id):
         problems.append("WHATSAPP_TOKEN and WHATSAPP_PHONE_NUMBER_ID go together: set both, or neither")
     if problems:

@@ -184,20 +184,73 @@ class SmallWindow:
     window in the message (or, with `named=False`, without any number). Answers are `answer_chars`
     long, cut to the cap. Counts what it refused and answered.
 
-    With `streams_like_llama_cpp`, a streamed request it would refuse gets what llama-cpp-python's
-    server 0.3.36 sends (captured by hand): a prompt over the window, `200 text/event-stream` with an
-    empty body; a prompt that fits but whose answer would overflow, a stream of its first few words
-    that ends without `[DONE]`. `cut_streams` counts those.
+    With `streams_like_llama_cpp`, it answers as llama-cpp-python's server 0.3.36 does (captured by
+    hand; its source agrees for requests not streamed). Streamed, a request it would refuse gets a
+    prompt over the window, `200 text/event-stream` with an empty body; a prompt that fits but whose
+    answer would overflow, a stream of its first few words that ends without `[DONE]`. `cut_streams`
+    counts those. Not streamed, only a prompt over the window is refused (naming it); one that fits is
+    answered, its cap cut to what the window leaves, so that the usage of an answer cut short adds up
+    to the window.
+
+    `says_window` names the server it is where servers say their window (see `about`).
     """
 
-    def __init__(self, window: int, answer_chars: int = 600, named: bool = True, streams_like_llama_cpp: bool = False):
+    def __init__(
+        self,
+        window: int,
+        answer_chars: int = 600,
+        named: bool = True,
+        streams_like_llama_cpp: bool = False,
+        says_window: str | None = None,
+    ):
         self.window = window
         self.answer_chars = answer_chars
         self.named = named
         self.streams_like_llama_cpp = streams_like_llama_cpp
+        self.says_window = says_window
         self.refused = 0
         self.cut_streams = 0
         self.answered = 0
+
+    def about(self, path: str, models: set[str]) -> Reply | None:
+        """What the server answers where servers say their window (None: as any server does), shaped as each
+        server's answer is: "llama.cpp" (llama-server's GET /props, a slot's n_ctx), "vllm" (GET /v1/models,
+        max_model_len), "ollama" (POST /api/show, the Modelfile setting num_ctx); None (llama-cpp-python
+        0.3.36, checked by hand): no /props nor /api/show (FastAPI's 404), models listed without a window."""
+        if path == "/props" and self.says_window == "llama.cpp":
+            slot = {"id": 0, "id_task": -1, "n_ctx": self.window, "is_processing": False, "params": {"n_predict": -1}}
+            return Reply(
+                body={
+                    "default_generation_settings": slot,
+                    "total_slots": 1,
+                    "model_path": "/models/SmolLM2-135M-Instruct-Q8_0.gguf",
+                    "chat_template": "{% for message in messages %}...{% endfor %}",
+                    "build_info": "b5400-8e6d2a1",
+                }
+            )
+        if path == "/v1/models" and self.says_window == "vllm":
+            listed = [
+                {**_model(name), "owned_by": "vllm", "root": name, "max_model_len": self.window} for name in models
+            ]
+            return Reply(body={"object": "list", "data": listed})
+        if path == "/v1/models" and self.says_window is None:
+            listed = [{"id": name, "object": "model", "owned_by": "me", "permissions": []} for name in models]
+            return Reply(body={"object": "list", "data": listed})
+        if path == "/api/show" and self.says_window == "ollama":
+            parameters = f'num_ctx                        {self.window}\nstop                           "<|im_end|>"'
+            info = {"general.architecture": "llama", "llama.context_length": 8192, "llama.embedding_length": 576}
+            details = {"format": "gguf", "family": "llama", "parameter_size": "134.52M", "quantization_level": "F16"}
+            return Reply(
+                body={
+                    "modelfile": "FROM smollm2:135m\n",
+                    "parameters": parameters,
+                    "details": details,
+                    "model_info": info,
+                }
+            )
+        if path in ("/props", "/api/show"):
+            return Reply(status=HTTPStatus.NOT_FOUND, body={"detail": "Not Found"})
+        return None
 
     def __call__(self, request: dict) -> Reply:
         prompt = sum(server_tokens(message) for message in request["messages"])
@@ -209,7 +262,9 @@ class SmallWindow:
             first_words = streamed(completion("The answer begins with a few words"))
             assert first_words.chunks is not None
             return Reply(chunks=first_words.chunks[:6], done=False)
-        if prompt + cap > self.window:
+        if self.streams_like_llama_cpp and prompt < self.window:
+            cap = min(cap, self.window - prompt)
+        elif prompt + cap > self.window:
             self.refused += 1
             if not self.named:
                 return openai_error(400, UNNAMED_REFUSAL, "exceed_context_size_error")
@@ -217,7 +272,8 @@ class SmallWindow:
             return openai_error(400, message, "invalid_request_error", "context_length_exceeded", param="messages")
         self.answered += 1
         text = ("A long answer. " * self.answer_chars)[: min(self.answer_chars, cap * 4)].strip()
-        return completion(text, prompt_tokens=prompt, completion_tokens=-(-len(text) // 4))
+        tokens = min(cap, -(-len(text) // 4))
+        return completion(text, "length" if tokens == cap else "stop", prompt_tokens=prompt, completion_tokens=tokens)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -361,6 +417,10 @@ class _Server:
         return Handler
 
 
+# Where servers say their context window: llama.cpp's llama-server, vLLM, Ollama (see SmallWindow.about).
+WINDOW_PATHS = {"/props", "/v1/models", "/api/show"}
+
+
 class FakeOpenAI(_Server):
     """OpenAI's `POST /v1/chat/completions`, `/v1/audio/transcriptions` and `/v1/embeddings`, answering like the
     real ones."""
@@ -373,8 +433,16 @@ class FakeOpenAI(_Server):
         # Words the moderation endpoint flags (as harassment), wherever they are in a message.
         self.flagged_words = {"scumbag"}
         self.moderates = True
+        self.asked_window: list[str] = []  # the paths asked where servers say their window (WINDOW_PATHS)
 
     def _answer(self, path: str, headers: dict, request: dict) -> Reply:
+        where = urlsplit(path).path
+        if where in WINDOW_PATHS:
+            # Asked once before the first prompt: kept apart from `requests`, and never answered from the script.
+            self.asked_window.append(where)
+            about = getattr(self.default, "about", None)
+            answer = about(where, self.models) if about else None
+            return answer or self.route(where, request)
         reply = super()._answer(path, headers, request)
         ok = reply.status == HTTPStatus.OK and not reply.plain
         if request.get("stream") and reply.chunks is None and ok and "choices" in reply.body:
@@ -392,6 +460,8 @@ class FakeOpenAI(_Server):
             return moderation(request, self.flagged_words)
         if path.endswith("/audio/transcriptions"):
             return Reply(body={"text": self.transcript, "usage": {"type": "duration", "seconds": 3}})
+        if path in ("/props", "/api/show"):  # llama.cpp's and Ollama's: OpenAI has neither
+            return openai_error(404, f"Invalid URL ({path})", "invalid_request_error")
         if path == "/v1/models":
             return Reply(body={"object": "list", "data": [_model(name) for name in sorted(self.models)]})
         if path.startswith("/v1/models/"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -13,6 +14,7 @@ from inboxgpt.model import prompt
 from tests.fakes import SmallWindow, server_tokens
 from tests.helpers import PSID, load, page_body, text_event
 
+EXAMPLE_KNOWLEDGE = Path(__file__).resolve().parent.parent / "examples" / "knowledge"
 QUESTION = "Tell me more about the history of the city, its old town and the river that runs through it."
 
 
@@ -27,6 +29,10 @@ def fits(request: dict, window: int) -> bool:
 
 def apologies(graph) -> list[str]:
     return [text for text in graph.texts(PSID) if text in replies.APOLOGIES.values()]
+
+
+def contents(request: dict) -> list[str]:
+    return [message["content"] for message in request["messages"]]
 
 
 @pytest.fixture
@@ -53,8 +59,43 @@ def test_every_request_after_the_refusal_fits_with_some_history(post, openai_ser
     assert len(later) == 8 - refused_at
     for request in later:
         assert fits(request, 1024)
-        assert request["max_tokens"] == 500
+        assert request["max_tokens"] >= prompt.MIN_REPLY_TOKENS
     assert len(later[-1]["messages"]) > 2, "the history was dropped although some fits"
+
+
+def test_a_small_window_still_carries_the_last_exchange(post, openai_server, small_model):
+    say(post, *(f"{n}. {QUESTION}" for n in range(3)), "My name is Ana.", "What is my name?")
+    assert small_model.refused == 1
+    asked = openai_server.requests[-1]
+    assert fits(asked, 1024)
+    assert contents(asked)[1:] == [
+        "My name is Ana.",
+        contents(asked)[2],
+        "What is my name?",
+    ]
+    assert contents(asked)[2].startswith("A long answer.")
+
+
+def test_after_the_window_is_learned_every_prompt_carries_history(post, openai_server, small_model):
+    say(post, *(f"{n}. {QUESTION}" for n in range(12)))
+    learned = next(n for n, r in enumerate(openai_server.requests) if not fits(r, 1024))
+    later = openai_server.requests[learned + 1 :]
+    assert len(later) == 12 - learned
+    for n, request in enumerate(later[1:], start=learned + 1):
+        assert fits(request, 1024)
+        assert contents(request)[-3] == f"{n - 1}. {QUESTION}", "the last exchange was left out"
+
+
+def test_the_newest_exchange_is_cut_to_fit_rather_than_left_out():
+    system = {"role": "system", "content": "Be brief."}
+    past = prompt.Turn("My name is Ana.", "Nice to meet you, Ana! " * 200).messages()
+    fitted = prompt.fit([system, *past, {"role": "user", "content": "What is my name?"}], 1024, 500)
+    assert fitted is not None
+    user, answer = (message["content"] for message in fitted.messages[1:3])
+    assert user == "My name is Ana."
+    assert answer.startswith("Nice to meet you, Ana!")
+    assert answer.endswith("…")
+    assert prompt.MIN_REPLY_TOKENS <= fitted.reply_tokens < 500
 
 
 def test_the_learned_window_is_logged_once(post, small_model, caplog):
@@ -171,8 +212,13 @@ def test_a_fitted_prompt_and_its_reply_fit_the_window_by_the_estimate(history, s
     assert fitted.reply_tokens <= reply_cap
     assert fitted.messages[0] == system
     kept_past = fitted.messages[1:-1]
-    assert kept_past == (past[len(past) - len(kept_past) :] if kept_past else [])
     assert len(kept_past) % 2 == 0
+    newest = past[len(past) - len(kept_past) :] if kept_past else []
+    if kept_past != newest:  # the newest exchange alone, cut to fit
+        assert len(kept_past) == 2
+        for kept, whole in zip(kept_past, newest, strict=True):
+            assert kept["role"] == whole["role"]
+            assert whole["content"].startswith(kept["content"].removesuffix("…").rstrip())
     new = fitted.messages[-1]["content"]
     if fitted.cut_said is None:
         assert new == said
@@ -190,10 +236,14 @@ def llama_cpp(openai_server):
     return model
 
 
-def test_25_long_turns_are_answered_when_the_server_refuses_streams_by_cutting_them(post, graph, llama_cpp):
+@pytest.mark.parametrize("answer_chars", [300, 600, 1200])
+def test_25_long_turns_are_answered_when_the_server_refuses_streams_by_cutting_them(
+    post, graph, llama_cpp, answer_chars
+):
+    llama_cpp.answer_chars = answer_chars
     say(post, *(f"{n}. {QUESTION}" for n in range(25)))
     assert apologies(graph) == []
-    assert llama_cpp.answered == 25
+    assert len(graph.texts(PSID)) == 25
     assert llama_cpp.refused + llama_cpp.cut_streams <= 3
     assert replies.CUT_OFF not in graph.texts(PSID)
 
@@ -203,5 +253,86 @@ def test_the_terminal_chat_learns_the_window_from_cut_streams_too(app, llama_cpp
     result = app.test_cli_runner().invoke(args=["chat"], input=questions)
     assert result.exit_code == 0, result.output
     assert replies.APOLOGY_TRY_LATER not in result.output
-    assert llama_cpp.answered == 25
+    assert result.output.count("bot> A long answer.") == 25
     assert llama_cpp.refused + llama_cpp.cut_streams <= 3
+
+
+def test_with_the_page_knowledge_a_small_window_answers_short_questions(
+    config, app_with, graph, openai_server, llama_cpp, caplog
+):
+    config.update(KNOWLEDGE_DIR=str(EXAMPLE_KNOWLEDGE))
+    post = app_with(config)
+    with caplog.at_level(logging.INFO):
+        say(post, "How much is a sourdough loaf?", "My name is Ana.", "What is my name?")
+    assert apologies(graph) == []
+    assert len(graph.texts(PSID)) == 3
+    loaf = [r for r in openai_server.requests if contents(r)[-1] == "How much is a sourdough loaf?"]
+    assert "Sourdough loaf (800 g): £4.80." in contents(loaf[-1])[0]
+    assert fits(openai_server.requests[-1], 1024)
+    assert "My name is Ana." in contents(openai_server.requests[-1])
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    cuts = [r.getMessage() for r in caplog.records if "knowledge was cut" in r.getMessage()]
+    assert cuts
+    assert cuts[0].startswith("the page's knowledge was cut to fit the model's context window of ")
+
+
+def test_knowledge_too_large_for_a_configured_window_is_no_error_at_start(config, app_with, graph, openai_server):
+    openai_server.default = model = SmallWindow(1024, answer_chars=1200)
+    config.update(KNOWLEDGE_DIR=str(EXAMPLE_KNOWLEDGE), MODEL_CONTEXT_TOKENS="1024")
+    post = app_with(config)
+    say(post, "How much is a sourdough loaf?")
+    assert model.refused == 0
+    assert "£4.80" in contents(openai_server.requests[-1])[0]
+    assert apologies(graph) == []
+
+
+@pytest.mark.parametrize(
+    ("server", "asked"),
+    [
+        ("llama.cpp", ["/props"]),
+        ("vllm", ["/props", "/v1/models"]),
+        ("ollama", ["/props", "/v1/models", "/api/show"]),
+    ],
+)
+def test_a_server_that_says_its_window_is_never_sent_a_prompt_over_it(post, graph, openai_server, server, asked):
+    model = SmallWindow(1024, answer_chars=1200, streams_like_llama_cpp=True, says_window=server)
+    openai_server.default = model
+    say(post, *(f"{n}. {QUESTION}" for n in range(25)))
+    assert model.refused + model.cut_streams == 0
+    assert all(fits(request, 1024) for request in openai_server.requests)
+    assert len(graph.texts(PSID)) == 25
+    assert openai_server.asked_window == asked
+
+
+def test_a_server_that_says_nothing_is_asked_once(post, openai_server, llama_cpp):
+    say(post, *(f"{n}. {QUESTION}" for n in range(5)))
+    assert openai_server.asked_window == ["/props", "/v1/models", "/api/show"]
+
+
+def test_the_owners_window_wins_and_the_server_is_not_asked(config, app_with, openai_server):
+    openai_server.default = SmallWindow(1024, says_window="llama.cpp")
+    config.update(MODEL_CONTEXT_TOKENS="700")
+    post = app_with(config)
+    say(post, *(f"{n}. {QUESTION}" for n in range(3)))
+    assert openai_server.asked_window == []
+    assert all(fits(request, 700) for request in openai_server.requests)
+
+
+def test_knowledge_in_a_small_window_keeps_its_most_relevant_sections_then_the_best_one_cut():
+    sections = ("## Hours\n" + "open " * 100, "## Bread\nSourdough loaf: £4.80.", "## Cakes\n" + "cake " * 200)
+    knowledge = prompt.PageKnowledge(sections, searched=True, ranking=(1, 0, 2))
+    kept = knowledge.within(len(knowledge.text([1]).encode()) + 20)
+    assert kept is not None
+    text, given_up = kept
+    assert "Sourdough loaf: £4.80." in text
+    assert "## Hours" not in text
+    assert given_up == "1 of 3 sections kept"
+    long_ones = prompt.PageKnowledge((sections[0], sections[2]), searched=True, ranking=(1, 0))
+    kept = long_ones.within(len(long_ones.text([]).encode()) + 300)
+    assert kept is not None
+    text, given_up = kept
+    assert "## Cakes\ncake cake" in text
+    assert "## Hours" not in text
+    assert text.endswith("…")
+    assert given_up == "the most relevant of 2 sections kept, shortened"
+    assert knowledge.within(100) is None

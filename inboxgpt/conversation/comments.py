@@ -208,10 +208,10 @@ class CommentReplier:
         post_part = prompt.COMMENT_POST.format(text=prompt.shorten(post, POST_CHARS)) if post else ""
         length = self._channels.message_length(comment.psid)
         said = prompt.COMMENT.format(post=post_part, comment=comment.text.strip(), length=length)
-        knowledge = ""
+        knowledge = None
         if self._knowledge is not None:
             chosen = self._knowledge.choose(f"{post}\n{comment.text}")
-            knowledge = prompt.knowledge_text([section.rendered() for section in chosen.sections], chosen.searched)
+            knowledge = chosen.for_prompt()
         note = self._channels.formatting_note(comment.psid)
         system = prompt.system_message(self._settings.system_prompt, note)
         budget = prompt.Budget(system, 0, self._settings.history_max_tokens, self._settings.vision_detail)

@@ -171,7 +171,7 @@ class Replier:
         heard = [message.text for message in messages if message.heard]
         history = self._store.get(psid)
         chosen = self._knowledge_for(said, history)
-        knowledge = prompt.knowledge_text([s.rendered() for s in chosen.sections], chosen.searched) if chosen else ""
+        knowledge = chosen.for_prompt() if chosen else None
         # A voice message's answer opens with what was heard.
         opening = replies.HEARD.format(transcript=prompt.shorten(" ".join(heard), HEARD_CHARS), reply="")
         opening = opening if heard else ""

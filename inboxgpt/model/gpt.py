@@ -51,6 +51,13 @@ STREAM_USAGE = {"stream_options": {"include_usage": True}}
 # llama-cpp-python ("maximum context length is 1024 tokens"), llama.cpp's own server
 # ("exceeds the available context size (4096 tokens)", with n_ctx in the error body too).
 STATED_WINDOW = re.compile(r"maximum context length (?:is|of) (\d+)|context size \((\d+) tokens\)")
+# Asking a compatible server for its context window, once: each question bounded in time and size.
+WINDOW_QUESTION_SECONDS = 5.0
+WINDOW_ANSWER_BYTES = 1024 * 1024
+# Ollama's context window when the model sets no num_ctx: its server's default, which /api/show does not tell;
+# 2,048 tokens, the smallest it has had (later versions have 4,096 or more), so that Ollama never cuts a prompt.
+OLLAMA_DEFAULT_NUM_CTX = 2048
+OLLAMA_NUM_CTX = re.compile(r"^\s*num_ctx\s+(\d+)\s*$", re.MULTILINE)
 
 
 class Failure(Enum):
@@ -187,9 +194,15 @@ class ChatModel:
         self._timeout = settings.timeout
         self._answer_seconds = settings.answer_seconds
         self._plain_json_logged = False
-        # The model's context window: set by the owner, or learned from the first refusal naming it.
+        # The model's context window: set by the owner, said by the server when asked, or learned from refusals.
         self._window = settings.context_tokens
         self._window_lock = threading.Lock()
+        self._base_url = base_url
+        # A compatible server is asked for its window once, before the first prompt (OpenAI's refusals name it).
+        self._may_ask_window = settings.base_url is not None and settings.context_tokens is None
+        self._asking = threading.Lock()
+        # Compatible servers may cut a stream whose answer overflows their window (OpenAI refuses such requests).
+        self._may_cut_streams = settings.base_url is not None
         # Set once the server refused a request for offering tools: later ones are asked without.
         self.tools_refused = False
         self.prices = PriceList(settings.model, settings.base_url is None, settings.prices)
@@ -350,6 +363,10 @@ class ChatModel:
                     if cut_by_server and take_back is not None and take_back():
                         logger.info("the model's stream ended before the answer did: asked again without streaming")
                         completion = self._create(request, deadline)
+                        refitted = self._after_cut_answer(messages, fitted, completion)
+                        if refitted is not None:
+                            fitted = refitted
+                            continue
                         on_text(completion.text)
                     elif completion.broken and not completion.text:
                         raise ModelError(Failure.TIMEOUT if completion.timed_out else Failure.SERVER)
@@ -382,8 +399,27 @@ class ChatModel:
         logger.info("context too long: retrying with %d of %d messages", len(shorter), len(messages))
         return Fitted(shorter, refused.reply_tokens, cut_said)
 
+    def _after_cut_answer(self, messages: list[ChatMessage], asked: Fitted, answer: Completion) -> Fitted | None:
+        """Learn the window from the answer asked again after a stream the server cut (how llama-cpp-python refuses
+        an answer its window has no room for), and return the prompt to ask again with when that answer was cut
+        short by the window too; None to keep the answer.
+
+        Not streamed, llama-cpp-python answers what the window leaves room for: an answer that stopped at the
+        window ("length", short of its cap) shows the window whole (prompt and answer tokens add up to it). One
+        that finished shows that the prompt and the whole reserve did not fit: the window is smaller than that."""
+        prompt_tokens, completion_tokens = answer.prompt_tokens, answer.completion_tokens
+        if prompt_tokens is None or completion_tokens is None:
+            return None
+        if answer.finish_reason == "length" and completion_tokens < asked.reply_tokens:
+            if self._learn(prompt_tokens + completion_tokens):
+                refitted = self._fit(messages)
+                return refitted if refitted != asked else None
+        elif answer.finish_reason == "stop" and self._may_cut_streams:
+            self._learn(prompt_tokens + asked.reply_tokens - 1, " at most (the server cut a stream)")
+        return None
+
     def _fit(self, messages: list[ChatMessage]) -> Fitted:
-        window = self._window
+        window = self._known_window()
         if window is None:
             return Fitted(messages, self._reply_tokens)
         fitted = fit(messages, window, self._reply_tokens)
@@ -393,15 +429,83 @@ class ChatModel:
             else:
                 logger.warning("the photos do not fit the model's context window of %d tokens", window)
             raise ModelError(Failure.TOO_LONG)
+        if fitted.knowledge_cut:
+            logger.info(
+                "the page's knowledge was cut to fit the model's context window of %d tokens: %s",
+                window,
+                fitted.knowledge_cut,
+            )
         return fitted
 
-    def _learn(self, window: int) -> bool:
-        """Remember the window a refusal named; True if it is smaller than the one known (news)."""
+    def _known_window(self) -> int | None:
+        """The model's context window, if known; the first call asks a compatible server (the others wait)."""
+        if self._may_ask_window:
+            with self._asking:
+                if self._may_ask_window:
+                    said = self._server_window()
+                    if said is None:
+                        logger.info(
+                            "the model's server did not say its window (GET /props, GET /v1/models, POST /api/show): "
+                            "it is learned from the first prompt it refuses"
+                        )
+                    else:
+                        window, where = said
+                        self._learn(window, f" (the server says, at {where})")
+                    self._may_ask_window = False
+        return self._window
+
+    def _server_window(self) -> tuple[int, str] | None:
+        """The context window the server says it has, and where it said it: llama.cpp's llama-server at
+        GET /props, vLLM in GET /v1/models, Ollama at POST /api/show; None where none answers (llama-cpp-python's
+        server says nothing)."""
+        root = self._base_url.rstrip("/").removesuffix("/v1")
+        questions: list[tuple[str, Callable[[], int | None]]] = [
+            ("GET /props", lambda: _props_window(self._ask_server(f"{root}/props"))),
+            ("GET /v1/models", lambda: _listed_window(self._ask_server(f"{root}/v1/models"), self._model)),
+            ("POST /api/show", lambda: _ollama_window(self._ask_server(f"{root}/api/show", self._model))),
+        ]
+        for where, ask in questions:
+            try:
+                window = ask()
+            except (openai.APIError, httpx2.HTTPError, ValueError):
+                continue  # this server has no such endpoint, or said it otherwise
+            if window is not None:
+                return window, where
+        return None
+
+    def _ask_server(self, url: str, model: str | None = None) -> object:
+        """The JSON a GET of `url` answers (with `model`, a POST naming it, as Ollama's /api/show takes); raise
+        ValueError for an answer over WINDOW_ANSWER_BYTES or not JSON."""
+        timeout = min(self._timeout, WINDOW_QUESTION_SECONDS)
+        if model is None:
+            response = self._client.get(
+                url, cast_to=httpx2.Response, options={"timeout": timeout, "max_retries": 0}, stream=True
+            )
+        else:
+            response = self._client.post(
+                url,
+                cast_to=httpx2.Response,
+                body={"model": model, "name": model},  # "model" since Ollama 0.4, "name" before
+                options={"timeout": timeout, "max_retries": 0},
+                stream=True,
+            )
+        try:
+            data = bytearray()
+            for piece in response.iter_bytes():
+                data += piece
+                if len(data) > WINDOW_ANSWER_BYTES:
+                    raise ValueError("the answer is too long")
+        finally:
+            response.close()
+        return json.loads(data)
+
+    def _learn(self, window: int, how: str = "") -> bool:
+        """Remember a window learned (`how`, for the log); True if it is smaller than the one known (news)."""
         with self._window_lock:
             if self._window is not None and window >= self._window:
                 return False
             self._window = window
-        logger.info("the model's context window is %d tokens: prompts are fitted to it", window)
+        logger.info("the model's context window is %d tokens%s: prompts are fitted to it", window, how)
         return True
 
     def _create(self, request: dict[str, Any], deadline: float) -> Completion:
@@ -646,6 +750,44 @@ def classify(exc: openai.APIError) -> Failure:
         if isinstance(exc, error_type):
             return failure
     return Failure.REJECTED
+
+
+def _props_window(body: object) -> int | None:
+    """llama.cpp's llama-server: GET /props tells a slot's window in default_generation_settings.n_ctx (and
+    some versions at the top level too)."""
+    body = body if isinstance(body, dict) else {}
+    settings = body.get("default_generation_settings")
+    slot = settings.get("n_ctx") if isinstance(settings, dict) else None
+    return _window_count(slot) or _window_count(body.get("n_ctx"))
+
+
+def _listed_window(body: object, model: str) -> int | None:
+    """vLLM: GET /v1/models lists each model with its max_model_len."""
+    listed = body.get("data") if isinstance(body, dict) else None
+    for item in listed if isinstance(listed, list) else []:
+        if isinstance(item, dict) and item.get("id") == model:
+            return _window_count(item.get("max_model_len"))
+    return None
+
+
+def _ollama_window(body: object) -> int | None:
+    """Ollama: POST /api/show tells num_ctx in the model's parameters when its Modelfile sets it; otherwise Ollama
+    uses its server's default, never more than the model's context_length in model_info."""
+    body = body if isinstance(body, dict) else {}
+    parameters = body.get("parameters")
+    found = OLLAMA_NUM_CTX.search(parameters) if isinstance(parameters, str) else None
+    if found:
+        return _window_count(int(found.group(1)))
+    info = body.get("model_info")
+    lengths = (
+        [_window_count(v) for k, v in info.items() if k.endswith(".context_length")] if isinstance(info, dict) else []
+    )
+    known = [length for length in lengths if length]
+    return min(min(known), OLLAMA_DEFAULT_NUM_CTX) if known else None
+
+
+def _window_count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def stated_window(exc: openai.APIError) -> int | None:

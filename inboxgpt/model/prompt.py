@@ -7,7 +7,7 @@ prompt the model refused as too long is shortened.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,10 @@ WINDOW_MARGIN_TOKENS = 32
 MIN_REPLY_TOKENS = 100
 # A message halved to fit a window that no refusal named is never cut shorter than this.
 MIN_CUT_CHARS = 200
+# The newest exchange, cut to fit a small window, keeps at least this many tokens; with less room it is left out.
+MIN_TURN_TOKENS = 40
+# A section of the page's knowledge, cut to fit a small window, keeps at least this many bytes of its text.
+MIN_SECTION_BYTES = 150
 # What the model is told besides the owner's SYSTEM_PROMPT: that people can reach the page's people.
 HANDOVER_NOTE = (
     "People can send /human to ask for a person from the page; suggest it when you cannot help. "
@@ -145,10 +149,54 @@ def system_message(owner_prompt: str, channel_note: str = "") -> str:
     return f"{message}\n\n{channel_note}" if channel_note else message
 
 
-def knowledge_text(sections: Sequence[str], searched: bool) -> str:
-    """The system message's part that carries the page's knowledge: the note, then the sections."""
-    which = ": the parts that match the person's message" if searched else ""
-    return f"{KNOWLEDGE_NOTE.format(which=which)}\n\n" + ("\n\n".join(sections) or NO_KNOWLEDGE_FOUND)
+@dataclass(frozen=True)
+class PageKnowledge:
+    """The page's knowledge one prompt carries: its sections as the model reads them, in the order shown, and
+    which it needs most, so that a prompt fitted to a small context window carries fewer of them, or a shorter one."""
+
+    sections: tuple[str, ...]
+    searched: bool
+    # Indices into `sections`, the most relevant first: the last ones are the first given up.
+    ranking: tuple[int, ...]
+
+    def text(self, kept: Collection[int] | None = None) -> str:
+        """The system message's part that carries it: the note, then the sections (those `kept`, if given)."""
+        return self._rendered([s for n, s in enumerate(self.sections) if kept is None or n in kept])
+
+    def within(self, max_bytes: int) -> tuple[str, str] | None:
+        """The text within `max_bytes`, and what was given up (for the log; empty if nothing): the most relevant
+        whole sections that fit, else the most relevant one cut at a word; None when not even that fits."""
+        text = self.text()
+        if len(text.encode()) <= max_bytes:
+            return text, ""
+        kept: list[int] = []
+        for number in self.ranking:
+            if len(self.text([*kept, number]).encode()) <= max_bytes:
+                kept.append(number)
+        if kept:
+            return self.text(kept), f"{len(kept)} of {len(self.sections)} sections kept"
+        if not self.ranking:
+            return None
+        room = max_bytes - len(self._rendered([""]).encode())
+        cut = _cut_to_bytes(self.sections[self.ranking[0]], room)
+        if len(cut.encode()) < MIN_SECTION_BYTES:
+            return None
+        return self._rendered([cut]), f"the most relevant of {len(self.sections)} sections kept, shortened"
+
+    def _rendered(self, shown: Sequence[str]) -> str:
+        which = ": the parts that match the person's message" if self.searched else ""
+        return f"{KNOWLEDGE_NOTE.format(which=which)}\n\n" + ("\n\n".join(shown) or NO_KNOWLEDGE_FOUND)
+
+
+class SystemMessage(dict[str, Any]):
+    """The system message: to the server and in JSON a chat message like any other, but knowing which part of it is
+    the page's knowledge, so that a prompt fitted to a small context window can carry less of it (see `fit`)."""
+
+    def __init__(self, own: str, knowledge: PageKnowledge | None):
+        super().__init__(role="system", content=f"{own}\n\n{knowledge.text()}" if knowledge else own)
+        # The system message without the knowledge: what always goes.
+        self.own = own
+        self.knowledge = knowledge
 
 
 def page_words(text: str) -> str:
@@ -157,12 +205,16 @@ def page_words(text: str) -> str:
 
 
 def build(
-    budget: Budget, history: Sequence[Turn], said: str, photos: Sequence[str] = (), knowledge: str = ""
+    budget: Budget,
+    history: Sequence[Turn],
+    said: str,
+    photos: Sequence[str] = (),
+    knowledge: PageKnowledge | None = None,
 ) -> list[ChatMessage]:
     """The messages for the model: system prompt, the newest history that fits, the new message.
 
     The page's knowledge, when there is some, closes the system message; it has a budget of its own
-    (KNOWLEDGE_MAX_TOKENS), so it takes no room from the history.
+    (KNOWLEDGE_MAX_TOKENS), so it takes no room from the history (but a small context window does: see `fit`).
 
     Messages of one side in a row (the person wrote twice while a person from the page was
     answering) are joined, since some servers' chat templates insist that the roles alternate.
@@ -179,8 +231,7 @@ def build(
         content = [{"type": "text", "text": said or PHOTO_PROMPT}] + [
             {"type": "image_url", "image_url": {"url": url, "detail": budget.image_detail}} for url in photos
         ]
-    system = f"{budget.system_prompt}\n\n{knowledge}" if knowledge else budget.system_prompt
-    messages = [{"role": "system", "content": system}]
+    messages: list[ChatMessage] = [SystemMessage(budget.system_prompt, knowledge)]
     for message in [m for turn in turns for m in turn.messages()] + [{"role": "user", "content": content}]:
         if messages[-1]["role"] == message["role"]:
             messages[-1] = _joined(messages[-1], message)
@@ -225,28 +276,75 @@ class Fitted:
     reply_tokens: int
     # The person's text as it was sent when it had to be cut to fit; None when it was not cut.
     cut_said: str | None = None
+    # What the page's knowledge gave up to fit (for the log); empty when it went whole or there was none.
+    knowledge_cut: str = ""
 
 
 def fit(messages: list[ChatMessage], window: int, reply_tokens: int) -> Fitted | None:
     """Fit a prompt and its reply into `window` tokens by the estimate; None if the system message cannot fit.
 
-    History goes first (the newest whole turns are kept), then the reply cap shrinks down to
-    MIN_REPLY_TOKENS, and only then is the person's new message cut.
+    The system prompt and the new message go first. The reply's reserve is at most half of what they leave
+    (REPLY_MAX_TOKENS at most, MIN_REPLY_TOKENS at least), so that a small window still carries the last
+    exchange. Of the rest, the newest history takes what it needs up to half when there is knowledge, the
+    page's knowledge what history leaves (its most relevant sections, else the most relevant one cut), and
+    older history whatever knowledge leaves. The newest exchange is cut before it is left out. Only when
+    even the reply's smallest reserve does not fit is the person's new message cut (and the knowledge left out).
     """
     head, past, new = _parts(messages)
+    system, knowledge = _system_parts(head)
     room = window - WINDOW_MARGIN_TOKENS
-    core = prompt_tokens(head) + message_tokens(new)
-    reply = min(reply_tokens, max(MIN_REPLY_TOKENS, room - core))
-    history_room = room - reply - core
-    if history_room >= 0:
-        return Fitted(head + _newest_pairs_within(past, history_room) + [new], reply)
+    core = prompt_tokens(system) + message_tokens(new)
+    reply = min(reply_tokens, max(MIN_REPLY_TOKENS, (room - core) // 2))
+    rest = room - reply - core
+    if rest >= 0:
+        first = _history_within(past, rest // 2 if knowledge else rest)
+        system, knowledge_cut = _with_knowledge(system, knowledge, rest - prompt_tokens(first))
+        history = _history_within(past, room - reply - prompt_tokens(system) - message_tokens(new))
+        return Fitted(system + history + [new], reply, knowledge_cut=knowledge_cut)
     said = said_text(new)
     photo_tokens = message_tokens(new) - estimate_tokens(said)
-    text_tokens = room - reply - prompt_tokens(head) - photo_tokens
+    text_tokens = room - reply - prompt_tokens(system) - photo_tokens
     cut = _cut_to_bytes(said, (text_tokens - MESSAGE_OVERHEAD_TOKENS) * 3)
     if not cut.strip():
         return None
-    return Fitted(head + [with_said(new, cut)], reply, cut_said=cut)
+    dropped = "left out" if knowledge else ""
+    return Fitted(system + [with_said(new, cut)], reply, cut_said=cut, knowledge_cut=dropped)
+
+
+def _system_parts(head: list[ChatMessage]) -> tuple[list[ChatMessage], PageKnowledge | None]:
+    """The system message without the page's knowledge, and the knowledge it carried (if it says)."""
+    if head and isinstance(head[0], SystemMessage) and head[0].knowledge is not None:
+        return [{"role": "system", "content": head[0].own}], head[0].knowledge
+    return head, None
+
+
+def _with_knowledge(
+    system: list[ChatMessage], knowledge: PageKnowledge | None, tokens: int
+) -> tuple[list[ChatMessage], str]:
+    """The system message with as much of the knowledge as `tokens` more hold, and what was given up."""
+    if knowledge is None:
+        return system, ""
+    own = system[0]["content"]
+    # The estimate counts a message's bytes: the knowledge and its separator may take the bytes of `tokens`.
+    kept = knowledge.within(tokens * 3 - len("\n\n"))
+    if kept is None:
+        return system, "left out"
+    text, given_up = kept
+    return [{"role": "system", "content": f"{own}\n\n{text}"}], given_up
+
+
+def _history_within(past: list[ChatMessage], max_tokens: int) -> list[ChatMessage]:
+    """The newest whole exchanges within `max_tokens`; when not even the newest fits whole, it is cut to fit."""
+    kept = _newest_pairs_within(past, max_tokens)
+    if kept or len(past) < 2 or max_tokens < MIN_TURN_TOKENS:
+        return kept
+    user, assistant = past[-2:]
+    if (user["role"], assistant["role"]) != ("user", "assistant") or not all(
+        isinstance(message["content"], str) for message in (user, assistant)
+    ):
+        return []
+    turn = within_history(Turn(user["content"], assistant["content"]), max_tokens * 2)
+    return [{**user, "content": turn.user}, {**assistant, "content": turn.assistant}]
 
 
 def halve_said(messages: list[ChatMessage]) -> list[ChatMessage] | None:
@@ -314,20 +412,16 @@ def drop_older_half(messages: list[ChatMessage]) -> list[ChatMessage]:
 MIN_MESSAGE_TOKENS = 50
 
 
-def window_problems(window: int | None, owner_prompt: str, knowledge_tokens: int | None) -> list[str]:
-    """A context window (MODEL_CONTEXT_TOKENS) that cannot hold the system prompt, the knowledge's budget if any, and
-    a short exchange: what is wrong, for the one message at start."""
+def window_problems(window: int | None, owner_prompt: str) -> list[str]:
+    """A context window (MODEL_CONTEXT_TOKENS) that cannot hold the system prompt and a short exchange: what is
+    wrong, for the one message at start. The page's knowledge is not counted: it shrinks to fit (see `fit`)."""
     if window is None:
         return []
     system = estimate_tokens(system_message(owner_prompt))
-    what = "SYSTEM_PROMPT"
-    if knowledge_tokens is not None:
-        system += knowledge_tokens
-        what = "SYSTEM_PROMPT and KNOWLEDGE_MAX_TOKENS"
     needed = system + WINDOW_MARGIN_TOKENS + MIN_REPLY_TOKENS + MIN_MESSAGE_TOKENS
     if window >= needed:
         return []
     return [
-        f"MODEL_CONTEXT_TOKENS is invalid: {window} tokens cannot hold {what} (about {system} tokens) "
+        f"MODEL_CONTEXT_TOKENS is invalid: {window} tokens cannot hold SYSTEM_PROMPT (about {system} tokens) "
         f"and a short exchange; it needs at least {needed}"
     ]

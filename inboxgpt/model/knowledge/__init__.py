@@ -21,6 +21,7 @@ from inboxgpt.config import Settings
 from inboxgpt.model.knowledge.embeddings import EMBEDDING_BATCH, Embed, EmbeddingCache, unit
 from inboxgpt.model.knowledge.index import LexicalIndex
 from inboxgpt.model.knowledge.sections import SECTION_TOKENS, Library, Section, fingerprint, read_folder, sections_of
+from inboxgpt.model.prompt import PageKnowledge
 
 __all__ = ["SECTION_TOKENS", "Chosen", "Knowledge", "Section", "open_knowledge", "read_folder", "sections_of"]
 
@@ -46,6 +47,12 @@ class Chosen:
     tokens: int
     searched: bool
     scores: tuple[float, ...] = ()  # in the order of `sections`, when searched
+    # Indices into `sections`, the most relevant to the message first: what a small context window keeps.
+    ranking: tuple[int, ...] = ()
+
+    def for_prompt(self) -> PageKnowledge:
+        """The sections as the prompt carries them."""
+        return PageKnowledge(tuple(section.rendered() for section in self.sections), self.searched, self.ranking)
 
 
 class Shelf:
@@ -181,9 +188,9 @@ class Knowledge:
         """The sections for a model call about `message`, the previous exchange (`context`) helping."""
         shelf = self.shelf
         sections = shelf.library.sections
-        if not self.searched(shelf):
-            return Chosen(sections, shelf.tokens, searched=False)
         ranked = self._ranked(shelf, message, context)
+        if not self.searched(shelf):
+            return Chosen(sections, shelf.tokens, searched=False, ranking=_whole_ranking(len(sections), ranked))
         chosen: list[tuple[int, float]] = []
         room = self.max_tokens
         for number, score in ranked:
@@ -193,7 +200,11 @@ class Knowledge:
                 room -= tokens
         chosen.sort()  # in the files' order, which reads better than by score
         return Chosen(
-            tuple(sections[n] for n, _ in chosen), self.max_tokens - room, True, tuple(score for _, score in chosen)
+            tuple(sections[n] for n, _ in chosen),
+            self.max_tokens - room,
+            True,
+            tuple(score for _, score in chosen),
+            tuple(sorted(range(len(chosen)), key=lambda place: -chosen[place][1])),
         )
 
     def _ranked(self, shelf: Shelf, message: str, context: str) -> list[tuple[int, float]]:
@@ -227,6 +238,13 @@ class Knowledge:
         self._shelf.index.close()
         if self._cache is not None:
             self._cache.close()
+
+
+def _whole_ranking(count: int, ranked: list[tuple[int, float]]) -> tuple[int, ...]:
+    """Every section, those matching the message first (best first), then the rest in the files' order."""
+    matching = [number for number, _ in ranked]
+    found = set(matching)
+    return (*matching, *(number for number in range(count) if number not in found))
 
 
 def _over_floor(scores: dict[int, float], floor: float) -> list[tuple[int, float]]:
