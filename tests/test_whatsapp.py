@@ -18,8 +18,11 @@ from inboxgpt.events import Echo, Message
 from inboxgpt.web.app import create_app
 from tests.fakes import Media, Reply, completion, echo_answer, streamed
 from tests.helpers import WHATSAPP_NUMBER_ID, WHATSAPP_TOKEN, load, page_body, text_event
+from tests.test_metrics import moved, scrape
 
 WA_ID = "16505551234"
+# Another number of the same WhatsApp Business Account (another branch of the shop).
+OTHER_NUMBER_ID = "106540352243555"
 WAMID = "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQUVCNjY3RkE4NTI3QjE3RjQ1RgA="
 
 
@@ -97,6 +100,23 @@ def test_what_the_bot_cannot_use_gets_the_answers_messenger_gives(post, graph, o
     assert graph.texts(WA_ID) == [answer]
     assert openai_server.requests == []
     assert graph.downloads == []
+
+
+def test_another_number_of_the_account_is_neither_answered_nor_lets_its_echoes_pause_ours(
+    post, graph, openai_server, client, caplog
+):
+    caplog.set_level(logging.INFO)
+    echo = wa("echoes.json")
+    echo["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = OTHER_NUMBER_ID
+    before = scrape(client)
+    post(wa("other_number.json"))  # Ada writes to the other branch's number
+    post(echo)  # and its staff answer her there, from the WhatsApp Business app
+    assert graph.calls == []  # no reply from our number, no read receipt
+    assert openai_server.requests == []
+    assert caplog.text.count("skipped {'other_number': 1}") == 2
+    assert moved(before, scrape(client), "bot_events_total", kind="other_number", channel="whatsapp") == 2
+    post(wa("text.json"))  # then writes to ours: the other branch's staff talking to her is no pause here
+    assert graph.texts(WA_ID) == ["You said: Hi! Do you deliver on Sundays?"]
 
 
 def test_a_webhook_error_is_counted_and_logged_with_its_code(config, caplog):

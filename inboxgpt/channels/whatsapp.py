@@ -39,6 +39,8 @@ CHOICES = ("interactive", "button")
 NOT_ANSWERED = ("reaction", "system", "ephemeral", "revoke")
 # A person opening the chat for the first time: greeted as Messenger's Get Started button is.
 WELCOME = "request_welcome"
+# The field of people's messages and of receipts.
+MESSAGES = "messages"
 # The field of what the business's people write from the WhatsApp Business app, on a number in both.
 ECHOES = "smb_message_echoes"
 # WhatsApp's kinds of media by the names the other channels give them (replies.py answers each).
@@ -60,10 +62,14 @@ class WhatsAppChannel(GraphChannel):
     formatting_note = formatting.WHATSAPP_NOTE
     message_gap = PAIR_RATE_SECONDS
 
-    def __init__(self, client: GraphClient, enabled: bool, own_client: bool, get_started: str):
+    def __init__(
+        self, client: GraphClient, enabled: bool, own_client: bool, get_started: str, number_id: str | None = None
+    ):
         super().__init__(client, None, enabled)
         self._own_client = own_client
         self._get_started = get_started
+        # The business number answered: one WhatsApp Business Account may hold several, all on one webhook.
+        self._number_id = number_id
 
     @classmethod
     def from_settings(cls, graph: GraphClient, settings: Settings) -> Self:
@@ -73,7 +79,8 @@ class WhatsAppChannel(GraphChannel):
         if not settings.whatsapp_configured:
             return cls(graph, enabled=False, own_client=False, get_started=get_started)
         client = GraphClient(GraphSettings.for_whatsapp(settings))
-        return cls(client, enabled=settings.whatsapp, own_client=True, get_started=get_started)
+        number_id = settings.whatsapp_phone_number_id
+        return cls(client, enabled=settings.whatsapp, own_client=True, get_started=get_started, number_id=number_id)
 
     def read(self, body: dict[str, Any]) -> ParsedBody:
         """The people's messages of a webhook body; receipts, errors and other fields counted as skipped."""
@@ -87,7 +94,9 @@ class WhatsAppChannel(GraphChannel):
             for change in changes:
                 change = object_field(change)
                 value, field = object_field(change.get("value")), text_field(change.get("field"))
-                if field == "messages" and value:
+                if field in (MESSAGES, ECHOES) and not self._ours(value):
+                    skipped["other_number"] += 1
+                elif field == MESSAGES and value:
                     self._read_value(value, events, skipped)
                 elif field == ECHOES and value:
                     self._read_echoes(value, events, skipped)
@@ -95,6 +104,13 @@ class WhatsAppChannel(GraphChannel):
                     # history, account updates...: not this channel's to answer.
                     skipped[(field or "malformed")[:40]] += 1
         return ParsedBody(tuple(events), skipped, self.name)
+
+    def _ours(self, value: dict) -> bool:
+        """Whether a value is about the number answered: another number of the same account is another business's
+        line (its people answered from it, its echoes its own). A value naming no number is taken as ours: Meta
+        always names it, and a test or tool may not."""
+        number = identifier(object_field(value.get("metadata")).get("phone_number_id"))
+        return number is None or number == self._number_id
 
     def _read_value(self, value: dict, events: list[Event], skipped: Counter) -> None:
         for status in _items(value.get("statuses")):
