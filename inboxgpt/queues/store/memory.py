@@ -12,7 +12,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from inboxgpt.queues.store import MAX_QUOTES, Bounds, Queued, Turn, newest_turns_within
+from inboxgpt.queues.store import MAX_QUOTES, Bounds, Queued, Turn, cut_answer, newest_turns_within
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ class MemoryStore:
         self._records: dict[str, dict[str, tuple[float, str]]] = {}
         # (psid, message id) -> kept until, of messages the bot sent: in the order sent, so expiry pops the front.
         self._sent: OrderedDict[tuple[str, str], float] = OrderedDict()
+        # alias -> (the key it stands for, kept until): in the order last used, so expiry pops the front.
+        self._links: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     def get(self, psid: str) -> list[Turn]:
         """Return the person's turns, oldest first; empty if none or expired."""
@@ -117,6 +119,33 @@ class MemoryStore:
         """Whether the bot sent this message (within the `ttl` it was noted for)."""
         with self._lock:
             return self._sent.get((psid, mid), 0.0) > self._clock()
+
+    def take_back(self, psid: str, start: str) -> bool:
+        """Cut the newest answer that holds `start` from there on; False if none holds it."""
+        with self._lock:
+            self._expire_locked(self._clock())
+            conversation = self._conversations.get(psid)
+            turns = conversation.turns if conversation else []
+            for number in reversed(range(len(turns))):
+                cut = cut_answer(turns[number], start)
+                if cut is not None:
+                    turns[number] = cut
+                    return True
+            return False
+
+    def link_keys(self, links: Sequence[tuple[str, str]]) -> list[str]:
+        """For each (alias, key), the key the alias stands for, linking it to `key` if it stands for none."""
+        with self._lock:
+            now = self._clock()
+            self._expire_locked(now)
+            found = []
+            for alias, key in links:
+                linked = self._links.pop(alias, (key, 0.0))[0]
+                self._links[alias] = (linked, now + self._ttl)
+                found.append(linked)
+            while len(self._links) > self._max_conversations:
+                self._links.popitem(last=False)
+            return found
 
     def reset(self, psid: str) -> None:
         """Forget the person's history."""
@@ -274,6 +303,8 @@ class MemoryStore:
             del self._event_ids[event_id]
         while self._sent and next(iter(self._sent.values())) <= now:
             self._sent.popitem(last=False)
+        while self._links and next(iter(self._links.values()))[1] <= now:
+            self._links.popitem(last=False)
         while self._counter_expiry and self._counter_expiry[0][0] <= now:
             _, key = heapq.heappop(self._counter_expiry)
             del self._counters[key]
