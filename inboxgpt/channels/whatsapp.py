@@ -1,9 +1,12 @@
 """WhatsApp: the business number's conversations through Meta's WhatsApp Cloud API: the same Meta app, webhook and
 signature as the Page's, its own token (a System User's) and its own endpoint (`/{phone number id}/messages`).
 
-A webhook's `entry[].changes[].value` carries `messages` (what people send), `statuses` (receipts of what the
-business sent: counted, never answered) and `errors`. A person's key is their id behind "wa:", exactly as sent: a
-phone number's `wa_id`, or a business-scoped user id, which is not a number and must never be reduced to digits.
+A webhook's `entry[].changes[].value` carries `metadata` (the business number it is about: only the configured one
+is read), `messages` (what people send), `statuses` (receipts of what the business sent: counted, never answered;
+a `failed` one becomes its person's `Undelivered` event) and `errors`. A person's key is their id behind "wa:",
+exactly as sent: a phone number's `wa_id`, or a business-scoped user id (a WhatsApp username's), which is not a
+number and must never be reduced to digits; when both come, the scoped id is the event's alias, which the store
+links to the number's key. Every message says until when it may be answered (WhatsApp's 24-hour window).
 Photos and voice notes arrive as media ids: the channel asks the Graph API for each one's short-lived link, which the
 bot downloads with the token (media.py); a photo's caption is its text. Videos, documents and the other kinds get the
 honest "can't use that" answer, their caption unread rather than answered without what it is about.
@@ -93,7 +96,8 @@ class WhatsAppChannel(GraphChannel):
         return cls(client, enabled=settings.whatsapp, own_client=True, get_started=get_started, number_id=number_id)
 
     def read(self, body: dict[str, Any]) -> ParsedBody:
-        """The people's messages of a webhook body; receipts, errors and other fields counted as skipped."""
+        """The people's messages of a webhook body, and the business's messages that failed; the other receipts,
+        errors, other fields and other numbers' values counted as skipped."""
         events: list[Event] = []
         skipped: Counter = Counter()
         for entry in body["entry"]:
@@ -134,7 +138,10 @@ class WhatsAppChannel(GraphChannel):
             skipped["error"] += 1
             logger.warning("WhatsApp reports an error in its webhook: code %s", error.get("code"))
         # A person's business-scoped id may come in `contacts` beside the number their message is from.
-        scoped = {identifier(contact.get("wa_id")): contact.get("user_id") for contact in _items(value.get("contacts"))}
+        contacts = _items(value.get("contacts"))
+        scoped = {
+            number: contact.get("user_id") for contact in contacts if (number := identifier(contact.get("wa_id")))
+        }
         for message in _items(value.get("messages")):
             event, kind = self._message(message, scoped)
             if event is None:
