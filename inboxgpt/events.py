@@ -82,6 +82,13 @@ class Message:
     channel: str = FIRST_CHANNEL
     # On Instagram, a reply to the account's story.
     story_reply: bool = False
+    # What brought the person here (the ad or post they came from), in a few words, when the channel says.
+    came_from: str | None = None
+    # Another key the person is known by on their channel (WhatsApp's business-scoped id beside their number): the
+    # store links it to `psid`, so that an event under it alone reaches the same person.
+    alias: str | None = None
+    # When the channel stops taking answers to it (milliseconds since 1970; WhatsApp's 24-hour window): 0, never.
+    answer_by: int = 0
 
     # When the webhook took it (time.time()), for the reply latency; 0 when unknown.
     received: float = 0.0
@@ -105,6 +112,8 @@ class Echo:
     attachments: tuple[Attachment, ...] = ()
     standby: bool = False
     channel: str = FIRST_CHANNEL
+    # As a message's: another key the person is known by.
+    alias: str | None = None
 
     # When the webhook took it (time.time()), for the reply latency; 0 when unknown.
     received: float = 0.0
@@ -149,6 +158,9 @@ class Postback:
     mid: str | None = None
     standby: bool = False
     channel: str = FIRST_CHANNEL
+    # As a message's: another key the person is known by, and when the channel stops taking answers.
+    alias: str | None = None
+    answer_by: int = 0
 
     # When the webhook took it (time.time()), for the reply latency; 0 when unknown.
     received: float = 0.0
@@ -184,7 +196,31 @@ class Comment:
         return "comment:" + self.comment_id
 
 
-Event = Message | Postback | Echo | Handover | Comment
+@dataclass(frozen=True)
+class Undelivered:
+    """Meta's word, after it took a message the bot sent, that the message never reached the person (WhatsApp's
+    `failed` status: 131047 when the 24-hour window had closed)."""
+
+    psid: str  # the person it was sent to
+    mid: str  # the message's id, as Meta gave it when it took the message
+    timestamp: int
+    code: int | None = None
+    reason: str = ""  # Meta's title for the error ("Re-engagement message")
+    channel: str = FIRST_CHANNEL
+    alias: str | None = None
+    received: float = 0.0
+    standby: bool = False
+
+    @property
+    def event_id(self) -> str:
+        """The failure is reported once per message; Meta repeats it when it redelivers the webhook."""
+        return "undelivered:" + tag_of(self.psid) + self.mid
+
+
+Event = Message | Postback | Echo | Handover | Comment | Undelivered
+# Fields events gained later, left out of a queued event when unset: a worker of the version before, still taking
+# events during a deploy, reads every event that does not use them.
+LATER_FIELDS = {"came_from": None, "alias": None, "answer_by": 0}
 
 
 @dataclass(frozen=True)
@@ -198,7 +234,7 @@ class ParsedBody:
 
 def encode(event: Event) -> str:
     """Serialise an event for a store's queue."""
-    data = asdict(event)
+    data = {key: value for key, value in asdict(event).items() if LATER_FIELDS.get(key, ...) != value}
     if "attachments" in data:
         # An attachment's fields left unset are left out: a worker of the version before, still taking events
         # during a deploy, then reads every event that has nothing its version lacks.
@@ -216,5 +252,7 @@ def decode(text: str) -> Event:
         return Handover(**data)
     if kind == "Comment":
         return Comment(**data)
+    if kind == "Undelivered":
+        return Undelivered(**data)
     data["attachments"] = tuple(Attachment(**attachment) for attachment in data.get("attachments", ()))
     return Echo(**data) if kind == "Echo" else Message(**data)

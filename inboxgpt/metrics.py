@@ -25,7 +25,9 @@ EVENTS = Counter(
     "bot_events", "Webhook events by kind (message, postback, echo, standby, redelivered...).", ["kind", "channel"]
 )
 REPLIES = Counter(
-    "bot_replies", "Answers by outcome: sent, apology, refused_by_meta, limited, silent.", ["outcome", "channel"]
+    "bot_replies",
+    "Answers by outcome: sent, apology, refused_by_meta, limited, silent, late, undelivered.",
+    ["outcome", "channel"],
 )
 REPLY_LATENCY = Histogram(
     "bot_reply_latency_seconds",

@@ -37,7 +37,7 @@ class Notice:
 
     channel: str
     person: str  # the person's key ("wa:16505551234")
-    why: str  # "asked_for_human" or "page_wrote"
+    why: str  # "asked_for_human", "page_wrote" or "undelivered"
     last_message: str
     time: float
 
@@ -52,6 +52,11 @@ class OwnerWebhook:
         self._waiting: queue.Queue[tuple[dict, str] | None] = queue.Queue(MAX_WAITING)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+
+    @property
+    def configured(self) -> bool:
+        """Whether posts go anywhere (the URL is set)."""
+        return self._url is not None
 
     def post(self, payload: dict, person: str) -> None:
         """Send `payload` (about the person keyed `person`, as logged), soon; never blocks."""
@@ -104,6 +109,11 @@ class HandoverNotifier:
     @classmethod
     def from_settings(cls, settings: Settings) -> HandoverNotifier:
         return cls(settings.handover_notify_url)
+
+    @property
+    def configured(self) -> bool:
+        """Whether notices go anywhere (HANDOVER_NOTIFY_URL is set)."""
+        return self._webhook.configured
 
     def notify(self, channel: str, person: str, why: str, last_message: str) -> None:
         """Tell the owner, soon; never blocks."""

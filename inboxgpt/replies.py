@@ -28,6 +28,11 @@ HUMAN_COMING = (
     "I've asked a person from the page to answer you. They'll reply here as soon as they can. "
     "(Send /bot to talk to me again.)"
 )
+# /human (or the model's talk_to_a_person) where no one would hear of it: no inbox, no HANDOVER_NOTIFY_URL.
+NO_ONE_TO_ANSWER = (
+    "Sorry, there's no one from the business available to answer here right now. I'll keep helping you as best I "
+    "can: what would you like to know?"
+)
 BOT_BACK = "I'm back! What can I help you with?"
 # The page's Messenger profile (flask --app app page-setup): the welcome screen's greeting when
 # GREETING is not set (at most 160 characters), and the persistent menu's buttons (at most 30).
@@ -59,6 +64,8 @@ CANNOT_USE = {
     # WhatsApp
     "contacts": "Thanks! I can't read shared contacts yet. Could you type what you'd like me to know?",
     "order": "Thanks for your order! I can't read orders here. Could you tell me what you'd like to know about it?",
+    # A kind of message WhatsApp does not pass on to businesses (a poll, a view-once photo...).
+    "unsupported": "Sorry, that kind of message doesn't reach me here. Could you tell me in words?",
 }
 CANNOT_OPEN = "I can't open shared links or posts yet. Could you paste the text, or tell me about it?"
 

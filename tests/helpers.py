@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,28 @@ PSID = "6543210987654321"
 _mids = itertools.count(1)
 
 
+# The time the WhatsApp bodies under tests/data were written (a little after the newest time they carry).
+WHATSAPP_WRITTEN_AT = 1764541000
+
+
 def load(name: str) -> dict:
-    """Return a webhook payload from tests/data."""
-    return json.loads((DATA / name).read_text())
+    """Return a webhook payload from tests/data. A WhatsApp body's times are moved as if it had been written now,
+    keeping their order and gaps: WhatsApp answers only within 24 hours of a message, and a test's message is new."""
+    body = json.loads((DATA / name).read_text())
+    if name.startswith("whatsapp/"):
+        recent(body, int(time.time()) - WHATSAPP_WRITTEN_AT)
+    return body
+
+
+def recent(body: dict, seconds: int) -> None:
+    """Move every time (seconds since 1970, as text) of a WhatsApp body's messages, receipts and echoes on by
+    `seconds`."""
+    for entry in body["entry"]:
+        for change in entry["changes"]:
+            value = change["value"]
+            for item in [*value.get("messages", ()), *value.get("statuses", ()), *value.get("message_echoes", ())]:
+                if "timestamp" in item:
+                    item["timestamp"] = str(int(item["timestamp"]) + seconds)
 
 
 def text_event(text: str, psid: str = PSID, mid: str | None = None) -> dict:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from inboxgpt.channels import formatting
@@ -12,7 +12,7 @@ from tests.helpers import PSID, load, page_body, text_event
 
 ANSWER = (
     "# Opening hours\n\n"
-    "We are **open** on *Sundays* and ~~Mondays~~. See [our page](https://shop.example/hours) or __call__ us."
+    "We are **open** on *Sundays* and ~~Mondays~~. See [our page](https://shop.example/hours) or __give us a call__."
 )
 CODE = "```python\nx = a**2 * b\n# not a heading\n```\n\nUse `**kwargs` with care: snake_case_names and 2*3*4 stay."
 
@@ -20,13 +20,50 @@ CODE = "```python\nx = a**2 * b\n# not a heading\n```\n\nUse `**kwargs` with car
 def test_whatsapp_gets_its_own_markers():
     assert formatting.whatsapp(ANSWER) == (
         "*Opening hours*\n\n"
-        "We are *open* on _Sundays_ and ~Mondays~. See our page (https://shop.example/hours) or *call* us."
+        "We are *open* on *Sundays* and ~Mondays~. See our page (https://shop.example/hours) or *give us a call*."
     )
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        # The model is told to write WhatsApp's markers: its *bold* stays bold, never turned italic.
+        ("*Opening hours*: 9-17", "*Opening hours*: 9-17"),
+        ("_Closed_ on *Sundays* and ~holidays~.", "_Closed_ on *Sundays* and ~holidays~."),
+        ("## 1. **Step one**", "*1. Step one*"),
+        ("# Hours: *9-17*", "*Hours: 9-17*"),
+        # Names, files and addresses are no emphasis.
+        ("Edit __init__.py, then call __main__ and my_snake_case_name.", None),
+        ("Price: 2*3*4 or x**2 + y**2", None),
+        ("See https://shop.example/a_b_c/**d** or www.shop.example/__x__", None),
+        ("**https://shop.example/x_y**.", "*https://shop.example/x_y*."),
+        ("[our __new__ page](https://shop.example/a_b__c__)", "our __new__ page (https://shop.example/a_b__c__)"),
+        ("__very important__", "*very important*"),
+    ],
+)
+def test_whatsapp_markers_names_and_addresses_are_kept(written, shown):
+    assert formatting.whatsapp(written) == (written if shown is None else shown)
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["Edit __init__.py and my_snake_case_name", "https://shop.example/a_b_c/*x*", "__main__ or 2*3*4"],
+)
+def test_plain_text_keeps_names_and_addresses(written):
+    assert formatting.plain(written) == written
+
+
+@given(st.text(alphabet=st.sampled_from("*_~#`[]() \nab1.:/htps")) | st.text())
+@example("We are **open** on *Sundays*.")
+def test_converting_for_whatsapp_twice_changes_nothing(text):
+    once = formatting.whatsapp(text)
+    assert formatting.whatsapp(once) == once
 
 
 def test_messenger_and_instagram_get_plain_text():
     assert formatting.plain(ANSWER) == (
-        "Opening hours\n\nWe are open on Sundays and Mondays. See our page (https://shop.example/hours) or call us."
+        "Opening hours\n\n"
+        "We are open on Sundays and Mondays. See our page (https://shop.example/hours) or give us a call."
     )
 
 
@@ -53,9 +90,9 @@ def test_a_messenger_reply_reaches_meta_as_plain_text(post, graph, openai_server
 
 
 def test_a_whatsapp_reply_reaches_meta_in_whatsapp_markers(post, graph, openai_server):
-    openai_server.default = lambda request: completion("We are **open** on *Sundays*.")
+    openai_server.default = lambda request: completion("We are **open** on *Sundays*, see __init__.py.")
     post(load("whatsapp/text.json"))
-    assert graph.texts("16505551234") == ["We are *open* on _Sundays_."]
+    assert graph.texts("16505551234") == ["We are *open* on *Sundays*, see __init__.py."]
 
 
 @pytest.mark.parametrize(

@@ -140,7 +140,9 @@ def test_broken_files_are_skipped_with_one_warning_each_and_the_rest_is_read(fol
     config.update(KNOWLEDGE_DIR=str(folder), KNOWLEDGE_MAX_FILE_BYTES="1500")
     with caplog.at_level(logging.INFO, logger="inboxgpt.model.knowledge"):
         make_app(config)
-    warnings = sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    warnings = sorted(
+        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "inboxgpt.model.knowledge"
+    )
     assert warnings == [
         "knowledge file big.md skipped: 2,000 bytes, over KNOWLEDGE_MAX_FILE_BYTES (1,500)",
         "knowledge file broken.pdf skipped: not a readable PDF (PdfStreamError)",

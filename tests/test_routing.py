@@ -8,7 +8,7 @@ import pytest
 
 from inboxgpt.config import settings_from_mapping
 from inboxgpt.conversation.routing import HUMAN_PAYLOAD, START_OVER_PAYLOAD, Case, Route, Rules, route
-from inboxgpt.events import Attachment, Comment, Echo, Event, Handover, Message, Postback
+from inboxgpt.events import Attachment, Comment, Echo, Event, Handover, Message, Postback, Undelivered
 
 APP_ID = "1517776481860111"
 RULES = Rules.from_settings(
@@ -58,6 +58,19 @@ CASES: list[tuple[str, Event, Route]] = [
         message("nice!", story_reply=True),
         Route(Case.TEXT, text="[Replying to the page's Instagram story] nice!"),
     ),
+    (
+        "came from an ad",
+        message("Still on?", came_from='ad "Winter sale" (https://fb.me/x)'),
+        Route(Case.TEXT, text='[Came to this chat from the business\'s ad "Winter sale" (https://fb.me/x)] Still on?'),
+    ),
+    ("within its window", message("hi", answer_by=2_000, received=1.999), Route(Case.TEXT, text="hi")),
+    ("past its window", message("/human", answer_by=2_000, received=2.001), Route(Case.LATE, text="/human")),
+    (
+        "tapped past its window",
+        postback("GET_STARTED", answer_by=2_000, received=3.0),
+        Route(Case.LATE, text="[tapped: GET_STARTED]"),
+    ),
+    ("undelivered", Undelivered(psid="42", mid="m_4", timestamp=1, code=131047), Route(Case.UNDELIVERED)),
     ("get started", postback("GET_STARTED"), Route(Case.GET_STARTED)),
     ("menu: a person", postback(HUMAN_PAYLOAD), Route(Case.HUMAN)),
     ("menu: start over", postback(START_OVER_PAYLOAD), Route(Case.RESET)),

@@ -239,6 +239,43 @@ def test_the_bots_sent_ids_are_kept_apart_from_quotes_through_a_reset(backend):
     assert not store.was_sent("a", "m_bot_1")
 
 
+def test_an_alias_stands_for_the_key_it_was_first_linked_to_until_it_goes_unused(backend):
+    store = backend(max_conversations=2)
+    # A person's number and username arrive together, then the username alone; another arrives by username alone.
+    assert store.link_keys([("wa:US.1", "wa:1650"), ("wa:US.1", "wa:US.1"), ("wa:US.2", "wa:US.2")]) == [
+        "wa:1650",
+        "wa:1650",
+        "wa:US.2",
+    ]
+    assert backend.kind == "memory" or backend(max_conversations=2).link_keys([("wa:US.1", "wa:US.1")]) == ["wa:1650"]
+    assert store.link_keys([("wa:US.2", "wa:1777")]) == ["wa:US.2"]  # the first key it stood for holds
+    if backend.kind == "redis":
+        assert 0 < store._redis.pttl("mgpt:link:wa:US.1") <= 3_600_000
+        return
+    for alias in ("wa:US.3", "wa:US.4", "wa:US.2"):
+        backend.clock.now += 1
+        store.link_keys([(alias, "wa:" + alias[-1])])
+    store.expire()
+    assert store.link_keys([("wa:US.3", "wa:US.3")]) == ["wa:US.3"]  # beyond max_conversations, the least used went
+    backend.clock.now += 3601
+    store.expire()
+    assert store.link_keys([("wa:US.2", "wa:2")]) == ["wa:2"]  # unused for an idle conversation's lifetime: gone
+    assert store.link_keys([("wa:US.4", "wa:US.4")]) == ["wa:US.4"]
+
+
+def test_an_answer_that_never_arrived_is_cut_from_the_history(backend):
+    store = backend()
+    store.append("a", Turn("hours?", "We open at 9.\n\nOn Sundays we open at 10. Say hi!"))
+    store.append("a", Turn("and Mondays?", "Closed on Mondays. 🙂"))
+    assert store.take_back("a", "On Sundays we open")
+    assert store.get("a") == [Turn("hours?", "We open at 9."), Turn("and Mondays?", "Closed on Mondays. 🙂")]
+    assert store.take_back("a", "Closed on Mondays.")
+    assert store.get("a")[-1] == Turn("and Mondays?", "")
+    assert not store.take_back("a", "never sent")
+    assert not store.take_back("b", "We open")
+    assert store.get("a")[0] == Turn("hours?", "We open at 9.")
+
+
 def test_a_lock_has_one_holder_until_released_or_expired(backend):
     store = backend()
     assert store.take_lock("a", "worker-1", ttl=30)

@@ -9,18 +9,22 @@ from dataclasses import replace
 from http import HTTPStatus
 
 import pytest
+from prometheus_client import REGISTRY
 
 from inboxgpt import replies
 from inboxgpt.channels import page_channels
 from inboxgpt.channels.graph import GraphClient, GraphSettings
 from inboxgpt.config import ConfigError, settings_from_mapping
-from inboxgpt.events import Echo, Message
-from inboxgpt.web.app import create_app
-from tests.fakes import Media, Reply, completion, echo_answer, streamed
-from tests.helpers import WHATSAPP_NUMBER_ID, WHATSAPP_TOKEN, load, page_body, text_event
+from inboxgpt.events import Echo, Message, Undelivered
+from inboxgpt.web.app import EXTENSION, create_app
+from tests.fakes import FakeHook, Media, Reply, completion, echo_answer, streamed
+from tests.helpers import WHATSAPP_NUMBER_ID, WHATSAPP_TOKEN, load, page_body, poster, recent, text_event
 
 WA_ID = "16505551234"
+# Another number of the same WhatsApp Business Account (another branch of the shop).
+OTHER_NUMBER_ID = "106540352243555"
 WAMID = "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQUVCNjY3RkE4NTI3QjE3RjQ1RgA="
+FAILED_WAMID = "wamid.HBgLMTY1MDU1NTEyMzQVAgARGBJCMkMzRDRFNUY2QTdCOEM5RDAA"
 
 
 def whatsapp(config: dict):
@@ -37,11 +41,13 @@ def wa(name: str) -> dict:
 
 
 def test_a_text_is_a_message_from_the_person_keyed_by_their_id_as_sent(config):
-    parsed = whatsapp(config).read(wa("text.json"))
+    body = wa("text.json")
+    parsed = whatsapp(config).read(body)
     (event,) = parsed.events
     assert isinstance(event, Message)
     assert (event.psid, event.mid, event.text) == (f"wa:{WA_ID}", WAMID, "Hi! Do you deliver on Sundays?")
-    assert event.timestamp == 1764540000 * 1000
+    assert event.timestamp == int(body["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"]) * 1000
+    assert event.answer_by == event.timestamp + 24 * 3600 * 1000  # WhatsApp's window for answers
     assert event.event_id == f"wa:{WAMID}"
     assert parsed.channel == "whatsapp"
 
@@ -51,13 +57,13 @@ def test_a_business_scoped_id_is_kept_whole_never_reduced_to_digits(config):
     assert event.psid == "wa:US.13491208655302741918"
 
 
-def test_receipts_are_counted_and_a_failed_one_logged_with_its_code_but_not_the_person(config, caplog):
-    caplog.set_level(logging.INFO)
+def test_receipts_are_counted_and_a_failed_one_is_its_persons_event(config):
     parsed = whatsapp(config).read(wa("statuses.json"))
-    assert parsed.events == ()
-    assert parsed.skipped == {"status_sent": 1, "status_delivered": 1, "status_read": 1, "status_failed": 1}
-    assert "131047" in caplog.text
-    assert WA_ID not in caplog.text
+    (failed,) = parsed.events
+    assert isinstance(failed, Undelivered)
+    assert (failed.psid, failed.mid, failed.code) == (f"wa:{WA_ID}", FAILED_WAMID, 131047)
+    assert "24 hours" in failed.reason
+    assert parsed.skipped == {"status_sent": 1, "status_delivered": 1, "status_read": 1}
 
 
 @pytest.mark.parametrize(
@@ -97,6 +103,24 @@ def test_what_the_bot_cannot_use_gets_the_answers_messenger_gives(post, graph, o
     assert graph.texts(WA_ID) == [answer]
     assert openai_server.requests == []
     assert graph.downloads == []
+
+
+def test_another_number_of_the_account_is_neither_answered_nor_lets_its_echoes_pause_ours(
+    post, graph, openai_server, caplog
+):
+    caplog.set_level(logging.INFO)
+    echo = wa("echoes.json")
+    echo["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = OTHER_NUMBER_ID
+    labels = {"kind": "other_number", "channel": "whatsapp"}
+    before = REGISTRY.get_sample_value("bot_events_total", labels) or 0.0
+    post(wa("other_number.json"))  # Ada writes to the other branch's number
+    post(echo)  # and its staff answer her there, from the WhatsApp Business app
+    assert graph.calls == []  # no reply from our number, no read receipt
+    assert openai_server.requests == []
+    assert caplog.text.count("skipped {'other_number': 1}") == 2
+    assert REGISTRY.get_sample_value("bot_events_total", labels) == before + 2
+    post(wa("text.json"))  # then writes to ours: the other branch's staff talking to her is no pause here
+    assert graph.texts(WA_ID) == ["You said: Hi! Do you deliver on Sundays?"]
 
 
 def test_a_webhook_error_is_counted_and_logged_with_its_code(config, caplog):
@@ -381,3 +405,124 @@ def test_check_and_page_setup_say_what_whatsapp_alone_means(config, make_app, gr
     setup = runner.invoke(args=["page-setup"])
     assert setup.exit_code == 1
     assert "set PAGE_ACCESS_TOKEN" in setup.output
+
+
+# --- one person, whether Meta gives their number, their username's id, or both ---
+
+BSUID = "US.13491208655302741918"
+ORDER = "Hi, I ordered the blue bike, order 1042."
+
+
+def test_a_person_known_by_number_and_username_is_the_same_person_when_the_number_is_withheld(
+    config, tmp_path, app_with, graph, openai_server
+):
+    # Two servers on one store, one after the other (a restart, or another machine behind the load balancer).
+    config.update(STORE_URL=f"sqlite:///{tmp_path}/bot.db")
+    app_with(config)(wa("business_scoped_with_number.json"))  # the number and the username's id together
+    app_with(config)(wa("business_scoped.json"))  # later, the username's id alone
+    history = [message["content"] for message in openai_server.requests[-1]["messages"][1:]]
+    assert history == [ORDER, f"You said: {ORDER}", "Hello from my username"]
+    assert graph.texts(WA_ID) == [f"You said: {ORDER}", "You said: Hello from my username"]
+
+
+def test_the_pause_for_the_business_people_holds_when_the_number_is_withheld(post, graph, openai_server):
+    post(wa("business_scoped_with_number.json"))
+    post(wa("echoes.json"))  # the shop's staff answer her number from the WhatsApp Business app
+    post(wa("business_scoped.json"))  # she writes again, her number withheld
+    assert len(openai_server.requests) == 1  # the bot stays quiet while the staff talk to her
+    assert graph.texts(WA_ID) == [f"You said: {ORDER}"]
+
+
+def test_a_person_known_only_by_their_username_is_answered_at_it(post, graph):
+    post(wa("business_scoped.json"))
+    (reply,) = [call for call in graph.calls if call.get("type") == "text"]
+    assert reply["recipient"] == BSUID
+    assert "to" not in reply
+
+
+# --- the 24-hour window ---
+
+
+def another_text(text: str, mid: str = "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQ5OTk5OTk5OTk5OTk5OTk5AA==") -> dict:
+    body = wa("text.json")
+    body["entry"][0]["changes"][0]["value"]["messages"][0].update(id=mid, text={"body": text})
+    return body
+
+
+@pytest.fixture
+def hook():
+    server = FakeHook()
+    yield server
+    server.close()
+
+
+def test_an_answer_meta_reports_undelivered_leaves_the_history_and_the_owner_is_told(
+    config, make_app, hook, graph, openai_server, caplog
+):
+    config.update(HANDOVER_NOTIFY_URL=hook.url + "/hooks/T0123/secret-key")
+    app = make_app(config)
+    post = poster(app)
+    post(wa("text.json"))
+    failed = wa("failed.json")  # WhatsApp took the answer (200, an id), then reports it failed: 131047
+    failed["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] = graph.message_ids[-1]
+    post(failed)
+    post(another_text("And on Mondays?"))
+    history = [message["content"] for message in openai_server.requests[-1]["messages"][1:]]
+    # The answer never arrived: the person's two messages stand together, as unanswered ones do.
+    assert history == ["Hi! Do you deliver on Sundays?\n\nAnd on Mondays?"]
+    app.extensions[EXTENSION].notifier.close()  # sends what is waiting
+    (notice,) = hook.requests
+    assert (notice["person"], notice["why"]) == (f"wa:{WA_ID}", "undelivered")
+    assert f"psid=wa:{WA_ID}" in caplog.text
+    assert "131047" in caplog.text
+    assert "You said" not in caplog.text
+
+
+def test_a_message_redelivered_after_the_window_is_kept_but_never_sent_to_the_model(post, graph, openai_server):
+    late = wa("text.json")
+    recent(late, -30 * 3600)  # Meta redelivers it 30 hours after it was sent
+    post(late)
+    assert openai_server.requests == []
+    assert graph.calls == []  # no answer, no read receipt: WhatsApp would refuse or charge them
+    post(another_text("Are you there?"))
+    history = [message["content"] for message in openai_server.requests[-1]["messages"][1:]]
+    assert history == ["Hi! Do you deliver on Sundays?\n\nAre you there?"]  # kept, unanswered
+
+
+# --- asking for a person ---
+
+
+def test_asking_for_a_person_where_no_one_would_hear_of_it_says_so_and_goes_on(config, make_app, graph, caplog):
+    app = make_app(config)  # no inbox on WhatsApp, and HANDOVER_NOTIFY_URL is not set
+    assert "On whatsapp, asking for a person (/human, or the talk_to_a_person tool) reaches no one" in caplog.text
+    post = poster(app)
+    post(another_text("/human"))
+    post(wa("text.json"))
+    assert graph.texts(WA_ID) == [replies.NO_ONE_TO_ANSWER, "You said: Hi! Do you deliver on Sundays?"]
+    checked = app.test_cli_runner().invoke(args=["check"])
+    assert "! handover: on whatsapp /human reaches no one" in checked.output
+
+
+# --- what else people send ---
+
+
+def test_a_message_whatsapp_does_not_pass_on_gets_an_honest_answer_of_its_own(post, graph, openai_server):
+    post(wa("unsupported.json"))
+    assert graph.texts(WA_ID) == [replies.CANNOT_USE["unsupported"]]
+    assert replies.CANNOT_USE["unsupported"] != replies.CANNOT_OPEN  # it is no shared link or post
+    assert openai_server.requests == []
+
+
+def test_a_flows_answer_reaches_the_model_as_the_fields_the_person_filled_in(post, openai_server):
+    post(wa("flow_reply.json"))
+    assert openai_server.requests[0]["messages"][-1]["content"] == (
+        "[Filled in the form]\nappointment_date: 2026-12-08\ntime_slot: 10:30\nnotes: Front brake squeaks"
+    )
+
+
+def test_the_ad_a_person_came_from_reaches_the_model_with_their_message(post, openai_server):
+    post(wa("referral.json"))
+    assert openai_server.requests[0]["messages"][-1]["content"] == (
+        '[Came to this chat from the business\'s ad "Winter service: 20% off" Book a full bike service before '
+        "January and save 20%. (https://fb.me/3cr4Wqqkv)] Is the offer still on?"
+    )

@@ -1,9 +1,12 @@
 """WhatsApp: the business number's conversations through Meta's WhatsApp Cloud API: the same Meta app, webhook and
 signature as the Page's, its own token (a System User's) and its own endpoint (`/{phone number id}/messages`).
 
-A webhook's `entry[].changes[].value` carries `messages` (what people send), `statuses` (receipts of what the
-business sent: counted, never answered) and `errors`. A person's key is their id behind "wa:", exactly as sent: a
-phone number's `wa_id`, or a business-scoped user id, which is not a number and must never be reduced to digits.
+A webhook's `entry[].changes[].value` carries `metadata` (the business number it is about: only the configured one
+is read), `messages` (what people send), `statuses` (receipts of what the business sent: counted, never answered;
+a `failed` one becomes its person's `Undelivered` event) and `errors`. A person's key is their id behind "wa:",
+exactly as sent: a phone number's `wa_id`, or a business-scoped user id (a WhatsApp username's), which is not a
+number and must never be reduced to digits; when both come, the scoped id is the event's alias, which the store
+links to the number's key. Every message says until when it may be answered (WhatsApp's 24-hour window).
 Photos and voice notes arrive as media ids: the channel asks the Graph API for each one's short-lived link, which the
 bot downloads with the token (media.py); a photo's caption is its text. Videos, documents and the other kinds get the
 honest "can't use that" answer, their caption unread rather than answered without what it is about.
@@ -14,17 +17,18 @@ a streamed answer leaves `message_gap` between its messages and joins what the m
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from typing import Any, Self
 
 from inboxgpt.channels import formatting
-from inboxgpt.channels.graph import GraphClient, GraphError, GraphSettings
+from inboxgpt.channels.graph import PERMANENT_MEANINGS, GraphClient, GraphError, GraphSettings
 from inboxgpt.channels.graph_webhook import identifier, object_field, text_field
 from inboxgpt.channels.messenger import GraphChannel
 from inboxgpt.channels.text import split_text
 from inboxgpt.config import Settings
-from inboxgpt.events import Attachment, Echo, Event, Message, ParsedBody, Postback
+from inboxgpt.events import Attachment, Echo, Event, Message, ParsedBody, Postback, Undelivered
 from inboxgpt.media import MediaError, MediaLink
 
 logger = logging.getLogger(__name__)
@@ -39,6 +43,8 @@ CHOICES = ("interactive", "button")
 NOT_ANSWERED = ("reaction", "system", "ephemeral", "revoke")
 # A person opening the chat for the first time: greeted as Messenger's Get Started button is.
 WELCOME = "request_welcome"
+# The field of people's messages and of receipts.
+MESSAGES = "messages"
 # The field of what the business's people write from the WhatsApp Business app, on a number in both.
 ECHOES = "smb_message_echoes"
 # WhatsApp's kinds of media by the names the other channels give them (replies.py answers each).
@@ -48,6 +54,15 @@ USABLE_MEDIA = ("image", "audio", "sticker")
 CAPTIONED = "image"
 # Seconds between a streamed answer's messages to one person: WhatsApp's pair rate, one message every 6 s.
 PAIR_RATE_SECONDS = 6.0
+# WhatsApp's customer-service window: free-form messages reach a person within 24 hours of their last message.
+WINDOW_MS = 24 * 3600 * 1000
+# A WhatsApp Flow's answer (`interactive.nfm_reply`) as the model reads it: the person's fields, one a line.
+FORM_ANSWER = "[Filled in the form]\n{fields}"
+# Fields of a Flow's answer that are the business's, not the person's.
+FORM_PLUMBING = ("flow_token",)
+# Fields of a form read (more is not a person's answer), and what of the ad or post a person came from is kept.
+MAX_FORM_FIELDS = 50
+MAX_REFERRAL_CHARS = 300
 
 
 class WhatsAppChannel(GraphChannel):
@@ -60,10 +75,14 @@ class WhatsAppChannel(GraphChannel):
     formatting_note = formatting.WHATSAPP_NOTE
     message_gap = PAIR_RATE_SECONDS
 
-    def __init__(self, client: GraphClient, enabled: bool, own_client: bool, get_started: str):
+    def __init__(
+        self, client: GraphClient, enabled: bool, own_client: bool, get_started: str, number_id: str | None = None
+    ):
         super().__init__(client, None, enabled)
         self._own_client = own_client
         self._get_started = get_started
+        # The business number answered: one WhatsApp Business Account may hold several, all on one webhook.
+        self._number_id = number_id
 
     @classmethod
     def from_settings(cls, graph: GraphClient, settings: Settings) -> Self:
@@ -73,10 +92,12 @@ class WhatsAppChannel(GraphChannel):
         if not settings.whatsapp_configured:
             return cls(graph, enabled=False, own_client=False, get_started=get_started)
         client = GraphClient(GraphSettings.for_whatsapp(settings))
-        return cls(client, enabled=settings.whatsapp, own_client=True, get_started=get_started)
+        number_id = settings.whatsapp_phone_number_id
+        return cls(client, enabled=settings.whatsapp, own_client=True, get_started=get_started, number_id=number_id)
 
     def read(self, body: dict[str, Any]) -> ParsedBody:
-        """The people's messages of a webhook body; receipts, errors and other fields counted as skipped."""
+        """The people's messages of a webhook body, and the business's messages that failed; the other receipts,
+        errors, other fields and other numbers' values counted as skipped."""
         events: list[Event] = []
         skipped: Counter = Counter()
         for entry in body["entry"]:
@@ -87,7 +108,9 @@ class WhatsAppChannel(GraphChannel):
             for change in changes:
                 change = object_field(change)
                 value, field = object_field(change.get("value")), text_field(change.get("field"))
-                if field == "messages" and value:
+                if field in (MESSAGES, ECHOES) and not self._ours(value):
+                    skipped["other_number"] += 1
+                elif field == MESSAGES and value:
                     self._read_value(value, events, skipped)
                 elif field == ECHOES and value:
                     self._read_echoes(value, events, skipped)
@@ -96,29 +119,70 @@ class WhatsAppChannel(GraphChannel):
                     skipped[(field or "malformed")[:40]] += 1
         return ParsedBody(tuple(events), skipped, self.name)
 
+    def _ours(self, value: dict) -> bool:
+        """Whether a value is about the number answered: another number of the same account is another business's
+        line (its people answered from it, its echoes its own). A value naming no number is taken as ours: Meta
+        always names it, and a test or tool may not."""
+        number = identifier(object_field(value.get("metadata")).get("phone_number_id"))
+        return number is None or number == self._number_id
+
     def _read_value(self, value: dict, events: list[Event], skipped: Counter) -> None:
         for status in _items(value.get("statuses")):
             state = text_field(status.get("status")) or "unknown"
-            skipped[f"status_{state}"[:40]] += 1
-            if state == "failed":
-                codes = [object_field(error).get("code") for error in _items(status.get("errors"))]
-                logger.warning("WhatsApp reports a message of the business's failed: error code %s", codes or "none")
+            failure = self._undelivered(status) if state == "failed" else None
+            if failure is None:
+                skipped[f"status_{state}"[:40]] += 1
+            else:
+                events.append(failure)
         for error in _items(value.get("errors")):
             skipped["error"] += 1
             logger.warning("WhatsApp reports an error in its webhook: code %s", error.get("code"))
+        # A person's business-scoped id may come in `contacts` beside the number their message is from.
+        contacts = _items(value.get("contacts"))
+        scoped = {
+            number: contact.get("user_id") for contact in contacts if (number := identifier(contact.get("wa_id")))
+        }
         for message in _items(value.get("messages")):
-            event, kind = self._message(message)
+            event, kind = self._message(message, scoped)
             if event is None:
                 skipped[kind] += 1
             else:
                 events.append(event)
+
+    def _undelivered(self, status: dict) -> Undelivered | None:
+        """A `failed` status: a message Meta took, then could not deliver (often 131047, the window closed)."""
+        person = self._person(status.get("recipient_id"), status.get("recipient_user_id"))
+        mid = identifier(status.get("id"))
+        if person is None or mid is None:
+            return None
+        error = next(iter(_items(status.get("errors"))), {})
+        code = error.get("code") if isinstance(error.get("code"), int) else None
+        title = (text_field(error.get("title")) or "")[:100]
+        return Undelivered(
+            psid=person[0],
+            mid=mid,
+            timestamp=_milliseconds(status.get("timestamp")),
+            code=code,
+            reason=PERMANENT_MEANINGS.get(code, title) if code is not None else title,
+            channel=self.name,
+            alias=person[1],
+        )
+
+    def _person(self, number: Any, scoped_id: Any) -> tuple[str, str | None] | None:
+        """A person's key, and the other key they are known by: their number's, with their business-scoped id (a
+        WhatsApp username's) as the alias the store links to it; or, when Meta withholds the number, the scoped
+        id's, which the store finds the number's key for if it linked them. None if the message names no one."""
+        phone, scoped = identifier(number), identifier(scoped_id)
+        if phone is None:
+            return (self.key(scoped), self.key(scoped)) if scoped is not None else None
+        return self.key(phone), self.key(scoped) if scoped is not None else None
 
     def _read_echoes(self, value: dict, events: list[Event], skipped: Counter) -> None:
         """What the business's people wrote from the WhatsApp Business app (a coexistence number): like the page's
         hand-written messages on Messenger, each pauses the bot for that person and joins the history. The bot's
         own messages never come back this way."""
         for echo in _items(value.get("message_echoes")):
-            person, mid = identifier(echo.get("to")), identifier(echo.get("id"))
+            person, mid = self._person(echo.get("to"), echo.get("to_user_id")), identifier(echo.get("id"))
             if person is None or mid is None:
                 skipped["malformed"] += 1
                 continue
@@ -128,36 +192,54 @@ class WhatsAppChannel(GraphChannel):
             timestamp = _milliseconds(echo.get("timestamp"))
             events.append(
                 Echo(
-                    psid=self.key(person),
+                    psid=person[0],
                     mid=mid,
                     timestamp=timestamp,
                     text=text,
                     attachments=attachments,
                     channel=self.name,
+                    alias=person[1],
                 )
             )
 
-    def _message(self, message: dict) -> tuple[Message | Postback | None, str]:
-        """One of `value.messages` as an event, or None and the kind it was skipped as."""
+    def _message(self, message: dict, scoped: dict) -> tuple[Message | Postback | None, str]:
+        """One of `value.messages` as an event, or None and the kind it was skipped as. `scoped`: the people's
+        business-scoped ids by number, as `contacts` gave them."""
         kind = text_field(message.get("type")) or "malformed"
-        sender = identifier(message.get("from")) or identifier(message.get("from_user_id"))
+        number = message.get("from")
+        person = self._person(number, message.get("from_user_id") or scoped.get(identifier(number)))
         mid = identifier(message.get("id"))
-        if sender is None or mid is None:
+        if person is None or mid is None:
             return None, "malformed"
         if message.get("group_id") is not None:
             return None, "group"  # a business's assistant answers people, not groups
         if kind in NOT_ANSWERED:
             return None, kind[:40]
+        key, alias = person
         timestamp = _milliseconds(message.get("timestamp"))
+        answer_by = timestamp + WINDOW_MS if timestamp else 0
         if kind == WELCOME:
-            return Postback(self.key(sender), self._get_started, "", timestamp, mid, channel=self.name), kind
+            return Postback(key, self._get_started, "", timestamp, mid, False, self.name, alias, answer_by), kind
         quoted = identifier(object_field(message.get("context")).get("id"))
+        came_from = _came_from(object_field(message.get("referral")))
 
         def said(**what: Any) -> Message:
-            return Message(psid=self.key(sender), mid=mid, timestamp=timestamp, channel=self.name, **what)
+            return Message(
+                psid=key,
+                mid=mid,
+                timestamp=timestamp,
+                channel=self.name,
+                came_from=came_from,
+                alias=alias,
+                answer_by=answer_by,
+                **what,
+            )
 
         if kind == "text":
             return said(text=text_field(object_field(message.get("text")).get("body")), reply_to_mid=quoted), kind
+        form = _form_answer(object_field(message.get("interactive"))) if kind == "interactive" else None
+        if form is not None:
+            return said(text=form, reply_to_mid=quoted), kind
         if kind in CHOICES:
             chosen = _choice(message)
             if chosen is None:
@@ -185,7 +267,7 @@ class WhatsAppChannel(GraphChannel):
         payload = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": self.scoped_id(key),
+            **_addressed(self.scoped_id(key)),
             "type": "text",
             "text": {"body": self.shown(text), "preview_url": False},
         }
@@ -234,6 +316,12 @@ class WhatsAppChannel(GraphChannel):
             self._graph.close()
 
 
+def _addressed(scoped_id: str) -> dict[str, str]:
+    """Who a message goes to, as the Cloud API takes it: a phone number's `wa_id` (digits) as `to`, a
+    business-scoped user id (a username's, never digits) as `recipient`."""
+    return {"to": scoped_id} if scoped_id.isdigit() else {"recipient": scoped_id}
+
+
 def _milliseconds(seconds: Any) -> int:
     """WhatsApp's time (seconds since 1970, as a string) in milliseconds, or 0 (unknown) if it is not one."""
     if isinstance(seconds, str) and seconds.isdigit() and int(seconds) <= MAX_TIMESTAMP_S:
@@ -244,6 +332,39 @@ def _milliseconds(seconds: Any) -> int:
 def _items(value: Any) -> list[dict]:
     """The objects of a JSON list (anything else in it, and a missing list, left out)."""
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _form_answer(interactive: dict) -> str | None:
+    """A WhatsApp Flow's answer (`nfm_reply`) as the person's message: the fields they filled in, one a line (the
+    Flow's own token left out), or the summary WhatsApp showed them when the fields cannot be read. None if it is
+    not a Flow's answer, or says nothing."""
+    if interactive.get("type") != "nfm_reply":
+        return None
+    reply = object_field(interactive.get("nfm_reply"))
+    try:
+        fields = json.loads(reply.get("response_json") or "")
+    except (TypeError, ValueError, RecursionError):
+        fields = None
+    lines = [
+        f"{name}: {value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}"
+        for name, value in (fields.items() if isinstance(fields, dict) else ())
+        if name not in FORM_PLUMBING
+    ][:MAX_FORM_FIELDS]
+    shown = "\n".join(lines) or text_field(reply.get("body"))
+    return FORM_ANSWER.format(fields=text_field(shown)) if shown else None
+
+
+def _came_from(referral: dict) -> str | None:
+    """The ad or post a person came from (`referral`), in a few words for the model: its kind, headline, text and
+    link; None if the message came from none."""
+    kind = text_field(referral.get("source_type")) or "ad"
+    headline, body = text_field(referral.get("headline")), text_field(referral.get("body"))
+    link = identifier(referral.get("source_url"))
+    if not (headline or body or link):
+        return None
+    words = " ".join(part for part in (f'"{headline}"' if headline else "", body or "") if part)
+    described = f"{kind[:20]} {words}".strip() + (f" ({link})" if link else "")
+    return described[:MAX_REFERRAL_CHARS]
 
 
 def _choice(message: dict) -> tuple[str, str | None] | None:

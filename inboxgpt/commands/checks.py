@@ -1,9 +1,9 @@
 """`flask --app app check`: try every part of the set-up with the configured settings and say what to fix.
 
 One line per check: the page token, the page's webhook subscription, the WhatsApp token and number
-when set, the OpenAI key and model, whether the model's server takes tools when TOOLS_FILE is set, the store and,
-when given, the webhook URL. Exits non-zero when
-something must be fixed.
+when set, the channels where /human reaches no one, the OpenAI key and model, whether the model's server takes
+tools when TOOLS_FILE is set, the store and, when given, the webhook URL. Exits non-zero when something must be
+fixed.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from dataclasses import dataclass
 import click
 import requests
 
+from inboxgpt.channels import page_channels
 from inboxgpt.channels.graph import GraphClient, GraphError, GraphSettings
 from inboxgpt.config import ConfigError, Settings
+from inboxgpt.conversation.handover import unheard
 from inboxgpt.model.gpt import ChatModel, Failure, ModelError, ModelSettings
+from inboxgpt.notify import HandoverNotifier
 from inboxgpt.queues.store import StoreUnavailable, open_store
 
 # Webhook fields the bot needs, and those it needs to notice the page's people.
@@ -58,6 +61,7 @@ def run_checks(settings: Settings, webhook_url: str | None) -> Iterator[Result]:
         yield Result("page", "warn", "no PAGE_ACCESS_TOKEN: WhatsApp alone; Messenger and Instagram are off")
     if settings.whatsapp_configured:
         yield check_whatsapp(settings)
+    yield from check_handover(settings)
     model = ChatModel(ModelSettings.from_settings(settings))
     try:
         yield check_model(model, settings)
@@ -120,6 +124,24 @@ def check_whatsapp(settings: Settings) -> Result:
         whatsapp.close()
     name, shown = number.get("verified_name", "?"), number.get("display_phone_number", "?")
     return Result("WhatsApp", "ok", f"the token works for the number {shown} ({name})")
+
+
+def check_handover(settings: Settings) -> Iterator[Result]:
+    """A warning for the channels where asking for a person reaches no one (no inbox, no HANDOVER_NOTIFY_URL)."""
+    graph = GraphClient(GraphSettings.from_settings(settings))
+    channels = page_channels(graph, settings)
+    try:
+        names = unheard(channels, HandoverNotifier.from_settings(settings))
+    finally:
+        channels.close()
+        graph.close()
+    if names:
+        yield Result(
+            "handover",
+            "warn",
+            f"on {', '.join(names)} /human reaches no one (there is no inbox): the bot says no one is available "
+            "and goes on answering; set HANDOVER_NOTIFY_URL to be told when a person asks for someone",
+        )
 
 
 def check_subscription(messenger: GraphClient, settings: Settings) -> Iterator[Result]:

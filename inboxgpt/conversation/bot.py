@@ -19,6 +19,7 @@ from inboxgpt import metrics, replies
 from inboxgpt.channels.base import Channels
 from inboxgpt.config import Settings
 from inboxgpt.conversation.comments import CommentReplier, CommentSettings
+from inboxgpt.conversation.delivery import Deliveries
 from inboxgpt.conversation.handover import Handovers
 from inboxgpt.conversation.outbox import Mailbox
 from inboxgpt.conversation.pauses import Pauses
@@ -105,7 +106,9 @@ class Bot:
         self._clock = clock
         self._pauses = Pauses(store, settings.pause_minutes, clock)
         self._mailbox = Mailbox(channels, store, self._pauses, settings.reply.history_max_tokens)
-        handovers = Handovers(store, channels, self._pauses, self._mailbox, notifier or HandoverNotifier(None))
+        notifier = notifier or HandoverNotifier(None)
+        handovers = Handovers(store, channels, self._pauses, self._mailbox, notifier)
+        deliveries = Deliveries(store, notifier)
         rounds = ToolRounds(model, toolbox, settings.tool_max_rounds, settings.tools_stream)
         kept = self._pauses.kept_seconds
         usage = Usage(store, Periods(settings.timezone))
@@ -140,6 +143,8 @@ class Bot:
             Case.THREAD_BACK: handovers.thread_back,
             Case.HANDOVER: handovers.handover,
             Case.COMMENT: self._comment,
+            Case.LATE: self._late,
+            Case.UNDELIVERED: deliveries.undelivered,
             Case.NOTHING: lambda event, how: None,
         }
         if missing := set(Case) - set(self._handlers):
@@ -212,6 +217,17 @@ class Bot:
 
     def _unusable(self, event: Event, how: Route) -> None:
         self._mailbox.send(event, replies.cannot_use(how.attachment_type or ""))
+
+    def _late(self, event: Event, how: Route) -> None:
+        """A message that reached the bot after its channel stopped taking answers to it: kept in the history, not
+        answered (no model call, nothing sent that would be refused or charged and never delivered)."""
+        logger.info(
+            "psid=%s: a message sent %.1f h ago, past its channel's window for answers: kept, not answered",
+            event.psid,
+            max(0.0, event.received - event.timestamp / 1000) / 3600,
+        )
+        metrics.REPLIES.labels("late", event.channel).inc()
+        self._mailbox.keep(event.psid, Turn(how.text, ""))
 
     def _ask_model(self, event: Event, how: Route) -> None:
         """A message for the model: text, a button, photos or a voice message (answered as if typed, saying what

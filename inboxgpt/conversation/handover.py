@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from inboxgpt import replies
-from inboxgpt.channels.base import Channels
+from inboxgpt.channels.base import Channels, Inbox
 from inboxgpt.conversation.outbox import Mailbox
 from inboxgpt.conversation.pauses import Pauses
 from inboxgpt.conversation.routing import Route
@@ -22,6 +22,20 @@ PASS_METADATA = "The person asked for a person from the page (/human)."
 TAKE_METADATA = "The person asked for the bot again (/bot)."
 
 
+def reaches_someone(inbox: Inbox | None, notifier: HandoverNotifier) -> bool:
+    """Whether asking for a person reaches one: the channel hands its conversations to an inbox the business's people
+    read, or the owner is told (HANDOVER_NOTIFY_URL). The one place this is decided: the owner's console, once built,
+    is one more way."""
+    return inbox is not None or notifier.configured
+
+
+def unheard(channels: Channels, notifier: HandoverNotifier) -> list[str]:
+    """The channels that are on where asking for a person reaches no one."""
+    return [
+        channel.name for channel in channels.all if channel.enabled and not reaches_someone(channel.inbox, notifier)
+    ]
+
+
 class Handovers:
     """One handler for each handover case."""
 
@@ -32,6 +46,13 @@ class Handovers:
         self._mailbox = mailbox
         self._notifier = notifier
         self._pass_refusal_logged = False
+        if names := unheard(channels, notifier):
+            logger.warning(
+                "On %s, asking for a person (/human, or the talk_to_a_person tool) reaches no one: there is no inbox "
+                "and HANDOVER_NOTIFY_URL is not set. The bot says no one is available and goes on answering; set "
+                "HANDOVER_NOTIFY_URL to be told instead.",
+                ", ".join(names),
+            )
 
     def human(self, event: Event, how: Route) -> None:
         self.hand_over(event, "/human")
@@ -45,14 +66,20 @@ class Handovers:
             self._pauses.pause(psid, self._pauses.event_time(event), "human")
             self._mailbox.keep(psid, Turn(said, ""))
             return
+        inbox = self._channels.inbox(psid)
+        if not reaches_someone(inbox, self._notifier):
+            # Promising a person nobody hears of, then going silent, would leave them with no one.
+            logger.info("psid=%s asked for a person, but no one would hear of it: the bot goes on", psid)
+            if self._mailbox.send(event, replies.NO_ONE_TO_ANSWER):
+                self._mailbox.keep(psid, Turn(said, replies.NO_ONE_TO_ANSWER))
+            return
         self._pauses.pause(psid, self._pauses.event_time(event), "human")
-        self._notifier.notify(event.channel, psid, "asked_for_human", self._last_words(psid))
+        self._notifier.notify(event.channel, psid, "asked_for_human", last_words(self._store, psid))
         if self._mailbox.send(event, replies.HUMAN_COMING):
             self._mailbox.keep(psid, Turn(said, replies.HUMAN_COMING))
         # Passed after the reply: once the Inbox controls the thread, the bot can no longer send.
-        inbox = self._channels.inbox(psid)
         if inbox is None:
-            return  # no inbox to hand to (the terminal): the bot only stays silent until /bot
+            return  # no inbox to hand to (WhatsApp): the owner was told, and the bot stays silent until /bot
         passed = self._channels.pass_thread(psid, inbox.app_id, PASS_METADATA)
         if not passed and not self._pass_refusal_logged:
             self._pass_refusal_logged = True
@@ -76,14 +103,9 @@ class Handovers:
         if isinstance(event, Echo) and self._store.was_sent(event.psid, event.mid):
             return  # a message the bot sent (Instagram's echoes carry no marker): noted when sent
         if not self._pauses.paused(event):
-            self._notifier.notify(event.channel, event.psid, "page_wrote", self._last_words(event.psid))
+            self._notifier.notify(event.channel, event.psid, "page_wrote", last_words(self._store, event.psid))
         self._pauses.pause(event.psid, self._pauses.event_time(event), "hand_written")
         self._mailbox.keep(event.psid, Turn("", prompt.page_words(how.text)))
-
-    def _last_words(self, psid: str) -> str:
-        """What the person last wrote that the history keeps, for the owner's notification."""
-        said = [turn.user for turn in self._store.get(psid) if turn.user]
-        return said[-1] if said else ""
 
     def record(self, event: Event, how: Route) -> None:
         """Something the person said while another app owns the thread: kept in the history, never answered."""
@@ -102,3 +124,9 @@ class Handovers:
                 event.previous_owner_app_id,
                 event.requested_owner_app_id,
             )
+
+
+def last_words(store: Store, psid: str) -> str:
+    """What the person last wrote that the history keeps, for the owner's notification."""
+    said = [turn.user for turn in store.get(psid) if turn.user]
+    return said[-1] if said else ""

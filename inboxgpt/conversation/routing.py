@@ -12,9 +12,9 @@ from enum import Enum
 
 from inboxgpt.channels.messenger import BOT_MARKERS
 from inboxgpt.config import INSTAGRAM_INBOX_APP_ID, PAGE_INBOX_APP_ID, Settings
-from inboxgpt.events import Attachment, Comment, Echo, Event, Handover, Message, Postback
+from inboxgpt.events import Attachment, Comment, Echo, Event, Handover, Message, Postback, Undelivered
 from inboxgpt.media import fetchable
-from inboxgpt.model.prompt import COMMENTED, STORY_REPLY
+from inboxgpt.model.prompt import CAME_FROM, COMMENTED, STORY_REPLY
 
 RESET_COMMANDS = frozenset({"/reset", "reset"})
 HELP_COMMANDS = frozenset({"/help"})
@@ -63,6 +63,8 @@ class Case(Enum):
     THREAD_BACK = "thread control came back"
     HANDOVER = "handover event"
     COMMENT = "a comment to answer privately"
+    LATE = "too late to answer: its channel no longer takes answers to it"
+    UNDELIVERED = "a message of the bot's that never arrived"
     NOTHING = "nothing to answer"
 
 
@@ -132,11 +134,21 @@ def route(event: Event, rules: Rules) -> Route:
         return Route(Case.PAGE_WROTE, text=said_with(event.text, event.attachments))
     if isinstance(event, Handover):
         return _handover_route(event, rules)
-    if isinstance(event, Postback):
-        return _postback_route(event, rules)
     if isinstance(event, Comment):
         return _comment_route(event, rules)
+    if isinstance(event, Undelivered):
+        return Route(Case.UNDELIVERED)
+    if too_late(event):
+        return Route(Case.LATE, text=said(event))
+    if isinstance(event, Postback):
+        return _postback_route(event, rules)
     return _message_route(event, rules)
+
+
+def too_late(event: Message | Postback) -> bool:
+    """Whether the event reached the bot after its channel stopped taking answers to it (Meta redelivered it late):
+    anything the bot sent would be refused, or charged and then reported undelivered."""
+    return bool(event.answer_by and event.received and event.received * 1000 > event.answer_by)
 
 
 def _comment_route(comment: Comment, rules: Rules) -> Route:
@@ -244,6 +256,8 @@ def _message_route(message: Message, rules: Rules) -> Route:
     photos = tuple(a for a in message.attachments if a.type == "image" and _findable(a, rules) and not a.is_sticker)
     if message.story_reply and text:
         text = STORY_REPLY.format(text=text)
+    if message.came_from and text:
+        text = CAME_FROM.format(came_from=message.came_from, text=text)
     if photos and rules.vision:
         return Route(Case.PHOTOS, text=text, photos=photos[: rules.max_images])
     voice = next((a for a in message.attachments if a.type == "audio" and (a.url or a.media_id)), None)

@@ -43,6 +43,8 @@ KNOWLEDGE_NOTE = (
 NO_KNOWLEDGE_FOUND = "(Nothing in the page's knowledge matches this message.)"
 # How a reply to the Instagram account's story reaches the model (the story itself cannot be seen).
 STORY_REPLY = "[Replying to the page's Instagram story] {text}"
+# How a message reaches the model when the person came from the business's ad or post (its kind, words and link).
+CAME_FROM = "[Came to this chat from the business's {came_from}] {text}"
 # How a comment reaches the model: its answer goes privately to the comment's author, as the page's first message.
 COMMENT = (
     "[A comment under the page's post{post}. Write the private message the page sends its author about it: a short, "

@@ -25,6 +25,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from inboxgpt.events import Event, decode, encode
 from inboxgpt.precedence import Precedence, Stage
@@ -103,6 +104,7 @@ class Dispatcher:
 
         Each person's drain answers their new events after their earlier ones.
         """
+        events = self._as_known(events)
         queued = self._store.accept([Queued(event.event_id, event.psid, encode(event)) for event in events])
         background: dict[str, bool] = {}
         for event, new in zip(events, queued, strict=True):
@@ -111,6 +113,16 @@ class Dispatcher:
         for psid, waits in background.items():
             self._schedule(psid, waits)
         return sum(queued)
+
+    def _as_known(self, events: Sequence[Event]) -> list[Event]:
+        """The events, each under the key its person was first known by: an event's alias (WhatsApp's business-scoped
+        id, beside the person's number or alone) stands for the key the store linked it to, so that one person has
+        one queue, history and pause however Meta names them."""
+        links = [(alias, event.psid) for event in events if (alias := getattr(event, "alias", None))]
+        if not links:
+            return list(events)
+        keys = iter(self._store.link_keys(links))
+        return [replace(event, psid=next(keys)) if getattr(event, "alias", None) else event for event in events]
 
     def resume(self) -> None:
         """Answer events left queued by a process that stopped or crashed before handling them."""

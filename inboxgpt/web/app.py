@@ -24,7 +24,7 @@ from inboxgpt.commands.send_test import send_test_command
 from inboxgpt.commands.terminal import terminal_commands
 from inboxgpt.config import ConfigError, Settings, load_settings, settings_from_mapping
 from inboxgpt.conversation.routing import is_own_echo
-from inboxgpt.events import BadBody, Comment, Echo, Event, Handover, Message
+from inboxgpt.events import BadBody, Comment, Echo, Event, Handover, Message, Undelivered
 from inboxgpt.logs import configure_logging
 from inboxgpt.model.knowledge.command import knowledge_command
 from inboxgpt.precedence import Stage
@@ -220,6 +220,8 @@ def event_kind(event: Event) -> str:
         return "echo"
     if isinstance(event, Handover):
         return event.action
+    if isinstance(event, Undelivered):
+        return "undelivered"
     return "message" if isinstance(event, Message) else "postback"
 
 

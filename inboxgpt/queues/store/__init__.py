@@ -17,12 +17,19 @@ from inboxgpt.model.prompt import Turn, newest_turns_within
 if TYPE_CHECKING:
     from inboxgpt.config import Settings
 
-__all__ = ["Turn", "newest_turns_within"]
+__all__ = ["Turn", "cut_answer", "newest_turns_within"]
 
 logger = logging.getLogger(__name__)
 
 # Messages remembered per person for replies that quote them.
 MAX_QUOTES = 50
+
+
+def cut_answer(turn: Turn, start: str) -> Turn | None:
+    """The turn with its answer cut where `start` last begins in it (what follows never arrived), or None if its
+    answer does not hold `start`."""
+    at = turn.assistant.rfind(start) if start else -1
+    return Turn(turn.user, turn.assistant[:at].rstrip()) if at >= 0 else None
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,15 @@ class Store(Protocol):
 
     def was_sent(self, psid: str, mid: str) -> bool:
         """Whether the bot sent this message (within the `ttl` it was noted for)."""
+
+    def take_back(self, psid: str, start: str) -> bool:
+        """Cut the newest answer in the person's history that holds `start` (the beginning of a message of the
+        bot's that never reached them) from there on, so that the history keeps only what arrived; False if no
+        answer holds it."""
+
+    def link_keys(self, links: Sequence[tuple[str, str]]) -> list[str]:
+        """For each (alias, key), the key the alias stands for: the one it was first linked to, or else `key`, linked
+        now; all in one step. A link lives as long as an idle conversation (the `ttl` bound) from its last use."""
 
     def expire(self) -> int:
         """Remove idle conversations and old event ids; return how many conversations went."""

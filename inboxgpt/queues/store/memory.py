@@ -12,7 +12,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from inboxgpt.queues.store import MAX_QUOTES, Bounds, Queued, Turn, newest_turns_within
+from inboxgpt.queues.store import MAX_QUOTES, Bounds, Queued, Turn, cut_answer, newest_turns_within
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ class MemoryStore:
         self._records_expire: dict[str, float] = {}
         # (psid, message id) -> kept until, of messages the bot sent: in the order sent, so expiry pops the front.
         self._sent: OrderedDict[tuple[str, str], float] = OrderedDict()
+        # alias -> (the key it stands for, kept until): in the order last used, so expiry pops the front.
+        self._links: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     def get(self, psid: str) -> list[Turn]:
         """Return the person's turns, oldest first; empty if none or expired."""
@@ -119,6 +121,33 @@ class MemoryStore:
         """Whether the bot sent this message (within the `ttl` it was noted for)."""
         with self._lock:
             return self._sent.get((psid, mid), 0.0) > self._clock()
+
+    def take_back(self, psid: str, start: str) -> bool:
+        """Cut the newest answer that holds `start` from there on; False if none holds it."""
+        with self._lock:
+            self._expire_locked(self._clock())
+            conversation = self._conversations.get(psid)
+            turns = conversation.turns if conversation else []
+            for number in reversed(range(len(turns))):
+                cut = cut_answer(turns[number], start)
+                if cut is not None:
+                    turns[number] = cut
+                    return True
+            return False
+
+    def link_keys(self, links: Sequence[tuple[str, str]]) -> list[str]:
+        """For each (alias, key), the key the alias stands for, linking it to `key` if it stands for none."""
+        with self._lock:
+            now = self._clock()
+            self._expire_locked(now)
+            found = []
+            for alias, key in links:
+                linked = self._links.pop(alias, (key, 0.0))[0]
+                self._links[alias] = (linked, now + self._ttl)
+                found.append(linked)
+            while len(self._links) > self._max_conversations:
+                self._links.popitem(last=False)
+            return found
 
     def reset(self, psid: str) -> None:
         """Forget the person's history."""
@@ -301,6 +330,8 @@ class MemoryStore:
             self._sent.popitem(last=False)
         for kind in [kind for kind, expires in self._records_expire.items() if expires <= now]:
             del self._records_expire[kind], self._records[kind]
+        while self._links and next(iter(self._links.values()))[1] <= now:
+            self._links.popitem(last=False)
         while self._counter_expiry and self._counter_expiry[0][0] <= now:
             _, key = heapq.heappop(self._counter_expiry)
             del self._counters[key]

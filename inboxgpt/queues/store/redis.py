@@ -99,6 +99,33 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 """
 
 
+# Cuts the newest answer that holds ARGV[1] where it last begins (what follows never arrived); 1 if one did.
+TAKE_BACK = """
+local turns = redis.call('LRANGE', KEYS[1], 0, -1)
+for i = #turns, 1, -1 do
+  local turn = cjson.decode(turns[i])
+  local at, from = nil, 1
+  while true do
+    local found = string.find(turn['a'], ARGV[1], from, true)
+    if not found then break end
+    at, from = found, found + 1
+  end
+  if at then
+    turn['a'] = (string.gsub(string.sub(turn['a'], 1, at - 1), '%s+$', ''))
+    redis.call('LSET', KEYS[1], i - 1, cjson.encode(turn))
+    return 1
+  end
+end
+return 0
+"""
+# The key an alias stands for, linking it to ARGV[1] if it stands for none; the link lives ARGV[2] ms from now.
+LINK = """
+local linked = redis.call('GET', KEYS[1]) or ARGV[1]
+redis.call('SET', KEYS[1], linked, 'PX', ARGV[2])
+return linked
+"""
+
+
 def text(value: bytes | str | None) -> str | None:
     """A reply as text: the client decodes every reply (decode_responses), which its type hints cannot say."""
     return value.decode() if isinstance(value, bytes) else value
@@ -138,6 +165,8 @@ class RedisStore:
         self._pop = self._redis.register_script(POP)
         self._take_lock = self._redis.register_script(TAKE_LOCK)
         self._release_lock = self._redis.register_script(RELEASE_LOCK)
+        self._take_back = self._redis.register_script(TAKE_BACK)
+        self._link = self._redis.register_script(LINK)
 
     def get(self, psid: str) -> list[Turn]:
         """Return the person's turns, oldest first; empty if none or expired."""
@@ -190,6 +219,19 @@ class RedisStore:
     def was_sent(self, psid: str, mid: str) -> bool:
         """Whether the bot sent this message (within the `ttl` it was noted for)."""
         return bool(self._redis.exists(PREFIX + "sent:" + psid + ":" + mid))
+
+    def take_back(self, psid: str, start: str) -> bool:
+        """Cut the newest answer that holds `start` from there on, atomically; False if none holds it."""
+        return bool(self._take_back(keys=[PREFIX + "conv:" + psid], args=[start]))
+
+    def link_keys(self, links: Sequence[tuple[str, str]]) -> list[str]:
+        """For each (alias, key), the key the alias stands for, linking it to `key` if it stands for none; in one
+        round trip. A link is a key of its own that expires with an idle conversation's lifetime."""
+        ttl_ms = max(1, int(self._bounds.ttl * 1000))
+        with self._redis.pipeline(transaction=False) as pipe:
+            for alias, key in links:
+                self._link(keys=[PREFIX + "link:" + alias], args=[key, ttl_ms], client=pipe)
+            return [str(text(linked)) for linked in pipe.execute()]
 
     def recall(self, psid: str, mid: str) -> str | None:
         """Return a remembered message's text, or None."""

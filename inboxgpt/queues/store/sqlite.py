@@ -17,6 +17,7 @@ from inboxgpt.queues.store import (
     Queued,
     StoreUnavailable,
     Turn,
+    cut_answer,
     newest_turns_within,
     unavailable_on,
 )
@@ -30,6 +31,14 @@ INCREMENT = (
     "ON CONFLICT (key) DO UPDATE SET "
     "value = CASE WHEN counters.expires_at <= :now THEN :amount ELSE counters.value + :amount END, "
     "expires_at = CASE WHEN counters.expires_at <= :now THEN :expires ELSE counters.expires_at END"
+)
+# Link an alias to a key unless it stands for one already (a link past its lifetime stands for none); either way the
+# link lives on from now, and the key it stands for is returned.
+LINK = (
+    "INSERT INTO links (alias, key, expires_at) VALUES (:alias, :key, :expires) "
+    "ON CONFLICT (alias) DO UPDATE SET "
+    "key = CASE WHEN links.expires_at <= :now THEN excluded.key ELSE links.key END, expires_at = excluded.expires_at "
+    "RETURNING key"
 )
 # Each version's statements bring a database from the version before it to this one.
 MIGRATIONS = {
@@ -64,6 +73,10 @@ CREATE INDEX records_by_time ON records (kind, at);
     6: """
 ALTER TABLE records ADD COLUMN expires_at REAL;
 CREATE INDEX records_by_expiry ON records (expires_at) WHERE expires_at IS NOT NULL;
+""",
+    7: """
+CREATE TABLE links (alias TEXT PRIMARY KEY, key TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE INDEX links_by_expiry ON links (expires_at);
 """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -241,6 +254,29 @@ class SQLiteStore:
         )
         return row is not None
 
+    def take_back(self, psid: str, start: str) -> bool:
+        """Cut the newest answer that holds `start` from there on, in one transaction; False if none holds it."""
+        with self._transaction() as db:
+            rows = db.execute("SELECT id, user, assistant FROM turns WHERE psid = ? ORDER BY id DESC", (psid,))
+            for turn_id, user, assistant in rows.fetchall():
+                cut = cut_answer(Turn(user, assistant), start)
+                if cut is not None:
+                    db.execute("UPDATE turns SET assistant = ? WHERE id = ?", (cut.assistant, turn_id))
+                    return True
+        return False
+
+    def link_keys(self, links: Sequence[tuple[str, str]]) -> list[str]:
+        """For each (alias, key), the key the alias stands for, linking it to `key` if it stands for none; in one
+        transaction."""
+        now = self._clock()
+        with self._transaction() as db:
+            return [
+                db.execute(
+                    LINK, {"alias": alias, "key": key, "expires": now + self._bounds.ttl, "now": now}
+                ).fetchone()[0]
+                for alias, key in links
+            ]
+
     def recall(self, psid: str, mid: str) -> str | None:
         """Return a remembered message's text, or None."""
         row = (
@@ -291,6 +327,12 @@ class SQLiteStore:
             db.execute("DELETE FROM pauses WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM sent WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM records WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM links WHERE expires_at <= ?", (now,))
+            db.execute(
+                "DELETE FROM links WHERE alias IN (SELECT alias FROM links ORDER BY expires_at LIMIT "
+                "max(0, (SELECT COUNT(*) FROM links) - ?))",
+                (self._bounds.max_conversations,),
+            )
             remaining = db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
         if idle:
             logger.info("forgot %d idle conversations; %d remain", len(idle), remaining)
