@@ -64,7 +64,7 @@ class Service:
             channels.send_action, settings.typing_renew_seconds, settings.worker_threads, self.precedence
         )
         self._media = requests.Session()
-        media = Media(self._media, channels.media_link, MediaSettings.from_settings(settings))
+        self.media = media = Media(self._media, channels.media_link, MediaSettings.from_settings(settings))
         self.knowledge = open_knowledge(settings, self.model.embed)
         self.notifier = HandoverNotifier.from_settings(settings)
         self.transcripts = Transcripts(self.store, settings.transcript_days, self.notifier)
