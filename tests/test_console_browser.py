@@ -227,7 +227,12 @@ def test_a_staff_page_after_signing_out_asks_to_sign_in(page):
 
 def test_html_in_a_message_is_shown_as_text_never_run(page, live):
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def opened(dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", opened)
     written = '<img src=x onerror="alert(1)"><b>bold</b><script>alert(2)</script>'
     live.post(written)
     sign_in(page)
