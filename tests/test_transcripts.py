@@ -144,3 +144,12 @@ def test_nothing_is_kept_with_transcript_days_zero(config, make_app):
 def test_an_entry_reads_back_as_it_was_written():
     entry = Entry(Kind.STAFF, "On my way <b>now</b>", 1764064800.5, by="Maria", state="sent")
     assert Entry.decode(entry.encode()) == entry
+
+
+def test_messages_that_queued_together_while_paused_are_kept_once_each(app, graph):
+    post = poster(app)
+    post(page_body(text_event("hello")))
+    post(load("echo_page_inbox.json"))  # the page's people write: the assistant steps back
+    post(page_body(text_event("one"), text_event("two"), text_event("three")))
+    said = [line[1] for line in lines(app) if line[0] == "person"]
+    assert said == ["hello", "one", "two", "three"]

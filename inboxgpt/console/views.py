@@ -135,6 +135,13 @@ def guard() -> BaseResponse | None:
     return None
 
 
+@blueprint.errorhandler(StoreUnavailable)
+def store_down(error: StoreUnavailable) -> tuple[str, int]:
+    """The store failed mid-page: say so, and nothing half done is shown as done."""
+    logger.error("console: the store is unavailable (%s)", error)
+    return "The store is unavailable for a moment: try again shortly.", HTTPStatus.SERVICE_UNAVAILABLE
+
+
 @blueprint.after_request
 def secure(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
@@ -209,9 +216,11 @@ def conversations() -> str:
         view = "needs"
     query = request.args.get("q", "").strip()[:200]
     rows = _rows(view, query)
-    template = "console/_rows.html" if request.args.get("part") == "list" else "console/conversations.html"
-    counts = _counts()
-    return render_template(template, rows=rows, view=view, views=VIEWS, query=query, counts=counts, me=staff_name())
+    if request.args.get("part") == "list":
+        return render_template("console/_rows.html", rows=rows, query=query)
+    return render_template(
+        "console/conversations.html", rows=rows, view=view, views=VIEWS, query=query, counts=_counts(), me=staff_name()
+    )
 
 
 def _rows(view: str, query: str) -> list[Row]:

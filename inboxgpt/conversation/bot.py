@@ -156,16 +156,17 @@ class Bot:
         return how many were answered."""
         first = events[0]
         burst = [(first, route(first, self._rules))]
-        self._heard(*burst[0])
         for event in events[1:]:
             how = route(event, self._rules)
             if burst[-1][1].case not in FOR_THE_MODEL or how.case not in FOR_THE_MODEL:
                 break
             burst.append((event, how))
-            self._heard(event, how)
         if len(burst) == 1 or self._pauses.paused(first):
+            self._heard(*burst[0])
             self._handle(*burst[0])  # a pause records each message on its own
             return 1
+        for event, how in burst:
+            self._heard(event, how)
         logger.info("event psid=%s: a burst of %d messages, answered together", first.psid, len(burst))
         if self._admit(first):
             said = [self._replier.said(event, how) for event, how in burst]
