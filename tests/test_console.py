@@ -313,3 +313,14 @@ def test_a_whatsapp_photo_is_shown_through_the_service(app, browser, graph):
     shown = browser.get(src)
     assert shown.status_code == 200
     assert shown.data == photo
+
+
+def test_check_says_whether_the_console_is_on(make_app, console_config, graph):
+    app = make_app(console_config)
+    Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
+    result = app.test_cli_runner().invoke(args=["check"])
+    assert "✓ console: on at /console/ for 1 staff account(s)" in result.output
+    del console_config["SECRET_KEY"]
+    result = make_app(console_config).test_cli_runner().invoke(args=["check"])
+    assert result.exit_code == 1
+    assert "✗ console: 1 staff account(s) but no SECRET_KEY: set it to turn it on" in result.output

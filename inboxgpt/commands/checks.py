@@ -65,25 +65,27 @@ def run_checks(settings: Settings, webhook_url: str | None) -> Iterator[Result]:
     finally:
         model.close()
     yield check_store(settings)
-    yield check_console(settings)
+    if (console := check_console(settings)) is not None:
+        yield console
     if webhook_url:
         yield check_webhook(webhook_url, settings)
 
 
-def check_console(settings: Settings) -> Result:
-    """Whether the console is on: a staff account exists, and SECRET_KEY signs their sessions."""
+def check_console(settings: Settings) -> Result | None:
+    """Whether the console is on, once a staff account exists: SECRET_KEY must sign their sessions. None without
+    staff accounts (the console is off, as it should be), or when the store cannot be read (said above)."""
     try:
         store = open_store(settings)
     except StoreUnavailable:
-        return Result("console", "warn", "the store cannot be read: see above")
+        return None
     try:
         names = store.staff_names()
     except StoreUnavailable:
-        return Result("console", "warn", "the store cannot be read: see above")
+        return None
     finally:
         store.close()
     if not names:
-        return Result("console", "ok", "off: no staff account (flask --app app staff add NAME turns it on)")
+        return None
     if settings.secret_key is None:
         return Result("console", "fail", f"{len(names)} staff account(s) but no SECRET_KEY: set it to turn it on")
     return Result("console", "ok", f"on at /console/ for {len(names)} staff account(s)")
