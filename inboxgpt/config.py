@@ -31,6 +31,8 @@ INSTAGRAM_INBOX_APP_ID = "1217981644879628"
 GREETING_MAX_CHARS = 160
 MAX_ICE_BREAKERS = 4
 ICE_BREAKER_MAX_CHARS = 80
+# A key anyone could guess would let them sign a staff session: shorter ones are refused.
+SECRET_KEY_MIN_CHARS = 32
 
 
 class ConfigError(Exception):
@@ -186,6 +188,14 @@ class Settings:
     timezone: str = "UTC"
     # Check what people send (input), and the answers too (both), with the moderation endpoint.
     moderation: str = "off"
+    # Days each transcript entry is kept for the owner's console; 0: no transcripts, and no console history.
+    transcript_days: float = 90.0
+    # Signs the console's session cookies; required once a staff account exists.
+    secret_key: Secret | None = None
+    # Where the console is reached from outside (https://bot.example.com/console/), for links in notifications.
+    console_url: str | None = None
+    # Session cookies without Secure, for a console tried over plain http on one's own machine.
+    console_insecure_cookies: bool = False
 
     @property
     def page_configured(self) -> bool:
@@ -287,6 +297,12 @@ def _one_of(*choices: str) -> Callable[[str], str]:
         return raw.lower()
 
     return parse
+
+
+def _secret_key(raw: str) -> Secret:
+    if len(raw) < SECRET_KEY_MIN_CHARS:
+        raise ValueError(f"must be at least {SECRET_KEY_MIN_CHARS} characters (openssl rand -hex 32 makes one)")
+    return Secret(raw)
 
 
 def _keywords(raw: str) -> tuple[str, ...]:
@@ -435,6 +451,10 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "SPEND_PER_MONTH": ("spend_per_month", _non_negative_float),
     "TIMEZONE": ("timezone", _timezone),
     "MODERATION": ("moderation", _one_of("off", "input", "both")),
+    "TRANSCRIPT_DAYS": ("transcript_days", _non_negative_float),
+    "SECRET_KEY": ("secret_key", _secret_key),
+    "CONSOLE_URL": ("console_url", _http_url),
+    "CONSOLE_INSECURE_COOKIES": ("console_insecure_cookies", _flag),
 }
 
 

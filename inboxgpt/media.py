@@ -104,6 +104,13 @@ class Media:
         with self.downloaded(link, self._settings.max_image_bytes, IMAGE_TYPES) as (path, content_type):
             return f"data:{content_type};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
+    def photo(self, key: str, photo: Attachment) -> tuple[bytes, str]:
+        """A photo's bytes and type, downloaded within the limits (the console shows it through the service, never
+        by its link, which may carry a token); MediaError if it cannot be had."""
+        link = self._locate(key, photo)
+        with self.downloaded(link, self._settings.max_image_bytes, IMAGE_TYPES) as (path, content_type):
+            return path.read_bytes(), content_type
+
     @contextmanager
     def audio(self, key: str, voice: Attachment) -> Iterator[Path]:
         """A voice note downloaded into a temporary file, removed when the block ends; MediaError if it cannot be."""

@@ -58,7 +58,9 @@ MODERATION = Counter(
 SPEND = Counter("bot_spend_dollars", "Dollars the model's work cost, by channel (prices.py).", ["channel"])
 LEADS = Counter("bot_leads", "New leads saved (the save_contact tool), by channel.", ["channel"])
 PAUSES = Counter(
-    "bot_pauses", "Times the bot stepped back for the page's people: hand_written, human, thread_elsewhere.", ["reason"]
+    "bot_pauses",
+    "Times the bot stepped back for the page's people: hand_written, human, thread_elsewhere, console.",
+    ["reason"],
 )
 # The most recent call in any worker says whether the token works: a later success clears a 190.
 PAGE_TOKEN_VALID = Gauge(

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from dataclasses import asdict, dataclass
+from urllib.parse import quote
 
 import requests
 
@@ -40,6 +41,8 @@ class Notice:
     why: str  # "asked_for_human", "page_wrote" or "undelivered"
     last_message: str
     time: float
+    # The person's conversation in the owner's console (CONSOLE_URL), or "" without one.
+    console: str = ""
 
 
 class OwnerWebhook:
@@ -103,12 +106,13 @@ class OwnerWebhook:
 class HandoverNotifier:
     """Posts each notice to HANDOVER_NOTIFY_URL; does nothing when it is not set."""
 
-    def __init__(self, url: Secret | None):
+    def __init__(self, url: Secret | None, console_url: str | None = None):
         self._webhook = OwnerWebhook(url, "a handover notification")
+        self._console_url = console_url
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HandoverNotifier:
-        return cls(settings.handover_notify_url)
+        return cls(settings.handover_notify_url, settings.console_url)
 
     @property
     def configured(self) -> bool:
@@ -117,7 +121,8 @@ class HandoverNotifier:
 
     def notify(self, channel: str, person: str, why: str, last_message: str) -> None:
         """Tell the owner, soon; never blocks."""
-        notice = Notice(channel, person, why, last_message[:MAX_MESSAGE_CHARS], time.time())
+        link = f"{self._console_url.rstrip('/')}/c/{quote(person, safe='')}" if self._console_url else ""
+        notice = Notice(channel, person, why, last_message[:MAX_MESSAGE_CHARS], time.time(), link)
         self._webhook.post(asdict(notice), person)
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from inboxgpt.channels.base import Channels
 from inboxgpt.channels.graph import GraphClient, GraphSettings
 from inboxgpt.config import ConfigError, Settings
 from inboxgpt.conversation.bot import Bot, ConversationSettings
+from inboxgpt.conversation.transcript import Transcripts
 from inboxgpt.limits import Limits, LimitSettings
 from inboxgpt.media import Media, MediaSettings
 from inboxgpt.model import prompt
@@ -62,9 +63,10 @@ class Service:
             channels.send_action, settings.typing_renew_seconds, settings.worker_threads, self.precedence
         )
         self._media = requests.Session()
-        media = Media(self._media, channels.media_link, MediaSettings.from_settings(settings))
+        self.media = media = Media(self._media, channels.media_link, MediaSettings.from_settings(settings))
         self.knowledge = open_knowledge(settings, self.model.embed)
         self.notifier = HandoverNotifier.from_settings(settings)
+        self.transcripts = Transcripts(self.store, settings.transcript_days, self.notifier)
         self.leads = Leads(self.store, OwnerWebhook(settings.leads_webhook_url, "a lead"))
         self.toolbox = None
         if settings.tools is not None:
@@ -80,6 +82,7 @@ class Service:
             self.knowledge,
             notifier=self.notifier,
             toolbox=self.toolbox,
+            transcripts=self.transcripts,
         )
 
     def close(self) -> None:

@@ -47,6 +47,7 @@ def test_asking_for_a_human_on_whatsapp_tells_the_owner(notified, graph):
         "person": "wa:16505551234",
         "why": "asked_for_human",
         "last_message": "Hi! Do you deliver on Sundays?",
+        "console": "",
     }
 
 

@@ -12,10 +12,19 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, ClassVar
 
 from inboxgpt.events import Attachment, BadBody, ParsedBody
 from inboxgpt.media import MediaError, MediaLink
+
+
+class Window(Enum):
+    """How one of the page's people may write to a person now."""
+
+    OPEN = "open"  # within the reply window: as any reply
+    HUMAN_AGENT = "human_agent"  # past it, within the HUMAN_AGENT tag's days: tagged
+    CLOSED = "closed"  # past both: not at all (on WhatsApp, only approved templates)
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,10 @@ class Channel(ABC):
     message_length: ClassVar[str] = "2,000 characters"
     # Private replies to comments Meta takes an hour from the account (0: no limit of their own is known).
     private_replies_per_hour: ClassVar[int] = 0
+    # How long after a person's last message the page may write to them freely; and how long one of the page's
+    # people may still, with Meta's HUMAN_AGENT tag (None: the channel has no such tag).
+    reply_window: ClassVar[float] = 24 * 3600.0
+    human_agent_window: ClassVar[float | None] = None
 
     def key(self, scoped_id: str) -> str:
         """A person's key: the id Meta gives them on this channel, behind its tag."""
@@ -69,6 +82,11 @@ class Channel(ABC):
         """Send one message; return (message id, text) of what it took. May raise GraphError. `offers`: the
         person's own details to offer with it as quick replies (user_email, user_phone_number), where the channel
         has them."""
+
+    def send_staff_text(self, key: str, text: str, tagged: bool) -> list[tuple[str, str]]:
+        """Send one message written by one of the page's people (the console); `tagged`: with the HUMAN_AGENT tag,
+        past the reply window. May raise GraphError."""
+        return self.send_text(key, text)
 
     @abstractmethod
     def send_action(self, key: str, action: str, message_id: str | None = None) -> bool:
@@ -163,6 +181,26 @@ class Channels:
     def send_action(self, key: str, action: str, message_id: str | None = None) -> bool:
         """Show a sender action such as typing_on (about the person's message `message_id`); False if it failed."""
         return self.of(key).send_action(key, action, message_id)
+
+    def staff_window(self, key: str, since_last_message: float) -> Window:
+        """Whether one of the page's people may write to this person, `since_last_message` seconds after their last
+        message: freely, only with the HUMAN_AGENT tag, or not at all."""
+        channel = self.of(key)
+        if since_last_message <= channel.reply_window:
+            return Window.OPEN
+        if channel.human_agent_window is not None and since_last_message <= channel.human_agent_window:
+            return Window.HUMAN_AGENT
+        return Window.CLOSED
+
+    def send_staff(self, key: str, text: str, window: Window) -> list[tuple[str, str]]:
+        """Send what one of the page's people wrote, as one or more messages, as the window allows (never CLOSED).
+        May raise GraphError."""
+        channel = self.of(key)
+        sent: list[tuple[str, str]] = []
+        for piece in channel.split(text):
+            if piece.strip():
+                sent += channel.send_staff_text(key, piece, tagged=window is Window.HUMAN_AGENT)
+        return sent
 
     def formatting_note(self, key: str) -> str:
         """What the model is told about how this person's channel shows its answers."""

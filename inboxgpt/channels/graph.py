@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 # Sending while another app (the Page Inbox, say) controls the thread.
 THREAD_ELSEWHERE = 2018300
+# WhatsApp's refusal of a free-form message more than 24 hours after the person's last.
+OUTSIDE_WINDOW_WHATSAPP = 131047
 MAX_BACKOFF_SECONDS = 8.0
 JSON = {"Content-Type": "application/json"}
 
@@ -86,6 +88,11 @@ class GraphError(Exception):
     def thread_elsewhere(self) -> bool:
         """True when Meta refused because another app controls the conversation."""
         return self.code == 10 and self.subcode == THREAD_ELSEWHERE
+
+    @property
+    def outside_window(self) -> bool:
+        """True when Meta refused because the person last wrote too long ago (Messenger's 24 hours, WhatsApp's)."""
+        return self.code == OUTSIDE_WINDOW_WHATSAPP or (self.code == 10 and self.subcode != THREAD_ELSEWHERE)
 
 
 def error_from_response(status: int, body: bytes, token: str = "PAGE_ACCESS_TOKEN") -> GraphError:

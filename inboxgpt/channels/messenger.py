@@ -79,6 +79,16 @@ class PageChannel(GraphChannel):
     # A post's text, and where a reply under a comment goes: Facebook's; Instagram's differ.
     post_text_field = "message"
     public_reply_edge = "comments"
+    # Messenger's and Instagram's HUMAN_AGENT tag: a person from the page may answer for 7 days.
+    human_agent_window = 7 * 24 * 3600.0
+
+    def send_staff_text(self, key: str, text: str, tagged: bool) -> list[tuple[str, str]]:
+        """Send one message of the page's people; past the reply window with Meta's HUMAN_AGENT tag."""
+        payload = self._text_payload(self.scoped_id(key), self.shown(text), ())
+        if tagged:
+            payload.update(messaging_type="MESSAGE_TAG", tag="HUMAN_AGENT")
+        answer = self._graph.post(payload, psid=key, what="staff message", max_retries=self._graph.max_retries)
+        return [(str(answer.get("message_id", "")), text)]
 
     def read(self, body: dict[str, Any]) -> ParsedBody:
         """The events of one of its webhook bodies: its messages, and the comments among its changes."""

@@ -73,6 +73,8 @@ def run_checks(settings: Settings, webhook_url: str | None) -> Iterator[Result]:
     finally:
         model.close()
     yield check_store(settings)
+    if (console := check_console(settings)) is not None:
+        yield console
     if webhook_url:
         yield check_webhook(webhook_url, settings)
 
@@ -96,6 +98,26 @@ def unreachable_model(base_url: str | None) -> str:
     if base_url is None:
         return f"could not connect to {OPENAI_ADDRESS}: {NETWORK}"
     return f"could not connect to {base_url}: is the server running there? Check OPENAI_BASE_URL, or {NETWORK}"
+
+
+def check_console(settings: Settings) -> Result | None:
+    """Whether the console is on, once a staff account exists: SECRET_KEY must sign their sessions. None without
+    staff accounts (the console is off, as it should be), or when the store cannot be read (said above)."""
+    try:
+        store = open_store(settings)
+    except StoreUnavailable:
+        return None
+    try:
+        names = store.staff_names()
+    except StoreUnavailable:
+        return None
+    finally:
+        store.close()
+    if not names:
+        return None
+    if settings.secret_key is None:
+        return Result("console", "fail", f"{len(names)} staff account(s) but no SECRET_KEY: set it to turn it on")
+    return Result("console", "ok", f"on at /console/ for {len(names)} staff account(s)")
 
 
 def check_page_token(messenger: GraphClient) -> Result:

@@ -26,6 +26,7 @@ from inboxgpt.conversation.pauses import Pauses
 from inboxgpt.conversation.reply import Replier, ReplySettings
 from inboxgpt.conversation.routing import SILENCED, Case, Route, Rules, route, said
 from inboxgpt.conversation.tool_rounds import ToolRounds
+from inboxgpt.conversation.transcript import Transcripts
 from inboxgpt.events import Comment, Event
 from inboxgpt.limits import Decision, Limits
 from inboxgpt.media import Media
@@ -98,6 +99,7 @@ class Bot:
         clock: Callable[[], float] = time.time,
         notifier: HandoverNotifier | None = None,
         toolbox: Toolbox | None = None,
+        transcripts: Transcripts | None = None,
     ):
         self._settings = settings
         self._rules = settings.rules
@@ -105,11 +107,14 @@ class Bot:
         self._limits = limits
         self._clock = clock
         self._pauses = Pauses(store, settings.pause_minutes, clock)
-        self._mailbox = Mailbox(channels, store, self._pauses, settings.reply.history_max_tokens)
+        self._mailbox = Mailbox(channels, store, self._pauses, settings.reply.history_max_tokens, transcripts)
+        self._transcripts = self._mailbox.transcripts
         notifier = notifier or HandoverNotifier(None)
         handovers = Handovers(store, channels, self._pauses, self._mailbox, notifier)
         deliveries = Deliveries(store, notifier)
-        rounds = ToolRounds(model, toolbox, settings.tool_max_rounds, settings.tools_stream)
+        rounds = ToolRounds(
+            model, toolbox, settings.tool_max_rounds, settings.tools_stream, on_tool=self._transcripts.tool
+        )
         kept = self._pauses.kept_seconds
         usage = Usage(store, Periods(settings.timezone))
         self._comments = CommentReplier(settings.comments, store, channels, model, knowledge, kept, usage, clock)
@@ -162,8 +167,11 @@ class Bot:
                 break
             burst.append((event, how))
         if len(burst) == 1 or self._pauses.paused(first):
+            self._heard(*burst[0])
             self._handle(*burst[0])  # a pause records each message on its own
             return 1
+        for event, how in burst:
+            self._heard(event, how)
         logger.info("event psid=%s: a burst of %d messages, answered together", first.psid, len(burst))
         if self._admit(first):
             said = [self._replier.said(event, how) for event, how in burst]
@@ -185,7 +193,14 @@ class Bot:
 
     def handle(self, event: Event) -> None:
         """Answer one event."""
-        self._handle(event, route(event, self._rules))
+        how = route(event, self._rules)
+        self._heard(event, how)
+        self._handle(event, how)
+
+    def _heard(self, event: Event, how: Route) -> None:
+        """Keep what the person said in their transcript (a voice message once heard: see Replier)."""
+        if how.case is not Case.VOICE:
+            self._transcripts.person(event)
 
     def _handle(self, event: Event, how: Route) -> None:
         if how.case in SILENCED and self._pauses.paused(event):

@@ -10,6 +10,7 @@ from inboxgpt.channels.base import Channels, Inbox
 from inboxgpt.conversation.outbox import Mailbox
 from inboxgpt.conversation.pauses import Pauses
 from inboxgpt.conversation.routing import Route
+from inboxgpt.conversation.transcript import ASKED
 from inboxgpt.events import Echo, Event, Handover
 from inboxgpt.model import prompt
 from inboxgpt.notify import HandoverNotifier
@@ -75,6 +76,7 @@ class Handovers:
             return
         self._pauses.pause(psid, self._pauses.event_time(event), "human")
         self._notifier.notify(event.channel, psid, "asked_for_human", last_words(self._store, psid))
+        self._mailbox.transcripts.needs_person(event, ASKED, notify=False)
         if self._mailbox.send(event, replies.HUMAN_COMING):
             self._mailbox.keep(psid, Turn(said, replies.HUMAN_COMING))
         # Passed after the reply: once the Inbox controls the thread, the bot can no longer send.
@@ -93,6 +95,7 @@ class Handovers:
     def bot_back(self, event: Event, how: Route) -> None:
         psid = event.psid
         self._pauses.end(psid)
+        self._mailbox.transcripts.handed_back(psid, "Asked for the assistant again (/bot)")
         if event.standby:
             # Another app controls the thread: the reply below would be refused without it.
             self._channels.take_thread(psid, TAKE_METADATA)
@@ -105,6 +108,7 @@ class Handovers:
         if not self._pauses.paused(event):
             self._notifier.notify(event.channel, event.psid, "page_wrote", last_words(self._store, event.psid))
         self._pauses.pause(event.psid, self._pauses.event_time(event), "hand_written")
+        self._mailbox.transcripts.page_wrote(event.psid, how.text)
         self._mailbox.keep(event.psid, Turn("", prompt.page_words(how.text)))
 
     def record(self, event: Event, how: Route) -> None:
@@ -113,6 +117,7 @@ class Handovers:
 
     def thread_back(self, event: Event, how: Route) -> None:
         self._pauses.end(event.psid)
+        self._mailbox.transcripts.handed_back(event.psid, "The conversation's thread came back to the assistant")
 
     def handover(self, event: Event, how: Route) -> None:
         if isinstance(event, Handover):

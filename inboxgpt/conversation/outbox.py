@@ -9,6 +9,7 @@ from collections.abc import Callable
 from inboxgpt.channels.base import Channels
 from inboxgpt.channels.graph import GraphError
 from inboxgpt.conversation.pauses import Pauses
+from inboxgpt.conversation.transcript import LATE_REFUSED, Transcripts
 from inboxgpt.events import Event
 from inboxgpt.model import prompt
 from inboxgpt.queues.store import Store, StoreUnavailable, Turn
@@ -19,11 +20,20 @@ logger = logging.getLogger(__name__)
 class Mailbox:
     """Sends to people and keeps their history: the two steps every handler ends with."""
 
-    def __init__(self, channels: Channels, store: Store, pauses: Pauses, history_max_tokens: int):
+    def __init__(
+        self,
+        channels: Channels,
+        store: Store,
+        pauses: Pauses,
+        history_max_tokens: int,
+        transcripts: Transcripts | None = None,
+    ):
         self._channels = channels
         self._store = store
         self._pauses = pauses
         self._history_max_tokens = history_max_tokens
+        # Every message sent or refused goes into the person's transcript too (the console's).
+        self.transcripts = transcripts or Transcripts(store, days=0)
 
     def split(self, psid: str, text: str) -> list[str]:
         """The messages `text` becomes for this person, within their channel's length limit."""
@@ -40,22 +50,28 @@ class Mailbox:
     def send(self, event: Event, text: str) -> list[tuple[str, str]]:
         """Send a reply to the event's person, split as their channel needs; return (message id, text) of each
         message sent (none if Meta refused: already logged)."""
-        return self._noted(event, lambda: self._channels.send_text(event.psid, text))
+        return self._noted(event, text, lambda: self._channels.send_text(event.psid, text))
 
     def send_piece(self, event: Event, piece: str, offers: tuple[str, ...] = ()) -> list[tuple[str, str]]:
         """Send one message already split to the channel's limit (a piece of `split`), as `send` does, with the
         person's own details offered as quick replies where the channel has them."""
-        return self._noted(event, lambda: self._channels.send_message(event.psid, piece, offers))
+        return self._noted(event, piece, lambda: self._channels.send_message(event.psid, piece, offers))
 
-    def _noted(self, event: Event, send: Callable[[], list[tuple[str, str]]]) -> list[tuple[str, str]]:
-        """Send, then note what went out; a refusal because another app holds the thread starts a pause."""
+    def _noted(self, event: Event, text: str, send: Callable[[], list[tuple[str, str]]]) -> list[tuple[str, str]]:
+        """Send, then note what went out; a refusal because another app holds the thread starts a pause, one
+        because the person wrote too long ago leaves them to the staff."""
         try:
             sent = send()
         except GraphError as error:
+            self.transcripts.not_delivered(event.psid, text, error.meaning)
             if error.thread_elsewhere:
                 # Another app (the Page Inbox) controls the conversation: its people are answering.
                 self._pauses.pause(event.psid, self._pauses.event_time(event), "thread_elsewhere")
+            elif error.outside_window:
+                self.transcripts.needs_person(event, LATE_REFUSED)
             return []
+        for _, piece in sent:
+            self.transcripts.sent(event.psid, piece)
         try:
             # Kept for replies that quote them, and to know their echoes as the bot's own however long they wait
             # in the person's queue: as long as a pause is.

@@ -39,8 +39,16 @@ class Pauses:
         """Stay silent for the person for HUMAN_PAUSE_MINUTES from `start` (or longer, if already paused so)."""
         metrics.PAUSES.labels(reason).inc()
         until = max(self._store.paused_until(psid), start + self._minutes * 60)
-        self._store.pause(psid, until, ttl=self.kept_seconds)
+        # Kept at least as long as it lasts: a longer pause already there (a take-over) is not cut short.
+        self._store.pause(psid, until, ttl=max(self.kept_seconds, until - self._clock()))
         logger.info("psid=%s: the bot stays silent for %g minutes", psid, self._minutes)
+
+    def hold(self, psid: str, seconds: float, reason: str) -> None:
+        """Stay silent for the person for `seconds` from now, until ended (the staff took the conversation over)."""
+        metrics.PAUSES.labels(reason).inc()
+        until = self._clock() + seconds
+        self._store.pause(psid, until, ttl=seconds)
+        logger.info("psid=%s: the bot stays silent until handed back", psid)
 
     def end(self, psid: str) -> None:
         """End the person's pause now."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from inboxgpt import metrics, replies
 from inboxgpt.config import Settings
-from inboxgpt.conversation import moderation
+from inboxgpt.conversation import moderation, transcript
 from inboxgpt.conversation.outbox import Mailbox, Outbox
 from inboxgpt.conversation.routing import Case, Route
 from inboxgpt.conversation.tool_rounds import ToolRounds, ToolUse
@@ -148,8 +148,10 @@ class Replier:
                 transcript, cost = self._model.transcribe(audio)
         except (MediaError, ModelError) as error:
             logger.warning("voice message from psid=%s not transcribed: %s", event.psid, error)
+            self._mailbox.transcripts.person(event, "[voice]")
             self._mailbox.send(event, replies.VOICE_FAILED)
             return None
+        self._mailbox.transcripts.person(event, f"[voice: {transcript}]" if transcript else "[voice]")
         if not transcript:
             self._mailbox.send(event, replies.VOICE_EMPTY)
             return None
@@ -167,6 +169,7 @@ class Replier:
         photos = tuple(url for message in messages for url in message.photos)[: self._settings.max_images]
         if self._settings.moderation != "off" and self._flagged(event, said, photos, "message"):
             self._mailbox.send(event, replies.MODERATED)
+            self._mailbox.transcripts.needs_person(event, transcript.MODERATED)
             return
         heard = [message.text for message in messages if message.heard]
         history = self._store.get(psid)
@@ -279,6 +282,7 @@ class Replier:
                 status = "" if error.status is None else f" (HTTP {error.status})"
                 logger.log(level, "model failed for psid=%s: %s%s", psid, error.failure.value, status)
                 self._mailbox.send(event, replies.APOLOGIES[error.failure])
+                self._mailbox.transcripts.needs_person(event, transcript.MODEL_FAILED)
                 metrics.REPLIES.labels("apology", event.channel).inc()
                 return None
         metrics.MODEL_LATENCY.observe(time.monotonic() - started)

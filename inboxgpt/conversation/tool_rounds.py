@@ -31,11 +31,20 @@ class ToolUse:
 class ToolRounds:
     """Asks the model, running the tools it calls in between."""
 
-    def __init__(self, model: ChatModel, toolbox: Toolbox | None, max_rounds: int, stream_tool_rounds: bool):
+    def __init__(
+        self,
+        model: ChatModel,
+        toolbox: Toolbox | None,
+        max_rounds: int,
+        stream_tool_rounds: bool,
+        on_tool: Callable[[str, str, str], None] | None = None,
+    ):
         self._model = model
         self._toolbox = toolbox
         self._max_rounds = max_rounds
         self._stream_tool_rounds = stream_tool_rounds
+        # Told of each call run: the person's key, the tool's name, the outcome (the transcript keeps them).
+        self._on_tool = on_tool
 
     @property
     def takes_leads(self) -> bool:
@@ -84,6 +93,9 @@ class ToolRounds:
             if streamed is not None and completion.text:
                 streamed("\n\n")  # what the model wrote before its calls stays apart from what follows
             done = toolbox.run(completion.tool_calls, caller)
+            if self._on_tool is not None:
+                for result in done.results:
+                    self._on_tool(caller.person, result.call.name, result.outcome)
             if done.handed_over:
                 return _total(rounds), replace(use, handed_over=True)
             exchange += [_calls_message(completion), *(_result_message(result) for result in done.results)]

@@ -23,6 +23,8 @@ from inboxgpt.commands.page_setup import page_setup_command
 from inboxgpt.commands.send_test import send_test_command
 from inboxgpt.commands.terminal import terminal_commands
 from inboxgpt.config import ConfigError, Settings, load_settings, settings_from_mapping
+from inboxgpt.console import ConsoleSettings, install
+from inboxgpt.console.commands import staff_command
 from inboxgpt.conversation.routing import is_own_echo
 from inboxgpt.events import BadBody, Comment, Echo, Event, Handover, Message, Undelivered
 from inboxgpt.logs import configure_logging
@@ -80,6 +82,14 @@ def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
     app.add_url_rule("/metrics", "metrics", metrics_page, methods=["GET"])
     app.add_url_rule("/", "verify", verify, methods=["GET"])
     app.add_url_rule("/", "webhook", webhook, methods=["POST"])
+    install(
+        app,
+        ConsoleSettings.from_settings(settings),
+        service.store,
+        service.channels,
+        service.transcripts,
+        service.media,
+    )
     _add_commands(app, config)
     logger.info(
         "ready: model=%s graph=%s workers=%d", settings.openai_model, settings.graph_api_url, settings.worker_threads
@@ -107,6 +117,7 @@ def _add_commands(app: Flask, config: Mapping[str, str] | Settings | None) -> No
     app.cli.add_command(knowledge_command(lambda: _settings(config, meta_required=False, openai_required=False)))
     app.cli.add_command(leads_command(lambda: _settings(config, meta_required=False, openai_required=False)))
     app.cli.add_command(send_test_command(lambda: _settings(config, openai_required=False)))
+    app.cli.add_command(staff_command(lambda: _settings(config, meta_required=False, openai_required=False)))
 
 
 def built_to_find_a_command() -> bool:

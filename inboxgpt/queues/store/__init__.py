@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -23,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 # Messages remembered per person for replies that quote them.
 MAX_QUOTES = 50
+# Transcript entries kept per person: the newest, whatever TRANSCRIPT_DAYS allows.
+TRANSCRIPT_MAX_ENTRIES = 2000
 
 
 def cut_answer(turn: Turn, start: str) -> Turn | None:
@@ -144,6 +147,43 @@ class Store(Protocol):
     def release_lock(self, psid: str, owner: str) -> None:
         """Let go of the person's lock, if `owner` holds it."""
 
+    # --- transcripts (the owner's console), apart from the history the model reads ---
+
+    def keep_transcript(self, psid: str, entry: str, fields: Mapping[str, str]) -> None:
+        """Append an entry (a JSON object with a "text") to the person's transcript and merge `fields` into their
+        conversation's summary, in one step. Entries older than `transcript_ttl` go, then a person's oldest past
+        `transcript_max_entries`, then the least recently active people past `max_conversations`."""
+
+    def transcript(self, psid: str) -> list[str]:
+        """The person's transcript entries still kept, oldest first."""
+
+    def transcript_summary(self, psid: str) -> dict[str, str]:
+        """The summary fields of the person's conversation; empty if no transcript is kept."""
+
+    def transcript_people(self, limit: int) -> list[tuple[str, dict[str, str]]]:
+        """The newest `limit` conversations with a transcript, most recently active first, with their summaries."""
+
+    def search_transcripts(self, words: str, limit: int) -> list[str]:
+        """The people (at most `limit`, most recently active first) whose transcript has an entry whose text holds
+        `words`, ignoring case."""
+
+    def forget_transcript(self, psid: str) -> None:
+        """Delete the person's transcript and its summary."""
+
+    # --- staff accounts of the console ---
+
+    def put_staff(self, name: str, record: str) -> None:
+        """Keep (or replace) a staff account's record (JSON: its password hash, when it last signed out)."""
+
+    def staff_record(self, name: str) -> str | None:
+        """A staff account's record, or None if there is no such account."""
+
+    def staff_names(self) -> list[str]:
+        """Every staff account's name, sorted."""
+
+    def remove_staff(self, name: str) -> bool:
+        """Remove a staff account; False if there was none of that name."""
+
 
 @dataclass(frozen=True)
 class Bounds:
@@ -155,6 +195,9 @@ class Bounds:
     max_conversations: int
     dedup_ttl: float
     dedup_max_ids: int
+    # TRANSCRIPT_DAYS in seconds (0: the recorder keeps none), and the entries one person's may hold.
+    transcript_ttl: float = 90 * 86400.0
+    transcript_max_entries: int = TRANSCRIPT_MAX_ENTRIES
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Bounds:
@@ -166,7 +209,14 @@ class Bounds:
             max_conversations=settings.max_conversations,
             dedup_ttl=settings.dedup_ttl,
             dedup_max_ids=settings.dedup_max_ids,
+            transcript_ttl=settings.transcript_days * 86400,
         )
+
+
+def entry_text(entry: str) -> str:
+    """The text of a transcript entry, as a search reads it."""
+    text = json.loads(entry).get("text")
+    return text if isinstance(text, str) else ""
 
 
 class StoreUnavailable(Exception):

@@ -9,12 +9,20 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from inboxgpt.queues.store import MAX_QUOTES, Bounds, Queued, Turn, cut_answer, newest_turns_within
+from inboxgpt.queues.store import MAX_QUOTES, Bounds, Queued, Turn, cut_answer, entry_text, newest_turns_within
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Transcript:
+    # (kept at, by the store's clock; the entry), oldest first.
+    entries: deque[tuple[float, str]] = field(default_factory=deque)
+    fields: dict[str, str] = field(default_factory=dict)
+    last: float = 0.0
 
 
 @dataclass
@@ -62,6 +70,11 @@ class MemoryStore:
         self._sent: OrderedDict[tuple[str, str], float] = OrderedDict()
         # alias -> (the key it stands for, kept until): in the order last used, so expiry pops the front.
         self._links: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._transcript_ttl = bounds.transcript_ttl
+        self._transcript_max_entries = bounds.transcript_max_entries
+        # Transcripts in order of their newest entry, so expiry and eviction pop from the front.
+        self._transcripts: OrderedDict[str, _Transcript] = OrderedDict()
+        self._staff: dict[str, str] = {}
 
     def get(self, psid: str) -> list[Turn]:
         """Return the person's turns, oldest first; empty if none or expired."""
@@ -308,6 +321,93 @@ class MemoryStore:
         with self._lock:
             if self._locks.get(psid, ("", 0.0))[0] == owner:
                 del self._locks[psid]
+
+    def keep_transcript(self, psid: str, entry: str, fields: Mapping[str, str]) -> None:
+        """Append an entry to the person's transcript and merge `fields` into its summary, trimmed to the bounds."""
+        with self._lock:
+            now = self._clock()
+            self._entries_locked(psid, self._expire_transcripts_locked(now))
+            transcript = self._transcripts.pop(psid, None) or _Transcript()
+            transcript.entries.append((now, entry))
+            while len(transcript.entries) > self._transcript_max_entries:
+                transcript.entries.popleft()
+            transcript.fields.update(fields)
+            transcript.last = now
+            self._transcripts[psid] = transcript
+            while len(self._transcripts) > self._max_conversations:
+                self._transcripts.popitem(last=False)
+
+    def transcript(self, psid: str) -> list[str]:
+        """The person's transcript entries still kept, oldest first."""
+        with self._lock:
+            return [entry for _, entry in self._entries_locked(psid, self._expire_transcripts_locked(self._clock()))]
+
+    def transcript_summary(self, psid: str) -> dict[str, str]:
+        """The summary fields of the person's conversation; empty if no transcript is kept."""
+        with self._lock:
+            self._expire_transcripts_locked(self._clock())
+            transcript = self._transcripts.get(psid)
+            return dict(transcript.fields) if transcript else {}
+
+    def transcript_people(self, limit: int) -> list[tuple[str, dict[str, str]]]:
+        """The newest `limit` conversations with a transcript, most recently active first."""
+        with self._lock:
+            self._expire_transcripts_locked(self._clock())
+            newest = itertools.islice(reversed(self._transcripts.items()), limit)
+            return [(psid, dict(transcript.fields)) for psid, transcript in newest]
+
+    def search_transcripts(self, words: str, limit: int) -> list[str]:
+        """The people whose transcript has an entry whose text holds `words`, ignoring case."""
+        wanted = words.casefold()
+        with self._lock:
+            oldest_kept = self._expire_transcripts_locked(self._clock())
+            found = (
+                psid
+                for psid in reversed(self._transcripts)
+                if any(wanted in entry_text(entry).casefold() for _, entry in self._entries_locked(psid, oldest_kept))
+            )
+            return list(itertools.islice(found, limit))
+
+    def forget_transcript(self, psid: str) -> None:
+        """Delete the person's transcript and its summary."""
+        with self._lock:
+            self._transcripts.pop(psid, None)
+
+    def _expire_transcripts_locked(self, now: float) -> float:
+        """Drop the transcripts whose newest entry ran out; return the time before which entries run out."""
+        oldest_kept = now - self._transcript_ttl
+        while self._transcripts and next(iter(self._transcripts.values())).last <= oldest_kept:
+            self._transcripts.popitem(last=False)
+        return oldest_kept
+
+    def _entries_locked(self, psid: str, oldest_kept: float) -> deque[tuple[float, str]]:
+        """A person's entries, those that ran out dropped first (each transcript as it is read or written)."""
+        transcript = self._transcripts.get(psid)
+        if transcript is None:
+            return deque()
+        while transcript.entries and transcript.entries[0][0] <= oldest_kept:
+            transcript.entries.popleft()
+        return transcript.entries
+
+    def put_staff(self, name: str, record: str) -> None:
+        """Keep (or replace) a staff account's record."""
+        with self._lock:
+            self._staff[name] = record
+
+    def staff_record(self, name: str) -> str | None:
+        """A staff account's record, or None."""
+        with self._lock:
+            return self._staff.get(name)
+
+    def staff_names(self) -> list[str]:
+        """Every staff account's name, sorted."""
+        with self._lock:
+            return sorted(self._staff)
+
+    def remove_staff(self, name: str) -> bool:
+        """Remove a staff account; False if there was none."""
+        with self._lock:
+            return self._staff.pop(name, None) is not None
 
     def __len__(self) -> int:
         with self._lock:

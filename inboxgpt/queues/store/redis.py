@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import redis
 
-from inboxgpt.queues.store import MAX_QUOTES, Bounds, Queued, StoreUnavailable, Turn, unavailable_on
+from inboxgpt.queues.store import MAX_QUOTES, Bounds, Queued, StoreUnavailable, Turn, entry_text, unavailable_on
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "mgpt:"
+# Transcripts a search reads in one round trip.
+SEARCH_PAGE = 100
 
 # Appends a turn, drops the oldest whole turns past the bounds, refreshes the idle expiry, and
 # forgets the least recently active people past the limit: all in one atomic step.
@@ -98,6 +100,33 @@ RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 """
 
+# Appends a transcript entry ("<kept at>|<entry>"), drops the person's entries that ran out and those past the cap,
+# merges the summary's fields, and forgets the least recently active people past the limit: in one atomic step.
+KEEP_TRANSCRIPT = """
+local entries, fields, people = KEYS[1], KEYS[2], KEYS[3]
+local now, ttl_ms, max_entries, max_people = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local oldest_kept = now - ttl_ms / 1000
+redis.call('RPUSH', entries, ARGV[5])
+while true do
+  local first = redis.call('LINDEX', entries, 0)
+  if not first or tonumber(string.match(first, '^[^|]+')) > oldest_kept then break end
+  redis.call('LPOP', entries)
+end
+redis.call('LTRIM', entries, -max_entries, -1)
+for i = 8, #ARGV, 2 do redis.call('HSET', fields, ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIRE', entries, ttl_ms)
+redis.call('PEXPIRE', fields, ttl_ms)
+redis.call('ZADD', people, now, ARGV[6])
+redis.call('ZREMRANGEBYSCORE', people, '-inf', oldest_kept)
+local excess = redis.call('ZCARD', people) - max_people
+if excess > 0 then
+  local gone = redis.call('ZPOPMIN', people, excess)
+  for i = 1, #gone, 2 do
+    redis.call('DEL', ARGV[7] .. 'transcript:' .. gone[i], ARGV[7] .. 'transcript-fields:' .. gone[i])
+  end
+end
+"""
+
 
 # Cuts the newest answer that holds ARGV[1] where it last begins (what follows never arrived); 1 if one did.
 TAKE_BACK = """
@@ -167,6 +196,7 @@ class RedisStore:
         self._release_lock = self._redis.register_script(RELEASE_LOCK)
         self._take_back = self._redis.register_script(TAKE_BACK)
         self._link = self._redis.register_script(LINK)
+        self._keep_transcript = self._redis.register_script(KEEP_TRANSCRIPT)
 
     def get(self, psid: str) -> list[Turn]:
         """Return the person's turns, oldest first; empty if none or expired."""
@@ -357,3 +387,99 @@ class RedisStore:
     def release_lock(self, psid: str, owner: str) -> None:
         """Let go of the person's lock, if `owner` holds it."""
         self._release_lock(keys=[PREFIX + "lock:" + psid], args=[owner])
+
+    def keep_transcript(self, psid: str, entry: str, fields: Mapping[str, str]) -> None:
+        """Append an entry to the person's transcript and merge `fields` into its summary, trimmed to the bounds,
+        atomically."""
+        b = self._bounds
+        now = self._clock()
+        self._keep_transcript(
+            keys=[PREFIX + "transcript:" + psid, PREFIX + "transcript-fields:" + psid, PREFIX + "transcripts"],
+            args=[
+                repr(now),
+                max(1, int(b.transcript_ttl * 1000)),
+                b.transcript_max_entries,
+                b.max_conversations,
+                f"{now!r}|{entry}",
+                psid,
+                PREFIX,
+                *(part for pair in fields.items() for part in pair),
+            ],
+        )
+
+    def transcript(self, psid: str) -> list[str]:
+        """The person's transcript entries still kept, oldest first."""
+        oldest_kept = self._clock() - self._bounds.transcript_ttl
+        kept = (str(text(item)).partition("|") for item in self._redis.lrange(PREFIX + "transcript:" + psid, 0, -1))
+        return [entry for at, _, entry in kept if float(at) > oldest_kept]
+
+    def transcript_summary(self, psid: str) -> dict[str, str]:
+        """The summary fields of the person's conversation; empty if no transcript is kept."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zscore(PREFIX + "transcripts", psid)
+            pipe.hgetall(PREFIX + "transcript-fields:" + psid)
+            last, found = pipe.execute()
+        if last is None or last <= self._clock() - self._bounds.transcript_ttl:
+            return {}  # ran out (Redis deletes it by its own clock, soon)
+        return {str(text(key)): str(text(value)) for key, value in found.items()}
+
+    def transcript_people(self, limit: int) -> list[tuple[str, dict[str, str]]]:
+        """The newest `limit` conversations with a transcript, most recently active first."""
+        oldest_kept = self._clock() - self._bounds.transcript_ttl
+        # Without scores, the range is a list of the members (decoded: decode_responses).
+        people = [
+            str(member)
+            for member in self._redis.zrevrangebyscore(PREFIX + "transcripts", "+inf", f"({oldest_kept!r}", 0, limit)
+        ]
+        with self._redis.pipeline(transaction=False) as pipe:
+            for psid in people:
+                pipe.hgetall(PREFIX + "transcript-fields:" + psid)
+            summaries = pipe.execute()
+        return [
+            (psid, {str(text(key)): str(text(value)) for key, value in found.items()})
+            for psid, found in zip(people, summaries, strict=True)
+        ]
+
+    def search_transcripts(self, words: str, limit: int) -> list[str]:
+        """The people whose transcript has an entry whose text holds `words`, ignoring case: every transcript kept
+        (at most MAX_CONVERSATIONS) is read, in pages of one round trip each."""
+        wanted = words.casefold()
+        oldest_kept = self._clock() - self._bounds.transcript_ttl
+        people = [str(member) for member in self._redis.zrevrange(PREFIX + "transcripts", 0, -1)]
+        found: list[str] = []
+        for start in range(0, len(people), SEARCH_PAGE):
+            page = people[start : start + SEARCH_PAGE]
+            with self._redis.pipeline(transaction=False) as pipe:
+                for psid in page:
+                    pipe.lrange(PREFIX + "transcript:" + psid, 0, -1)
+                transcripts = pipe.execute()
+            for psid, items in zip(page, transcripts, strict=True):
+                kept = (str(text(item)).partition("|") for item in items)
+                if any(float(at) > oldest_kept and wanted in entry_text(entry).casefold() for at, _, entry in kept):
+                    found.append(psid)
+                    if len(found) == limit:
+                        return found
+        return found
+
+    def forget_transcript(self, psid: str) -> None:
+        """Delete the person's transcript and its summary."""
+        with self._redis.pipeline() as pipe:
+            pipe.delete(PREFIX + "transcript:" + psid, PREFIX + "transcript-fields:" + psid)
+            pipe.zrem(PREFIX + "transcripts", psid)
+            pipe.execute()
+
+    def put_staff(self, name: str, record: str) -> None:
+        """Keep (or replace) a staff account's record."""
+        self._redis.hset(PREFIX + "staff", name, record)
+
+    def staff_record(self, name: str) -> str | None:
+        """A staff account's record, or None."""
+        return text(self._redis.hget(PREFIX + "staff", name))
+
+    def staff_names(self) -> list[str]:
+        """Every staff account's name, sorted."""
+        return sorted(str(text(name)) for name in self._redis.hkeys(PREFIX + "staff"))
+
+    def remove_staff(self, name: str) -> bool:
+        """Remove a staff account; False if there was none."""
+        return bool(self._redis.hdel(PREFIX + "staff", name))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -78,6 +79,14 @@ CREATE INDEX records_by_expiry ON records (expires_at) WHERE expires_at IS NOT N
 CREATE TABLE links (alias TEXT PRIMARY KEY, key TEXT NOT NULL, expires_at REAL NOT NULL);
 CREATE INDEX links_by_expiry ON links (expires_at);
 """,
+    8: """
+CREATE TABLE transcript (id INTEGER PRIMARY KEY AUTOINCREMENT, psid TEXT NOT NULL, at REAL NOT NULL, entry TEXT NOT NULL);
+CREATE INDEX transcript_by_person ON transcript (psid, id);
+CREATE INDEX transcript_by_time ON transcript (at);
+CREATE TABLE transcript_people (psid TEXT PRIMARY KEY, last REAL NOT NULL, fields TEXT NOT NULL);
+CREATE INDEX transcript_people_by_time ON transcript_people (last);
+CREATE TABLE staff (name TEXT PRIMARY KEY, record TEXT NOT NULL);
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 # Expired rows are deleted at most this often per process; reads skip them meanwhile.
@@ -138,6 +147,7 @@ class SQLiteStore:
             connection.execute("PRAGMA synchronous=NORMAL")
             # Deleted conversations are overwritten on disk, not just unlinked from the tree.
             connection.execute("PRAGMA secure_delete=ON")
+            connection.create_function("casefold", 1, _casefold, deterministic=True)
             # SQLite quietly opens a file it cannot write read-only: taking the write lock, to
             # bring the schema up to date, proves it can write (and heals a database made anew).
             _migrate(connection, self._path)
@@ -333,6 +343,9 @@ class SQLiteStore:
                 "max(0, (SELECT COUNT(*) FROM links) - ?))",
                 (self._bounds.max_conversations,),
             )
+            oldest_kept = now - self._bounds.transcript_ttl
+            db.execute("DELETE FROM transcript WHERE at <= ?", (oldest_kept,))
+            db.execute("DELETE FROM transcript_people WHERE last <= ?", (oldest_kept,))
             remaining = db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
         if idle:
             logger.info("forgot %d idle conversations; %d remain", len(idle), remaining)
@@ -469,6 +482,100 @@ class SQLiteStore:
             connection.close()
         return True
 
+    def keep_transcript(self, psid: str, entry: str, fields: Mapping[str, str]) -> None:
+        """Append an entry to the person's transcript and merge `fields` into its summary, trimmed to the bounds,
+        in one transaction."""
+        now = self._clock()
+        bounds = self._bounds
+        with self._transaction() as db:
+            db.execute("DELETE FROM transcript WHERE psid = ? AND at <= ?", (psid, now - bounds.transcript_ttl))
+            db.execute("INSERT INTO transcript (psid, at, entry) VALUES (?, ?, ?)", (psid, now, entry))
+            db.execute(
+                "DELETE FROM transcript WHERE psid = ? AND id NOT IN "
+                "(SELECT id FROM transcript WHERE psid = ? ORDER BY id DESC LIMIT ?)",
+                (psid, psid, bounds.transcript_max_entries),
+            )
+            row = db.execute(
+                "SELECT fields FROM transcript_people WHERE psid = ? AND last > ?", (psid, now - bounds.transcript_ttl)
+            ).fetchone()
+            merged = {**(json.loads(row[0]) if row else {}), **fields}
+            db.execute(
+                "INSERT INTO transcript_people (psid, last, fields) VALUES (?, ?, ?) "
+                "ON CONFLICT (psid) DO UPDATE SET last = excluded.last, fields = excluded.fields",
+                (psid, now, json.dumps(merged)),
+            )
+            excess = [
+                found
+                for (found,) in db.execute(
+                    "SELECT psid FROM transcript_people ORDER BY last LIMIT "
+                    "max(0, (SELECT COUNT(*) FROM transcript_people) - ?)",
+                    (bounds.max_conversations,),
+                )
+            ]
+            _forget_transcripts(db, excess)
+        self._purge_now_and_then(now)
+
+    def transcript(self, psid: str) -> list[str]:
+        """The person's transcript entries still kept, oldest first."""
+        rows = self._connection().execute(
+            "SELECT entry FROM transcript WHERE psid = ? AND at > ? ORDER BY id",
+            (psid, self._clock() - self._bounds.transcript_ttl),
+        )
+        return [entry for (entry,) in rows]
+
+    def transcript_summary(self, psid: str) -> dict[str, str]:
+        """The summary fields of the person's conversation; empty if no transcript is kept."""
+        row = (
+            self._connection()
+            .execute(
+                "SELECT fields FROM transcript_people WHERE psid = ? AND last > ?",
+                (psid, self._clock() - self._bounds.transcript_ttl),
+            )
+            .fetchone()
+        )
+        return json.loads(row[0]) if row else {}
+
+    def transcript_people(self, limit: int) -> list[tuple[str, dict[str, str]]]:
+        """The newest `limit` conversations with a transcript, most recently active first."""
+        rows = self._connection().execute(
+            "SELECT psid, fields FROM transcript_people WHERE last > ? ORDER BY last DESC LIMIT ?",
+            (self._clock() - self._bounds.transcript_ttl, limit),
+        )
+        return [(psid, json.loads(fields)) for psid, fields in rows]
+
+    def search_transcripts(self, words: str, limit: int) -> list[str]:
+        """The people whose transcript has an entry whose text holds `words`, ignoring case (Python's casefold: SQLite's
+        own LIKE ignores the case of ASCII letters only)."""
+        rows = self._connection().execute(
+            "SELECT psid FROM transcript_people WHERE last > :oldest AND EXISTS (SELECT 1 FROM transcript "
+            "WHERE transcript.psid = transcript_people.psid AND at > :oldest "
+            "AND instr(casefold(json_extract(entry, '$.text')), :wanted)) ORDER BY last DESC LIMIT :limit",
+            {"oldest": self._clock() - self._bounds.transcript_ttl, "wanted": words.casefold(), "limit": limit},
+        )
+        return [psid for (psid,) in rows]
+
+    def forget_transcript(self, psid: str) -> None:
+        """Delete the person's transcript and its summary."""
+        with self._transaction() as db:
+            _forget_transcripts(db, [psid])
+
+    def put_staff(self, name: str, record: str) -> None:
+        """Keep (or replace) a staff account's record."""
+        self._connection().execute("INSERT OR REPLACE INTO staff (name, record) VALUES (?, ?)", (name, record))
+
+    def staff_record(self, name: str) -> str | None:
+        """A staff account's record, or None."""
+        row = self._connection().execute("SELECT record FROM staff WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def staff_names(self) -> list[str]:
+        """Every staff account's name, sorted."""
+        return [name for (name,) in self._connection().execute("SELECT name FROM staff ORDER BY name")]
+
+    def remove_staff(self, name: str) -> bool:
+        """Remove a staff account; False if there was none."""
+        return self._connection().execute("DELETE FROM staff WHERE name = ?", (name,)).rowcount == 1
+
     def __len__(self) -> int:
         return self._connection().execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
 
@@ -542,3 +649,14 @@ def _forget(db: sqlite3.Connection, psids: list[str]) -> None:
     """Delete everything kept about these people's conversations."""
     for table in ("turns", "quotes", "conversations"):
         db.executemany(f"DELETE FROM {table} WHERE psid = ?", [(psid,) for psid in psids])
+
+
+def _forget_transcripts(db: sqlite3.Connection, psids: list[str]) -> None:
+    """Delete these people's transcripts and summaries."""
+    for table in ("transcript", "transcript_people"):
+        db.executemany(f"DELETE FROM {table} WHERE psid = ?", [(psid,) for psid in psids])
+
+
+def _casefold(text: object) -> str | None:
+    """Text as a search compares it (an entry without text has none)."""
+    return text.casefold() if isinstance(text, str) else None

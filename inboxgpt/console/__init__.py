@@ -1,0 +1,76 @@
+"""The owner's console at /console/: every conversation across the channels, each transcript, and the staff's
+buttons (take over, send, hand back, note, resolve), as server-rendered pages with a small script for live updates.
+
+`install(app, ...)` adds it to the Flask app. It is off (404) until a staff account exists and SECRET_KEY is set. Its
+pages read the store only; nothing of it is on the webhook's path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import Flask
+
+from inboxgpt.channels.base import Channels
+from inboxgpt.config import Secret, Settings
+from inboxgpt.console.staff import Staff
+from inboxgpt.console.views import CONSOLE, Console, blueprint
+from inboxgpt.conversation.desk import Desk
+from inboxgpt.conversation.pauses import Pauses
+from inboxgpt.conversation.transcript import Transcripts
+from inboxgpt.media import Media
+from inboxgpt.queues.store import Store
+
+# A staff member signs in again after this long.
+SESSION_HOURS = 12
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """What the console needs of the settings."""
+
+    secret_key: Secret | None
+    insecure_cookies: bool
+    pause_minutes: float
+    history_max_tokens: int
+    timezone: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConsoleSettings:
+        return cls(
+            secret_key=settings.secret_key,
+            insecure_cookies=settings.console_insecure_cookies,
+            pause_minutes=settings.human_pause_minutes,
+            history_max_tokens=settings.history_max_tokens,
+            timezone=settings.timezone,
+        )
+
+
+def install(
+    app: Flask, settings: ConsoleSettings, store: Store, channels: Channels, transcripts: Transcripts, media: Media
+) -> None:
+    """Add the console to the app: its pages, and session cookies signed with SECRET_KEY (HttpOnly, SameSite=Lax,
+    Secure unless CONSOLE_INSECURE_COOKIES), sent to /console/ only."""
+    if settings.secret_key is not None:
+        app.secret_key = settings.secret_key.reveal()
+    app.config.update(
+        SESSION_COOKIE_NAME="console_session",
+        SESSION_COOKIE_PATH="/console/",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=not settings.insecure_cookies,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+    )
+    desk = Desk(store, channels, Pauses(store, settings.pause_minutes), transcripts, settings.history_max_tokens)
+    app.extensions[CONSOLE] = Console(
+        staff=Staff(store),
+        desk=desk,
+        store=store,
+        channels=channels,
+        transcripts=transcripts,
+        media=media,
+        signing=settings.secret_key is not None,
+        timezone=settings.timezone,
+    )
+    app.register_blueprint(blueprint)

@@ -1,0 +1,111 @@
+"""What the business's staff do to a conversation from the console: take it over (the assistant stays silent), send a
+message through its channel, hand it back, add a private note, resolve it. Each is kept in the transcript with the
+staff member's name, and logged with their name and the person's key, never the text."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from inboxgpt.channels.base import Channels, Window
+from inboxgpt.channels.graph import GraphError
+from inboxgpt.conversation.pauses import Pauses
+from inboxgpt.conversation.transcript import Transcripts
+from inboxgpt.model import prompt
+from inboxgpt.queues.store import Store, Turn
+
+logger = logging.getLogger(__name__)
+
+# A take-over lasts until handed back, or at most this long: past Messenger's HUMAN_AGENT days no one can answer.
+TAKE_OVER_SECONDS = 7 * 24 * 3600.0
+TAKE_METADATA = "One of the page's people took the conversation over in the console."
+
+
+class NotSent(Exception):
+    """A staff message that did not reach the person; the message says why, for the staff."""
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How the staff may write to a person now, and since when the person has been silent."""
+
+    window: Window
+    since_last_message: float | None  # seconds; None when the person never wrote (kept)
+
+
+class Desk:
+    """The staff's actions on one person's conversation."""
+
+    def __init__(
+        self,
+        store: Store,
+        channels: Channels,
+        pauses: Pauses,
+        transcripts: Transcripts,
+        history_max_tokens: int,
+        clock: Callable[[], float] = time.time,
+    ):
+        self._store = store
+        self._channels = channels
+        self._pauses = pauses
+        self._transcripts = transcripts
+        self._history_max_tokens = history_max_tokens
+        self._clock = clock
+
+    def reach(self, psid: str) -> Reach:
+        """How the staff may write to the person now."""
+        person_at = self._store.transcript_summary(psid).get("person_at")
+        if not person_at:
+            return Reach(Window.CLOSED, None)
+        since = max(0.0, self._clock() - float(person_at))
+        return Reach(self._channels.staff_window(psid, since), since)
+
+    def take_over(self, psid: str, staff: str) -> None:
+        """The assistant stays silent for the person until handed back (the pause hand-written messages start); the
+        thread is taken from the page's inbox, where one holds it, so the staff's messages are not refused."""
+        self._pauses.hold(psid, TAKE_OVER_SECONDS, "console")
+        self._channels.take_thread(psid, TAKE_METADATA)
+        self._transcripts.taken_over(psid, staff)
+        logger.info("console: staff=%s took over psid=%s", staff, psid)
+
+    def send(self, psid: str, staff: str, text: str) -> None:
+        """Send the staff's message through the person's channel, as its window allows; it joins the history the
+        model reads (as the page's words) and the transcript (with the staff's name). NotSent if it could not go."""
+        window = self.reach(psid).window
+        if window is Window.CLOSED:
+            raise NotSent("The person last wrote too long ago: their channel no longer lets the page write to them.")
+        try:
+            sent = self._channels.send_staff(psid, text, window)
+        except GraphError as error:
+            self._transcripts.not_delivered(psid, text, error.meaning, by=staff)
+            logger.info("console: staff=%s message to psid=%s refused", staff, psid)
+            raise NotSent(f"Meta refused the message: {error.meaning}.") from None
+        # As a message written in the Page Inbox does, it quiets the assistant for HUMAN_PAUSE_MINUTES.
+        self._pauses.pause(psid, self._clock(), "console")
+        # Noted as sent by this app, so that its echo is not taken for a message written elsewhere.
+        self._store.remember_sent(
+            psid, [(mid, piece[: prompt.REMEMBERED_CHARS]) for mid, piece in sent], self._pauses.kept_seconds
+        )
+        self._store.append(psid, prompt.within_history(Turn("", prompt.page_words(text)), self._history_max_tokens))
+        for _, piece in sent:
+            self._transcripts.sent(psid, piece, by=staff)
+        logger.info("console: staff=%s sent %d message(s) to psid=%s (%s)", staff, len(sent), psid, window.value)
+
+    def hand_back(self, psid: str, staff: str) -> None:
+        """The assistant answers the person's next message."""
+        self._pauses.end(psid)
+        self._transcripts.handed_back(psid, "Handed back to the assistant", by=staff)
+        logger.info("console: staff=%s handed back psid=%s", staff, psid)
+
+    def note(self, psid: str, staff: str, text: str) -> None:
+        """A private note: kept in the transcript, never sent."""
+        self._transcripts.note(psid, text, by=staff)
+        logger.info("console: staff=%s noted on psid=%s", staff, psid)
+
+    def resolve(self, psid: str, staff: str) -> None:
+        """Nobody waits any more; the assistant answers what comes next."""
+        self._pauses.end(psid)
+        self._transcripts.resolved(psid, staff)
+        logger.info("console: staff=%s resolved psid=%s", staff, psid)

@@ -1,0 +1,202 @@
+"""Each conversation's transcript, for the owner's console: what the person said, the assistant's messages as
+delivered, the staff's messages and notes, handovers, tool calls and delivery failures; and a summary of the
+conversation (its channel, last message, how long the person has waited, whether they need a person).
+
+It is kept apart from the history the model reads (bounded, forgotten after a day of silence), for TRANSCRIPT_DAYS;
+0 keeps none. Recording never gets in the way of an answer: a store that fails loses the entry, logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+from inboxgpt.events import Attachment, Event, Message, Postback
+from inboxgpt.notify import HandoverNotifier
+from inboxgpt.queues.store import Store, StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+# The last message as the conversation list shows it.
+LAST_TEXT_CHARS = 200
+
+
+class Kind(StrEnum):
+    """Who or what an entry is."""
+
+    PERSON = "person"
+    ASSISTANT = "assistant"
+    STAFF = "staff"
+    NOTE = "note"
+    HANDOVER = "handover"
+    TOOL = "tool"
+    FAILURE = "failure"
+
+
+class State(StrEnum):
+    """Where a conversation stands, as the console's views sort it."""
+
+    ASSISTANT = "assistant"  # the assistant answers
+    NEEDS_PERSON = "needs_person"  # waiting for one of the staff
+    TAKEN = "taken"  # one of the staff took it over: the assistant is silent until handed back
+    RESOLVED = "resolved"  # the staff closed it; the assistant answers what comes next
+
+
+# Why a person is in "Needs a person".
+ASKED = "asked for a person"
+TOOL_ASKED = "the assistant handed them over"
+MODEL_FAILED = "the model failed"
+MODERATED = "moderation refused their message"
+LATE_REFUSED = "a late answer was refused"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of a transcript."""
+
+    kind: Kind
+    text: str
+    at: float  # seconds since 1970
+    by: str = ""  # the staff member, or which of the page's people (the Page Inbox)
+    state: str = ""  # an outgoing message's delivery: sent, failed
+    photos: tuple[Attachment, ...] = ()
+    id: str = field(default_factory=lambda: secrets.token_hex(6))
+
+    def encode(self) -> str:
+        data = asdict(self)
+        data["kind"] = self.kind.value
+        data["photos"] = [{k: v for k, v in photo.items() if v is not None} for photo in data["photos"]]
+        return json.dumps(data, ensure_ascii=False)
+
+    @classmethod
+    def decode(cls, text: str) -> Entry:
+        data = json.loads(text)
+        data["kind"] = Kind(data["kind"])
+        data["photos"] = tuple(Attachment(**photo) for photo in data.get("photos", ()))
+        return cls(**data)
+
+
+def as_written(event: Message | Postback) -> tuple[str, tuple[Attachment, ...]]:
+    """What a person sent, as the transcript shows it (photos as [photo], shown beside it), and its photos."""
+    if isinstance(event, Postback):
+        return f"[tapped: {event.title or event.payload}]", ()
+    photos = tuple(one for one in event.attachments if one.type == "image" and not one.is_sticker)
+    others = [f"[{'sticker' if one.is_sticker else one.type}]" for one in event.attachments if one not in photos]
+    parts = [(event.text or event.quick_reply_payload or "").strip(), *["[photo]"] * len(photos), *others]
+    return " ".join(part for part in parts if part) or "[message]", photos
+
+
+class Transcripts:
+    """Records each conversation's transcript and summary in the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        days: float,
+        notifier: HandoverNotifier | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self._store = store
+        self.on = days > 0
+        self._notifier = notifier or HandoverNotifier(None)
+        self._clock = clock
+
+    # --- the person ---
+
+    def person(self, event: Event, text: str | None = None) -> None:
+        """A person's message (or button), as they sent it (or `text`: what a voice message said); they wait from
+        then until someone answers."""
+        if not self.on or not isinstance(event, Message | Postback):
+            return
+        written, photos = as_written(event)
+        at = event.timestamp / 1000 if event.timestamp else self._clock()
+        summary = self._summary(event.psid)
+        fields = {"channel": event.channel, "person_at": repr(at)}
+        if not summary.get("waiting_since"):
+            fields["waiting_since"] = repr(at)
+        if summary.get("state", State.RESOLVED.value) == State.RESOLVED.value:
+            fields["state"] = State.ASSISTANT.value
+        self._keep(event.psid, Entry(Kind.PERSON, text or written, at, photos=photos), fields)
+
+    # --- what reached the person, or did not ---
+
+    def sent(self, psid: str, text: str, by: str = "") -> None:
+        """A message delivered to the person: the assistant's, or (`by`) a staff member's."""
+        kind = Kind.STAFF if by else Kind.ASSISTANT
+        self._keep(psid, Entry(kind, text, self._clock(), by=by, state="sent"), {"waiting_since": ""})
+
+    def not_delivered(self, psid: str, text: str, why: str, by: str = "") -> None:
+        """A message Meta refused: the message, marked failed, with why."""
+        kind = Kind.STAFF if by else Kind.ASSISTANT
+        self._keep(psid, Entry(kind, text, self._clock(), by=by, state=f"failed: {why}"), {})
+
+    def page_wrote(self, psid: str, text: str, by: str = "") -> None:
+        """A message the page's people wrote outside the console (the Page Inbox, the WhatsApp Business app)."""
+        self._keep(psid, Entry(Kind.STAFF, text, self._clock(), by=by, state="sent"), {"waiting_since": ""})
+
+    def tool(self, psid: str, name: str, outcome: str) -> None:
+        """A tool the model called, and how it went (never its arguments or answer: they may hold the person's
+        details, which the owner's own system keeps)."""
+        self._keep(psid, Entry(Kind.TOOL, f"{name}: {outcome}", self._clock()), {})
+
+    # --- handovers ---
+
+    def needs_person(self, event: Event, why: str, notify: bool = True) -> None:
+        """The person needs one of the staff: the conversation goes to "Needs a person" (unless one of them has it
+        already), and the owner is told at HANDOVER_NOTIFY_URL unless `notify` is off (told already)."""
+        if not self.on:
+            return
+        psid = event.psid
+        summary = self._summary(psid)
+        fields = {"reason": why}
+        if summary.get("state") != State.TAKEN.value:
+            fields["state"] = State.NEEDS_PERSON.value
+        self._keep(psid, Entry(Kind.HANDOVER, f"Needs a person: {why}", self._clock()), fields)
+        if notify:
+            self._notifier.notify(event.channel, psid, "needs_person", "")
+
+    def handed_back(self, psid: str, text: str, by: str = "") -> None:
+        """The assistant answers the person again (they asked for it, the staff handed it back, the thread came
+        back)."""
+        fields = {"state": State.ASSISTANT.value, "reason": "", "taken_by": ""}
+        self._keep(psid, Entry(Kind.HANDOVER, text, self._clock(), by=by), fields)
+
+    def taken_over(self, psid: str, by: str) -> None:
+        """One of the staff took the conversation over."""
+        fields = {"state": State.TAKEN.value, "taken_by": by}
+        self._keep(psid, Entry(Kind.HANDOVER, "Took over: the assistant stays silent", self._clock(), by=by), fields)
+
+    def resolved(self, psid: str, by: str) -> None:
+        """One of the staff closed the conversation: nobody waits any more."""
+        fields = {"state": State.RESOLVED.value, "reason": "", "taken_by": "", "waiting_since": ""}
+        self._keep(psid, Entry(Kind.HANDOVER, "Resolved", self._clock(), by=by), fields)
+
+    def note(self, psid: str, text: str, by: str) -> None:
+        """A private note of the staff's: never sent."""
+        self._keep(psid, Entry(Kind.NOTE, text, self._clock(), by=by), {})
+
+    # --- reading ---
+
+    def entries(self, psid: str) -> list[Entry]:
+        """The person's transcript, oldest first."""
+        return [Entry.decode(entry) for entry in self._store.transcript(psid)] if self.on else []
+
+    def _summary(self, psid: str) -> dict[str, str]:
+        try:
+            return self._store.transcript_summary(psid)
+        except StoreUnavailable:
+            return {}
+
+    def _keep(self, psid: str, entry: Entry, fields: Mapping[str, str]) -> None:
+        if not self.on:
+            return
+        summary = {"last_text": entry.text[:LAST_TEXT_CHARS], "last_kind": entry.kind.value, "last_at": repr(entry.at)}
+        try:
+            self._store.keep_transcript(psid, entry.encode(), {**summary, **fields})
+        except StoreUnavailable as exc:
+            logger.warning("psid=%s: a transcript entry (%s) was not kept: %s", psid, entry.kind.value, exc)

@@ -1,0 +1,326 @@
+"""The console through Flask's test client: off until a staff account exists, staff accounts from the command line,
+sessions, CSRF, locks after failed logins, and every button's effect on what reaches the Graph API and the model.
+(tests/test_console_browser.py drives the same console in a real browser.)"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+import pytest
+
+from inboxgpt.console.staff import Staff
+from inboxgpt.web.app import EXTENSION
+from tests.fakes import Media
+from tests.helpers import PSID, load, page_body, poster, text_event
+
+SECRET_KEY = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+PASSWORD = "correct horse battery"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def console_config(config, tmp_path) -> dict:
+    config.update(STORE_URL=f"sqlite:///{tmp_path}/bot.db", SECRET_KEY=SECRET_KEY, CONSOLE_INSECURE_COOKIES="on")
+    config.update(ALLOW_HTTP_MEDIA="on")  # the fake Graph API serves WhatsApp's media over http
+    return config
+
+
+@pytest.fixture
+def app(make_app, console_config):
+    app = make_app(console_config)
+    Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
+    return app
+
+
+@pytest.fixture
+def browser(app):
+    """A test client signed in as maria."""
+    client = app.test_client()
+    sign_in(client)
+    return client
+
+
+def token(client, path: str = "/console/") -> str:
+    found = CSRF.search(client.get(path).get_data(as_text=True))
+    assert found, "the page has no CSRF token"
+    return found.group(1)
+
+
+def sign_in(client, name: str = "maria", password: str = PASSWORD):
+    csrf = token(client, "/console/login")
+    return client.post("/console/login", data={"name": name, "password": password, "csrf_token": csrf})
+
+
+def act(client, key: str, action: str, **form: str):
+    return client.post(f"/console/c/{key}/{action}", data={"csrf_token": token(client), **form})
+
+
+def now_ms(days_ago: float = 0.0) -> int:
+    return int((time.time() - days_ago * 86400) * 1000)
+
+
+def message(text: str, days_ago: float = 0.0) -> dict:
+    event = text_event(text)
+    event["timestamp"] = now_ms(days_ago)
+    return page_body(event)
+
+
+# --- off until a staff account exists ---
+
+
+def test_the_console_is_off_without_a_staff_account(make_app, console_config):
+    client = make_app(console_config).test_client()
+    assert client.get("/console/").status_code == 404
+    assert client.get("/console/login").status_code == 404
+
+
+def test_the_console_is_off_without_a_secret_key(make_app, console_config, caplog):
+    del console_config["SECRET_KEY"]
+    app = make_app(console_config)
+    Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
+    assert app.test_client().get("/console/login").status_code == 404
+    assert "SECRET_KEY is not set" in caplog.text
+
+
+def test_staff_accounts_are_added_listed_and_removed_from_the_command_line(make_app, console_config):
+    app = make_app(console_config)
+    runner = app.test_cli_runner()
+    added = runner.invoke(args=["staff", "add", "ana", "--password-stdin"], input=PASSWORD + "\n")
+    assert added.exit_code == 0, added.output
+    assert runner.invoke(args=["staff", "list"]).output == "ana\n"
+    record = app.extensions[EXTENSION].store.staff_record("ana")
+    assert record is not None
+    assert PASSWORD not in record
+    assert '"scrypt:' in record  # werkzeug's scrypt hash, salted
+    assert sign_in(app.test_client(), "ana").status_code == 302
+    assert runner.invoke(args=["staff", "remove", "ana"]).exit_code == 0
+    assert app.test_client().get("/console/login").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        ({"STORE_URL": "memory://"}, "memory:// ends with this command"),
+        ({"SECRET_KEY": ""}, "set SECRET_KEY first"),
+    ],
+)
+def test_staff_add_refuses_a_store_that_forgets_and_a_missing_key(make_app, console_config, change, refusal):
+    runner = make_app({**console_config, **change}).test_cli_runner()
+    result = runner.invoke(args=["staff", "add", "ana", "--password-stdin"], input=PASSWORD + "\n")
+    assert result.exit_code != 0
+    assert refusal in result.output
+
+
+def test_a_short_password_is_refused(make_app, console_config):
+    runner = make_app(console_config).test_cli_runner()
+    result = runner.invoke(args=["staff", "add", "ana", "--password-stdin"], input="short\n")
+    assert result.exit_code != 0
+    assert "at least 10 characters" in result.output
+
+
+# --- sessions ---
+
+
+def test_the_session_cookie_is_httponly_samesite_and_secure_by_default(make_app, console_config):
+    del console_config["CONSOLE_INSECURE_COOKIES"]
+    app = make_app(console_config)
+    Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
+    client = app.test_client()
+    page = client.get("/console/login", base_url="https://bot.example.com")
+    cookie = page.headers["Set-Cookie"]
+    for flag in ("HttpOnly", "SameSite=Lax", "Secure", "Path=/console/"):
+        assert flag in cookie
+
+
+def test_a_staff_page_needs_a_signed_in_session(app):
+    client = app.test_client()
+    page = client.get("/console/")
+    assert page.status_code == 302
+    assert page.headers["Location"].endswith("/console/login")
+
+
+def test_a_wrong_password_is_refused(app):
+    response = sign_in(app.test_client(), password="wrong password")
+    assert response.status_code == 401
+    assert "Wrong name or password." in response.get_data(as_text=True)
+
+
+def test_a_post_without_its_csrf_token_gets_400(browser):
+    assert browser.post("/console/logout").status_code == 400
+    assert browser.post("/console/logout", data={"csrf_token": "forged"}).status_code == 400
+    assert browser.get("/console/").status_code == 200  # still signed in
+
+
+def test_five_failed_logins_lock_the_account_for_everyone(app):
+    attacker, owner = app.test_client(), app.test_client()
+    for _ in range(5):
+        assert sign_in(attacker, password="guess guess").status_code == 401
+    assert sign_in(attacker).status_code == 429  # even the right password, now
+    # The account is locked wherever the login comes from (counted in the store).
+    assert sign_in(owner).status_code == 429
+
+
+def test_a_cookie_signed_with_another_secret_key_is_not_a_session(make_app, console_config, app):
+    other = make_app({**console_config, "SECRET_KEY": "another" + SECRET_KEY})
+    stranger = other.test_client()
+    Staff(other.extensions[EXTENSION].store).add("maria", PASSWORD)
+    sign_in(stranger)
+    forged = stranger.get_cookie("console_session", path="/console/")
+    assert forged is not None
+    client = app.test_client()
+    client.set_cookie("console_session", forged.value, path="/console/")
+    assert client.get("/console/").status_code == 302
+
+
+def test_signing_out_ends_the_session_even_for_a_copied_cookie(browser):
+    copied = browser.get_cookie("console_session", path="/console/")
+    assert browser.post("/console/logout", data={"csrf_token": token(browser)}).status_code == 302
+    assert browser.get("/console/").status_code == 302
+    browser.set_cookie("console_session", copied.value, path="/console/")
+    assert browser.get("/console/").status_code == 302
+
+
+# --- the conversations ---
+
+
+def test_a_conversation_appears_in_the_list_with_its_last_message(app, browser):
+    poster(app)(message("Do you have oat milk?"))
+    page = browser.get("/console/?view=everyone").get_data(as_text=True)
+    assert "You said: Do you have oat milk?" in page
+    assert "Messenger" in page
+    needs = browser.get("/console/?view=needs&part=list").get_data(as_text=True)
+    assert "oat milk" not in needs
+    poster(app)(message("/human"))
+    needs = browser.get("/console/?view=needs&part=list").get_data(as_text=True)
+    assert "Needs a person" in needs
+
+
+def test_search_finds_a_conversation_by_what_was_said(app, browser):
+    post = poster(app)
+    post(message("Do you have oat milk?"))
+    found = browser.get("/console/?view=everyone&q=OAT&part=list").get_data(as_text=True)
+    assert PSID[:6] in found
+    none = browser.get("/console/?view=everyone&q=almond&part=list").get_data(as_text=True)
+    assert "No conversations here" in none
+
+
+def test_html_in_a_message_is_shown_as_text(app, browser):
+    poster(app)(message('<img src=x onerror="alert(1)"><script>alert(2)</script>'))
+    page = browser.get(f"/console/c/{PSID}").get_data(as_text=True)
+    assert "<script>alert(2)</script>" not in page
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page
+    assert "script-src 'self'" in browser.get(f"/console/c/{PSID}").headers["Content-Security-Policy"]
+
+
+def test_an_unknown_conversation_is_404(browser):
+    assert browser.get("/console/c/nobody").status_code == 404
+    assert act(browser, "nobody", "take").status_code == 404
+
+
+# --- the buttons ---
+
+
+def test_take_over_silences_the_assistant_until_handed_back(app, browser, graph, openai_server):
+    post = poster(app)
+    post(message("hello"))
+    assert act(browser, PSID, "take").status_code == 302
+    asked = len(openai_server.requests)
+    post(message("is anyone there?"))
+    assert len(openai_server.requests) == asked  # no assistant reply
+    assert graph.texts(PSID) == ["You said: hello"]
+    page = browser.get(f"/console/c/{PSID}").get_data(as_text=True)
+    assert "Taken over by maria" in page
+    act(browser, PSID, "handback")
+    post(message("and now?"))
+    # Answered again; what the person said meanwhile was kept for the model too.
+    assert graph.texts(PSID)[-1].endswith("and now?")
+
+
+def test_send_reaches_the_person_as_a_reply_within_24_hours(app, browser, graph, openai_server):
+    poster(app)(message("hello"))
+    act(browser, PSID, "send", text="Hi, this is Maria from the shop.")
+    call = graph.calls[-1]
+    assert call["message"]["text"] == "Hi, this is Maria from the shop."
+    assert call["messaging_type"] == "RESPONSE"
+    assert "tag" not in call
+    # Like a message written in the Page Inbox, it quiets the assistant; handed back, the model hears it as the
+    # page's words.
+    asked = len(openai_server.requests)
+    poster(app)(message("thanks"))
+    assert len(openai_server.requests) == asked
+    act(browser, PSID, "handback")
+    poster(app)(message("and the price?"))
+    assert any("Maria from the shop" in str(m["content"]) for m in openai_server.requests[-1]["messages"])
+
+
+def test_send_two_days_later_carries_the_human_agent_tag(app, browser, graph):
+    poster(app)(message("hello", days_ago=2))
+    act(browser, PSID, "send", text="Sorry for the wait!")
+    call = graph.calls[-1]
+    assert call["message"]["text"] == "Sorry for the wait!"
+    assert (call["messaging_type"], call["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")
+
+
+def test_send_past_seven_days_is_refused_in_the_console(app, browser, graph):
+    poster(app)(message("hello", days_ago=8))
+    sent = len(graph.calls)
+    act(browser, PSID, "send", text="Anyone?")
+    assert len(graph.calls) == sent
+    page = browser.get(f"/console/c/{PSID}").get_data(as_text=True)
+    assert "no longer lets the page write to them" in page
+
+
+def test_a_note_is_kept_and_never_sent(app, browser, graph):
+    poster(app)(message("hello"))
+    sent = len(graph.calls)
+    act(browser, PSID, "note", text="Regular customer, prefers mornings")
+    assert len(graph.calls) == sent
+    page = browser.get(f"/console/c/{PSID}").get_data(as_text=True)
+    assert "Note by maria" in page
+    assert "Regular customer, prefers mornings" in page
+
+
+def test_resolve_takes_the_person_out_of_needs_a_person(app, browser):
+    poster(app)(message("/human"))
+    assert "Needs a person" in browser.get("/console/?view=needs&part=list").get_data(as_text=True)
+    act(browser, PSID, "resolve")
+    assert "No conversations here" in browser.get("/console/?view=needs&part=list").get_data(as_text=True)
+    assert "Resolved" in browser.get("/console/?view=assistant&part=list").get_data(as_text=True)
+
+
+def test_staff_actions_are_logged_with_the_name_and_key_never_the_text(app, browser, caplog):
+    poster(app)(message("hello"))
+    with caplog.at_level(logging.INFO):
+        act(browser, PSID, "send", text="secret discount code 4242")
+        act(browser, PSID, "note", text="internal remark 9999")
+    assert f"staff=maria sent 1 message(s) to psid={PSID}" in caplog.text
+    assert f"staff=maria noted on psid={PSID}" in caplog.text
+    assert "4242" not in caplog.text
+    assert "9999" not in caplog.text
+
+
+def test_a_whatsapp_photo_is_shown_through_the_service(app, browser, graph):
+    photo = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    graph.media["1037543291543636"] = Media(photo, "image/png")
+    body = load("whatsapp/image.json")
+    poster(app)(body)
+    key = "wa:16505551234"
+    page = browser.get(f"/console/c/{key}").get_data(as_text=True)
+    (src,) = re.findall(r'<img src="([^"]+)"', page)
+    assert "token" not in src
+    shown = browser.get(src)
+    assert shown.status_code == 200
+    assert shown.data == photo
+
+
+def test_check_says_whether_the_console_is_on(make_app, console_config, graph):
+    app = make_app(console_config)
+    Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
+    result = app.test_cli_runner().invoke(args=["check"])
+    assert "✓ console: on at /console/ for 1 staff account(s)" in result.output
+    del console_config["SECRET_KEY"]
+    result = make_app(console_config).test_cli_runner().invoke(args=["check"])
+    assert result.exit_code == 1
+    assert "✗ console: 1 staff account(s) but no SECRET_KEY: set it to turn it on" in result.output

@@ -1,0 +1,243 @@
+"""The console in a real browser: Debian's chromium driven by Playwright, against the real app served on 127.0.0.1 and
+wired to the fake OpenAI and Graph APIs. Skipped where chromium is missing, except in CI (CI=true), where .ci/run
+installs it and its absence fails.
+
+With CONSOLE_SCREENSHOTS=<folder>, the flows save the screenshots docs/console.md shows.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.serving import make_server
+
+from inboxgpt.console.staff import Staff
+from inboxgpt.web.app import EXTENSION
+from tests.helpers import PSID, meta_json, page_body, signed_headers, text_event
+from tests.test_console import PASSWORD, SECRET_KEY
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Playwright's waits: long enough for a loaded CI machine; each passes as soon as the page shows what is awaited.
+WAIT_MS = 15_000
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@dataclass
+class Live:
+    """The app served over HTTP, as a browser reaches it."""
+
+    url: str
+    app: Flask
+
+    def post(self, text: str, days_ago: float = 0.0, psid: str = PSID) -> None:
+        """A person's message, signed as Meta sends it; returns once it is answered (or left to the staff)."""
+        event = text_event(text, psid=psid)
+        event["timestamp"] = int((time.time() - days_ago * 86400) * 1000)
+        raw = meta_json(page_body(event))
+        assert requests.post(self.url + "/", data=raw, headers=signed_headers(raw), timeout=10).status_code == 200
+        assert self.app.extensions[EXTENSION].dispatcher.wait_idle(timeout=30)
+
+
+@pytest.fixture
+def live(make_app, config, tmp_path) -> Iterator[Live]:
+    config.update(STORE_URL=f"sqlite:///{tmp_path}/bot.db", SECRET_KEY=SECRET_KEY, CONSOLE_INSECURE_COOKIES="on")
+    app = make_app(config)
+    Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Live(f"http://127.0.0.1:{server.server_port}", app)
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def page(chromium, live):
+    context = chromium.new_context(base_url=live.url)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    yield page
+    context.close()
+
+
+def sign_in(page, password: str = PASSWORD) -> None:
+    page.goto("/console/login")
+    page.get_by_label("Name").fill("maria")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def shot(page, name: str) -> None:
+    folder = os.environ.get("CONSOLE_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def expect(locator):
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+def test_a_conversation_arrives_is_taken_over_answered_noted_handed_back_and_resolved(page, live, graph, openai_server):
+    sign_in(page)
+    expect(page.get_by_role("link", name="Conversations")).to_be_visible()
+    page.get_by_role("link", name="Everyone").click()
+    live.post("Hi! Do you deliver on Sundays?")
+    # It appears without reloading the page.
+    rows = page.locator(".rows")
+    expect(rows).to_contain_text("You said: Hi! Do you deliver on Sundays?")
+    live.post("/human", psid="7000000000000001")
+    page.get_by_role("link", name="Needs a person").click()
+    expect(rows).to_contain_text("Needs a person")
+    shot(page, "conversations")
+    page.get_by_role("link", name="Everyone").click()
+    page.locator(".row", has_text="Sundays").click()
+
+    entries = page.locator(".entries")
+    expect(entries).to_contain_text("Hi! Do you deliver on Sundays?")
+    page.get_by_role("button", name="Take over").click()
+    expect(page.locator(".head .state")).to_have_text("Taken over by maria")
+    asked = len(openai_server.requests)
+    live.post("Hello? Anyone there?")
+    expect(entries).to_contain_text("Hello? Anyone there?")
+    assert len(openai_server.requests) == asked  # the assistant stayed silent
+    assert graph.texts(PSID) == ["You said: Hi! Do you deliver on Sundays?"]
+
+    page.get_by_label("Message to").fill("Hi, Maria here: yes, we deliver on Sundays until 2 pm.")
+    page.get_by_role("button", name="Send").click()
+    expect(entries).to_contain_text("Hi, Maria here")
+    assert graph.texts(PSID)[-1] == "Hi, Maria here: yes, we deliver on Sundays until 2 pm."
+    assert graph.calls[-1]["messaging_type"] == "RESPONSE"
+
+    sent = len(graph.calls)
+    page.get_by_label("Private note (never sent)").fill("Asked about Sunday delivery twice: add it to the FAQ.")
+    page.get_by_role("button", name="Note").click()
+    expect(entries).to_contain_text("Note by maria")
+    assert len(graph.calls) == sent  # a note is never sent
+    shot(page, "conversation")
+
+    page.get_by_role("button", name="Hand back").click()
+    expect(page.locator(".head .state")).to_have_text("Assistant")
+    live.post("Great, thanks!")
+    assert graph.texts(PSID)[-1].endswith("Great, thanks!")  # the assistant answers again
+    expect(entries).to_contain_text("Great, thanks!")
+
+    page.get_by_role("button", name="Resolve").click()
+    expect(page.locator(".head .state")).to_have_text("Resolved")
+
+
+def test_a_staff_message_two_days_later_carries_the_human_agent_tag(page, live, graph):
+    live.post("Is my order ready?", days_ago=2)
+    sign_in(page)
+    page.goto(f"/console/c/{PSID}")
+    expect(page.locator(".hint")).to_contain_text("HUMAN_AGENT")
+    page.get_by_label("Message to").fill("Sorry for the wait: it is ready.")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".entries")).to_contain_text("Sorry for the wait")
+    call = graph.calls[-1]
+    assert call["message"]["text"] == "Sorry for the wait: it is ready."
+    assert (call["messaging_type"], call["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")
+
+
+def test_the_console_fits_a_phone(chromium, live):
+    live.post("Can I book a table for 4 tonight?")
+    context = chromium.new_context(base_url=live.url, viewport=PHONE, device_scale_factor=2, is_mobile=True)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    try:
+        sign_in(page)
+        page.get_by_role("link", name="Everyone").click()
+        expect(page.locator(".rows")).to_contain_text("book a table")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        shot(page, "conversations-phone")
+        page.locator(".row", has_text="book a table").click()
+        expect(page.get_by_role("button", name="Take over")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        shot(page, "conversation-phone")
+    finally:
+        context.close()
+
+
+# --- the bad paths ---
+
+
+def test_six_wrong_passwords_lock_the_account(page):
+    for _ in range(5):
+        sign_in(page, password="not the password")
+        expect(page.get_by_role("alert")).to_have_text("Wrong name or password.")
+    sign_in(page)  # the right password, too late
+    expect(page.get_by_role("alert")).to_have_text("Too many failed logins: try again in 15 minutes.")
+    shot(page, "login-locked")
+
+
+def test_a_post_without_its_token_is_refused(page, live, graph):
+    live.post("hello")
+    sign_in(page)
+    page.goto(f"/console/c/{PSID}")
+    page.evaluate("document.querySelectorAll('input[name=csrf_token]').forEach((field) => field.remove())")
+    with page.expect_response(lambda response: response.url.endswith("/take")) as taken:
+        page.get_by_role("button", name="Take over").click()
+    assert taken.value.status == 400
+    assert live.app.extensions[EXTENSION].store.transcript_summary(PSID)["state"] == "assistant"
+
+
+def test_a_session_cookie_from_another_secret_key_is_not_a_session(page, live):
+    other = Flask("another")
+    other.secret_key = "another key entirely, 32 characters or more"
+    forged = SecureCookieSessionInterface().get_signing_serializer(other)
+    assert forged is not None
+    value = forged.dumps({"staff": "maria", "since": time.time(), "csrf": "x"})
+    page.context.add_cookies([{"name": "console_session", "value": value, "url": live.url + "/console/"}])
+    page.goto("/console/")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+def test_a_staff_page_after_signing_out_asks_to_sign_in(page):
+    sign_in(page)
+    expect(page.get_by_role("link", name="Everyone")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+    page.goto("/console/?view=everyone")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    shot(page, "login")
+
+
+def test_html_in_a_message_is_shown_as_text_never_run(page, live):
+    dialogs: list[str] = []
+
+    def opened(dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", opened)
+    written = '<img src=x onerror="alert(1)"><b>bold</b><script>alert(2)</script>'
+    live.post(written)
+    sign_in(page)
+    page.goto(f"/console/c/{PSID}")
+    person = page.locator(".entry.kind-person .text")
+    expect(person).to_have_text(written)
+    assert page.locator(".entries b, .entries script, .entries img").count() == 0
+    assert dialogs == []
