@@ -195,12 +195,14 @@ class CommentReplier:
         """Wait for the channel's next free moment for a private reply: the moments are counted in the store, so that
         every worker and server together keeps to the pace."""
         gap = self._channels.private_reply_gap(comment.psid)
-        while gap:
-            now = self._clock()
-            moment = int(now // gap)
-            if self._store.increment(f"private-reply:{comment.channel}:{moment}", 1, 2 * gap + 60) == 1:
-                return
-            self._wait((moment + 1) * gap - now)
+        if not gap:
+            return
+        moment = int(self._clock() // gap)
+        while self._store.increment(f"private-reply:{comment.channel}:{moment}", 1, 2 * gap + 60) != 1:
+            # The next moment is counted here, not read back from the clock: at today's epoch a float division can
+            # put the start of a moment in the one before it, and the wait would never end.
+            moment = max(moment + 1, int(self._clock() // gap))
+            self._wait(max(0.0, moment * gap - self._clock()))
 
     def _written(self, comment: Comment) -> str | None:
         """The model's private reply to the comment; None if it failed (logged)."""
