@@ -28,10 +28,10 @@ from bench.common import (
 )
 
 # isort: split
-from inboxgpt.queues.store import Bounds, Store
-from inboxgpt.queues.store.memory import MemoryStore
-from inboxgpt.queues.store.redis import RedisStore
-from inboxgpt.queues.store.sqlite import SQLiteStore
+from inboxgpt.store import Bounds, Store
+from inboxgpt.store.memory import MemoryStore
+from inboxgpt.store.redis import RedisStore
+from inboxgpt.store.sqlite import SQLiteStore
 from tests.fakes import CountingStore
 from tests.helpers import PAGE_ID, answer_a_steady_queue
 from tests.redis_server import RedisServer

@@ -29,8 +29,8 @@ def worst_case(people: int) -> None:
 
     from inboxgpt.config import settings_from_mapping
     from inboxgpt.model import prompt
-    from inboxgpt.queues.store import MAX_QUOTES, Bounds, Queued
-    from inboxgpt.queues.store.memory import MemoryStore
+    from inboxgpt.store import MAX_QUOTES, Bounds, Queued
+    from inboxgpt.store.memory import MemoryStore
 
     names = ("PAGE_ACCESS_TOKEN", "VERIFY_TOKEN", "APP_SECRET", "OPENAI_API_KEY")
     defaults = settings_from_mapping(dict.fromkeys(names, "x"))

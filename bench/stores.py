@@ -24,10 +24,10 @@ import redis as redis_client
 from bench.common import machine, parse, percentile
 from inboxgpt.model.gpt import Completion
 from inboxgpt.periods import Periods
-from inboxgpt.queues.store import Bounds, Store, Turn
-from inboxgpt.queues.store.memory import MemoryStore
-from inboxgpt.queues.store.redis import RedisStore
-from inboxgpt.queues.store.sqlite import SQLiteStore
+from inboxgpt.store import Bounds, Store, Turn
+from inboxgpt.store.memory import MemoryStore
+from inboxgpt.store.redis import RedisStore
+from inboxgpt.store.sqlite import SQLiteStore
 from inboxgpt.usage import Usage
 from tests.redis_server import RedisServer
 

@@ -18,8 +18,8 @@ from inboxgpt.model.gpt import Completion
 from inboxgpt.model.prompt import ChatMessage
 from inboxgpt.periods import DAY, Periods
 from inboxgpt.prices import PriceList
-from inboxgpt.queues.store import Store
 from inboxgpt.replies import BACK_NEXT_MONTH, BACK_TOMORROW, DAILY_LIMIT, SPENT_TODAY, TOO_FAST
+from inboxgpt.store import Store
 from inboxgpt.usage import (
     KEEP_MONTH,
     NANO,

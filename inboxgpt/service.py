@@ -25,7 +25,7 @@ from inboxgpt.model.knowledge import open_knowledge
 from inboxgpt.notify import HandoverNotifier, OwnerWebhook
 from inboxgpt.precedence import Precedence
 from inboxgpt.queues.dispatcher import Dispatcher
-from inboxgpt.queues.store import StoreUnavailable, open_store
+from inboxgpt.store import StoreUnavailable, open_store
 from inboxgpt.tools.leads import Leads
 from inboxgpt.tools.spec import ToolsFile
 from inboxgpt.tools.toolbox import Toolbox

@@ -16,7 +16,7 @@ from inboxgpt.model.gpt import Completion
 from inboxgpt.model.prompt import ChatMessage, estimate_tokens, message_tokens
 from inboxgpt.periods import DAY, Periods
 from inboxgpt.prices import PriceList
-from inboxgpt.queues.store import Store
+from inboxgpt.store import Store
 
 # Kept a week, so that past days can still be read; a month's spend, a little over a month.
 KEEP = 7 * DAY

@@ -14,7 +14,7 @@ from flask import Flask
 
 from inboxgpt.events import Event, Message
 from inboxgpt.queues.dispatcher import Dispatcher
-from inboxgpt.queues.store import Store
+from inboxgpt.store import Store
 from inboxgpt.web.app import EXTENSION
 from inboxgpt.web.signature import sign
 

@@ -10,8 +10,8 @@ import responses
 from inboxgpt import replies
 from inboxgpt.events import Message
 from inboxgpt.queues.dispatcher import Dispatcher
-from inboxgpt.queues.store import Bounds
-from inboxgpt.queues.store.memory import MemoryStore
+from inboxgpt.store import Bounds
+from inboxgpt.store.memory import MemoryStore
 from inboxgpt.web.app import EXTENSION
 from tests.fakes import Reply, completion, echo_answer
 from tests.helpers import PSID, load, page_body, poster, text_event

@@ -18,7 +18,7 @@ from inboxgpt.limits import Limits, LimitSettings
 from inboxgpt.model.gpt import Completion
 from inboxgpt.periods import Periods
 from inboxgpt.prices import Price, PriceList, parse_prices
-from inboxgpt.queues.store.memory import MemoryStore
+from inboxgpt.store.memory import MemoryStore
 from inboxgpt.usage import KEEP, SPENDERS, STOPPED, Usage
 from inboxgpt.web.app import EXTENSION
 from tests.fakes import Reply, completion, openai_error, server_tokens, streamed, tool_calls

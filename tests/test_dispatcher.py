@@ -8,9 +8,9 @@ import pytest
 
 from inboxgpt.events import Event, Message
 from inboxgpt.queues.dispatcher import Dispatcher
-from inboxgpt.queues.store import Bounds
-from inboxgpt.queues.store.memory import MemoryStore
-from inboxgpt.queues.store.sqlite import SQLiteStore
+from inboxgpt.store import Bounds
+from inboxgpt.store.memory import MemoryStore
+from inboxgpt.store.sqlite import SQLiteStore
 from tests.fakes import CountingStore, Reply, completion
 from tests.helpers import answer_a_steady_queue, each_message, one_at_a_time, page_body, text_event
 

@@ -100,7 +100,7 @@ def test_people_waiting_are_counted_from_the_store(config, make_app, tmp_path, s
     app = make_app(config)
     service = app.extensions[EXTENSION]
     service.dispatcher.close(finish_queued=False)  # nothing is answered: what is queued stays
-    from inboxgpt.queues.store import Queued
+    from inboxgpt.store import Queued
 
     service.store.accept([Queued("e1", "111", "x"), Queued("e2", "222", "y"), Queued("e3", "222", "z")])
     assert value(scrape(app.test_client()), "bot_queue_people") == 2

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from inboxgpt.events import Message
 from inboxgpt.precedence import Precedence, Stage
 from inboxgpt.queues.dispatcher import Dispatcher
-from inboxgpt.queues.store import Bounds
-from inboxgpt.queues.store.memory import MemoryStore
+from inboxgpt.store import Bounds
+from inboxgpt.store.memory import MemoryStore
 from inboxgpt.typing_indicator import TypingIndicator
 
 # Long enough that work which waits for its turn is seen waiting; short enough for a quick test.

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from inboxgpt.model.prompt import estimate_tokens, newest_turns_within
-from inboxgpt.queues.store import Bounds, Queued, Store, StoreUnavailable, Turn
-from inboxgpt.queues.store.memory import MemoryStore
-from inboxgpt.queues.store.redis import RedisStore
-from inboxgpt.queues.store.sqlite import SQLiteStore
+from inboxgpt.store import Bounds, Queued, Store, StoreUnavailable, Turn
+from inboxgpt.store.memory import MemoryStore
+from inboxgpt.store.redis import RedisStore
+from inboxgpt.store.sqlite import SQLiteStore
 
 BOUNDS = Bounds(max_messages=6, max_tokens=10_000, ttl=3600, max_conversations=100, dedup_ttl=600, dedup_max_ids=1000)
 
@@ -219,7 +219,7 @@ def test_events_leave_the_queue_by_what_they_are_and_only_under_the_lock(backend
 
 
 def test_the_bots_sent_ids_are_kept_apart_from_quotes_through_a_reset(backend):
-    from inboxgpt.queues.store import MAX_QUOTES
+    from inboxgpt.store import MAX_QUOTES
 
     store = backend()
     store.remember_sent("a", [("m_bot_1", "Hello!"), ("m_bot_2", "How can I help?")], ttl=3600)
@@ -367,7 +367,7 @@ def test_concurrent_appends_and_accepts_lose_nothing(backend):
 
 
 def test_messages_are_remembered_for_quoting_per_person_and_bounded(backend):
-    from inboxgpt.queues.store import MAX_QUOTES
+    from inboxgpt.store import MAX_QUOTES
 
     store = backend()
     store.remember("a", "m_1", "Paris is the capital of France.")
@@ -397,7 +397,7 @@ def test_remembered_messages_expire_with_the_conversation(backend):
 def test_sqlite_upgrades_a_version_1_database(tmp_path):
     import sqlite3
 
-    from inboxgpt.queues.store.sqlite import MIGRATIONS
+    from inboxgpt.store.sqlite import MIGRATIONS
 
     path = tmp_path / "bot.db"
     db = sqlite3.connect(path)

@@ -21,7 +21,7 @@ from inboxgpt.config import ConfigError, Settings
 from inboxgpt.conversation.handover import unheard
 from inboxgpt.model.gpt import ChatModel, Failure, ModelError, ModelSettings
 from inboxgpt.notify import HandoverNotifier
-from inboxgpt.queues.store import StoreUnavailable, open_store
+from inboxgpt.store import StoreUnavailable, open_store
 
 # Webhook fields the bot needs, and those it needs to notice the page's people.
 REQUIRED_FIELDS = ("messages", "messaging_postbacks")

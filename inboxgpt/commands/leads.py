@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import click
 
 from inboxgpt.config import ConfigError, Settings
-from inboxgpt.queues.store import StoreUnavailable, open_store
+from inboxgpt.store import StoreUnavailable, open_store
 from inboxgpt.tools.leads import kept_leads, printable, write_csv
 
 

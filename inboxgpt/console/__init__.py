@@ -20,7 +20,7 @@ from inboxgpt.conversation.desk import Desk
 from inboxgpt.conversation.pauses import Pauses
 from inboxgpt.conversation.transcript import Transcripts
 from inboxgpt.media import Media
-from inboxgpt.queues.store import Store
+from inboxgpt.store import Store
 
 # A staff member signs in again after this long.
 SESSION_HOURS = 12

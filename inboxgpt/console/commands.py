@@ -10,7 +10,7 @@ import click
 
 from inboxgpt.config import ConfigError, Settings
 from inboxgpt.console.staff import Staff, StaffError
-from inboxgpt.queues.store import StoreUnavailable, open_store
+from inboxgpt.store import StoreUnavailable, open_store
 
 
 def staff_command(load: Callable[[], Settings]) -> click.Group:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from inboxgpt.queues.store import Store
+from inboxgpt.store import Store
 
 # Five failed logins for an account, or from an address, within 15 minutes lock it for 15 minutes.
 MAX_FAILURES = 5

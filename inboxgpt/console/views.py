@@ -35,7 +35,7 @@ from inboxgpt.console.staff import Staff
 from inboxgpt.conversation.desk import Desk, NotSent
 from inboxgpt.conversation.transcript import Entry, Kind, State, Transcripts
 from inboxgpt.media import Media, MediaError
-from inboxgpt.queues.store import Store, StoreUnavailable
+from inboxgpt.store import Store, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 

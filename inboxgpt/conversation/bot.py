@@ -34,7 +34,7 @@ from inboxgpt.model.gpt import ChatModel
 from inboxgpt.model.knowledge import Knowledge
 from inboxgpt.notify import HandoverNotifier
 from inboxgpt.periods import Periods
-from inboxgpt.queues.store import Store, Turn
+from inboxgpt.store import Store, Turn
 from inboxgpt.tools.toolbox import Toolbox
 from inboxgpt.typing_indicator import TypingIndicator
 from inboxgpt.usage import Usage

@@ -28,7 +28,7 @@ from inboxgpt.events import Comment
 from inboxgpt.model import prompt
 from inboxgpt.model.gpt import ChatModel, ModelError
 from inboxgpt.model.knowledge import Knowledge
-from inboxgpt.queues.store import Store, Turn
+from inboxgpt.store import Store, Turn
 from inboxgpt.usage import Usage
 
 logger = logging.getLogger(__name__)

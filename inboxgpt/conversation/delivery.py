@@ -11,7 +11,7 @@ from inboxgpt.conversation.handover import last_words
 from inboxgpt.conversation.routing import Route
 from inboxgpt.events import Event, Undelivered
 from inboxgpt.notify import HandoverNotifier
-from inboxgpt.queues.store import Store
+from inboxgpt.store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from inboxgpt.channels.graph import GraphError
 from inboxgpt.conversation.pauses import Pauses
 from inboxgpt.conversation.transcript import Transcripts
 from inboxgpt.model import prompt
-from inboxgpt.queues.store import Store, Turn
+from inboxgpt.store import Store, Turn
 
 logger = logging.getLogger(__name__)
 

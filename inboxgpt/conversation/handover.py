@@ -14,7 +14,7 @@ from inboxgpt.conversation.transcript import ASKED
 from inboxgpt.events import Echo, Event, Handover
 from inboxgpt.model import prompt
 from inboxgpt.notify import HandoverNotifier
-from inboxgpt.queues.store import Store, Turn
+from inboxgpt.store import Store, Turn
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from inboxgpt.conversation.pauses import Pauses
 from inboxgpt.conversation.transcript import LATE_REFUSED, Transcripts
 from inboxgpt.events import Event
 from inboxgpt.model import prompt
-from inboxgpt.queues.store import Store, StoreUnavailable, Turn
+from inboxgpt.store import Store, StoreUnavailable, Turn
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from inboxgpt import metrics
 from inboxgpt.events import Event
-from inboxgpt.queues.store import Store
+from inboxgpt.store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from inboxgpt.model import prompt
 from inboxgpt.model.gpt import ChatModel, Completion, Failure, ModelError
 from inboxgpt.model.knowledge import Chosen, Knowledge
 from inboxgpt.model.streaming import ParagraphSender
-from inboxgpt.queues.store import Store, Turn
+from inboxgpt.store import Store, Turn
 from inboxgpt.tools.http import Caller
 from inboxgpt.tools.leads import contact_offers
 from inboxgpt.typing_indicator import TypingIndicator

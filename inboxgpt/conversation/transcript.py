@@ -18,7 +18,7 @@ from enum import StrEnum
 
 from inboxgpt.events import Attachment, Event, Message, Postback
 from inboxgpt.notify import HandoverNotifier
-from inboxgpt.queues.store import Store, StoreUnavailable
+from inboxgpt.store import Store, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from dataclasses import replace
 
 from inboxgpt.events import Event, decode, encode
 from inboxgpt.precedence import Precedence, Stage
-from inboxgpt.queues.store import Queued, Store, StoreUnavailable
+from inboxgpt.store import Queued, Store, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 

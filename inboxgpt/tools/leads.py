@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from inboxgpt import metrics
 from inboxgpt.notify import OwnerWebhook
 from inboxgpt.periods import DAY, Periods
-from inboxgpt.queues.store import Store
+from inboxgpt.store import Store
 
 logger = logging.getLogger(__name__)
 

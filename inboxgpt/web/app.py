@@ -30,8 +30,8 @@ from inboxgpt.events import BadBody, Comment, Echo, Event, Handover, Message, Un
 from inboxgpt.logs import configure_logging
 from inboxgpt.model.knowledge.command import knowledge_command
 from inboxgpt.precedence import Stage
-from inboxgpt.queues.store import StoreUnavailable
 from inboxgpt.service import WebhookService
+from inboxgpt.store import StoreUnavailable
 from inboxgpt.web.body_limits import BodyLimits
 from inboxgpt.web.signature import is_valid_signature
 

@@ -34,8 +34,8 @@ for stale in METRICS_DIR.glob("*.db"):
 from gunicorn.glogging import Logger  # noqa: E402
 
 from inboxgpt.config import ConfigError, load_settings  # noqa: E402 (after the metrics folder is set, see above)
-from inboxgpt.queues.store import StoreUnavailable, backend  # noqa: E402
 from inboxgpt.service import answer_seconds, check_settings  # noqa: E402
+from inboxgpt.store import StoreUnavailable, backend  # noqa: E402
 
 try:
     settings = load_settings()

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from inboxgpt.queues.store import (
+from inboxgpt.store import (
     MAX_QUOTES,
     Bounds,
     Queued,

@@ -266,15 +266,15 @@ def backend(url: str) -> Backend:
     """The store class a STORE_URL names (not opened); raise StoreUnavailable for an unknown scheme."""
     scheme = url.split(":", 1)[0]
     if scheme == "memory":
-        from inboxgpt.queues.store.memory import MemoryStore
+        from inboxgpt.store.memory import MemoryStore
 
         return MemoryStore
     if scheme == "sqlite":
-        from inboxgpt.queues.store.sqlite import SQLiteStore
+        from inboxgpt.store.sqlite import SQLiteStore
 
         return SQLiteStore
     if scheme in ("redis", "rediss"):
-        from inboxgpt.queues.store.redis import RedisStore
+        from inboxgpt.store.redis import RedisStore
 
         return RedisStore
     raise StoreUnavailable(f"STORE_URL has an unknown scheme {scheme!r}: use memory://, sqlite:/// or redis://")

@@ -12,7 +12,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from inboxgpt.queues.store import MAX_QUOTES, Bounds, Queued, Turn, cut_answer, entry_text, newest_turns_within
+from inboxgpt.store import MAX_QUOTES, Bounds, Queued, Turn, cut_answer, entry_text, newest_turns_within
 
 logger = logging.getLogger(__name__)
 

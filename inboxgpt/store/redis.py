@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from inboxgpt.queues.store import MAX_QUOTES, Bounds, Queued, StoreUnavailable, Turn, entry_text, unavailable_on
+from inboxgpt.store import MAX_QUOTES, Bounds, Queued, StoreUnavailable, Turn, entry_text, unavailable_on
 
 logger = logging.getLogger(__name__)
 
