@@ -30,7 +30,8 @@ def test_a_working_set_up_passes_every_check(check, graph):
         "✓ webhook fields: messages, messaging_postbacks, message_echoes, messaging_handovers, standby",
         "✓ WhatsApp: the token works for the number +1 555-078-3881 (Test Shop)",
         "! handover: on whatsapp /human reaches no one (there is no inbox): the bot says no one is available and goes "
-        "on answering; set HANDOVER_NOTIFY_URL to be told when a person asks for someone",
+        "on answering; add a staff account for the console (staff add) or set HANDOVER_NOTIFY_URL to be told when a "
+        "person asks for someone",
         "✓ OpenAI: the key works and the model gpt-4.1-mini exists",
         "✓ prices: gpt-4.1-mini has no price: it counts as free, and SPEND_* caps cannot apply (set MODEL_PRICES to "
         "price it)",

@@ -270,7 +270,10 @@ def test_with_the_page_knowledge_a_small_window_answers_short_questions(
     assert "Sourdough loaf (800 g): £4.80." in contents(loaf[-1])[0]
     assert fits(openai_server.requests[-1], 1024)
     assert "My name is Ana." in contents(openai_server.requests[-1])
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    # Nothing blames the owner's prompt or the person's message (the start's word on WhatsApp's handover is another
+    # matter).
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [w for w in warnings if not w.startswith("On whatsapp, asking for a person")] == []
     cuts = [r.getMessage() for r in caplog.records if "knowledge was cut" in r.getMessage()]
     assert cuts
     assert cuts[0].startswith("the page's knowledge was cut to fit the model's context window of ")

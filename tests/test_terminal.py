@@ -13,7 +13,7 @@ from inboxgpt import replies
 from inboxgpt.commands.terminal import PAUSED
 from inboxgpt.config import REQUIRED
 from inboxgpt.model.gpt import Failure
-from tests.fakes import openai_error
+from tests.fakes import FakeHook, openai_error
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,8 +87,11 @@ def test_help_in_the_terminal_offers_nothing_it_cannot_carry(app):
     assert "voice" not in result.output
 
 
-def test_after_human_the_terminal_says_why_nothing_answers_and_how_to_go_on(app, openai_server):
-    result = app.test_cli_runner().invoke(args=["chat"], input="/human\nanyone?\n/bot\nhello\n")
+def test_after_human_the_terminal_says_why_nothing_answers_and_how_to_go_on(config, make_app, openai_server):
+    hook = FakeHook()  # someone hears of the request, so the bot steps back
+    config.update(HANDOVER_NOTIFY_URL=hook.url)
+    result = make_app(config).test_cli_runner().invoke(args=["chat"], input="/human\nanyone?\n/bot\nhello\n")
+    hook.close()
     assert result.exit_code == 0, result.output
     after_human = result.output.split(replies.HUMAN_COMING, 1)[1]
     assert after_human.startswith(f"\nyou> {PAUSED}\nyou> bot> {replies.BOT_BACK}\nyou> bot> You said: ")

@@ -15,6 +15,7 @@ from inboxgpt import replies
 from inboxgpt.channels import page_channels
 from inboxgpt.channels.graph import GraphClient, GraphSettings
 from inboxgpt.config import ConfigError, settings_from_mapping
+from inboxgpt.console.staff import Staff
 from inboxgpt.events import Echo, Message, Undelivered
 from inboxgpt.web.app import EXTENSION, create_app
 from tests.fakes import FakeHook, Media, Reply, completion, echo_answer, streamed
@@ -501,6 +502,19 @@ def test_asking_for_a_person_where_no_one_would_hear_of_it_says_so_and_goes_on(c
     assert graph.texts(WA_ID) == [replies.NO_ONE_TO_ANSWER, "You said: Hi! Do you deliver on Sundays?"]
     checked = app.test_cli_runner().invoke(args=["check"])
     assert "! handover: on whatsapp /human reaches no one" in checked.output
+
+
+def test_with_a_staff_account_the_console_is_where_a_person_is_heard(config, make_app, graph, openai_server, tmp_path):
+    config.update(SECRET_KEY="k" * 40, STORE_URL=f"sqlite:///{tmp_path}/bot.db")  # `check` opens the store anew
+    app = make_app(config)
+    Staff(app.extensions[EXTENSION].store).add("maria", "correct horse battery staple")
+    post = poster(app)
+    post(another_text("/human"))
+    post(wa("text.json"))
+    assert graph.texts(WA_ID) == [replies.HUMAN_COMING]  # and silent after it: someone will read the console
+    assert openai_server.requests == []
+    checked = app.test_cli_runner().invoke(args=["check"])
+    assert "! handover" not in checked.output
 
 
 # --- what else people send ---

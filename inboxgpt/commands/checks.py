@@ -100,19 +100,24 @@ def unreachable_model(base_url: str | None) -> str:
     return f"could not connect to {base_url}: is the server running there? Check OPENAI_BASE_URL, or {NETWORK}"
 
 
-def check_console(settings: Settings) -> Result | None:
-    """Whether the console is on, once a staff account exists: SECRET_KEY must sign their sessions. None without
-    staff accounts (the console is off, as it should be), or when the store cannot be read (said above)."""
+def staff_names(settings: Settings) -> list[str]:
+    """The console's staff accounts; none when the store cannot be read (said by the store's own check)."""
     try:
         store = open_store(settings)
     except StoreUnavailable:
-        return None
+        return []
     try:
-        names = store.staff_names()
+        return store.staff_names()
     except StoreUnavailable:
-        return None
+        return []
     finally:
         store.close()
+
+
+def check_console(settings: Settings) -> Result | None:
+    """Whether the console is on, once a staff account exists: SECRET_KEY must sign their sessions. None without
+    staff accounts (the console is off, as it should be), or when the store cannot be read (said above)."""
+    names = staff_names(settings)
     if not names:
         return None
     if settings.secret_key is None:
@@ -149,11 +154,13 @@ def check_whatsapp(settings: Settings) -> Result:
 
 
 def check_handover(settings: Settings) -> Iterator[Result]:
-    """A warning for the channels where asking for a person reaches no one (no inbox, no HANDOVER_NOTIFY_URL)."""
+    """A warning for the channels where asking for a person reaches no one (no inbox, no staff account for the
+    console, no HANDOVER_NOTIFY_URL)."""
     graph = GraphClient(GraphSettings.from_settings(settings))
     channels = page_channels(graph, settings)
     try:
-        names = unheard(channels, HandoverNotifier.from_settings(settings))
+        console = settings.transcript_days > 0 and bool(staff_names(settings))
+        names = unheard(channels, HandoverNotifier.from_settings(settings), console)
     finally:
         channels.close()
         graph.close()
@@ -162,7 +169,8 @@ def check_handover(settings: Settings) -> Iterator[Result]:
             "handover",
             "warn",
             f"on {', '.join(names)} /human reaches no one (there is no inbox): the bot says no one is available "
-            "and goes on answering; set HANDOVER_NOTIFY_URL to be told when a person asks for someone",
+            "and goes on answering; add a staff account for the console (staff add) or set HANDOVER_NOTIFY_URL to "
+            "be told when a person asks for someone",
         )
 
 

@@ -23,17 +23,19 @@ PASS_METADATA = "The person asked for a person from the page (/human)."
 TAKE_METADATA = "The person asked for the bot again (/bot)."
 
 
-def reaches_someone(inbox: Inbox | None, notifier: HandoverNotifier) -> bool:
+def reaches_someone(inbox: Inbox | None, notifier: HandoverNotifier, console: bool) -> bool:
     """Whether asking for a person reaches one: the channel hands its conversations to an inbox the business's people
-    read, or the owner is told (HANDOVER_NOTIFY_URL). The one place this is decided: the owner's console, once built,
-    is one more way."""
-    return inbox is not None or notifier.configured
+    read, the owner's console has staff to read it (`console`), or the owner is told (HANDOVER_NOTIFY_URL). The one
+    place this is decided."""
+    return inbox is not None or console or notifier.configured
 
 
-def unheard(channels: Channels, notifier: HandoverNotifier) -> list[str]:
+def unheard(channels: Channels, notifier: HandoverNotifier, console: bool) -> list[str]:
     """The channels that are on where asking for a person reaches no one."""
     return [
-        channel.name for channel in channels.all if channel.enabled and not reaches_someone(channel.inbox, notifier)
+        channel.name
+        for channel in channels.all
+        if channel.enabled and not reaches_someone(channel.inbox, notifier, console)
     ]
 
 
@@ -47,11 +49,11 @@ class Handovers:
         self._mailbox = mailbox
         self._notifier = notifier
         self._pass_refusal_logged = False
-        if names := unheard(channels, notifier):
+        if names := unheard(channels, notifier, mailbox.transcripts.read_by_staff()):
             logger.warning(
-                "On %s, asking for a person (/human, or the talk_to_a_person tool) reaches no one: there is no inbox "
-                "and HANDOVER_NOTIFY_URL is not set. The bot says no one is available and goes on answering; set "
-                "HANDOVER_NOTIFY_URL to be told instead.",
+                "On %s, asking for a person (/human, or the talk_to_a_person tool) reaches no one: there is no inbox, "
+                "no staff account for the console and HANDOVER_NOTIFY_URL is not set. The bot says no one is available "
+                "and goes on answering; add a staff account or set HANDOVER_NOTIFY_URL to be told instead.",
                 ", ".join(names),
             )
 
@@ -68,7 +70,7 @@ class Handovers:
             self._mailbox.keep(psid, Turn(said, ""))
             return
         inbox = self._channels.inbox(psid)
-        if not reaches_someone(inbox, self._notifier):
+        if not reaches_someone(inbox, self._notifier, self._mailbox.transcripts.read_by_staff()):
             # Promising a person nobody hears of, then going silent, would leave them with no one.
             logger.info("psid=%s asked for a person, but no one would hear of it: the bot goes on", psid)
             if self._mailbox.send(event, replies.NO_ONE_TO_ANSWER):

@@ -106,6 +106,11 @@ class Transcripts:
         self._notifier = notifier or HandoverNotifier(None)
         self._clock = clock
 
+    def read_by_staff(self) -> bool:
+        """Whether the business's people read the transcripts in the owner's console: transcripts are kept and a staff
+        account exists (one cannot be made without SECRET_KEY). The console is then an inbox on every channel."""
+        return self.on and bool(self._store.staff_names())
+
     # --- the person ---
 
     def person(self, event: Event, text: str | None = None) -> None:
