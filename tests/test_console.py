@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from inboxgpt.console.staff import Staff
+from inboxgpt.console.staff import CHECKS_AT_ONCE, Login, Staff, StaffError
 from inboxgpt.web.app import EXTENSION
 from tests.fakes import Media
 from tests.helpers import PSID, load, page_body, poster, text_event
@@ -160,6 +162,70 @@ def test_five_failed_logins_lock_the_account_for_everyone(app):
     assert sign_in(attacker).status_code == 429  # even the right password, now
     # The account is locked wherever the login comes from (counted in the store).
     assert sign_in(owner).status_code == 429
+
+
+def test_wrong_passwords_sent_at_once_are_checked_five_times_at_most(app, monkeypatch):
+    # Each try is counted before its password is checked: tries that arrive together cannot all pass the lock.
+    monkeypatch.setattr(Staff, "_checks", threading.BoundedSemaphore(30))
+    staff = Staff(app.extensions[EXTENSION].store)
+    start = threading.Barrier(30)
+
+    def guess(n: int) -> Login:
+        start.wait()
+        return staff.log_in("maria", f"guess {n}", f"203.0.113.{n}")
+
+    with ThreadPoolExecutor(30) as pool:
+        outcomes = list(pool.map(guess, range(30)))
+    assert outcomes.count(Login.WRONG) == 5
+    assert outcomes.count(Login.LOCKED) == 25
+    assert staff.log_in("maria", PASSWORD, "198.51.100.1") is Login.LOCKED
+
+
+def test_logins_beyond_the_password_checks_under_way_are_asked_to_wait(app):
+    # Each check takes scrypt's memory and a core's time: anyone may ask for one, so only a few run at once.
+    held = [Staff._checks.acquire(blocking=False) for _ in range(CHECKS_AT_ONCE)]
+    try:
+        assert all(held)
+        response = sign_in(app.test_client())
+    finally:
+        for _ in held:
+            Staff._checks.release()
+    assert response.status_code == 503
+    assert sign_in(app.test_client()).status_code == 302  # and the try was not counted as a failure
+
+
+def test_a_right_password_gives_its_try_back(app):
+    client = app.test_client()
+    for _ in range(4):
+        assert sign_in(client, password="guess guess").status_code == 401
+    for _ in range(3):
+        assert sign_in(app.test_client()).status_code == 302
+    assert sign_in(client, password="guess guess").status_code == 401  # the fifth failure, not a lock yet
+
+
+def test_a_forged_token_beyond_ascii_is_a_400_not_a_500(browser):
+    assert browser.post("/console/logout", data={"csrf_token": "é"}).status_code == 400
+
+
+def test_a_session_ends_twelve_hours_after_its_login_however_busy(app, browser, monkeypatch):
+    assert browser.get("/console/").status_code == 200
+    later = time.time() + 12 * 3600 + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert browser.get("/console/").status_code == 302
+
+
+def test_error_pages_under_the_console_carry_its_headers(browser):
+    for response in (browser.get("/console/no-such-page"), browser.get("/console/logout")):
+        assert response.status_code in (404, 405)
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("name", ["maria\n", "ｍａｒｉａ", ""])
+def test_a_staff_name_is_plain_letters_digits_and_a_few_signs(app, name):
+    with pytest.raises(StaffError):
+        Staff(app.extensions[EXTENSION].store).add(name, PASSWORD)
 
 
 def test_a_cookie_signed_with_another_secret_key_is_not_a_session(make_app, console_config, app):

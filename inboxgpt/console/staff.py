@@ -3,8 +3,10 @@ last signed out), and the failed logins counted there too, so that a lock holds 
 
 from __future__ import annotations
 
+import enum
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,13 +20,26 @@ MAX_FAILURES = 5
 FAILURE_WINDOW_SECONDS = 15 * 60.0
 LOCK_SECONDS = 15 * 60.0
 MIN_PASSWORD_CHARS = 10
-NAME = re.compile(r"^[\w.@+-]{1,64}$")
+# ASCII only: a fullwidth "ｍａｒｉａ" would pass for maria in a transcript.
+NAME = re.compile(r"[\w.@+-]{1,64}", re.ASCII)
+# Password checks under way at once in a process: each takes scrypt's 32 MiB and about 70 ms of a core, and anyone
+# may ask for one; beyond these a login is asked to try again, so that logins cannot crowd out the webhook.
+CHECKS_AT_ONCE = 2
 # Checked when the name is unknown, so that a wrong name takes as long as a wrong password.
 UNKNOWN = generate_password_hash("not a password of anyone's")
 
 
 class StaffError(ValueError):
     """A name or password the console cannot take; the message says why."""
+
+
+class Login(enum.Enum):
+    """How a login went."""
+
+    SIGNED_IN = "signed in"
+    WRONG = "wrong name or password"
+    LOCKED = "locked: too many failed logins"
+    BUSY = "too many logins at once"
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,8 @@ class Account:
 class Staff:
     """The staff accounts, their logins and their locks."""
 
+    _checks = threading.BoundedSemaphore(CHECKS_AT_ONCE)
+
     def __init__(self, store: Store, clock: Callable[[], float] = time.time):
         self._store = store
         self._clock = clock
@@ -59,7 +76,7 @@ class Staff:
 
     def add(self, name: str, password: str) -> None:
         """Add an account, or set a new password for one (its sessions then end). StaffError if either is unfit."""
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             raise StaffError("a name is 1 to 64 letters, digits or . @ + - _")
         if len(password) < MIN_PASSWORD_CHARS:
             raise StaffError(f"the password must be at least {MIN_PASSWORD_CHARS} characters")
@@ -70,22 +87,30 @@ class Staff:
         """Remove an account (its sessions end with it); False if there was none."""
         return self._store.remove_staff(name)
 
-    def locked(self, name: str, address: str) -> bool:
-        """Whether logins for this account, or from this address, are locked now."""
-        return any(self._store.counter(f"console-locked:{key}") for key in _keys(name, address))
-
-    def check(self, name: str, password: str, address: str) -> bool:
-        """Whether the password is the account's; a failure is counted against the account and the address, and
-        the fifth within the window locks both."""
-        record = self._store.staff_record(name) if NAME.match(name) else None
-        account = Account.decode(record) if record else None
-        right = check_password_hash(account.password_hash if account else UNKNOWN, password)
-        if account is not None and right:
-            return True
-        for key in _keys(name, address):
-            if self._store.increment(f"console-failed:{key}", 1, FAILURE_WINDOW_SECONDS) >= MAX_FAILURES:
-                self._store.increment(f"console-locked:{key}", 1, LOCK_SECONDS)
-        return False
+    def log_in(self, name: str, password: str, address: str) -> Login:
+        """Whether the password is the account's. Each try is counted against the account and the address before
+        the password is checked, in one step with the check that neither has had MAX_FAILURES tries in the window,
+        so that tries sent at the same moment cannot all pass before a lock exists; a right password gives its try
+        back. The try that finds the count full locks that account or address for LOCK_SECONDS."""
+        keys = _keys(name, address)
+        if any(self._store.counter(f"console-locked:{key}") for key in keys):
+            return Login.LOCKED
+        if not self._checks.acquire(blocking=False):
+            return Login.BUSY
+        try:
+            tries = [(f"console-failed:{key}", 1, FAILURE_WINDOW_SECONDS, MAX_FAILURES) for key in keys]
+            if (full := self._store.increment_below(tries)) is not None:
+                self._store.increment(full.replace("console-failed:", "console-locked:", 1), 1, LOCK_SECONDS)
+                return Login.LOCKED
+            record = self._store.staff_record(name) if NAME.fullmatch(name) else None
+            account = Account.decode(record) if record else None
+            right = check_password_hash(account.password_hash if account else UNKNOWN, password)
+        finally:
+            self._checks.release()
+        if account is None or not right:
+            return Login.WRONG
+        self._store.increment_all([(key, -1, ttl) for key, _, ttl, _ in tries])
+        return Login.SIGNED_IN
 
     def session_valid(self, name: str, signed_in: float) -> bool:
         """Whether a session signed in at `signed_in` is still the account's: it exists, and has not signed out (or

@@ -31,7 +31,7 @@ from flask import (
 from werkzeug.wrappers import Response as BaseResponse
 
 from inboxgpt.channels.base import Channels
-from inboxgpt.console.staff import Staff
+from inboxgpt.console.staff import Login, Staff
 from inboxgpt.conversation.desk import Desk, NotSent
 from inboxgpt.conversation.transcript import Entry, Kind, State, Transcripts
 from inboxgpt.media import Media, MediaError
@@ -128,7 +128,8 @@ def guard() -> BaseResponse | None:
     if request.method == "POST":
         given = request.form.get("csrf_token", "")
         expected = session.get("csrf", "")
-        if not (given and expected and hmac.compare_digest(given, expected)):
+        # As bytes: compare_digest refuses a str beyond ASCII, and a forged form may send one.
+        if not (given and expected and hmac.compare_digest(given.encode(), str(expected).encode())):
             abort(HTTPStatus.BAD_REQUEST, "The form has expired or did not come from the console: reload the page.")
     if request.endpoint != "console.login" and signed_in() is None:
         return redirect(url_for("console.login"))
@@ -142,8 +143,12 @@ def store_down(error: StoreUnavailable) -> tuple[str, int]:
     return "The store is unavailable for a moment: try again shortly.", HTTPStatus.SERVICE_UNAVAILABLE
 
 
-@blueprint.after_request
+@blueprint.after_app_request
 def secure(response: Response) -> Response:
+    # For every answer under /console/, its error pages too (a path that is no page, a GET of a POST-only one), which
+    # the blueprint's own hooks never see.
+    if not request.path.startswith("/console/"):
+        return response
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
@@ -162,6 +167,10 @@ def signed_in() -> str | None:
     """The staff member this session is for, if it is still theirs."""
     name, since = session.get("staff"), session.get("since")
     if not isinstance(name, str) or not isinstance(since, float):
+        return None
+    # The cookie is signed afresh with each answer, so its own age says nothing: a session ends SESSION_HOURS after
+    # its login however busy it has been.
+    if time.time() - since >= current_app.permanent_session_lifetime.total_seconds():
         return None
     return name if console().staff.session_valid(name, since) else None
 
@@ -182,11 +191,16 @@ def login() -> BaseResponse | tuple[str, int]:
     staff = console().staff
     name, password = request.form.get("name", "").strip(), request.form.get("password", "")
     address = request.remote_addr or "unknown"
-    if staff.locked(name, address):
+    login = staff.log_in(name, password, address)
+    if login is Login.LOCKED:
         logger.warning("console: a login refused: too many failed logins for that account or address")
         error = "Too many failed logins: try again in 15 minutes."
         return render_template("console/login.html", error=error), HTTPStatus.TOO_MANY_REQUESTS
-    if not staff.check(name, password, address):
+    if login is Login.BUSY:
+        logger.warning("console: a login refused: too many at once")
+        error = "Too many people are signing in at once: try again in a moment."
+        return render_template("console/login.html", error=error), HTTPStatus.SERVICE_UNAVAILABLE
+    if login is Login.WRONG:
         # The name is not logged: people type passwords into the wrong field.
         logger.warning("console: a failed login from %s", address)
         return render_template("console/login.html", error="Wrong name or password."), HTTPStatus.UNAUTHORIZED
