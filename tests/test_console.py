@@ -324,3 +324,37 @@ def test_check_says_whether_the_console_is_on(make_app, console_config, graph):
     result = make_app(console_config).test_cli_runner().invoke(args=["check"])
     assert result.exit_code == 1
     assert "✗ console: 1 staff account(s) but no SECRET_KEY: set it to turn it on" in result.output
+
+
+# --- behind a proxy ---
+
+
+def failed_logins_from(client, address: str, times: int = 5) -> None:
+    """Failed logins, each for a different name (so that no account locks), as a proxy forwards them."""
+    csrf = token(client, "/console/login")
+    for number in range(times):
+        form = {"name": f"guess{number}", "password": "guess guess", "csrf_token": csrf}
+        assert client.post("/console/login", data=form, headers={"X-Forwarded-For": address}).status_code == 401
+
+
+def test_behind_a_trusted_proxy_the_lockout_counts_the_forwarded_address(make_app, console_config):
+    app = make_app({**console_config, "TRUSTED_PROXIES": "1"})
+    Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
+    attacker, owner = app.test_client(), app.test_client()
+    failed_logins_from(attacker, "203.0.113.5")
+    csrf = token(owner, "/console/login")
+    form = {"name": "maria", "password": PASSWORD, "csrf_token": csrf}
+    # Both come through the same proxy (the test client's 127.0.0.1): only the attacker's address is locked.
+    assert owner.post("/console/login", data=form, headers={"X-Forwarded-For": "198.51.100.7"}).status_code == 302
+    csrf = token(attacker, "/console/login")
+    form["csrf_token"] = csrf
+    assert attacker.post("/console/login", data=form, headers={"X-Forwarded-For": "203.0.113.5"}).status_code == 429
+
+
+def test_without_trusted_proxies_a_forwarded_address_is_not_believed(app, caplog):
+    attacker = app.test_client()
+    # An attacker naming a new address each time is still counted by the address it connects from.
+    for number in range(5):
+        failed_logins_from(attacker, f"203.0.113.{number}", times=1)
+    assert sign_in(attacker).status_code == 429
+    assert "a failed login from 127.0.0.1" in caplog.text

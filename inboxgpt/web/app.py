@@ -15,6 +15,7 @@ from http import HTTPStatus
 import click
 from flask import Flask, Response, current_app, jsonify, request
 from flask.cli import FlaskGroup
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from inboxgpt import metrics
 from inboxgpt.commands.checks import check_command
@@ -77,6 +78,10 @@ def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
         raise
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.wsgi_app = BodyLimits(app.wsgi_app, MAX_BODY_BYTES, BODY_SECONDS)  # type: ignore[method-assign]
+    if settings.trusted_proxies:
+        # Behind nginx every request comes from nginx: the client is read from X-Forwarded-For, as many hops back as
+        # there are proxies of ours (a client cannot name itself past them).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     app.extensions[EXTENSION] = service
     app.add_url_rule("/healthz", "health", health, methods=["GET"])
     app.add_url_rule("/metrics", "metrics", metrics_page, methods=["GET"])
