@@ -12,7 +12,7 @@ import pytest
 
 from inboxgpt.console.staff import Staff
 from inboxgpt.web.app import EXTENSION
-from tests.fakes import Media
+from tests.fakes import FakeHook, Media
 from tests.helpers import PSID, load, page_body, poster, text_event
 
 SECRET_KEY = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -358,3 +358,35 @@ def test_without_trusted_proxies_a_forwarded_address_is_not_believed(app, caplog
         failed_logins_from(attacker, f"203.0.113.{number}", times=1)
     assert sign_in(attacker).status_code == 429
     assert "a failed login from 127.0.0.1" in caplog.text
+
+
+# --- WhatsApp's late failures ---
+
+
+@pytest.fixture
+def hook():
+    server = FakeHook()
+    yield server
+    server.close()
+
+
+def test_an_answer_whatsapp_fails_later_shows_failed_and_the_person_needs_someone(
+    console_config, make_app, graph, openai_server, hook
+):
+    app = make_app({**console_config, "HANDOVER_NOTIFY_URL": hook.url + "/hooks/T0123/secret-key"})
+    Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
+    browser = app.test_client()
+    sign_in(browser)
+    post = poster(app)
+    post(load("whatsapp/text.json"))
+    key = "wa:16505551234"
+    failed = load("whatsapp/failed.json")  # WhatsApp took the answer (200, an id), then reports it failed: 131047
+    failed["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] = graph.message_ids[-1]
+    post(failed)
+    page = browser.get(f"/console/c/{key}").get_data(as_text=True)
+    assert "failed: the person last wrote more than 24 hours ago" in page
+    assert "Not delivered" not in page  # the report is folded into the answer it names
+    needs = browser.get("/console/?view=needs&part=list").get_data(as_text=True)
+    assert "a late answer refused by WhatsApp" in needs
+    app.extensions[EXTENSION].notifier.close()  # sends what is waiting
+    assert [notice["why"] for notice in hook.requests] == ["undelivered"]  # told once, not again as needs_person

@@ -89,8 +89,8 @@ class Desk:
             psid, [(mid, piece[: prompt.REMEMBERED_CHARS]) for mid, piece in sent], self._pauses.kept_seconds
         )
         self._store.append(psid, prompt.within_history(Turn("", prompt.page_words(text)), self._history_max_tokens))
-        for _, piece in sent:
-            self._transcripts.sent(psid, piece, by=staff)
+        for mid, piece in sent:
+            self._transcripts.sent(psid, piece, by=staff, mid=mid)
         logger.info("console: staff=%s sent %d message(s) to psid=%s (%s)", staff, len(sent), psid, window.value)
 
     def hand_back(self, psid: str, staff: str) -> None:
