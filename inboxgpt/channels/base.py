@@ -144,6 +144,11 @@ class Channels:
         """The channels' names, in the order given."""
         return [channel.name for channel in self.all]
 
+    def keys_of(self, scoped_id: str) -> list[str]:
+        """Every key a person Meta names by this id would have on these channels (the id behind each one's tag):
+        where Meta does not say which channel an id is from, such as its data deletion requests."""
+        return [channel.key(scoped_id) for channel in self.all]
+
     def of(self, key: str) -> Channel:
         """The channel a person's key belongs to; LookupError if none of these channels has such people."""
         for channel in self._by_tag:
