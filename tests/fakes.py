@@ -589,6 +589,9 @@ class FakeGraph(_Server):
         # as a private reply's answer names them (their page-scoped id).
         self.posts: dict[str, str] = {}
         self.commenters: dict[str, str] = {}
+        # People's profiles by their scoped id (GET /{PSID or IGSID}?fields=...: answered with the fields asked that
+        # the profile has, as Meta leaves out what it does not give).
+        self.profiles: dict[str, dict[str, str]] = {}
         # What GET /{app id}/subscriptions answers: the app's webhook objects and fields.
         self.app_subscriptions = [
             {"object": "page", "callback_url": "https://bot.example/", "active": True, "fields": [{"name": "feed"}]},
@@ -743,6 +746,10 @@ class FakeGraph(_Server):
             return self._media_link(called)
         if request.get("type") == "text" and self._pair_rate_refuses(str(request.get("to"))):
             return Reply(status=HTTPStatus.BAD_REQUEST, body={"error": PAIR_RATE_ERROR})
+        if not request and called in self.profiles:
+            asked = parse_qs(urlsplit(path).query).get("fields", [""])[0].split(",")
+            profile = self.profiles[called]
+            return Reply(body={"id": called, **{field: profile[field] for field in asked if field in profile}})
         if not request and called.isdigit():  # GET /{phone number id}: the WhatsApp business number
             return Reply(body={"verified_name": "Test Shop", "display_phone_number": "+1 555-078-3881", "id": called})
         if called == "subscribed_apps":

@@ -390,3 +390,51 @@ def test_an_answer_whatsapp_fails_later_shows_failed_and_the_person_needs_someon
     assert "a late answer refused by WhatsApp" in needs
     app.extensions[EXTENSION].notifier.close()  # sends what is waiting
     assert [notice["why"] for notice in hook.requests] == ["undelivered"]  # told once, not again as needs_person
+
+
+# --- names ---
+
+
+def profile_reads(graph, scoped_id: str) -> list[dict]:
+    return [call for call in graph.all_calls if call["endpoint"] == scoped_id]
+
+
+def test_the_list_shows_the_name_whatsapp_gives_with_each_message(app, browser, graph):
+    poster(app)(load("whatsapp/text.json"))  # contacts[0].profile.name: "Ada"
+    row = browser.get("/console/?view=everyone&part=list").get_data(as_text=True)
+    assert "Ada" in row
+    assert "Ada" in browser.get("/console/c/wa:16505551234").get_data(as_text=True)
+    assert profile_reads(graph, "16505551234") == []  # WhatsApp's names come with its webhooks
+
+
+def test_a_messenger_name_is_read_from_the_profile_once(app, browser, graph):
+    graph.profiles[PSID] = {"first_name": "Maria", "last_name": "Silva", "profile_pic": "https://x/p.jpg"}
+    post = poster(app)
+    post(message("hello"))
+    post(message("are you open?"))
+    assert "Maria Silva" in browser.get("/console/?view=everyone&part=list").get_data(as_text=True)
+    (read,) = profile_reads(graph, PSID)
+    assert read["params"]["fields"] == "first_name,last_name"
+
+
+def test_a_profile_meta_refuses_is_asked_once_and_the_key_is_shown(app, browser, graph):
+    graph.profiles[PSID] = {"first_name": "Maria"}
+    graph.fail_next(400, 230, endpoint=PSID)  # no Advanced Access to the profile
+    post = poster(app)
+    post(message("hello"))
+    post(message("still there?"))
+    assert graph.texts(PSID) == ["You said: hello", "You said: still there?"]  # answered all the same
+    assert len(profile_reads(graph, PSID)) == 1  # "no name" is kept too
+    row = browser.get("/console/?view=everyone&part=list").get_data(as_text=True)
+    assert "Maria" not in row
+    assert PSID[:6] in row
+
+
+def test_an_instagram_name_is_its_name_or_else_its_username(app, browser, graph):
+    body = load("instagram/text.json")
+    scoped_id = body["entry"][0]["messaging"][0]["sender"]["id"]
+    graph.profiles[scoped_id] = {"username": "ada.bakes"}
+    poster(app)(body)
+    assert "@ada.bakes" in browser.get("/console/?view=everyone&part=list").get_data(as_text=True)
+    (read,) = profile_reads(graph, scoped_id)
+    assert read["params"]["fields"] == "name,username"

@@ -18,6 +18,9 @@ from typing import Any, ClassVar
 from inboxgpt.events import Attachment, BadBody, ParsedBody
 from inboxgpt.media import MediaError, MediaLink
 
+# A person's name as Meta gives it, at most this long (the console shows it in a list).
+MAX_NAME_CHARS = 100
+
 
 class Window(Enum):
     """How one of the page's people may write to a person now."""
@@ -92,6 +95,11 @@ class Channel(ABC):
     def send_action(self, key: str, action: str, message_id: str | None = None) -> bool:
         """Show a sender action such as typing_on, about the person's message `message_id` when known; return False
         if it failed."""
+
+    def display_name(self, key: str) -> str:
+        """The person's name, asked of Meta (once per person: the transcript keeps it); "" if the channel has no
+        such call (its webhooks carry names), none is given, or Meta refuses."""
+        return ""
 
     def media_link(self, attachment: Attachment) -> MediaLink:
         """Where a person's photo or voice note can be downloaded; MediaError if it cannot be found."""
@@ -218,6 +226,14 @@ class Channels:
     def message_gap(self, key: str) -> float:
         """Seconds a streamed answer leaves between its messages to this person."""
         return self.of(key).message_gap
+
+    def display_name(self, key: str) -> str:
+        """The person's name as their channel asks it of Meta; "" if none (or no channel has such people)."""
+        try:
+            channel = self.of(key)
+        except LookupError:
+            return ""
+        return channel.display_name(key)[:MAX_NAME_CHARS]
 
     def media_link(self, key: str, attachment: Attachment) -> MediaLink:
         """Where this person's photo or voice note can be downloaded; MediaError if it cannot be found."""

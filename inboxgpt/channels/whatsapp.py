@@ -23,6 +23,7 @@ from collections import Counter
 from typing import Any, Self
 
 from inboxgpt.channels import formatting
+from inboxgpt.channels.base import MAX_NAME_CHARS
 from inboxgpt.channels.graph import PERMANENT_MEANINGS, GraphClient, GraphError, GraphSettings
 from inboxgpt.channels.graph_webhook import identifier, object_field, text_field
 from inboxgpt.channels.messenger import GraphChannel
@@ -142,8 +143,15 @@ class WhatsAppChannel(GraphChannel):
         scoped = {
             number: contact.get("user_id") for contact in contacts if (number := identifier(contact.get("wa_id")))
         }
+        # And the name their profile shows, for the console.
+        names = {
+            number: name[:MAX_NAME_CHARS]
+            for contact in contacts
+            if (number := identifier(contact.get("wa_id")))
+            and (name := (text_field(object_field(contact.get("profile")).get("name")) or "").strip())
+        }
         for message in _items(value.get("messages")):
-            event, kind = self._message(message, scoped)
+            event, kind = self._message(message, scoped, names)
             if event is None:
                 skipped[kind] += 1
             else:
@@ -202,9 +210,9 @@ class WhatsAppChannel(GraphChannel):
                 )
             )
 
-    def _message(self, message: dict, scoped: dict) -> tuple[Message | Postback | None, str]:
-        """One of `value.messages` as an event, or None and the kind it was skipped as. `scoped`: the people's
-        business-scoped ids by number, as `contacts` gave them."""
+    def _message(self, message: dict, scoped: dict, names: dict[str, str]) -> tuple[Message | Postback | None, str]:
+        """One of `value.messages` as an event, or None and the kind it was skipped as. `scoped`, `names`: the
+        people's business-scoped ids and profile names by number, as `contacts` gave them."""
         kind = text_field(message.get("type")) or "malformed"
         number = message.get("from")
         person = self._person(number, message.get("from_user_id") or scoped.get(identifier(number)))
@@ -218,8 +226,10 @@ class WhatsAppChannel(GraphChannel):
         key, alias = person
         timestamp = _milliseconds(message.get("timestamp"))
         answer_by = timestamp + WINDOW_MS if timestamp else 0
+        name = names.get(identifier(number) or "")
         if kind == WELCOME:
-            return Postback(key, self._get_started, "", timestamp, mid, False, self.name, alias, answer_by), kind
+            welcome = Postback(key, self._get_started, "", timestamp, mid, False, self.name, alias, answer_by, name)
+            return welcome, kind
         quoted = identifier(object_field(message.get("context")).get("id"))
         came_from = _came_from(object_field(message.get("referral")))
 
@@ -232,6 +242,7 @@ class WhatsAppChannel(GraphChannel):
                 came_from=came_from,
                 alias=alias,
                 answer_by=answer_by,
+                name=name,
                 **what,
             )
 

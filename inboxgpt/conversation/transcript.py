@@ -103,17 +103,20 @@ class Transcripts:
         days: float,
         notifier: HandoverNotifier | None = None,
         clock: Callable[[], float] = time.time,
+        names: Callable[[str], str] = lambda key: "",
     ):
         self._store = store
         self.on = days > 0
         self._notifier = notifier or HandoverNotifier(None)
         self._clock = clock
+        # A person's name asked of their channel (bounded in time by its client, "" on failure).
+        self._names = names
 
     # --- the person ---
 
     def person(self, event: Event, text: str | None = None) -> None:
         """A person's message (or button), as they sent it (or `text`: what a voice message said); they wait from
-        then until someone answers."""
+        then until someone answers. Their name is the one the event carries, or else asked of their channel once."""
         if not self.on or not isinstance(event, Message | Postback):
             return
         written, photos = as_written(event)
@@ -124,6 +127,11 @@ class Transcripts:
             fields["waiting_since"] = repr(at)
         if summary.get("state", State.RESOLVED.value) == State.RESOLVED.value:
             fields["state"] = State.ASSISTANT.value
+        if event.name:
+            fields["name"] = event.name
+        elif "name" not in summary:
+            # Asked once a person, when first recorded; "" is kept too, so that a name refused is not asked again.
+            fields["name"] = self._names(event.psid)
         self._keep(event.psid, Entry(Kind.PERSON, text or written, at, photos=photos), fields)
 
     # --- what reached the person, or did not ---
