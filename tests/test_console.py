@@ -4,6 +4,7 @@ sessions, CSRF, locks after failed logins, and every button's effect on what rea
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -13,7 +14,7 @@ import pytest
 from inboxgpt.console.staff import Staff
 from inboxgpt.web.app import EXTENSION
 from tests.fakes import FakeHook, Media
-from tests.helpers import PSID, load, page_body, poster, text_event
+from tests.helpers import DATA, PSID, load, page_body, poster, recent, text_event
 
 SECRET_KEY = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 PASSWORD = "correct horse battery"
@@ -438,3 +439,81 @@ def test_an_instagram_name_is_its_name_or_else_its_username(app, browser, graph)
     assert "@ada.bakes" in browser.get("/console/?view=everyone&part=list").get_data(as_text=True)
     (read,) = profile_reads(graph, scoped_id)
     assert read["params"]["fields"] == "name,username"
+
+
+# --- WhatsApp past 24 hours: templates ---
+
+WA_KEY = "wa:16505551234"
+WABA_ID = "102290129340398"
+
+
+@pytest.fixture
+def templates_app(make_app, console_config, graph):
+    graph.templates = json.loads((DATA / "whatsapp/message_templates.json").read_text())
+    app = make_app({**console_config, "WHATSAPP_BUSINESS_ACCOUNT_ID": WABA_ID})
+    Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
+    late = load("whatsapp/text.json")
+    recent(late, -2 * 86400)  # they last wrote two days ago
+    poster(app)(late)
+    return app
+
+
+def template_reads(graph) -> list[dict]:
+    return [call for call in graph.all_calls if call["endpoint"] == "message_templates"]
+
+
+def test_past_24_hours_whatsapp_offers_only_the_approved_templates_with_their_fields(templates_app, graph):
+    client = templates_app.test_client()
+    sign_in(client)
+    page = client.get(f"/console/c/{WA_KEY}").get_data(as_text=True)
+    assert re.search(r'<textarea id="send-text"[^>]*disabled', page)
+    assert "order_ready" in page
+    assert "hello_world" in page
+    for not_offered in ("spring_sale", "receipt", "booking_reminder"):  # pending; a document header; named
+        assert f'value="{not_offered}"' not in page
+    assert page.count('name="parameter"') == 2  # order_ready's {{1}} and {{2}}
+    # Three pages of two, read once, and kept: the page read again asks Meta nothing.
+    assert [call["params"].get("after") is not None for call in template_reads(graph)] == [False, True, True]
+    client.get(f"/console/c/{WA_KEY}")
+    assert len(template_reads(graph)) == 3
+
+
+def test_a_template_goes_with_its_parameters_and_joins_the_transcript(templates_app, graph):
+    client = templates_app.test_client()
+    sign_in(client)
+    form = {"name": "order_ready", "language": "en_US", "parameter": ["Ada", "A-1042"]}
+    assert act(client, WA_KEY, "template", **form).status_code == 302
+    assert graph.calls[-1] == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "16505551234",
+        "type": "template",
+        "template": {
+            "name": "order_ready",
+            "language": {"code": "en_US"},
+            "components": [
+                {"type": "body", "parameters": [{"type": "text", "text": "Ada"}, {"type": "text", "text": "A-1042"}]}
+            ],
+        },
+        "params": {},
+    }
+    page = client.get(f"/console/c/{WA_KEY}").get_data(as_text=True)
+    assert "Hi Ada, your order A-1042 is ready for pickup." in page
+
+
+def test_a_template_without_every_field_is_not_sent(templates_app, graph):
+    client = templates_app.test_client()
+    sign_in(client)
+    sent = len(graph.calls)
+    act(client, WA_KEY, "template", name="order_ready", language="en_US", parameter=["Ada", " "])
+    assert len(graph.calls) == sent
+    assert "Fill in all 2 fields of the template." in client.get(f"/console/c/{WA_KEY}").get_data(as_text=True)
+
+
+def test_templates_meta_refuses_to_list_are_said_so_never_a_500(templates_app, graph):
+    graph.fail_next(400, 100, endpoint="message_templates")
+    client = templates_app.test_client()
+    sign_in(client)
+    page = client.get(f"/console/c/{WA_KEY}")
+    assert page.status_code == 200
+    assert "The templates could not be read: Meta rejected a parameter" in page.get_data(as_text=True)
