@@ -54,7 +54,7 @@ def sign_in(client, name: str = "maria", password: str = PASSWORD):
     return client.post("/console/login", data={"name": name, "password": password, "csrf_token": csrf})
 
 
-def act(client, key: str, action: str, **form: str):
+def act(client, key: str, action: str, **form: str | list[str]):
     return client.post(f"/console/c/{key}/{action}", data={"csrf_token": token(client), **form})
 
 
