@@ -481,7 +481,7 @@ def test_past_24_hours_whatsapp_offers_only_the_approved_templates_with_their_fi
 def test_a_template_goes_with_its_parameters_and_joins_the_transcript(templates_app, graph):
     client = templates_app.test_client()
     sign_in(client)
-    form = {"name": "order_ready", "language": "en_US", "parameter": ["Ada", "A-1042"]}
+    form: dict[str, str | list[str]] = {"name": "order_ready", "language": "en_US", "parameter": ["Ada", "A-1042"]}
     assert act(client, WA_KEY, "template", **form).status_code == 302
     assert graph.calls[-1] == {
         "messaging_product": "whatsapp",
