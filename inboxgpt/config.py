@@ -135,6 +135,9 @@ class Settings:
     # WhatsApp: a System User's token and the business number's id in the Cloud API (both, or neither).
     whatsapp_token: Secret | None = None
     whatsapp_phone_number_id: str | None = None
+    # The WhatsApp Business Account the number belongs to: its approved templates are what the console may send
+    # past the 24-hour window. None: the console sends no templates.
+    whatsapp_business_account_id: str | None = None
     # Answer WhatsApp messages when the two above are set; off: acknowledged and ignored.
     whatsapp: bool = True
     # Where a small JSON POST tells the owner that a person asked for someone, or that the bot stepped back.
@@ -196,6 +199,9 @@ class Settings:
     console_url: str | None = None
     # Session cookies without Secure, for a console tried over plain http on one's own machine.
     console_insecure_cookies: bool = False
+    # Proxies (nginx) in front of the service that set X-Forwarded-For: the client's address is read that many hops
+    # back, so that the console's login lockout counts each address apart. 0: the address connected from.
+    trusted_proxies: int = 0
 
     @property
     def page_configured(self) -> bool:
@@ -420,6 +426,7 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "INSTAGRAM": ("instagram", _flag),
     "WHATSAPP_TOKEN": ("whatsapp_token", Secret),
     "WHATSAPP_PHONE_NUMBER_ID": ("whatsapp_phone_number_id", _numeric_id),
+    "WHATSAPP_BUSINESS_ACCOUNT_ID": ("whatsapp_business_account_id", _numeric_id),
     "WHATSAPP": ("whatsapp", _flag),
     "HANDOVER_NOTIFY_URL": ("handover_notify_url", lambda raw: Secret(_http_url(raw))),
     "INSTAGRAM_HANDOVER_APP_ID": ("instagram_handover_app_id", _app_id),
@@ -455,6 +462,7 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "SECRET_KEY": ("secret_key", _secret_key),
     "CONSOLE_URL": ("console_url", _http_url),
     "CONSOLE_INSECURE_COOKIES": ("console_insecure_cookies", _flag),
+    "TRUSTED_PROXIES": ("trusted_proxies", _non_negative_int),
 }
 
 

@@ -89,6 +89,8 @@ class Message:
     alias: str | None = None
     # When the channel stops taking answers to it (milliseconds since 1970; WhatsApp's 24-hour window): 0, never.
     answer_by: int = 0
+    # The person's name as the webhook gave it (WhatsApp's profile name), for the console; None: not given.
+    name: str | None = None
 
     # When the webhook took it (time.time()), for the reply latency; 0 when unknown.
     received: float = 0.0
@@ -161,6 +163,7 @@ class Postback:
     # As a message's: another key the person is known by, and when the channel stops taking answers.
     alias: str | None = None
     answer_by: int = 0
+    name: str | None = None
 
     # When the webhook took it (time.time()), for the reply latency; 0 when unknown.
     received: float = 0.0
@@ -220,7 +223,7 @@ class Undelivered:
 Event = Message | Postback | Echo | Handover | Comment | Undelivered
 # Fields events gained later, left out of a queued event when unset: a worker of the version before, still taking
 # events during a deploy, reads every event that does not use them.
-LATER_FIELDS = {"came_from": None, "alias": None, "answer_by": 0}
+LATER_FIELDS = {"came_from": None, "alias": None, "answer_by": 0, "name": None}
 
 
 @dataclass(frozen=True)

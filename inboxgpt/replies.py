@@ -101,3 +101,20 @@ APOLOGIES = {
 def cannot_use(attachment_type: str) -> str:
     """An honest answer to an attachment the bot cannot use."""
     return CANNOT_USE.get(attachment_type, CANNOT_OPEN)
+
+
+# The page Meta's data deletion callback points a person to (web/data_deletion.py): Jinja, which escapes what it fills.
+DATA_DELETION_DONE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Your data was deleted</title></head>
+<body>
+<h1>Your data was deleted</h1>
+<p>On {{ when }}, at your request through Facebook, this assistant erased everything it kept about you: your
+conversations on Messenger, Instagram and WhatsApp and their history, any contact details you left, and its records
+of your messages and of its own answers to you.</p>
+<p>Confirmation code: <code>{{ code }}</code></p>
+</body></html>
+"""
+DATA_DELETION_UNKNOWN = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Unknown confirmation code</title></head>
+<body><h1>Unknown confirmation code</h1><p>No deletion request has this confirmation code.</p></body></html>
+"""

@@ -66,7 +66,7 @@ class Service:
         self.media = media = Media(self._media, channels.media_link, MediaSettings.from_settings(settings))
         self.knowledge = open_knowledge(settings, self.model.embed)
         self.notifier = HandoverNotifier.from_settings(settings)
-        self.transcripts = Transcripts(self.store, settings.transcript_days, self.notifier)
+        self.transcripts = Transcripts(self.store, settings.transcript_days, self.notifier, names=channels.display_name)
         self.leads = Leads(self.store, OwnerWebhook(settings.leads_webhook_url, "a lead"))
         self.toolbox = None
         if settings.tools is not None:

@@ -589,6 +589,13 @@ class FakeGraph(_Server):
         # as a private reply's answer names them (their page-scoped id).
         self.posts: dict[str, str] = {}
         self.commenters: dict[str, str] = {}
+        # People's profiles by their scoped id (GET /{PSID or IGSID}?fields=...: answered with the fields asked that
+        # the profile has, as Meta leaves out what it does not give).
+        self.profiles: dict[str, dict[str, str]] = {}
+        # The WhatsApp Business Account's message templates (GET /{WABA id}/message_templates), served this many a
+        # page with Meta's cursors.
+        self.templates: list[dict] = []
+        self.templates_page_size = 2
         # What GET /{app id}/subscriptions answers: the app's webhook objects and fields.
         self.app_subscriptions = [
             {"object": "page", "callback_url": "https://bot.example/", "active": True, "fields": [{"name": "feed"}]},
@@ -685,6 +692,17 @@ class FakeGraph(_Server):
             }
         )
 
+    def _templates_page(self, path: str) -> Reply:
+        """A page of templates as the Graph API pages an edge: cursors, and `next` while more follow."""
+        after = parse_qs(urlsplit(path).query).get("after", [""])[0]
+        start = int(base64.b64decode(after)) if after else 0
+        end = start + self.templates_page_size
+        cursor = base64.b64encode(str(end).encode()).decode()
+        paging: dict = {"cursors": {"before": base64.b64encode(str(start).encode()).decode(), "after": cursor}}
+        if end < len(self.templates):
+            paging["next"] = f"{self.url}{urlsplit(path).path}?limit=100&after={cursor}"
+        return Reply(body={"data": self.templates[start:end], "paging": paging})
+
     def _pair_rate_refuses(self, to: str) -> bool:
         """Whether WhatsApp's pair rate refuses one more message to `to` now: an allowance of `pair_burst`
         messages, earned back one every `pair_refill_seconds`."""
@@ -743,6 +761,12 @@ class FakeGraph(_Server):
             return self._media_link(called)
         if request.get("type") == "text" and self._pair_rate_refuses(str(request.get("to"))):
             return Reply(status=HTTPStatus.BAD_REQUEST, body={"error": PAIR_RATE_ERROR})
+        if not request and called == "message_templates":
+            return self._templates_page(path)
+        if not request and called in self.profiles:
+            asked = parse_qs(urlsplit(path).query).get("fields", [""])[0].split(",")
+            profile = self.profiles[called]
+            return Reply(body={"id": called, **{field: profile[field] for field in asked if field in profile}})
         if not request and called.isdigit():  # GET /{phone number id}: the WhatsApp business number
             return Reply(body={"verified_name": "Test Shop", "display_phone_number": "+1 555-078-3881", "id": called})
         if called == "subscribed_apps":

@@ -4,6 +4,7 @@ sessions, CSRF, locks after failed logins, and every button's effect on what rea
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -14,8 +15,8 @@ import pytest
 
 from inboxgpt.console.staff import CHECKS_AT_ONCE, Login, Staff, StaffError
 from inboxgpt.web.app import EXTENSION
-from tests.fakes import Media
-from tests.helpers import PSID, load, page_body, poster, text_event
+from tests.fakes import FakeHook, Media
+from tests.helpers import DATA, PSID, load, page_body, poster, recent, text_event
 
 SECRET_KEY = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 PASSWORD = "correct horse battery"
@@ -55,7 +56,7 @@ def sign_in(client, name: str = "maria", password: str = PASSWORD):
     return client.post("/console/login", data={"name": name, "password": password, "csrf_token": csrf})
 
 
-def act(client, key: str, action: str, **form: str):
+def act(client, key: str, action: str, **form: str | list[str]):
     return client.post(f"/console/c/{key}/{action}", data={"csrf_token": token(client), **form})
 
 
@@ -390,3 +391,195 @@ def test_check_says_whether_the_console_is_on(make_app, console_config, graph):
     result = make_app(console_config).test_cli_runner().invoke(args=["check"])
     assert result.exit_code == 1
     assert "✗ console: 1 staff account(s) but no SECRET_KEY: set it to turn it on" in result.output
+
+
+# --- behind a proxy ---
+
+
+def failed_logins_from(client, address: str, times: int = 5) -> None:
+    """Failed logins, each for a different name (so that no account locks), as a proxy forwards them."""
+    csrf = token(client, "/console/login")
+    for number in range(times):
+        form = {"name": f"guess{number}", "password": "guess guess", "csrf_token": csrf}
+        assert client.post("/console/login", data=form, headers={"X-Forwarded-For": address}).status_code == 401
+
+
+def test_behind_a_trusted_proxy_the_lockout_counts_the_forwarded_address(make_app, console_config):
+    app = make_app({**console_config, "TRUSTED_PROXIES": "1"})
+    Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
+    attacker, owner = app.test_client(), app.test_client()
+    failed_logins_from(attacker, "203.0.113.5")
+    csrf = token(owner, "/console/login")
+    form = {"name": "maria", "password": PASSWORD, "csrf_token": csrf}
+    # Both come through the same proxy (the test client's 127.0.0.1): only the attacker's address is locked.
+    assert owner.post("/console/login", data=form, headers={"X-Forwarded-For": "198.51.100.7"}).status_code == 302
+    csrf = token(attacker, "/console/login")
+    form["csrf_token"] = csrf
+    assert attacker.post("/console/login", data=form, headers={"X-Forwarded-For": "203.0.113.5"}).status_code == 429
+
+
+def test_without_trusted_proxies_a_forwarded_address_is_not_believed(app, caplog):
+    attacker = app.test_client()
+    # An attacker naming a new address each time is still counted by the address it connects from.
+    for number in range(5):
+        failed_logins_from(attacker, f"203.0.113.{number}", times=1)
+    assert sign_in(attacker).status_code == 429
+    assert "a failed login from 127.0.0.1" in caplog.text
+
+
+# --- WhatsApp's late failures ---
+
+
+@pytest.fixture
+def hook():
+    server = FakeHook()
+    yield server
+    server.close()
+
+
+def test_an_answer_whatsapp_fails_later_shows_failed_and_the_person_needs_someone(
+    console_config, make_app, graph, openai_server, hook
+):
+    app = make_app({**console_config, "HANDOVER_NOTIFY_URL": hook.url + "/hooks/T0123/secret-key"})
+    Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
+    browser = app.test_client()
+    sign_in(browser)
+    post = poster(app)
+    post(load("whatsapp/text.json"))
+    key = "wa:16505551234"
+    failed = load("whatsapp/failed.json")  # WhatsApp took the answer (200, an id), then reports it failed: 131047
+    failed["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] = graph.message_ids[-1]
+    post(failed)
+    page = browser.get(f"/console/c/{key}").get_data(as_text=True)
+    assert "failed: the person last wrote more than 24 hours ago" in page
+    assert "Not delivered" not in page  # the report is folded into the answer it names
+    needs = browser.get("/console/?view=needs&part=list").get_data(as_text=True)
+    assert "a late answer refused by WhatsApp" in needs
+    app.extensions[EXTENSION].notifier.close()  # sends what is waiting
+    assert [notice["why"] for notice in hook.requests] == ["undelivered"]  # told once, not again as needs_person
+
+
+# --- names ---
+
+
+def profile_reads(graph, scoped_id: str) -> list[dict]:
+    return [call for call in graph.all_calls if call["endpoint"] == scoped_id]
+
+
+def test_the_list_shows_the_name_whatsapp_gives_with_each_message(app, browser, graph):
+    poster(app)(load("whatsapp/text.json"))  # contacts[0].profile.name: "Ada"
+    row = browser.get("/console/?view=everyone&part=list").get_data(as_text=True)
+    assert "Ada" in row
+    assert "Ada" in browser.get("/console/c/wa:16505551234").get_data(as_text=True)
+    assert profile_reads(graph, "16505551234") == []  # WhatsApp's names come with its webhooks
+
+
+def test_a_messenger_name_is_read_from_the_profile_once(app, browser, graph):
+    graph.profiles[PSID] = {"first_name": "Maria", "last_name": "Silva", "profile_pic": "https://x/p.jpg"}
+    post = poster(app)
+    post(message("hello"))
+    post(message("are you open?"))
+    assert "Maria Silva" in browser.get("/console/?view=everyone&part=list").get_data(as_text=True)
+    (read,) = profile_reads(graph, PSID)
+    assert read["params"]["fields"] == "first_name,last_name"
+
+
+def test_a_profile_meta_refuses_is_asked_once_and_the_key_is_shown(app, browser, graph):
+    graph.profiles[PSID] = {"first_name": "Maria"}
+    graph.fail_next(400, 230, endpoint=PSID)  # no Advanced Access to the profile
+    post = poster(app)
+    post(message("hello"))
+    post(message("still there?"))
+    assert graph.texts(PSID) == ["You said: hello", "You said: still there?"]  # answered all the same
+    assert len(profile_reads(graph, PSID)) == 1  # "no name" is kept too
+    row = browser.get("/console/?view=everyone&part=list").get_data(as_text=True)
+    assert "Maria" not in row
+    assert PSID[:6] in row
+
+
+def test_an_instagram_name_is_its_name_or_else_its_username(app, browser, graph):
+    body = load("instagram/text.json")
+    scoped_id = body["entry"][0]["messaging"][0]["sender"]["id"]
+    graph.profiles[scoped_id] = {"username": "ada.bakes"}
+    poster(app)(body)
+    assert "@ada.bakes" in browser.get("/console/?view=everyone&part=list").get_data(as_text=True)
+    (read,) = profile_reads(graph, scoped_id)
+    assert read["params"]["fields"] == "name,username"
+
+
+# --- WhatsApp past 24 hours: templates ---
+
+WA_KEY = "wa:16505551234"
+WABA_ID = "102290129340398"
+
+
+@pytest.fixture
+def templates_app(make_app, console_config, graph):
+    graph.templates = json.loads((DATA / "whatsapp/message_templates.json").read_text())
+    app = make_app({**console_config, "WHATSAPP_BUSINESS_ACCOUNT_ID": WABA_ID})
+    Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
+    late = load("whatsapp/text.json")
+    recent(late, -2 * 86400)  # they last wrote two days ago
+    poster(app)(late)
+    return app
+
+
+def template_reads(graph) -> list[dict]:
+    return [call for call in graph.all_calls if call["endpoint"] == "message_templates"]
+
+
+def test_past_24_hours_whatsapp_offers_only_the_approved_templates_with_their_fields(templates_app, graph):
+    client = templates_app.test_client()
+    sign_in(client)
+    page = client.get(f"/console/c/{WA_KEY}").get_data(as_text=True)
+    assert re.search(r'<textarea id="send-text"[^>]*disabled', page)
+    assert "order_ready" in page
+    assert "hello_world" in page
+    for not_offered in ("spring_sale", "receipt", "booking_reminder"):  # pending; a document header; named
+        assert f'value="{not_offered}"' not in page
+    assert page.count('name="parameter"') == 2  # order_ready's {{1}} and {{2}}
+    # Three pages of two, read once, and kept: the page read again asks Meta nothing.
+    assert [call["params"].get("after") is not None for call in template_reads(graph)] == [False, True, True]
+    client.get(f"/console/c/{WA_KEY}")
+    assert len(template_reads(graph)) == 3
+
+
+def test_a_template_goes_with_its_parameters_and_joins_the_transcript(templates_app, graph):
+    client = templates_app.test_client()
+    sign_in(client)
+    form: dict[str, str | list[str]] = {"name": "order_ready", "language": "en_US", "parameter": ["Ada", "A-1042"]}
+    assert act(client, WA_KEY, "template", **form).status_code == 302
+    assert graph.calls[-1] == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "16505551234",
+        "type": "template",
+        "template": {
+            "name": "order_ready",
+            "language": {"code": "en_US"},
+            "components": [
+                {"type": "body", "parameters": [{"type": "text", "text": "Ada"}, {"type": "text", "text": "A-1042"}]}
+            ],
+        },
+        "params": {},
+    }
+    page = client.get(f"/console/c/{WA_KEY}").get_data(as_text=True)
+    assert "Hi Ada, your order A-1042 is ready for pickup." in page
+
+
+def test_a_template_without_every_field_is_not_sent(templates_app, graph):
+    client = templates_app.test_client()
+    sign_in(client)
+    sent = len(graph.calls)
+    act(client, WA_KEY, "template", name="order_ready", language="en_US", parameter=["Ada", " "])
+    assert len(graph.calls) == sent
+    assert "Fill in all 2 fields of the template." in client.get(f"/console/c/{WA_KEY}").get_data(as_text=True)
+
+
+def test_templates_meta_refuses_to_list_are_said_so_never_a_500(templates_app, graph):
+    graph.fail_next(400, 100, endpoint="message_templates")
+    client = templates_app.test_client()
+    sign_in(client)
+    page = client.get(f"/console/c/{WA_KEY}")
+    assert page.status_code == 200
+    assert "The templates could not be read: Meta rejected a parameter" in page.get_data(as_text=True)

@@ -7,6 +7,7 @@ With CONSOLE_SCREENSHOTS=<folder>, the flows save the screenshots docs/console.m
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -22,8 +23,8 @@ from werkzeug.serving import make_server
 
 from inboxgpt.console.staff import Staff
 from inboxgpt.web.app import EXTENSION
-from tests.helpers import PSID, meta_json, page_body, signed_headers, text_event
-from tests.test_console import PASSWORD, SECRET_KEY
+from tests.helpers import DATA, PSID, load, meta_json, page_body, recent, signed_headers, text_event
+from tests.test_console import PASSWORD, SECRET_KEY, WA_KEY, WABA_ID
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Playwright's waits: long enough for a loaded CI machine; each passes as soon as the page shows what is awaited.
@@ -56,7 +57,11 @@ class Live:
         """A person's message, signed as Meta sends it; returns once it is answered (or left to the staff)."""
         event = text_event(text, psid=psid)
         event["timestamp"] = int((time.time() - days_ago * 86400) * 1000)
-        raw = meta_json(page_body(event))
+        self.post_body(page_body(event))
+
+    def post_body(self, body: dict) -> None:
+        """A webhook body, signed as Meta sends it; returns once it is answered (or left to the staff)."""
+        raw = meta_json(body)
         assert requests.post(self.url + "/", data=raw, headers=signed_headers(raw), timeout=10).status_code == 200
         assert self.app.extensions[EXTENSION].dispatcher.wait_idle(timeout=30)
 
@@ -64,6 +69,7 @@ class Live:
 @pytest.fixture
 def live(make_app, config, tmp_path) -> Iterator[Live]:
     config.update(STORE_URL=f"sqlite:///{tmp_path}/bot.db", SECRET_KEY=SECRET_KEY, CONSOLE_INSECURE_COOKIES="on")
+    config.update(WHATSAPP_BUSINESS_ACCOUNT_ID=WABA_ID)
     app = make_app(config)
     Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -103,6 +109,7 @@ def expect(locator):
 
 
 def test_a_conversation_arrives_is_taken_over_answered_noted_handed_back_and_resolved(page, live, graph, openai_server):
+    graph.profiles[PSID] = {"first_name": "Ada", "last_name": "Lovelace"}
     sign_in(page)
     expect(page.get_by_role("link", name="Conversations")).to_be_visible()
     page.get_by_role("link", name="Everyone").click()
@@ -110,12 +117,16 @@ def test_a_conversation_arrives_is_taken_over_answered_noted_handed_back_and_res
     # It appears without reloading the page.
     rows = page.locator(".rows")
     expect(rows).to_contain_text("You said: Hi! Do you deliver on Sundays?")
+    expect(page.locator(".row", has_text="Sundays")).to_contain_text("Ada Lovelace")  # the name Meta gave
+    live.post_body(load("whatsapp/text.json"))  # WhatsApp's own name: "Ada" (another Ada)
     live.post("/human", psid="7000000000000001")
     page.get_by_role("link", name="Needs a person").click()
     expect(rows).to_contain_text("Needs a person")
     shot(page, "conversations")
     page.get_by_role("link", name="Everyone").click()
-    page.locator(".row", has_text="Sundays").click()
+    expect(rows).to_contain_text("Ada Lovelace")
+    shot(page, "conversations-names")
+    page.locator(".row", has_text="Ada Lovelace").click()
 
     entries = page.locator(".entries")
     expect(entries).to_contain_text("Hi! Do you deliver on Sundays?")
@@ -161,6 +172,28 @@ def test_a_staff_message_two_days_later_carries_the_human_agent_tag(page, live, 
     call = graph.calls[-1]
     assert call["message"]["text"] == "Sorry for the wait: it is ready."
     assert (call["messaging_type"], call["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")
+
+
+def test_past_24_hours_on_whatsapp_an_approved_template_is_filled_in_and_sent(page, live, graph):
+    graph.templates = json.loads((DATA / "whatsapp/message_templates.json").read_text())
+    late = load("whatsapp/text.json")
+    recent(late, -2 * 86400)
+    live.post_body(late)
+    sign_in(page)
+    page.goto(f"/console/c/{WA_KEY}")
+    expect(page.get_by_label("Message to")).to_be_disabled()
+    expect(page.locator(".compose .hint").first).to_contain_text("only approved templates now: choose one below")
+    form = page.locator("form.template", has_text="order_ready")
+    fields = form.locator('input[name="parameter"]')
+    expect(fields).to_have_count(2)
+    fields.nth(0).fill("Ada")
+    fields.nth(1).fill("A-1042")
+    shot(page, "templates")
+    form.get_by_role("button", name="Send template").click()
+    expect(page.locator(".entries")).to_contain_text("Hi Ada, your order A-1042 is ready for pickup.")
+    template = graph.calls[-1]["template"]
+    assert (template["name"], template["language"]) == ("order_ready", {"code": "en_US"})
+    assert [p["text"] for p in template["components"][0]["parameters"]] == ["Ada", "A-1042"]
 
 
 def test_the_console_fits_a_phone(chromium, live):

@@ -52,7 +52,7 @@ def test_health_needs_no_signature_and_tells_nothing_but_ok(post, client):
 
 def test_health_reports_a_dead_page_token_without_hiding_it(client, graph, post):
     assert client.get("/healthz").get_json()["page_token"] == "unknown"  # not used yet
-    graph.fail_next(400, code=190, subcode=460, times=3)
+    graph.fail_next(400, code=190, subcode=460, times=4)  # the person's name, seen, typing, the answer
     post(load("text.json"))
     response = client.get("/healthz")
     assert response.status_code == HTTPStatus.OK  # events are still taken

@@ -9,6 +9,7 @@ event came from: the conversation talks to `Channels`, which finds the channel b
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,12 @@ from typing import Any, ClassVar
 from inboxgpt.events import Attachment, BadBody, ParsedBody
 from inboxgpt.media import MediaError, MediaLink
 
+# A person's name as Meta gives it, at most this long (the console shows it in a list).
+MAX_NAME_CHARS = 100
+
+# Where a template's body takes its parameters: {{1}}, {{2}}...
+PLACEHOLDER = re.compile(r"\{\{\s*(\d+)\s*\}\}")
+
 
 class Window(Enum):
     """How one of the page's people may write to a person now."""
@@ -25,6 +32,26 @@ class Window(Enum):
     OPEN = "open"  # within the reply window: as any reply
     HUMAN_AGENT = "human_agent"  # past it, within the HUMAN_AGENT tag's days: tagged
     CLOSED = "closed"  # past both: not at all (on WhatsApp, only approved templates)
+
+
+@dataclass(frozen=True)
+class Template:
+    """A message template the channel's owner had approved: what the page's people may send when nothing else may
+    go (WhatsApp past its 24-hour window)."""
+
+    name: str
+    language: str  # its code: en_US
+    body: str  # with {{1}}, {{2}}... where its parameters go
+    parameters: int
+
+    def filled(self, values: Sequence[str]) -> str:
+        """The body as the person reads it, the values in place."""
+
+        def value(found: re.Match[str]) -> str:
+            number = int(found.group(1))
+            return values[number - 1] if 0 < number <= len(values) else found.group(0)
+
+        return PLACEHOLDER.sub(value, self.body)
 
 
 @dataclass(frozen=True)
@@ -93,6 +120,21 @@ class Channel(ABC):
         """Show a sender action such as typing_on, about the person's message `message_id` when known; return False
         if it failed."""
 
+    def templates(self) -> list[Template]:
+        """The approved templates the page's people may send past the reply window; none on a channel without them.
+        May raise GraphError."""
+        return []
+
+    def send_template(self, key: str, template: Template, values: Sequence[str]) -> list[tuple[str, str]]:
+        """Send one of `templates()` with its parameters' values; return (message id, the text as sent). May raise
+        GraphError."""
+        raise NotImplementedError(f"{self.name} has no templates")
+
+    def display_name(self, key: str) -> str:
+        """The person's name, asked of Meta (once per person: the transcript keeps it); "" if the channel has no
+        such call (its webhooks carry names), none is given, or Meta refuses."""
+        return ""
+
     def media_link(self, attachment: Attachment) -> MediaLink:
         """Where a person's photo or voice note can be downloaded; MediaError if it cannot be found."""
         if attachment.url is None:
@@ -143,6 +185,11 @@ class Channels:
     def names(self) -> list[str]:
         """The channels' names, in the order given."""
         return [channel.name for channel in self.all]
+
+    def keys_of(self, scoped_id: str) -> list[str]:
+        """Every key a person Meta names by this id would have on these channels (the id behind each one's tag):
+        where Meta does not say which channel an id is from, such as its data deletion requests."""
+        return [channel.key(scoped_id) for channel in self.all]
 
     def of(self, key: str) -> Channel:
         """The channel a person's key belongs to; LookupError if none of these channels has such people."""
@@ -213,6 +260,23 @@ class Channels:
     def message_gap(self, key: str) -> float:
         """Seconds a streamed answer leaves between its messages to this person."""
         return self.of(key).message_gap
+
+    def templates(self, key: str) -> list[Template]:
+        """The approved templates the page's people may send this person past the reply window. May raise
+        GraphError."""
+        return self.of(key).templates()
+
+    def send_template(self, key: str, template: Template, values: Sequence[str]) -> list[tuple[str, str]]:
+        """Send this person one of their channel's templates; (message id, text as sent). May raise GraphError."""
+        return self.of(key).send_template(key, template, values)
+
+    def display_name(self, key: str) -> str:
+        """The person's name as their channel asks it of Meta; "" if none (or no channel has such people)."""
+        try:
+            channel = self.of(key)
+        except LookupError:
+            return ""
+        return channel.display_name(key)[:MAX_NAME_CHARS]
 
     def media_link(self, key: str, attachment: Attachment) -> MediaLink:
         """Where this person's photo or voice note can be downloaded; MediaError if it cannot be found."""

@@ -8,7 +8,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from urllib.parse import urlencode
@@ -282,10 +282,12 @@ class GraphClient:
         """Read /me or /me/`path` once; raise GraphError if Meta refuses."""
         return self._attempt(path, None, method="GET")
 
-    def get_object(self, object_id: str, fields: str | None = None) -> dict:
-        """Read the Graph object `object_id` (a WhatsApp media's id, a post's), or only its `fields`, once; raise
-        GraphError if Meta refuses."""
-        path = f"{object_id}?{urlencode({'fields': fields})}" if fields else object_id
+    def get_object(self, object_id: str, fields: str | None = None, params: Mapping[str, str] | None = None) -> dict:
+        """Read the Graph object `object_id` (a WhatsApp media's id, a post's, an edge such as a business account's
+        message_templates), or only its `fields`, with `params` (a page's cursor), once; raise GraphError if Meta
+        refuses."""
+        query = {**({"fields": fields} if fields else {}), **(params or {})}
+        path = f"{object_id}?{urlencode(query)}" if query else object_id
         return self._attempt(path, None, method="GET", node=self._root)
 
     @property

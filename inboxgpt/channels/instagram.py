@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Any, Self
 
 from inboxgpt.channels import formatting
 from inboxgpt.channels.base import Inbox
@@ -29,11 +29,19 @@ class InstagramChannel(PageChannel):
     # Meta's rate limits page: "750 calls per hour per Facebook Page for private replies to comments on Instagram
     # posts and reels" (Facebook's own comments have no such figure: their refusals are backed off from instead).
     private_replies_per_hour = 750
+    profile_fields = "name,username"
 
     @classmethod
     def from_settings(cls, graph: GraphClient, settings: Settings) -> Self:
         inbox = Inbox(settings.instagram_handover_app_id, "INSTAGRAM_HANDOVER_APP_ID")
         return cls(graph, inbox, enabled=settings.instagram and settings.page_configured)
+
+    def profile_name(self, profile: dict[str, Any]) -> str:
+        """The name an Instagram profile gives, or else its @username."""
+        name, username = profile.get("name"), profile.get("username")
+        if isinstance(name, str) and name.strip():
+            return name.strip()
+        return f"@{username.strip()}" if isinstance(username, str) and username.strip() else ""
 
     def split(self, text: str) -> list[str]:
         """Messages of at most 1,000 UTF-8 bytes."""

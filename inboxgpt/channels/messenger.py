@@ -81,6 +81,23 @@ class PageChannel(GraphChannel):
     public_reply_edge = "comments"
     # Messenger's and Instagram's HUMAN_AGENT tag: a person from the page may answer for 7 days.
     human_agent_window = 7 * 24 * 3600.0
+    # What a person's name is read from (GET /{id}?fields=...): Messenger's profile; Instagram's differ.
+    profile_fields = "first_name,last_name"
+
+    def display_name(self, key: str) -> str:
+        """The person's name from their profile, in one call (no retries: a name can wait for none); "" if Meta
+        refuses (Messenger's profile needs Advanced Access) or gives none."""
+        try:
+            profile = self._graph.get_object(self.scoped_id(key), self.profile_fields)
+        except GraphError as error:
+            logger.info("psid=%s: no name from Meta (%s)", key, error.meaning)
+            return ""
+        return self.profile_name(profile)
+
+    def profile_name(self, profile: dict[str, Any]) -> str:
+        """The name a profile gives: first and last."""
+        parts = (profile.get(field) for field in ("first_name", "last_name"))
+        return " ".join(part.strip() for part in parts if isinstance(part, str) and part.strip())
 
     def send_staff_text(self, key: str, text: str, tagged: bool) -> list[tuple[str, str]]:
         """Send one message of the page's people; past the reply window with Meta's HUMAN_AGENT tag."""

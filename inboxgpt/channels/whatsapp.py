@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Any, Self
 
 from inboxgpt.channels import formatting
+from inboxgpt.channels.base import MAX_NAME_CHARS, PLACEHOLDER, Template
 from inboxgpt.channels.graph import PERMANENT_MEANINGS, GraphClient, GraphError, GraphSettings
 from inboxgpt.channels.graph_webhook import identifier, object_field, text_field
 from inboxgpt.channels.messenger import GraphChannel
@@ -63,6 +67,15 @@ FORM_PLUMBING = ("flow_token",)
 # Fields of a form read (more is not a person's answer), and what of the ad or post a person came from is kept.
 MAX_FORM_FIELDS = 50
 MAX_REFERRAL_CHARS = 300
+# The approved templates are read again after this long (the owner may have one approved meanwhile).
+TEMPLATES_SECONDS = 300.0
+# Pages of templates read at most (100 a page): an account holds at most a few hundred.
+MAX_TEMPLATE_PAGES = 10
+TEMPLATE_FIELDS = "name,language,status,components"
+# A placeholder of any kind ({{1}}, {{name}}); only numbered ones in the body are filled by the console.
+ANY_PLACEHOLDER = re.compile(r"\{\{.*?\}\}")
+# Headers that need a file or a place as a parameter.
+MEDIA_HEADERS = ("IMAGE", "VIDEO", "DOCUMENT", "LOCATION")
 
 
 class WhatsAppChannel(GraphChannel):
@@ -76,13 +89,24 @@ class WhatsAppChannel(GraphChannel):
     message_gap = PAIR_RATE_SECONDS
 
     def __init__(
-        self, client: GraphClient, enabled: bool, own_client: bool, get_started: str, number_id: str | None = None
+        self,
+        client: GraphClient,
+        enabled: bool,
+        own_client: bool,
+        get_started: str,
+        number_id: str | None = None,
+        business_account_id: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         super().__init__(client, None, enabled)
         self._own_client = own_client
         self._get_started = get_started
         # The business number answered: one WhatsApp Business Account may hold several, all on one webhook.
         self._number_id = number_id
+        # The account whose approved templates the console offers (None: none offered).
+        self._business_account_id = business_account_id
+        self._clock = clock
+        self._templates: tuple[float, list[Template]] | None = None
 
     @classmethod
     def from_settings(cls, graph: GraphClient, settings: Settings) -> Self:
@@ -92,8 +116,14 @@ class WhatsAppChannel(GraphChannel):
         if not settings.whatsapp_configured:
             return cls(graph, enabled=False, own_client=False, get_started=get_started)
         client = GraphClient(GraphSettings.for_whatsapp(settings))
-        number_id = settings.whatsapp_phone_number_id
-        return cls(client, enabled=settings.whatsapp, own_client=True, get_started=get_started, number_id=number_id)
+        return cls(
+            client,
+            enabled=settings.whatsapp,
+            own_client=True,
+            get_started=get_started,
+            number_id=settings.whatsapp_phone_number_id,
+            business_account_id=settings.whatsapp_business_account_id,
+        )
 
     def read(self, body: dict[str, Any]) -> ParsedBody:
         """The people's messages of a webhook body, and the business's messages that failed; the other receipts,
@@ -142,8 +172,15 @@ class WhatsAppChannel(GraphChannel):
         scoped = {
             number: contact.get("user_id") for contact in contacts if (number := identifier(contact.get("wa_id")))
         }
+        # And the name their profile shows, for the console.
+        names = {
+            number: name[:MAX_NAME_CHARS]
+            for contact in contacts
+            if (number := identifier(contact.get("wa_id")))
+            and (name := (text_field(object_field(contact.get("profile")).get("name")) or "").strip())
+        }
         for message in _items(value.get("messages")):
-            event, kind = self._message(message, scoped)
+            event, kind = self._message(message, scoped, names)
             if event is None:
                 skipped[kind] += 1
             else:
@@ -202,9 +239,9 @@ class WhatsAppChannel(GraphChannel):
                 )
             )
 
-    def _message(self, message: dict, scoped: dict) -> tuple[Message | Postback | None, str]:
-        """One of `value.messages` as an event, or None and the kind it was skipped as. `scoped`: the people's
-        business-scoped ids by number, as `contacts` gave them."""
+    def _message(self, message: dict, scoped: dict, names: dict[str, str]) -> tuple[Message | Postback | None, str]:
+        """One of `value.messages` as an event, or None and the kind it was skipped as. `scoped`, `names`: the
+        people's business-scoped ids and profile names by number, as `contacts` gave them."""
         kind = text_field(message.get("type")) or "malformed"
         number = message.get("from")
         person = self._person(number, message.get("from_user_id") or scoped.get(identifier(number)))
@@ -218,8 +255,10 @@ class WhatsAppChannel(GraphChannel):
         key, alias = person
         timestamp = _milliseconds(message.get("timestamp"))
         answer_by = timestamp + WINDOW_MS if timestamp else 0
+        name = names.get(identifier(number) or "")
         if kind == WELCOME:
-            return Postback(key, self._get_started, "", timestamp, mid, False, self.name, alias, answer_by), kind
+            welcome = Postback(key, self._get_started, "", timestamp, mid, False, self.name, alias, answer_by, name)
+            return welcome, kind
         quoted = identifier(object_field(message.get("context")).get("id"))
         came_from = _came_from(object_field(message.get("referral")))
 
@@ -232,6 +271,7 @@ class WhatsAppChannel(GraphChannel):
                 came_from=came_from,
                 alias=alias,
                 answer_by=answer_by,
+                name=name,
                 **what,
             )
 
@@ -274,6 +314,44 @@ class WhatsAppChannel(GraphChannel):
         answer = self._graph.post(payload, psid=key, what="message", max_retries=self._graph.max_retries)
         sent = [object_field(item).get("id") for item in _items(answer.get("messages"))]
         return [(str(sent[0] if sent else ""), text)]
+
+    def templates(self) -> list[Template]:
+        """The account's approved templates whose only parameters are numbered ones in the body (the console fills
+        no header files or button links), read page by page, kept TEMPLATES_SECONDS. May raise GraphError."""
+        if self._business_account_id is None:
+            return []
+        kept = self._templates
+        if kept is not None and self._clock() - kept[0] < TEMPLATES_SECONDS:
+            return kept[1]
+        found: list[Template] = []
+        after: str | None = None
+        for _ in range(MAX_TEMPLATE_PAGES):
+            params = {"limit": "100", **({"after": after} if after else {})}
+            page = self._graph.get_object(f"{self._business_account_id}/message_templates", TEMPLATE_FIELDS, params)
+            found += [template for item in _items(page.get("data")) if (template := _template(item))]
+            paging = object_field(page.get("paging"))
+            after = text_field(object_field(paging.get("cursors")).get("after")) if paging.get("next") else None
+            if not after:
+                break
+        self._templates = (self._clock(), found)
+        return found
+
+    def send_template(self, key: str, template: Template, values: Sequence[str]) -> list[tuple[str, str]]:
+        """Send an approved template, its body's parameters filled with `values`; (message id, the text as sent)."""
+        body: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
+        if values:
+            parameters = [{"type": "text", "text": value} for value in values]
+            body["components"] = [{"type": "body", "parameters": parameters}]
+        payload = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            **_addressed(self.scoped_id(key)),
+            "type": "template",
+            "template": body,
+        }
+        answer = self._graph.post(payload, psid=key, what="template", max_retries=self._graph.max_retries)
+        sent = [object_field(item).get("id") for item in _items(answer.get("messages"))]
+        return [(str(sent[0] if sent else ""), template.filled(values))]
 
     def shown(self, text: str) -> str:
         """The model's Markdown in WhatsApp's own markers."""
@@ -378,3 +456,20 @@ def _choice(message: dict) -> tuple[str, str | None] | None:
     reply = object_field(interactive.get("button_reply")) or object_field(interactive.get("list_reply"))
     title = text_field(reply.get("title"))
     return (title, text_field(reply.get("id"))) if title else None
+
+
+def _template(item: dict) -> Template | None:
+    """An item of message_templates as a template the console can send, or None: not approved, or needing
+    parameters other than numbered ones in its body."""
+    item = object_field(item)
+    name, language = text_field(item.get("name")), text_field(item.get("language"))
+    if item.get("status") != "APPROVED" or not name or not language:
+        return None
+    components = [object_field(component) for component in _items(item.get("components"))]
+    body = next((text_field(c.get("text")) or "" for c in components if c.get("type") == "BODY"), "")
+    others = json.dumps([c for c in components if c.get("type") != "BODY"])
+    media = any(c.get("type") == "HEADER" and c.get("format") in MEDIA_HEADERS for c in components)
+    numbered = [int(number) for number in PLACEHOLDER.findall(body)]
+    if media or ANY_PLACEHOLDER.search(others) or len(ANY_PLACEHOLDER.findall(body)) != len(numbered):
+        return None
+    return Template(name, language, body, max(numbered, default=0))

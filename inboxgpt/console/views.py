@@ -30,7 +30,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from inboxgpt.channels.base import Channels
+from inboxgpt.channels.base import Channels, Window
 from inboxgpt.console.staff import Login, Staff
 from inboxgpt.conversation.desk import Desk, NotSent
 from inboxgpt.conversation.transcript import Entry, Kind, State, Transcripts
@@ -286,8 +286,16 @@ def conversation(key: str) -> str:
     if request.args.get("part") == "entries":
         return render_template("console/_entries.html", key=key, entries=entries, when=_when)
     reach = found.desk.reach(key)
+    templates, templates_problem = [], ""
+    if reach.window is Window.CLOSED:
+        try:
+            templates = found.desk.templates(key)
+        except NotSent as why:
+            templates_problem = str(why)
     return render_template(
         "console/conversation.html",
+        templates=templates,
+        templates_problem=templates_problem,
         key=key,
         row=_row(key, fields),
         entries=entries,
@@ -344,6 +352,20 @@ def send(key: str) -> BaseResponse:
     def send_it(psid: str, staff: str) -> None:
         try:
             console().desk.send(psid, staff, text)
+        except NotSent as why:
+            flash(str(why))
+
+    return _act(key, send_it)
+
+
+@blueprint.route("/c/<key>/template", methods=["POST"])
+def send_template(key: str) -> BaseResponse:
+    name, language = request.form.get("name", ""), request.form.get("language", "")
+    values = [value[:MAX_TEXT_CHARS] for value in request.form.getlist("parameter")]
+
+    def send_it(psid: str, staff: str) -> None:
+        try:
+            console().desk.send_template(psid, staff, name, language, values)
         except NotSent as why:
             flash(str(why))
 

@@ -111,7 +111,7 @@ class Bot:
         self._transcripts = self._mailbox.transcripts
         notifier = notifier or HandoverNotifier(None)
         handovers = Handovers(store, channels, self._pauses, self._mailbox, notifier)
-        deliveries = Deliveries(store, notifier)
+        deliveries = Deliveries(store, notifier, self._transcripts)
         rounds = ToolRounds(
             model, toolbox, settings.tool_max_rounds, settings.tools_stream, on_tool=self._transcripts.tool
         )

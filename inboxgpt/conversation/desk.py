@@ -1,15 +1,16 @@
 """What the business's staff do to a conversation from the console: take it over (the assistant stays silent), send a
-message through its channel, hand it back, add a private note, resolve it. Each is kept in the transcript with the
-staff member's name, and logged with their name and the person's key, never the text."""
+message through its channel (past WhatsApp's window, an approved template), hand it back, add a private note,
+resolve it. Each is kept in the transcript with the staff member's name, and logged with their name and the person's
+key, never the text."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from inboxgpt.channels.base import Channels, Window
+from inboxgpt.channels.base import Channels, Template, Window
 from inboxgpt.channels.graph import GraphError
 from inboxgpt.conversation.pauses import Pauses
 from inboxgpt.conversation.transcript import Transcripts
@@ -76,8 +77,33 @@ class Desk:
         window = self.reach(psid).window
         if window is Window.CLOSED:
             raise NotSent("The person last wrote too long ago: their channel no longer lets the page write to them.")
+        self._deliver(psid, staff, text, window.value, lambda: self._channels.send_staff(psid, text, window))
+
+    def templates(self, psid: str) -> list[Template]:
+        """The approved templates the staff may send the person past the reply window (none on most channels).
+        NotSent if they could not be read."""
         try:
-            sent = self._channels.send_staff(psid, text, window)
+            return self._channels.templates(psid)
+        except GraphError as error:
+            logger.warning("console: the templates could not be read: %s", error.meaning)
+            raise NotSent(f"The templates could not be read: {error.meaning}.") from None
+
+    def send_template(self, psid: str, staff: str, name: str, language: str, values: Sequence[str]) -> None:
+        """Send one of the approved templates, every parameter filled, as `send` sends a message. NotSent if there
+        is no such template, a parameter is empty, or it could not go."""
+        template = next((t for t in self.templates(psid) if (t.name, t.language) == (name, language)), None)
+        if template is None:
+            raise NotSent("There is no such approved template (any more): reload the page.")
+        values = [value.strip() for value in values]
+        if len(values) != template.parameters or not all(values):
+            raise NotSent(f"Fill in all {template.parameters} fields of the template.")
+        text = template.filled(values)
+        self._deliver(psid, staff, text, "template", lambda: self._channels.send_template(psid, template, values))
+
+    def _deliver(self, psid: str, staff: str, text: str, how: str, send: Callable[[], list[tuple[str, str]]]) -> None:
+        """Send, then keep what went where the assistant's words go; NotSent (and kept as failed) if Meta refused."""
+        try:
+            sent = send()
         except GraphError as error:
             self._transcripts.not_delivered(psid, text, error.meaning, by=staff)
             logger.info("console: staff=%s message to psid=%s refused", staff, psid)
@@ -89,9 +115,9 @@ class Desk:
             psid, [(mid, piece[: prompt.REMEMBERED_CHARS]) for mid, piece in sent], self._pauses.kept_seconds
         )
         self._store.append(psid, prompt.within_history(Turn("", prompt.page_words(text)), self._history_max_tokens))
-        for _, piece in sent:
-            self._transcripts.sent(psid, piece, by=staff)
-        logger.info("console: staff=%s sent %d message(s) to psid=%s (%s)", staff, len(sent), psid, window.value)
+        for mid, piece in sent:
+            self._transcripts.sent(psid, piece, by=staff, mid=mid)
+        logger.info("console: staff=%s sent %d message(s) to psid=%s (%s)", staff, len(sent), psid, how)
 
     def hand_back(self, psid: str, staff: str) -> None:
         """The assistant answers the person's next message."""

@@ -70,8 +70,8 @@ class Mailbox:
             elif error.outside_window:
                 self.transcripts.needs_person(event, LATE_REFUSED)
             return []
-        for _, piece in sent:
-            self.transcripts.sent(event.psid, piece)
+        for mid, piece in sent:
+            self.transcripts.sent(event.psid, piece, mid=mid)
         try:
             # Kept for replies that quote them, and to know their echoes as the bot's own however long they wait
             # in the person's queue: as long as a pause is.

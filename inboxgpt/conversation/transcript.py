@@ -13,7 +13,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 
 from inboxgpt.events import Attachment, Event, Message, Postback
@@ -53,6 +53,7 @@ TOOL_ASKED = "the assistant handed them over"
 MODEL_FAILED = "the model failed"
 MODERATED = "moderation refused their message"
 LATE_REFUSED = "a late answer was refused"
+UNDELIVERED = "a late answer refused by WhatsApp"
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class Entry:
     state: str = ""  # an outgoing message's delivery: sent, failed
     photos: tuple[Attachment, ...] = ()
     id: str = field(default_factory=lambda: secrets.token_hex(6))
+    # The channel's id of a message sent (a later report of its failure names it); on a failure, the message's.
+    mid: str = ""
 
     def encode(self) -> str:
         data = asdict(self)
@@ -100,11 +103,14 @@ class Transcripts:
         days: float,
         notifier: HandoverNotifier | None = None,
         clock: Callable[[], float] = time.time,
+        names: Callable[[str], str] = lambda key: "",
     ):
         self._store = store
         self.on = days > 0
         self._notifier = notifier or HandoverNotifier(None)
         self._clock = clock
+        # A person's name asked of their channel (bounded in time by its client, "" on failure).
+        self._names = names
 
     def read_by_staff(self) -> bool:
         """Whether the business's people read the transcripts in the owner's console: transcripts are kept and a staff
@@ -115,7 +121,7 @@ class Transcripts:
 
     def person(self, event: Event, text: str | None = None) -> None:
         """A person's message (or button), as they sent it (or `text`: what a voice message said); they wait from
-        then until someone answers."""
+        then until someone answers. Their name is the one the event carries, or else asked of their channel once."""
         if not self.on or not isinstance(event, Message | Postback):
             return
         written, photos = as_written(event)
@@ -126,19 +132,33 @@ class Transcripts:
             fields["waiting_since"] = repr(at)
         if summary.get("state", State.RESOLVED.value) == State.RESOLVED.value:
             fields["state"] = State.ASSISTANT.value
+        if event.name:
+            fields["name"] = event.name
+        elif "name" not in summary:
+            # Asked once a person, when first recorded; "" is kept too, so that a name refused is not asked again.
+            fields["name"] = self._names(event.psid)
         self._keep(event.psid, Entry(Kind.PERSON, text or written, at, photos=photos), fields)
 
     # --- what reached the person, or did not ---
 
-    def sent(self, psid: str, text: str, by: str = "") -> None:
-        """A message delivered to the person: the assistant's, or (`by`) a staff member's."""
+    def sent(self, psid: str, text: str, by: str = "", mid: str = "") -> None:
+        """A message Meta took for the person (its id `mid`): the assistant's, or (`by`) a staff member's."""
         kind = Kind.STAFF if by else Kind.ASSISTANT
-        self._keep(psid, Entry(kind, text, self._clock(), by=by, state="sent"), {"waiting_since": ""})
+        self._keep(psid, Entry(kind, text, self._clock(), by=by, state="sent", mid=mid), {"waiting_since": ""})
 
     def not_delivered(self, psid: str, text: str, why: str, by: str = "") -> None:
         """A message Meta refused: the message, marked failed, with why."""
         kind = Kind.STAFF if by else Kind.ASSISTANT
         self._keep(psid, Entry(kind, text, self._clock(), by=by, state=f"failed: {why}"), {})
+
+    def undelivered(self, event: Event, why: str) -> None:
+        """Meta took a message (the event's `mid`) and later reported it undelivered: the message shows as failed,
+        with why, and the person goes to "Needs a person" (the owner was told of the failure already)."""
+        mid = getattr(event, "mid", "") or ""
+        self._keep(
+            event.psid, Entry(Kind.FAILURE, f"Not delivered: {why}", self._clock(), state=f"failed: {why}", mid=mid), {}
+        )
+        self.needs_person(event, UNDELIVERED, notify=False)
 
     def page_wrote(self, psid: str, text: str, by: str = "") -> None:
         """A message the page's people wrote outside the console (the Page Inbox, the WhatsApp Business app)."""
@@ -188,8 +208,18 @@ class Transcripts:
     # --- reading ---
 
     def entries(self, psid: str) -> list[Entry]:
-        """The person's transcript, oldest first."""
-        return [Entry.decode(entry) for entry in self._store.transcript(psid)] if self.on else []
+        """The person's transcript, oldest first; a message Meta later reported undelivered shows as failed (the
+        report itself only where the message is no longer kept)."""
+        if not self.on:
+            return []
+        entries = [Entry.decode(entry) for entry in self._store.transcript(psid)]
+        failed = {entry.mid: entry.state for entry in entries if entry.kind is Kind.FAILURE and entry.mid}
+        sent = {entry.mid for entry in entries if entry.kind is not Kind.FAILURE and entry.mid}
+        return [
+            replace(entry, state=failed[entry.mid]) if entry.kind is not Kind.FAILURE and entry.mid in failed else entry
+            for entry in entries
+            if not (entry.kind is Kind.FAILURE and entry.mid in sent)
+        ]
 
     def _summary(self, psid: str) -> dict[str, str]:
         try:

@@ -170,6 +170,12 @@ class Store(Protocol):
     def forget_transcript(self, psid: str) -> None:
         """Delete the person's transcript and its summary."""
 
+    def forget_person(self, psid: str) -> list[str]:
+        """Delete everything kept under the person's key: history and quotes, transcript and summary, pause, queued
+        events and lock, the ids of what the bot sent them, the links from or to the key, the counters and event ids
+        that name the key (`names_person`), and the records that are theirs (`record_of`). Return the other keys
+        the links joined to it (the same person, known by another id), which are not forgotten here."""
+
     # --- staff accounts of the console ---
 
     def put_staff(self, name: str, record: str) -> None:
@@ -211,6 +217,28 @@ class Bounds:
             dedup_max_ids=settings.dedup_max_ids,
             transcript_ttl=settings.transcript_days * 86400,
         )
+
+
+def names_person(name: str, psid: str) -> bool:
+    """Whether a name the store keeps things under (a counter's key, an event id, a record's kind: parts joined by
+    ":") holds the person's key as whole parts: "limit:ig:42:canned:9" names "ig:42" (and "42", a Messenger key
+    of the same digits: rare, and what is lost is a count)."""
+    parts, wanted = name.split(":"), psid.split(":")
+    return any(parts[at : at + len(wanted)] == wanted for at in range(len(parts) - len(wanted) + 1))
+
+
+def record_of(record_id: str, text: str, psid: str) -> bool:
+    """Whether a record is the person's: kept under their key, or its text is their key or a JSON object with
+    their key as one of its values (a lead's "person")."""
+    if psid in (record_id, text):
+        return True
+    if psid not in text:
+        return False
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(found, dict) and psid in found.values()
 
 
 def entry_text(entry: str) -> str:

@@ -12,7 +12,17 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from inboxgpt.store import MAX_QUOTES, Bounds, Queued, Turn, cut_answer, entry_text, newest_turns_within
+from inboxgpt.store import (
+    MAX_QUOTES,
+    Bounds,
+    Queued,
+    Turn,
+    cut_answer,
+    entry_text,
+    names_person,
+    newest_turns_within,
+    record_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -372,6 +382,36 @@ class MemoryStore:
         """Delete the person's transcript and its summary."""
         with self._lock:
             self._transcripts.pop(psid, None)
+
+    def forget_person(self, psid: str) -> list[str]:
+        """Delete everything kept under the person's key; return the other keys linked to it."""
+        with self._lock:
+            self._conversations.pop(psid, None)
+            self._transcripts.pop(psid, None)
+            self._pauses.pop(psid, None)
+            self._queues.pop(psid, None)
+            self._locks.pop(psid, None)
+            for sent in [sent for sent in self._sent if sent[0] == psid]:
+                del self._sent[sent]
+            linked = [alias for alias, (key, _) in self._links.items() if key == psid and alias != psid]
+            if psid in self._links:
+                linked.append(self._links.pop(psid)[0])
+            for alias in linked:
+                self._links.pop(alias, None)
+            for event_id in [event_id for event_id in self._event_ids if names_person(event_id, psid)]:
+                del self._event_ids[event_id]
+            counted = {key for key in self._counters if names_person(key, psid)}
+            for key in counted:
+                del self._counters[key]
+            self._counter_expiry = [(at, key) for at, key in self._counter_expiry if key not in counted]
+            heapq.heapify(self._counter_expiry)
+            for kind in [kind for kind in self._records if names_person(kind, psid)]:
+                self._records.pop(kind)
+                self._records_expire.pop(kind, None)
+            for kept_records in self._records.values():
+                for record_id in [rid for rid, (_, text) in kept_records.items() if record_of(rid, text, psid)]:
+                    del kept_records[record_id]
+            return sorted({key for key in linked if key != psid})
 
     def _expire_transcripts_locked(self, now: float) -> float:
         """Drop the transcripts whose newest entry ran out; return the time before which entries run out."""

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import redis
 
-from inboxgpt.store import MAX_QUOTES, Bounds, Queued, StoreUnavailable, Turn, entry_text, unavailable_on
+from inboxgpt.store import (
+    MAX_QUOTES,
+    Bounds,
+    Queued,
+    StoreUnavailable,
+    Turn,
+    entry_text,
+    names_person,
+    record_of,
+    unavailable_on,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +169,11 @@ return linked
 def text(value: bytes | str | None) -> str | None:
     """A reply as text: the client decodes every reply (decode_responses), which its type hints cannot say."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def glob_escaped(literal: str) -> str:
+    """A text as a SCAN pattern that matches only itself."""
+    return re.sub(r"([\\*?\[\]])", r"\\\1", literal)
 
 
 def where(url: str) -> str:
@@ -467,6 +483,41 @@ class RedisStore:
             pipe.delete(PREFIX + "transcript:" + psid, PREFIX + "transcript-fields:" + psid)
             pipe.zrem(PREFIX + "transcripts", psid)
             pipe.execute()
+
+    def forget_person(self, psid: str) -> list[str]:
+        """Delete everything kept under the person's key; return the other keys linked to it. The keys to delete
+        are found first (SCAN, filtered by the server on the key's text), then deleted in one transaction."""
+        client, pattern = self._redis, glob_escaped(psid)
+        own = [
+            f"{PREFIX}{part}:{psid}"
+            for part in ("conv", "quotes", "quote-order", "transcript", "transcript-fields", "pause", "queue", "lock")
+        ]
+        doomed = own + [str(key) for key in client.scan_iter(f"{PREFIX}sent:{pattern}:*", count=1000)]
+        for kind in ("counter", "event"):
+            found = (str(key) for key in client.scan_iter(f"{PREFIX}{kind}:*{pattern}*", count=1000))
+            doomed += [key for key in found if names_person(key.removeprefix(f"{PREFIX}{kind}:"), psid)]
+        linked = {str(text(client.get(PREFIX + "link:" + psid)) or psid)}
+        for link in client.scan_iter(PREFIX + "link:*", count=1000):
+            if text(client.get(link)) == psid:
+                linked.add(str(link).removeprefix(PREFIX + "link:"))
+        doomed += [PREFIX + "link:" + key for key in linked | {psid}]
+        unrecorded: list[tuple[str, str]] = []
+        for kind in {str(key).removeprefix(PREFIX + "records:") for key in client.scan_iter(PREFIX + "records:*")}:
+            if names_person(kind, psid):
+                doomed += [PREFIX + "records:" + kind, PREFIX + "records-by-time:" + kind]
+                continue
+            fields = client.hscan_iter(PREFIX + "records:" + kind, count=1000)
+            unrecorded += [(kind, str(rid)) for rid, value in fields if record_of(str(rid), str(text(value)), psid)]
+        with client.pipeline(transaction=True) as pipe:
+            pipe.delete(*doomed)
+            for zset in ("people", "transcripts"):
+                pipe.zrem(PREFIX + zset, psid)
+            pipe.srem(PREFIX + "pending", psid)
+            for kind, record_id in unrecorded:
+                pipe.hdel(PREFIX + "records:" + kind, record_id)
+                pipe.zrem(PREFIX + "records-by-time:" + kind, record_id)
+            pipe.execute()
+        return sorted(linked - {psid})
 
     def put_staff(self, name: str, record: str) -> None:
         """Keep (or replace) a staff account's record."""

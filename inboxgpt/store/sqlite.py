@@ -19,7 +19,9 @@ from inboxgpt.store import (
     StoreUnavailable,
     Turn,
     cut_answer,
+    names_person,
     newest_turns_within,
+    record_of,
     unavailable_on,
 )
 
@@ -558,6 +560,40 @@ class SQLiteStore:
         """Delete the person's transcript and its summary."""
         with self._transaction() as db:
             _forget_transcripts(db, [psid])
+
+    def forget_person(self, psid: str) -> list[str]:
+        """Delete everything kept under the person's key, in one transaction; return the other keys linked to it."""
+        with self._transaction() as db:
+            _forget(db, [psid])
+            _forget_transcripts(db, [psid])
+            for table in ("pauses", "sent", "queue"):
+                db.execute(f"DELETE FROM {table} WHERE psid = ?", (psid,))
+            db.execute("DELETE FROM locks WHERE name = ?", (psid,))
+            linked = {
+                other
+                for alias, key in db.execute("SELECT alias, key FROM links WHERE alias = ? OR key = ?", (psid, psid))
+                for other in (alias, key)
+            }
+            db.execute("DELETE FROM links WHERE alias = ? OR key = ?", (psid, psid))
+            # The names that hold the key's text are few; which of them name the person is decided in Python.
+            for table, column in (("events", "id"), ("counters", "key")):
+                named = db.execute(f"SELECT {column} FROM {table} WHERE instr({column}, ?)", (psid,)).fetchall()
+                db.executemany(
+                    f"DELETE FROM {table} WHERE {column} = ?", [row for row in named if names_person(row[0], psid)]
+                )
+            records = db.execute(
+                "SELECT kind, id, text FROM records WHERE instr(kind, :psid) OR id = :psid OR instr(text, :psid)",
+                {"psid": psid},
+            ).fetchall()
+            db.executemany(
+                "DELETE FROM records WHERE kind = ? AND id = ?",
+                [
+                    (kind, record_id)
+                    for kind, record_id, text in records
+                    if names_person(kind, psid) or record_of(record_id, text, psid)
+                ],
+            )
+        return sorted(linked - {psid})
 
     def put_staff(self, name: str, record: str) -> None:
         """Keep (or replace) a staff account's record."""

@@ -15,9 +15,11 @@ from http import HTTPStatus
 import click
 from flask import Flask, Response, current_app, jsonify, request
 from flask.cli import FlaskGroup
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from inboxgpt import metrics
 from inboxgpt.commands.checks import check_command
+from inboxgpt.commands.forget import forget_command
 from inboxgpt.commands.leads import leads_command
 from inboxgpt.commands.page_setup import page_setup_command
 from inboxgpt.commands.send_test import send_test_command
@@ -33,6 +35,7 @@ from inboxgpt.precedence import Stage
 from inboxgpt.service import WebhookService
 from inboxgpt.store import StoreUnavailable
 from inboxgpt.web.body_limits import BodyLimits
+from inboxgpt.web.data_deletion import DataDeletion, DataDeletionSettings
 from inboxgpt.web.signature import is_valid_signature
 
 __version__ = "1.0.0"
@@ -77,6 +80,10 @@ def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
         raise
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.wsgi_app = BodyLimits(app.wsgi_app, MAX_BODY_BYTES, BODY_SECONDS)  # type: ignore[method-assign]
+    if settings.trusted_proxies:
+        # Behind nginx every request comes from nginx: the client is read from X-Forwarded-For, as many hops back as
+        # there are proxies of ours (a client cannot name itself past them).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
     app.extensions[EXTENSION] = service
     app.add_url_rule("/healthz", "health", health, methods=["GET"])
     app.add_url_rule("/metrics", "metrics", metrics_page, methods=["GET"])
@@ -90,6 +97,7 @@ def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
         service.transcripts,
         service.media,
     )
+    DataDeletion(DataDeletionSettings.from_settings(settings), service.store, service.channels).install(app)
     _add_commands(app, config)
     logger.info(
         "ready: model=%s graph=%s workers=%d", settings.openai_model, settings.graph_api_url, settings.worker_threads
@@ -118,6 +126,7 @@ def _add_commands(app: Flask, config: Mapping[str, str] | Settings | None) -> No
     app.cli.add_command(leads_command(lambda: _settings(config, meta_required=False, openai_required=False)))
     app.cli.add_command(send_test_command(lambda: _settings(config, openai_required=False)))
     app.cli.add_command(staff_command(lambda: _settings(config, meta_required=False, openai_required=False)))
+    app.cli.add_command(forget_command(lambda: _settings(config, meta_required=False, openai_required=False)))
 
 
 def built_to_find_a_command() -> bool:
