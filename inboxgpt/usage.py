@@ -18,15 +18,16 @@ from inboxgpt.periods import DAY, Periods
 from inboxgpt.prices import PriceList
 from inboxgpt.store import Store
 
-# Kept a week, so that past days can still be read; a month's spend, a little over a month.
-KEEP = 7 * DAY
+# Kept a month, so that the console can plot the last 30 days; a month's spend, a little over a month.
+DAYS_KEPT = 31
+KEEP = DAYS_KEPT * DAY
 KEEP_MONTH = 32 * DAY
 # Dollars are counted in billionths, as whole numbers (a store's counters are integers): a message's embedding
 # costs a ten-millionth of a dollar.
 NANO = 1_000_000_000
 # The people who spent on a day, kept as records of this kind (for `usage`'s top spenders).
 SPENDERS = "spenders:{day}"
-# The people a money cap stopped on a day.
+# The people a cap stopped on a day, and which cap (its setting's name).
 STOPPED = "stopped:{day}"
 TOP_PEOPLE = 5
 
@@ -63,6 +64,14 @@ class Spender:
 
 
 @dataclass(frozen=True)
+class Stop:
+    """A person a cap stopped on a day, their key shortened for display, and the cap's setting (SPEND_PER_DAY)."""
+
+    person: str
+    cap: str
+
+
+@dataclass(frozen=True)
 class Totals:
     """One day's usage."""
 
@@ -76,7 +85,7 @@ class Totals:
     dollars: float = 0.0
     dollars_by_channel: dict[str, float] | None = None
     top_spenders: tuple[Spender, ...] = ()
-    stopped: tuple[str, ...] = ()  # shortened keys of people a money cap stopped
+    stopped: tuple[Stop, ...] = ()
     # Of the figures above, what was estimated: calls whose usage the server did not report, their tokens, dollars.
     estimated_calls: int = 0
     estimated_prompt_tokens: int = 0
@@ -137,9 +146,10 @@ class Usage:
             self._store.keep_record(SPENDERS.format(day=day), psid, psid, now, ttl=KEEP)
             metrics.SPEND.labels(channel).inc(completion.cost)
 
-    def stopped(self, psid: str, now: float) -> None:
-        """Note that a money cap stopped this person today."""
-        self._store.keep_record(STOPPED.format(day=self._periods.day(now)), psid, psid, now, ttl=KEEP)
+    def stopped(self, psid: str, now: float, cap: str) -> None:
+        """Note that a cap (its setting's name) stopped this person today: once a day for each cap."""
+        stop = json.dumps({"person": psid, "cap": cap})
+        self._store.keep_record(STOPPED.format(day=self._periods.day(now)), f"{cap}:{psid}", stop, now, ttl=KEEP)
 
     def totals(self, now: float) -> Totals:
         """The totals of the day `now` falls in."""
@@ -148,6 +158,16 @@ class Usage:
     def recent(self, now: float, days: int) -> list[Totals]:
         """The totals of the `days` days up to the one `now` falls in, that one first."""
         return [self.totals_of(day) for day in self._periods.days_back(now, days)]
+
+    def top_spenders(self, now: float, days: int) -> tuple[Spender, ...]:
+        """The people who spent the most over the `days` days up to the one `now` falls in, summed by their whole key
+        (two people whose shortened keys look alike stay apart)."""
+        spent: dict[str, int] = {}
+        for day in self._periods.days_back(now, days):
+            for psid in self._store.records(SPENDERS.format(day=day), 0):
+                spent[psid] = spent.get(psid, 0) + self._store.counter(person_spend_key(day, psid))
+        most = sorted(spent.items(), key=lambda item: -item[1])[:TOP_PEOPLE]
+        return tuple(Spender(shortened(psid), nano / NANO) for psid, nano in most)
 
     def totals_of(self, day: str) -> Totals:
         """The totals of a day (YYYY-MM-DD, in TIMEZONE)."""
@@ -166,7 +186,7 @@ class Usage:
             dollars=counter(day_spend_key(day)) / NANO,
             dollars_by_channel={channel: counter(f"usage:{day}:spend:{channel}") / NANO for channel in NAMES},
             top_spenders=tuple(sorted(spenders, key=lambda s: -s.dollars)[:TOP_PEOPLE]),
-            stopped=tuple(shortened(psid) for psid in self._store.records(STOPPED.format(day=day), 0)),
+            stopped=tuple(_stop(text) for text in self._store.records(STOPPED.format(day=day), 0)),
             estimated_calls=counter(f"usage:{day}:estimated:calls"),
             estimated_prompt_tokens=counter(f"usage:{day}:estimated:prompt_tokens"),
             estimated_completion_tokens=counter(f"usage:{day}:estimated:completion_tokens"),
@@ -203,6 +223,14 @@ def prompt_estimate(prompt: Sequence[ChatMessage]) -> int:
 
 def estimate_json(message: ChatMessage) -> int:
     return estimate_tokens(json.dumps(message, ensure_ascii=False))
+
+
+def _stop(text: str) -> Stop:
+    """A stop as kept; one kept before stops named their cap (a plain key) was a money cap's."""
+    if not text.startswith("{"):
+        return Stop(shortened(text), "a money cap")
+    kept = json.loads(text)
+    return Stop(shortened(kept["person"]), kept["cap"])
 
 
 def shortened(psid: str) -> str:
