@@ -148,7 +148,7 @@ def test_the_usage_page_plots_replies_and_dollars_per_day_by_channel(console, op
     assert y_labels == ["0", "1", "2", "3", "4"]
     x_labels = [text.text for text in replies.iter(f"{SVG}text") if "x-label" in text.attrib.get("class", "")]
     assert x_labels[-1] == today_label()
-    assert len(x_labels) == 6  # every fifth day of the 30
+    assert len(x_labels) == 5  # every seventh day of the 30, back from today
     assert "3 replies, $0.1500" in page
     assert "6543…4321" in page  # the top spender, shortened
     assert PSID not in page

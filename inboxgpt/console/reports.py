@@ -19,7 +19,7 @@ from http import HTTPStatus
 from flask import Response, abort, render_template, request
 
 from inboxgpt.channels import NAMES
-from inboxgpt.console.views import CHANNEL_NAMES, blueprint, console, staff_name
+from inboxgpt.console.views import CHANNEL_NAMES, blueprint, console, short_key, staff_name
 from inboxgpt.periods import Periods
 from inboxgpt.tools.leads import Lead, kept_leads, write_csv
 from inboxgpt.usage import Totals, Usage
@@ -30,10 +30,10 @@ LEADS_PER_PAGE = 50
 DAYS = 30
 
 # A plot's size in SVG units (it scales to the page's width), and the room its axes' labels take.
-WIDTH, HEIGHT = 480, 240
-LEFT, RIGHT, TOP, BOTTOM = 64, 12, 30, 34
-# An x-axis label every this many days (and on the last), so that labels never overlap.
-LABEL_EVERY = 5
+WIDTH, HEIGHT = 400, 220
+LEFT, RIGHT, TOP, BOTTOM = 64, 26, 30, 34
+# An x-axis label every this many days (from the last), so that labels never overlap, even on a phone.
+LABEL_EVERY = 7
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,7 @@ def leads() -> str:
         since=since_text,
         when=_lead_time,
         channel_name=lambda name: CHANNEL_NAMES.get(name, name),
+        short_key=short_key,
         me=staff_name(),
     )
 
@@ -174,7 +175,7 @@ def replies_plot(days: Sequence[Totals]) -> Plot:
         f"Replies per day by channel, the last {len(days)} days",
         [[day.replies_by_channel.get(name, 0) for name in NAMES] for day in days],
         days,
-        lambda value: f"{value:,.0f}",
+        lambda value, step=0: f"{value:,.0f}",
         "replies",
         least_step=1,
     )
@@ -219,7 +220,7 @@ def _plot(
     title: str,
     values: Sequence[Sequence[float]],
     days: Sequence[Totals],
-    show: Callable[[float], str],
+    show: Callable[..., str],
     unit: str,
     least_step: float,
 ) -> Plot:
@@ -240,7 +241,7 @@ def _plot(
             base -= height
             label = f"{_day_label(day.date)}: {legend[series]} {show(value)}{unit}"
             bars.append(Bar(LEFT + slot * (index + 0.15), base, slot * 0.7, height, index, series, label))
-    y_ticks = tuple(Tick(HEIGHT - BOTTOM - count * step * scale, show(count * step)) for count in range(5))
+    y_ticks = tuple(Tick(HEIGHT - BOTTOM - count * step * scale, show(count * step, step)) for count in range(5))
     x_ticks = tuple(
         Tick(LEFT + slot * (index + 0.5), _day_label(day.date))
         for index, day in enumerate(days)
@@ -262,7 +263,10 @@ def _step(value: float, least: float) -> float:
     return next(step * power for step in (1, 2, 5, 10) if step * power >= value * (1 - 1e-9))
 
 
-def _dollars(value: float) -> str:
+def _dollars(value: float, step: float = 0.0) -> str:
+    """Dollars to the cent, or to the hundredth of a cent below a dollar; on an axis, as precise as its `step`."""
+    if step:
+        return f"${value:,.{max(2, -math.floor(math.log10(step)))}f}"
     return f"${value:,.2f}" if value >= 1 or value == 0 else f"${value:.4f}"
 
 
