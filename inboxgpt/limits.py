@@ -21,6 +21,7 @@ from inboxgpt.prices import PriceList
 from inboxgpt.replies import BACK_NEXT_MONTH, BACK_TOMORROW, DAILY_LIMIT, SPENT_TODAY, TOO_FAST
 from inboxgpt.store import Store
 from inboxgpt.usage import (
+    KEEP,
     KEEP_MONTH,
     NANO,
     NO_HOLD,
@@ -37,6 +38,13 @@ logger = logging.getLogger(__name__)
 
 MINUTE = 60
 CAP_SETTINGS = {"person_day": "SPEND_PER_PERSON_PER_DAY", "day": "SPEND_PER_DAY", "month": "SPEND_PER_MONTH"}
+# The setting of each cap on counts, by its name in the metrics.
+COUNT_SETTINGS = {
+    "minute": "LIMIT_PER_MINUTE",
+    "day": "LIMIT_PER_DAY",
+    "global": "LIMIT_GLOBAL_PER_DAY",
+    "comments_day": "COMMENTS_PER_DAY",
+}
 
 
 @dataclass(frozen=True)
@@ -119,7 +127,7 @@ class Limits:
             ("minute", self._per_minute, f"limit:{psid}:minute:{minute}", 2 * MINUTE, TOO_FAST),
             ("day", self._per_day, f"limit:{psid}:day:{day}", 2 * DAY, DAILY_LIMIT),
         ):
-            if (refused := self._count(name, limit, key, ttl, notice)) is not None:
+            if (refused := self._count(psid, name, limit, key, ttl, notice)) is not None:
                 return refused
         if self._global_per_day:
             count = self._store.increment(f"limit:global:day:{day}", 1, 2 * DAY)
@@ -131,6 +139,8 @@ class Limits:
                         self._global_per_day,
                     )
                 told = self._store.increment(f"limit:{psid}:told-tomorrow:{day}", 1, 2 * DAY)
+                if told == 1:
+                    self._usage.stopped(psid, self._clock(), COUNT_SETTINGS["global"])
                 return Decision(False, BACK_TOMORROW if told == 1 else None)
         return self._money(psid, self._clock())
 
@@ -167,8 +177,8 @@ class Limits:
         day, month = self._periods.day(now), self._periods.month(now)
         person = person_spend_key(day, psid)
         caps = (
-            Cap("person_day", settings.spend_per_person_per_day, person, day, 2 * DAY, SPENT_TODAY),
-            Cap("day", settings.spend_per_day, day_spend_key(day), day, 2 * DAY, BACK_TOMORROW),
+            Cap("person_day", settings.spend_per_person_per_day, person, day, KEEP, SPENT_TODAY),
+            Cap("day", settings.spend_per_day, day_spend_key(day), day, KEEP, BACK_TOMORROW),
             Cap("month", settings.spend_per_month, month_spend_key(month), month, KEEP_MONTH, BACK_NEXT_MONTH),
         )
         return [cap for cap in caps if cap.dollars]
@@ -185,7 +195,7 @@ class Limits:
                 cap.period,
                 psid if cap.name == "person_day" else "everyone",
             )
-        self._usage.stopped(psid, now)
+        self._usage.stopped(psid, now, CAP_SETTINGS[cap.name])
         told = self._store.increment(f"limit:{psid}:told-spend:{cap.name}:{cap.period}", 1, cap.ttl)
         return Decision(False, cap.notice if told == 1 else None)
 
@@ -200,6 +210,7 @@ class Limits:
                 metrics.LIMITED.labels("comments_day").inc()
                 if count == self._settings.comments_per_day + 1:
                     logger.warning("COMMENTS_PER_DAY of %d reached: no more comments answered today", count - 1)
+                self._usage.stopped(psid, now, COUNT_SETTINGS["comments_day"])
                 return Decision(False)
         return Decision(self._money(psid, now).allowed)
 
@@ -207,14 +218,18 @@ class Limits:
         """Count one reply that needs no model (/help, a sticker's thanks...) for a message sent at `sent_at`: within
         LIMIT_PER_MINUTE, so that a flood of them is not answered message for message."""
         key = f"limit:{psid}:canned:{int(sent_at // MINUTE)}"
-        return self._count("minute", self._per_minute, key, 2 * MINUTE, TOO_FAST) or ALLOW
+        return self._count(psid, "minute", self._per_minute, key, 2 * MINUTE, TOO_FAST) or ALLOW
 
-    def _count(self, name: str, limit: int, key: str, ttl: float, notice: str) -> Decision | None:
+    def _count(self, psid: str, name: str, limit: int, key: str, ttl: float, notice: str) -> Decision | None:
         """Count one against a limit (0: off); the refusal once it is passed, else None."""
         if limit and (count := self._store.increment(key, 1, ttl)) > limit:
             metrics.LIMITED.labels(name).inc()
-            # One notice when the limit is first passed; the messages after it get none.
-            return Decision(False, notice if count == limit + 1 else None)
+            # One notice (and one note of who was stopped) when the limit is first passed; the messages after it get
+            # none, so that a flood costs no more writes than the count.
+            if count != limit + 1:
+                return Decision(False)
+            self._usage.stopped(psid, self._clock(), COUNT_SETTINGS[name])
+            return Decision(False, notice)
         return None
 
 

@@ -18,17 +18,30 @@ from inboxgpt.periods import DAY, Periods
 from inboxgpt.prices import PriceList
 from inboxgpt.store import Store
 
-# Kept a week, so that past days can still be read; a month's spend, a little over a month.
-KEEP = 7 * DAY
+# Kept a month, so that the console can plot the last 30 days; a month's spend, a little over a month.
+DAYS_KEPT = 31
+KEEP = DAYS_KEPT * DAY
 KEEP_MONTH = 32 * DAY
 # Dollars are counted in billionths, as whole numbers (a store's counters are integers): a message's embedding
 # costs a ten-millionth of a dollar.
 NANO = 1_000_000_000
 # The people who spent on a day, kept as records of this kind (for `usage`'s top spenders).
 SPENDERS = "spenders:{day}"
-# The people a money cap stopped on a day.
+# The people a cap stopped on a day, and which cap (its setting's name).
 STOPPED = "stopped:{day}"
 TOP_PEOPLE = 5
+# A day's counters (usage:{day}:{field}) besides those of each channel.
+DAY_FIELDS = (
+    "replies",
+    "prompt_tokens",
+    "completion_tokens",
+    "replies:kind:comment",
+    "spend",
+    "estimated:calls",
+    "estimated:prompt_tokens",
+    "estimated:completion_tokens",
+    "estimated:spend",
+)
 
 
 def person_spend_key(day: str, psid: str) -> str:
@@ -63,6 +76,14 @@ class Spender:
 
 
 @dataclass(frozen=True)
+class Stop:
+    """A person a cap stopped on a day, their key shortened for display, and the cap's setting (SPEND_PER_DAY)."""
+
+    person: str
+    cap: str
+
+
+@dataclass(frozen=True)
 class Totals:
     """One day's usage."""
 
@@ -76,7 +97,7 @@ class Totals:
     dollars: float = 0.0
     dollars_by_channel: dict[str, float] | None = None
     top_spenders: tuple[Spender, ...] = ()
-    stopped: tuple[str, ...] = ()  # shortened keys of people a money cap stopped
+    stopped: tuple[Stop, ...] = ()
     # Of the figures above, what was estimated: calls whose usage the server did not report, their tokens, dollars.
     estimated_calls: int = 0
     estimated_prompt_tokens: int = 0
@@ -137,9 +158,10 @@ class Usage:
             self._store.keep_record(SPENDERS.format(day=day), psid, psid, now, ttl=KEEP)
             metrics.SPEND.labels(channel).inc(completion.cost)
 
-    def stopped(self, psid: str, now: float) -> None:
-        """Note that a money cap stopped this person today."""
-        self._store.keep_record(STOPPED.format(day=self._periods.day(now)), psid, psid, now, ttl=KEEP)
+    def stopped(self, psid: str, now: float, cap: str) -> None:
+        """Note that a cap (its setting's name) stopped this person today: once a day for each cap."""
+        stop = json.dumps({"person": psid, "cap": cap})
+        self._store.keep_record(STOPPED.format(day=self._periods.day(now)), f"{cap}:{psid}", stop, now, ttl=KEEP)
 
     def totals(self, now: float) -> Totals:
         """The totals of the day `now` falls in."""
@@ -149,28 +171,45 @@ class Usage:
         """The totals of the `days` days up to the one `now` falls in, that one first."""
         return [self.totals_of(day) for day in self._periods.days_back(now, days)]
 
+    def top_spenders(self, now: float, days: int) -> tuple[Spender, ...]:
+        """The people who spent the most over the `days` days up to the one `now` falls in, summed by their whole key
+        (two people whose shortened keys look alike stay apart)."""
+        spent: dict[str, int] = {}
+        for day in self._periods.days_back(now, days):
+            people = self._store.records(SPENDERS.format(day=day), 0)
+            for psid, nano in zip(
+                people, self._store.counters([person_spend_key(day, p) for p in people]), strict=True
+            ):
+                spent[psid] = spent.get(psid, 0) + nano
+        most = sorted(spent.items(), key=lambda item: -item[1])[:TOP_PEOPLE]
+        return tuple(Spender(shortened(psid), nano / NANO) for psid, nano in most)
+
     def totals_of(self, day: str) -> Totals:
-        """The totals of a day (YYYY-MM-DD, in TIMEZONE)."""
-        counter = self._store.counter
+        """The totals of a day (YYYY-MM-DD, in TIMEZONE): its counters read in one step."""
+        people = self._store.records(SPENDERS.format(day=day), 0)
+        fields = [*DAY_FIELDS, *(f"replies:{channel}" for channel in NAMES), *(f"spend:{channel}" for channel in NAMES)]
+        values = self._store.counters(
+            [f"usage:{day}:{field}" for field in fields] + [person_spend_key(day, psid) for psid in people]
+        )
+        counter = dict(zip(fields, values[: len(fields)], strict=True))
         spenders = [
-            Spender(shortened(psid), counter(person_spend_key(day, psid)) / NANO)
-            for psid in self._store.records(SPENDERS.format(day=day), 0)
+            Spender(shortened(psid), nano / NANO) for psid, nano in zip(people, values[len(fields) :], strict=True)
         ]
         return Totals(
             date=day,
-            replies=counter(f"usage:{day}:replies"),
-            prompt_tokens=counter(f"usage:{day}:prompt_tokens"),
-            completion_tokens=counter(f"usage:{day}:completion_tokens"),
-            replies_by_channel={channel: counter(f"usage:{day}:replies:{channel}") for channel in NAMES},
-            comment_replies=counter(f"usage:{day}:replies:kind:comment"),
-            dollars=counter(day_spend_key(day)) / NANO,
-            dollars_by_channel={channel: counter(f"usage:{day}:spend:{channel}") / NANO for channel in NAMES},
+            replies=counter["replies"],
+            prompt_tokens=counter["prompt_tokens"],
+            completion_tokens=counter["completion_tokens"],
+            replies_by_channel={channel: counter[f"replies:{channel}"] for channel in NAMES},
+            comment_replies=counter["replies:kind:comment"],
+            dollars=counter["spend"] / NANO,
+            dollars_by_channel={channel: counter[f"spend:{channel}"] / NANO for channel in NAMES},
             top_spenders=tuple(sorted(spenders, key=lambda s: -s.dollars)[:TOP_PEOPLE]),
-            stopped=tuple(shortened(psid) for psid in self._store.records(STOPPED.format(day=day), 0)),
-            estimated_calls=counter(f"usage:{day}:estimated:calls"),
-            estimated_prompt_tokens=counter(f"usage:{day}:estimated:prompt_tokens"),
-            estimated_completion_tokens=counter(f"usage:{day}:estimated:completion_tokens"),
-            estimated_dollars=counter(f"usage:{day}:estimated:spend") / NANO,
+            stopped=tuple(_stop(text) for text in self._store.records(STOPPED.format(day=day), 0)),
+            estimated_calls=counter["estimated:calls"],
+            estimated_prompt_tokens=counter["estimated:prompt_tokens"],
+            estimated_completion_tokens=counter["estimated:completion_tokens"],
+            estimated_dollars=counter["estimated:spend"] / NANO,
         )
 
 
@@ -203,6 +242,14 @@ def prompt_estimate(prompt: Sequence[ChatMessage]) -> int:
 
 def estimate_json(message: ChatMessage) -> int:
     return estimate_tokens(json.dumps(message, ensure_ascii=False))
+
+
+def _stop(text: str) -> Stop:
+    """A stop as kept; one kept before stops named their cap (a plain key) was a money cap's."""
+    if not text.startswith("{"):
+        return Stop(shortened(text), "a money cap")
+    kept = json.loads(text)
+    return Stop(shortened(kept["person"]), kept["cap"])
 
 
 def shortened(psid: str) -> str:

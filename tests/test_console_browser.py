@@ -7,12 +7,14 @@ With CONSOLE_SCREENSHOTS=<folder>, the flows save the screenshots docs/console.m
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,9 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.serving import make_server
 
 from inboxgpt.console.staff import Staff
+from inboxgpt.tools.leads import KIND, Lead
 from inboxgpt.web.app import EXTENSION
+from tests.fakes import completion
 from tests.helpers import DATA, PSID, load, meta_json, page_body, recent, signed_headers, text_event
 from tests.test_console import PASSWORD, SECRET_KEY, WA_KEY, WABA_ID
 
@@ -70,6 +74,7 @@ class Live:
 def live(make_app, config, tmp_path) -> Iterator[Live]:
     config.update(STORE_URL=f"sqlite:///{tmp_path}/bot.db", SECRET_KEY=SECRET_KEY, CONSOLE_INSECURE_COOKIES="on")
     config.update(WHATSAPP_BUSINESS_ACCOUNT_ID=WABA_ID)
+    config.update(MODEL_PRICES="gpt-4.1-mini=0.40/0.10/1.60")  # replies cost money, for the Usage page
     app = make_app(config)
     Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -274,3 +279,86 @@ def test_html_in_a_message_is_shown_as_text_never_run(page, live):
     expect(person).to_have_text(written)
     assert page.locator(".entries b, .entries script, .entries img").count() == 0
     assert dialogs == []
+
+
+# --- Leads and Usage ---
+
+
+def test_the_leads_csv_downloads_with_formulas_escaped(page, live):
+    store = live.app.extensions[EXTENSION].store
+    for number, name in enumerate(('=HYPERLINK("http://evil.example","win")', "Ada Lovelace", "Grace Hopper")):
+        lead = Lead(
+            f"lead{number}",
+            time.time() - 3600 + number,
+            "messenger",
+            f"70000000000000{number:02d}",
+            name=name,
+            phone="+44 7700 900123",
+            note="Call back about a birthday cake",
+        )
+        store.keep_record(KIND, lead.id, json.dumps(asdict(lead)), lead.time)
+    sign_in(page)
+    page.get_by_role("link", name="Leads").click()
+    expect(page.locator("table.leads")).to_contain_text("Grace Hopper")
+    shot(page, "leads")
+    with page.expect_download() as downloading:
+        page.get_by_role("link", name="Download CSV").click()
+    download = downloading.value
+    assert download.suggested_filename == "leads.csv"
+    rows = list(csv.reader(io.StringIO(Path(download.path()).read_text())))
+    assert rows[0] == ["time", "channel", "person", "name", "phone", "email", "note"]
+    assert rows[1][3] == '\'=HYPERLINK("http://evil.example","win")'  # text in a spreadsheet, never a formula
+    assert rows[1][4] == "'+44 7700 900123"
+
+
+def test_the_usage_page_plots_the_days_by_channel(chromium, live, openai_server):
+    openai_server.default = lambda request: completion("An answer.", prompt_tokens=125_000, completion_tokens=2_000)
+    for number in range(3):
+        live.post(f"Question {number}", psid=f"700000000000010{number}")
+    for width, name in ((1000, "usage"), (PHONE["width"], "usage-phone")):
+        context = chromium.new_context(base_url=live.url, viewport={"width": width, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        try:
+            sign_in(page)
+            page.get_by_role("link", name="Usage").click()
+            replies = page.locator("svg#plot-replies")
+            expect(replies).to_be_visible()
+            assert replies.locator("title").first.text_content() == "Replies per day by channel, the last 30 days"
+            bar = replies.locator("rect.series-0 title")
+            expect(bar).to_have_count(1)
+            assert bar.text_content().endswith(": Messenger 3 replies")
+            spent = page.locator("svg#plot-dollars rect.series-0 title")
+            expect(spent).to_have_count(1)
+            assert spent.text_content().endswith(": Messenger $0.1596")  # 3 x (125,000 x $0.40 + 2,000 x $1.60) / 1M
+            assert replies.bounding_box()["height"] > 100  # drawn, at a readable size
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            shot(page, name)
+        finally:
+            context.close()
+
+
+def test_leads_fit_a_phone(chromium, live):
+    store = live.app.extensions[EXTENSION].store
+    lead = Lead(
+        "lead0",
+        time.time(),
+        "whatsapp",
+        "wa:447700900123",
+        name="Ada Lovelace",
+        phone="+44 7700 900123",
+        email="ada@example.com",
+        note="Wants a cake for 12 people on Saturday, gluten free",
+    )
+    store.keep_record(KIND, lead.id, json.dumps(asdict(lead)), lead.time)
+    context = chromium.new_context(base_url=live.url, viewport=PHONE, device_scale_factor=2, is_mobile=True)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    try:
+        sign_in(page)
+        page.get_by_role("link", name="Leads").click()
+        expect(page.locator("table.leads")).to_contain_text("Ada Lovelace")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        shot(page, "leads-phone")
+    finally:
+        context.close()

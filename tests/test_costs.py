@@ -19,7 +19,7 @@ from inboxgpt.model.gpt import Completion
 from inboxgpt.periods import Periods
 from inboxgpt.prices import Price, PriceList, parse_prices
 from inboxgpt.store.memory import MemoryStore
-from inboxgpt.usage import KEEP, SPENDERS, STOPPED, Usage
+from inboxgpt.usage import DAYS_KEPT, KEEP, SPENDERS, STOPPED, Usage
 from inboxgpt.web.app import EXTENSION
 from tests.fakes import Reply, completion, openai_error, server_tokens, streamed, tool_calls
 from tests.helpers import PSID, page_body, poster, text_event
@@ -214,7 +214,7 @@ def test_usage_shows_money_by_channel_the_top_spenders_and_who_was_stopped(confi
     assert "$0.0500" in output
     assert "by channel: messenger $0.0500" in output
     assert "top people: 6543…4321 $0.0500" in output
-    assert "stopped by a money cap: 6543…4321" in output
+    assert "stopped by a cap: 6543…4321 (SPEND_PER_PERSON_PER_DAY)" in output
 
 
 def test_a_messages_embedding_is_paid_with_its_answer(config, tmp_path, make_app, openai_server):
@@ -346,7 +346,7 @@ def test_the_pages_cap_holds_with_many_people_answered_at_once(config, shared_st
     assert spent_today(apps[0]) <= cap + max(costs)  # past the cap by one call at most, not by the calls in flight
 
 
-def test_who_spent_and_who_was_stopped_is_kept_a_week_then_forgotten(backend):  # noqa: F811 (the fixture)
+def test_who_spent_and_who_was_stopped_is_kept_a_month_then_forgotten(backend):  # noqa: F811 (the fixture)
     store = backend()
     usage = Usage(store, Periods("UTC"))
     start = backend.clock.now
@@ -356,7 +356,7 @@ def test_who_spent_and_who_was_stopped_is_kept_a_week_then_forgotten(backend):  
         days.append(usage.totals(backend.clock.now).date)
         for person in range(5):
             usage.record(Completion("a", "stop", 1, 1, cost=0.01), backend.clock.now, psid=f"p{person}")
-            usage.stopped(f"p{person}", backend.clock.now)
+            usage.stopped(f"p{person}", backend.clock.now, "SPEND_PER_DAY")
     if backend.kind == "redis":
         keys = store._redis.keys("mgpt:records*")
         assert keys
@@ -366,5 +366,5 @@ def test_who_spent_and_who_was_stopped_is_kept_a_week_then_forgotten(backend):  
     kept = [
         day for day in days if store.records(SPENDERS.format(day=day), 0) or store.records(STOPPED.format(day=day), 0)
     ]
-    assert kept == days[-7:]  # what `flask usage --days 7` can show
+    assert kept == days[-DAYS_KEPT:]  # what `flask usage --days 31` and the console's 30 days can show
     assert len(usage.totals(backend.clock.now).top_spenders) == 5

@@ -314,6 +314,18 @@ def test_counters_add_up_and_start_again_after_their_lifetime(backend):
     assert store.increment("k", 1, ttl=60) == 1
 
 
+def test_many_counters_are_read_at_once_as_each_would_be(backend):
+    store = backend()
+    keys = [f"day:{n}" for n in range(1200)]  # more than one SQLite query's parameters
+    store.increment_all([(key, n, 60 if n % 2 else 3600) for n, key in enumerate(keys)])
+    assert store.counters([*keys, "none"]) == [*range(1200), 0]
+    assert store.counters([]) == []
+    if backend.kind == "redis":
+        return
+    backend.clock.now += 60
+    assert store.counters(keys[:4]) == [0, 0, 2, 0]
+
+
 def test_counters_added_to_together_each_keep_their_own_lifetime(backend):
     store = backend()
     store.increment("k", 2, ttl=60)

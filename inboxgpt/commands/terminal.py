@@ -21,7 +21,7 @@ from inboxgpt.config import ConfigError, Settings
 from inboxgpt.events import Message
 from inboxgpt.periods import Periods
 from inboxgpt.service import Service
-from inboxgpt.usage import Totals, Usage
+from inboxgpt.usage import DAYS_KEPT, Totals, Usage
 
 # The one person of the terminal: its channel's key.
 TERMINAL_PSID = TerminalChannel.tag
@@ -75,12 +75,14 @@ def terminal_commands(load: Callable[[], Settings]) -> list[click.Command]:
                         click.echo(PAUSED)
 
     @click.command("usage")
-    @click.option("--days", default=1, show_default=True, help="Days to show, today first (the store keeps 7).")
+    @click.option(
+        "--days", default=1, show_default=True, help=f"Days to show, today first (the store keeps {DAYS_KEPT})."
+    )
     def usage_today(days: int) -> None:
         """Show the model's usage by day (in TIMEZONE) kept in the store: replies, tokens, dollars, top spenders."""
         with terminal_service(load) as service:
             counted = Usage(service.store, Periods(service.settings.timezone))
-            for totals in counted.recent(time.time(), max(1, min(days, 7))):
+            for totals in counted.recent(time.time(), max(1, min(days, DAYS_KEPT))):
                 click.echo(_usage_lines(totals))
 
     return [chat, usage_today]
@@ -103,7 +105,7 @@ def _usage_lines(totals: Totals) -> str:
     if totals.top_spenders:
         lines.append("  top people: " + ", ".join(f"{s.person} ${s.dollars:.4f}" for s in totals.top_spenders))
     if totals.stopped:
-        lines.append("  stopped by a money cap: " + ", ".join(totals.stopped))
+        lines.append("  stopped by a cap: " + ", ".join(f"{stop.person} ({stop.cap})" for stop in totals.stopped))
     if totals.estimated_calls:
         lines.append(
             f"  estimated (the server reported no usage): {totals.estimated_calls:,} model calls, "

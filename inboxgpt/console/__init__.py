@@ -14,6 +14,7 @@ from flask import Flask
 
 from inboxgpt.channels.base import Channels
 from inboxgpt.config import Secret, Settings
+from inboxgpt.console import reports  # noqa: F401 (adds the Leads and Usage pages to the blueprint)
 from inboxgpt.console.staff import Staff
 from inboxgpt.console.views import CONSOLE, Console, blueprint
 from inboxgpt.conversation.desk import Desk

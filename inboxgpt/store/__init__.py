@@ -104,6 +104,9 @@ class Store(Protocol):
     def counter(self, key: str) -> int:
         """Return a counter's value; 0 if it does not exist or has expired."""
 
+    def counters(self, keys: Sequence[str]) -> list[int]:
+        """Each counter's value, as `counter` gives it, read in one step (one query, one round trip)."""
+
     def pause(self, psid: str, until: float, ttl: float) -> None:
         """Keep the bot silent for the person until `until` (seconds, in Meta's time); kept `ttl` seconds at most."""
 

@@ -239,6 +239,12 @@ class MemoryStore:
             self._expire_locked(self._clock())
             return self._counters.get(key, (0, 0.0))[0]
 
+    def counters(self, keys: Sequence[str]) -> list[int]:
+        """Each counter's value, as `counter` gives it."""
+        with self._lock:
+            self._expire_locked(self._clock())
+            return [self._counters.get(key, (0, 0.0))[0] for key in keys]
+
     def pause(self, psid: str, until: float, ttl: float) -> None:
         """Keep the bot silent for the person until `until` (seconds, in Meta's time); kept `ttl` seconds at most."""
         with self._lock:

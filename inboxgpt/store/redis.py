@@ -321,6 +321,12 @@ class RedisStore:
         """Return a counter's value; 0 if it does not exist or has expired."""
         return int(self._redis.get(PREFIX + "counter:" + key) or 0)
 
+    def counters(self, keys: Sequence[str]) -> list[int]:
+        """Each counter's value, as `counter` gives it, in one round trip."""
+        if not keys:
+            return []
+        return [int(value or 0) for value in self._redis.mget([PREFIX + "counter:" + key for key in keys])]
+
     def pause(self, psid: str, until: float, ttl: float) -> None:
         """Keep the bot silent for the person until `until` (seconds, in Meta's time); kept `ttl` seconds at most."""
         self._redis.set(PREFIX + "pause:" + psid, repr(until), px=max(1, int(ttl * 1000)))
