@@ -273,6 +273,13 @@ def test_search_finds_a_conversation_by_what_was_said(app, browser):
     assert "No conversations here" in none
 
 
+def test_search_results_are_not_read_again_every_few_seconds(app, browser):
+    # A search reads every transcript kept: the page asks for it once, while the plain list stays live.
+    poster(app)(message("Do you have oat milk?"))
+    assert 'data-live="' in browser.get("/console/?view=everyone").get_data(as_text=True)
+    assert "data-live" not in browser.get("/console/?view=everyone&q=oat").get_data(as_text=True)
+
+
 def test_html_in_a_message_is_shown_as_text(app, browser):
     poster(app)(message('<img src=x onerror="alert(1)"><script>alert(2)</script>'))
     page = browser.get(f"/console/c/{PSID}").get_data(as_text=True)
