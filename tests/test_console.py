@@ -387,6 +387,8 @@ def test_a_whatsapp_photo_is_shown_through_the_service(app, browser, graph):
     shown = browser.get(src)
     assert shown.status_code == 200
     assert shown.data == photo
+    # Kept by the staff member's browser alone, so the live conversation does not fetch it again and again.
+    assert shown.headers["Cache-Control"] == "private, max-age=3600"
 
 
 def test_check_says_whether_the_console_is_on(make_app, console_config, graph):

@@ -58,6 +58,8 @@ STATE_NAMES = {
     State.RESOLVED.value: "Resolved",
 }
 # Pages of the console: never framed, never cached, scripts and styles from the service only.
+# How long a staff member's browser keeps a person's photo.
+PHOTO_KEPT_SECONDS = 3600
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -388,6 +390,9 @@ def photo(key: str, entry_id: str, number: int) -> Response:
         abort(HTTPStatus.NOT_FOUND)  # an image that can carry a script is not shown from the service's origin
     response = Response(content, mimetype=content_type)
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    # A photo at this address never changes: the staff member's browser keeps it, so a conversation read again (every
+    # few seconds, live) does not download it again each time. Private: no shared cache keeps it.
+    response.headers["Cache-Control"] = f"private, max-age={PHOTO_KEPT_SECONDS}"
     return response
 
 
