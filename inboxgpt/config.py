@@ -196,6 +196,12 @@ class Settings:
     console_url: str | None = None
     # Session cookies without Secure, for a console tried over plain http on one's own machine.
     console_insecure_cookies: bool = False
+    # The model that grades evals' answers and plays their customers (flask eval); None: OPENAI_MODEL.
+    judge_model: str | None = None
+    # Outcomes (flask report): a person's messages further apart than this start a new conversation; a
+    # conversation the assistant answered counts as resolved once the person stays silent this long.
+    conversation_gap_hours: float = 24.0
+    resolved_after_hours: float = 24.0
 
     @property
     def page_configured(self) -> bool:
@@ -455,6 +461,9 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "SECRET_KEY": ("secret_key", _secret_key),
     "CONSOLE_URL": ("console_url", _http_url),
     "CONSOLE_INSECURE_COOKIES": ("console_insecure_cookies", _flag),
+    "JUDGE_MODEL": ("judge_model", _text),
+    "CONVERSATION_GAP_HOURS": ("conversation_gap_hours", _positive_float),
+    "RESOLVED_AFTER_HOURS": ("resolved_after_hours", _positive_float),
 }
 
 
