@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from inboxgpt.evals.runner import Result, Run
-from inboxgpt.evals.watch import CallMade
+from inboxgpt.evals.watch import CallMade, shortened
 
 # The answer as a failure shows it, at most.
 ANSWER_CHARS = 600
@@ -35,7 +35,7 @@ def failure(result: Result) -> list[str]:
     lines = [f"FAIL {result.name} ({result.kind}): {'; '.join(result.why)}"]
     for turn in result.turns:
         lines.append(f"  person> {turn.said}")
-        lines.append(f"  answer> {_shortened(turn.answer) or '(no answer)'}")
+        lines.append(f"  answer> {shortened(turn.answer, ANSWER_CHARS) or '(no answer)'}")
     lines.append("  tool calls: " + (", ".join(_call(call) for call in result.calls) or "none"))
     lines.append("  knowledge used: " + (", ".join(result.sections) or "none"))
     return lines
@@ -103,9 +103,4 @@ def _result(result: Result) -> dict[str, Any]:
 
 
 def _call(call: CallMade) -> str:
-    return f"{call.name}({call.arguments or '{}'}) -> {call.outcome}: {_shortened(call.result, 120)}"
-
-
-def _shortened(text: str, limit: int = ANSWER_CHARS) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return f"{call.name}({call.arguments or '{}'}) -> {call.outcome}: {shortened(call.result, 120)}"

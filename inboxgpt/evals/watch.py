@@ -27,6 +27,8 @@ from inboxgpt.tools.toolbox import Round, Toolbox
 
 # talk_to_a_person runs nothing: the round hands over, and the watch notes the call as this.
 HANDED_OVER = "handed the conversation to a person"
+# A tool's result as an explanation shows it, at most.
+RESULT_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,27 @@ class Watch:
             any(c.estimated for c in completions),
             seconds,
         )
+
+
+def shortened(text: str, limit: int = RESULT_CHARS) -> str:
+    """Text on one line, cut at `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def explained(explanation: Explanation) -> str:
+    """An answer's explanation as `chat --explain` prints it, a few indented lines."""
+    sections = ", ".join(explanation.sections) or "none"
+    lines = [f"  knowledge: {sections}"]
+    for call in explanation.calls:
+        lines.append(f"  tool {call.name} {call.arguments or '{}'} -> {call.outcome}: {shortened(call.result)}")
+    estimated = " (estimated: the server reported no usage)" if explanation.estimated else ""
+    lines.append(
+        f"  {explanation.prompt_tokens:,} prompt + {explanation.completion_tokens:,} completion tokens in "
+        f"{explanation.model_calls} model call{'s' if explanation.model_calls != 1 else ''}{estimated}, "
+        f"${explanation.cost:.6f}, {explanation.seconds:.1f} s"
+    )
+    return "\n".join(lines)
 
 
 class _WatchedKnowledge:
