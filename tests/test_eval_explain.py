@@ -35,8 +35,10 @@ def test_explain_shows_the_sections_the_tool_call_and_the_cost(config, make_app,
     )
     openai_server.script.extend([tool_calls(("order_status", {"number": "1042"})), completion("It's on its way.")])
 
-    result = make_app(config).test_cli_runner().invoke(
-        args=["chat", "--explain"], input="where is my sourdough order 1042?\n"
+    result = (
+        make_app(config)
+        .test_cli_runner()
+        .invoke(args=["chat", "--explain"], input="where is my sourdough order 1042?\n")
     )
 
     assert result.exit_code == 0, result.output
