@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import tomllib
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,12 +95,6 @@ class EvalFile:
     @property
     def size(self) -> int:
         return len(self.cases) + len(self.simulations)
-
-
-def folded(text: str) -> str:
-    """Text as a mention is looked for: case and accents ignored."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(char for char in decomposed if not unicodedata.combining(char))
 
 
 def read_eval_file(path: Path) -> EvalFile:

@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from inboxgpt.config import Settings
-from inboxgpt.evals.cases import Case, EvalFile, Expect, Simulation, folded
+from inboxgpt.conversation.routing import plain_words as folded
+from inboxgpt.evals.cases import Case, EvalFile, Expect, Simulation
 from inboxgpt.evals.judge import Judge
 from inboxgpt.evals.rehearsal import Answered, Rehearsal
 from inboxgpt.evals.watch import CallMade, Explanation
