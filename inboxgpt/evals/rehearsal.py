@@ -21,11 +21,13 @@ from inboxgpt.channels.graph import GraphClient
 from inboxgpt.channels.messenger import GraphChannel
 from inboxgpt.config import Settings
 from inboxgpt.conversation.bot import Bot
+from inboxgpt.conversation.transcript import Transcripts
 from inboxgpt.evals.watch import Explanation, Watch, WatchedToolbox, watched_bot
 from inboxgpt.events import Message
 from inboxgpt.model.gpt import ToolCall
 from inboxgpt.notify import HandoverNotifier
 from inboxgpt.service import Service
+from inboxgpt.store import Store, StoreUnavailable, open_store
 from inboxgpt.tools.http import Caller
 from inboxgpt.tools.leads import Leads
 from inboxgpt.tools.schema import argument_problems
@@ -127,6 +129,32 @@ class SilentNotifier(HandoverNotifier):
         """A rehearsal tells no one."""
 
 
+class RehearsedTranscripts(Transcripts):
+    """The transcripts, kept in the rehearsal's store, with the console staffed as the service's own store says."""
+
+    def __init__(self, store: Store, days: float, notifier: HandoverNotifier, staffed: bool):
+        super().__init__(store, days, notifier)
+        self._staffed = staffed
+
+    def read_by_staff(self) -> bool:
+        return self._staffed
+
+
+def _staffed(settings: Settings) -> bool:
+    """Whether the owner's console has staff to read a handover (their accounts are in the service's store), as
+    the answer to /human depends on it; a store out of reach counts as none."""
+    try:
+        store = open_store(settings)
+    except StoreUnavailable:
+        return False
+    try:
+        return Transcripts(store, settings.transcript_days).read_by_staff()
+    except StoreUnavailable:
+        return False
+    finally:
+        store.close()
+
+
 @dataclass(frozen=True)
 class Answered:
     """One turn of a rehearsed conversation: what was said, the answer as the person would see it, what it drew on,
@@ -169,7 +197,8 @@ class Rehearsal:
         if service.settings.tools is not None:
             toolbox = RehearsedToolbox(service.settings.tools, service.leads, self._watch, tool_results or {})
         notifier = SilentNotifier(configured=settings.handover_notify_url is not None)
-        self._bot = watched_bot(service, self._watch, toolbox, notifier)
+        transcripts = RehearsedTranscripts(service.store, settings.transcript_days, notifier, _staffed(settings))
+        self._bot = watched_bot(service, self._watch, toolbox, notifier, transcripts)
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
 

@@ -185,9 +185,10 @@ def watched_bot(
     watch: Watch,
     toolbox: Toolbox | None,
     notifier: HandoverNotifier | None = None,
+    transcripts: Transcripts | None = None,
 ) -> Bot:
-    """The service's conversation, its knowledge and model watched, with `toolbox` (None: no tools offered) and
-    `notifier` (the service's own if None)."""
+    """The service's conversation, its knowledge and model watched, with `toolbox` (None: no tools offered),
+    `notifier` and `transcripts` (the service's own kind if None)."""
     notifier = notifier or service.notifier
     store = service.store
     knowledge = cast(Knowledge, _WatchedKnowledge(service.knowledge, watch)) if service.knowledge else None
@@ -202,5 +203,5 @@ def watched_bot(
         knowledge,
         notifier=notifier,
         toolbox=toolbox,
-        transcripts=Transcripts(store, service.settings.transcript_days, notifier),
+        transcripts=transcripts or Transcripts(store, service.settings.transcript_days, notifier),
     )
