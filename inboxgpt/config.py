@@ -202,6 +202,12 @@ class Settings:
     # Proxies (nginx) in front of the service that set X-Forwarded-For: the client's address is read that many hops
     # back, so that the console's login lockout counts each address apart. 0: the address connected from.
     trusted_proxies: int = 0
+    # The model that grades evals' answers and plays their customers (flask eval); None: OPENAI_MODEL.
+    judge_model: str | None = None
+    # Outcomes (flask report): a person's messages further apart than this start a new conversation; a
+    # conversation the assistant answered counts as resolved once the person stays silent this long.
+    conversation_gap_hours: float = 24.0
+    resolved_after_hours: float = 24.0
 
     @property
     def page_configured(self) -> bool:
@@ -463,6 +469,9 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "CONSOLE_URL": ("console_url", _http_url),
     "CONSOLE_INSECURE_COOKIES": ("console_insecure_cookies", _flag),
     "TRUSTED_PROXIES": ("trusted_proxies", _non_negative_int),
+    "JUDGE_MODEL": ("judge_model", _text),
+    "CONVERSATION_GAP_HOURS": ("conversation_gap_hours", _positive_float),
+    "RESOLVED_AFTER_HOURS": ("resolved_after_hours", _positive_float),
 }
 
 

@@ -152,7 +152,7 @@ def test_broken_files_are_skipped_with_one_warning_each_and_the_rest_is_read(fol
     ]
     (started,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("knowledge: ")]
     assert started.startswith("knowledge: 8 files, 29 sections")
-    assert "(2 files of other kinds ignored)" in started  # questions.json and notes.docx
+    assert "(3 files of other kinds ignored)" in started  # questions.json, evals.toml and notes.docx
 
 
 def test_a_folder_that_does_not_exist_is_refused_at_start(config, tmp_path):

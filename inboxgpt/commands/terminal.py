@@ -18,6 +18,8 @@ import click
 from inboxgpt.channels.base import Channels
 from inboxgpt.channels.terminal import TerminalChannel
 from inboxgpt.config import ConfigError, Settings
+from inboxgpt.conversation.bot import Bot
+from inboxgpt.evals.watch import Watch, WatchedToolbox, explained, watched_bot
 from inboxgpt.events import Message
 from inboxgpt.periods import Periods
 from inboxgpt.service import Service
@@ -49,10 +51,17 @@ def terminal_commands(load: Callable[[], Settings]) -> list[click.Command]:
     """The CLI commands, reading their settings with `load`."""
 
     @click.command("chat")
-    def chat() -> None:
+    @click.option(
+        "--explain",
+        is_flag=True,
+        help="After each answer: the knowledge sections used, tool calls, tokens, cost, time.",
+    )
+    def chat(explain: bool) -> None:
         """Talk to the bot in this terminal: same model, prompt, history and commands as on Messenger."""
         channel = TerminalChannel()
         with terminal_service(load, channel) as service:
+            watch = Watch()
+            bot = _explaining_bot(service, watch) if explain else service.bot
             click.echo(
                 f"Chatting with {service.settings.openai_model}. /reset starts over, /help explains, Ctrl-D quits."
             )
@@ -70,9 +79,12 @@ def terminal_commands(load: Callable[[], Settings]) -> list[click.Command]:
                         text=line.rstrip("\n"),
                     )
                     printed = channel.sent
-                    service.bot.handle(message)
+                    started = time.monotonic()
+                    bot.handle(message)
                     if channel.sent == printed and service.store.paused_until(TERMINAL_PSID) > time.time():
                         click.echo(PAUSED)
+                    if explain:
+                        click.echo(explained(watch.take(time.monotonic() - started)))
 
     @click.command("usage")
     @click.option(
@@ -86,6 +98,15 @@ def terminal_commands(load: Callable[[], Settings]) -> list[click.Command]:
                 click.echo(_usage_lines(totals))
 
     return [chat, usage_today]
+
+
+def _explaining_bot(service: Service, watch: Watch) -> Bot:
+    """The service's conversation, what each answer draws on noted in `watch` (the tools run as always)."""
+    settings = service.settings
+    toolbox = None
+    if settings.tools is not None:
+        toolbox = WatchedToolbox(settings.tools, service.leads, settings.tools_allow_private, watch)
+    return watched_bot(service, watch, toolbox)
 
 
 def _usage_lines(totals: Totals) -> str:

@@ -19,9 +19,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from inboxgpt import metrics
 from inboxgpt.commands.checks import check_command
+from inboxgpt.commands.eval import eval_command
 from inboxgpt.commands.forget import forget_command
 from inboxgpt.commands.leads import leads_command
 from inboxgpt.commands.page_setup import page_setup_command
+from inboxgpt.commands.report import report_command
 from inboxgpt.commands.send_test import send_test_command
 from inboxgpt.commands.terminal import terminal_commands
 from inboxgpt.config import ConfigError, Settings, load_settings, settings_from_mapping
@@ -127,6 +129,8 @@ def _add_commands(app: Flask, config: Mapping[str, str] | Settings | None) -> No
     app.cli.add_command(send_test_command(lambda: _settings(config, openai_required=False)))
     app.cli.add_command(staff_command(lambda: _settings(config, meta_required=False, openai_required=False)))
     app.cli.add_command(forget_command(lambda: _settings(config, meta_required=False, openai_required=False)))
+    app.cli.add_command(eval_command(lambda: _settings(config, meta_required=False)))
+    app.cli.add_command(report_command(lambda: _settings(config, meta_required=False, openai_required=False)))
 
 
 def built_to_find_a_command() -> bool:
