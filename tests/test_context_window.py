@@ -99,7 +99,7 @@ def test_the_newest_exchange_is_cut_to_fit_rather_than_left_out():
 
 
 def test_the_learned_window_is_logged_once(post, small_model, caplog):
-    with caplog.at_level(logging.INFO, logger="inboxgpt.model.gpt"):
+    with caplog.at_level(logging.INFO, logger="inboxgpt.model.window"):
         say(post, *(f"{n}. {QUESTION}" for n in range(5)))
     learned = [r.getMessage() for r in caplog.records if "context window" in r.getMessage()]
     assert learned == ["the model's context window is 1024 tokens: prompts are fitted to it"]
@@ -179,7 +179,7 @@ def test_photos_too_large_for_the_window_are_an_apology_not_a_complaint_about_th
         post(load("image.json"))
     assert openai_server.requests == []
     assert apologies(graph) == [replies.APOLOGIES[replies.Failure.TOO_LONG]]
-    assert [r.getMessage() for r in caplog.records if r.name == "inboxgpt.model.gpt"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "inboxgpt.model.window"] == [
         "the photos do not fit the model's context window of 1024 tokens"
     ]
 
