@@ -22,7 +22,7 @@ from pathlib import Path
 import redis as redis_client
 
 from bench.common import machine, parse, percentile
-from inboxgpt.model.gpt import Completion
+from inboxgpt.model.completion import Completion
 from inboxgpt.periods import Periods
 from inboxgpt.store import Bounds, Store, Turn
 from inboxgpt.store.memory import MemoryStore

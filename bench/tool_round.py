@@ -27,7 +27,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from bench.common import FakeGraph, FakeOpenAI, parse
-from inboxgpt.model.gpt import ToolCall
+from inboxgpt.model.completion import ToolCall
 from inboxgpt.tools.http import Caller, ToolError, call_tool
 from inboxgpt.tools.spec import HttpTool
 from inboxgpt.tools.toolbox import Toolbox

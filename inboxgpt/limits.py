@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from inboxgpt import metrics
 from inboxgpt.config import Settings
-from inboxgpt.model.gpt import Completion
+from inboxgpt.model.completion import Completion
 from inboxgpt.model.prompt import ChatMessage
 from inboxgpt.periods import DAY, Periods
 from inboxgpt.prices import PriceList

@@ -5,7 +5,7 @@ Texts with `{placeholders}` are filled with `str.format`; keep the placeholders 
 
 from __future__ import annotations
 
-from inboxgpt.model.gpt import Failure
+from inboxgpt.model.errors import Failure
 
 GREETING = (
     "Hi! I'm an assistant powered by GPT. Ask me anything and I'll do my best to help. Send /help to see what I can do."

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from inboxgpt import metrics
 from inboxgpt.channels import NAMES
 from inboxgpt.events import FIRST_CHANNEL
-from inboxgpt.model.gpt import Completion
+from inboxgpt.model.completion import Completion
 from inboxgpt.model.prompt import ChatMessage, estimate_tokens, message_tokens
 from inboxgpt.periods import DAY, Periods
 from inboxgpt.prices import PriceList

@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 
 from inboxgpt.console.staff import Staff
 from inboxgpt.limits import Limits, LimitSettings
-from inboxgpt.model.gpt import Completion
+from inboxgpt.model.completion import Completion
 from inboxgpt.periods import Periods
 from inboxgpt.tools.leads import KIND, Lead
 from inboxgpt.usage import Usage

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from inboxgpt import replies
 from inboxgpt.model import prompt
-from tests.fakes import SmallWindow, server_tokens
+from tests.fakes import SmallWindow, completion, server_tokens, streamed
 from tests.helpers import PSID, load, page_body, text_event
 
 EXAMPLE_KNOWLEDGE = Path(__file__).resolve().parent.parent / "examples" / "knowledge"
@@ -99,7 +99,7 @@ def test_the_newest_exchange_is_cut_to_fit_rather_than_left_out():
 
 
 def test_the_learned_window_is_logged_once(post, small_model, caplog):
-    with caplog.at_level(logging.INFO, logger="inboxgpt.model.gpt"):
+    with caplog.at_level(logging.INFO, logger="inboxgpt.model.window"):
         say(post, *(f"{n}. {QUESTION}" for n in range(5)))
     learned = [r.getMessage() for r in caplog.records if "context window" in r.getMessage()]
     assert learned == ["the model's context window is 1024 tokens: prompts are fitted to it"]
@@ -179,7 +179,7 @@ def test_photos_too_large_for_the_window_are_an_apology_not_a_complaint_about_th
         post(load("image.json"))
     assert openai_server.requests == []
     assert apologies(graph) == [replies.APOLOGIES[replies.Failure.TOO_LONG]]
-    assert [r.getMessage() for r in caplog.records if r.name == "inboxgpt.model.gpt"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "inboxgpt.model.window"] == [
         "the photos do not fit the model's context window of 1024 tokens"
     ]
 
@@ -246,6 +246,24 @@ def test_25_long_turns_are_answered_when_the_server_refuses_streams_by_cutting_t
     assert len(graph.texts(PSID)) == 25
     assert llama_cpp.refused + llama_cpp.cut_streams <= 3
     assert replies.CUT_OFF not in graph.texts(PSID)
+
+
+def test_a_stream_the_server_ended_for_another_request_teaches_no_window(post, graph, openai_server, caplog):
+    # llama-cpp-python ends a stream, with [DONE] and no finish reason, when another request comes in: asked again
+    # without streaming, the answer finishes. Taken for an overflow, this once taught a window of 259 tokens, after
+    # which every prompt with the page's knowledge was refused as too long.
+    interrupted = streamed(completion("The old town is built around"), include_usage=False)
+    interrupted.chunks = interrupted.chunks[:-1]  # no finish reason, yet "data: [DONE]"
+    openai_server.script.extend([interrupted, completion("The old town is built around the river.")])
+    with caplog.at_level(logging.INFO):
+        say(post, QUESTION, "And the river?")
+    assert graph.texts(PSID) == ["The old town is built around the river.", "You said: And the river?"]
+    assert "context window is" not in caplog.text
+    assert contents(openai_server.requests[-1])[1:] == [
+        QUESTION,
+        "The old town is built around the river.",
+        "And the river?",
+    ]
 
 
 def test_the_terminal_chat_learns_the_window_from_cut_streams_too(app, llama_cpp):

@@ -7,7 +7,7 @@ import pytest
 from inboxgpt import replies
 from inboxgpt.channels.messenger import MessengerChannel
 from inboxgpt.model import prompt
-from inboxgpt.model.gpt import Failure
+from inboxgpt.model.errors import Failure
 from inboxgpt.model.prompt import estimate_tokens
 from tests.fakes import Reply, completion, openai_error
 from tests.helpers import OPENAI_KEY, PSID, page_body, text_event

@@ -15,7 +15,7 @@ import pytest
 from inboxgpt import replies
 from inboxgpt.config import ConfigError
 from inboxgpt.limits import Limits, LimitSettings
-from inboxgpt.model.gpt import Completion
+from inboxgpt.model.completion import Completion
 from inboxgpt.periods import Periods
 from inboxgpt.prices import Price, PriceList, parse_prices
 from inboxgpt.store.memory import MemoryStore

@@ -10,7 +10,9 @@ import pytest
 from openai import OpenAI
 
 from inboxgpt.config import settings_from_mapping
-from inboxgpt.model.gpt import ChatModel, Failure, ModelError, ModelSettings, drop_older_half
+from inboxgpt.model.errors import Failure, ModelError
+from inboxgpt.model.gpt import ChatModel, ModelSettings
+from inboxgpt.model.prompt import drop_older_half
 from tests.fakes import Reply, completion, streamed
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from inboxgpt import replies
 from inboxgpt.commands.terminal import PAUSED
 from inboxgpt.config import REQUIRED
-from inboxgpt.model.gpt import Failure
+from inboxgpt.model.errors import Failure
 from tests.fakes import FakeHook, openai_error
 
 ROOT = Path(__file__).resolve().parent.parent

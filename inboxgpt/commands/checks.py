@@ -19,7 +19,8 @@ from inboxgpt.channels import page_channels
 from inboxgpt.channels.graph import GraphClient, GraphError, GraphSettings
 from inboxgpt.config import ConfigError, Settings
 from inboxgpt.conversation.handover import unheard
-from inboxgpt.model.gpt import ChatModel, Failure, ModelError, ModelSettings
+from inboxgpt.model.errors import Failure, ModelError
+from inboxgpt.model.gpt import ChatModel, ModelSettings
 from inboxgpt.notify import HandoverNotifier
 from inboxgpt.store import StoreUnavailable, open_store
 

@@ -26,7 +26,8 @@ from inboxgpt.config import Settings
 from inboxgpt.conversation.moderation import flagged
 from inboxgpt.events import Comment
 from inboxgpt.model import prompt
-from inboxgpt.model.gpt import ChatModel, ModelError
+from inboxgpt.model.errors import ModelError
+from inboxgpt.model.gpt import ChatModel
 from inboxgpt.model.knowledge import Knowledge
 from inboxgpt.store import Store, Turn
 from inboxgpt.usage import Usage

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 
 from inboxgpt import metrics
-from inboxgpt.model.gpt import ChatModel, ModelError
+from inboxgpt.model.errors import ModelError
+from inboxgpt.model.gpt import ChatModel
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,9 @@ from inboxgpt.events import Event, Message
 from inboxgpt.limits import Bill, CapReached, Limits
 from inboxgpt.media import Media, MediaError
 from inboxgpt.model import prompt
-from inboxgpt.model.gpt import ChatModel, Completion, Failure, ModelError
+from inboxgpt.model.completion import Completion
+from inboxgpt.model.errors import Failure, ModelError
+from inboxgpt.model.gpt import ChatModel
 from inboxgpt.model.knowledge import Chosen, Knowledge
 from inboxgpt.model.streaming import ParagraphSender
 from inboxgpt.store import Store, Turn

@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 from inboxgpt.limits import Bill
-from inboxgpt.model.gpt import ChatModel, Completion
+from inboxgpt.model.completion import Completion
+from inboxgpt.model.gpt import ChatModel
 from inboxgpt.model.prompt import ChatMessage
 from inboxgpt.tools.http import Caller
 from inboxgpt.tools.toolbox import Toolbox, ToolResult

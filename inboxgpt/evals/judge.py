@@ -9,7 +9,8 @@ import re
 from dataclasses import dataclass, replace
 
 from inboxgpt.config import Settings
-from inboxgpt.model.gpt import ChatModel, ModelError, ModelSettings
+from inboxgpt.model.errors import ModelError
+from inboxgpt.model.gpt import ChatModel, ModelSettings
 from inboxgpt.model.prompt import ChatMessage
 
 GROUNDED_PROMPT = (

@@ -24,7 +24,7 @@ from inboxgpt.conversation.bot import Bot
 from inboxgpt.conversation.transcript import Transcripts
 from inboxgpt.evals.watch import Explanation, Watch, WatchedToolbox, watched_bot
 from inboxgpt.events import Message
-from inboxgpt.model.gpt import ToolCall
+from inboxgpt.model.completion import ToolCall
 from inboxgpt.notify import HandoverNotifier
 from inboxgpt.service import Service
 from inboxgpt.store import Store, StoreUnavailable, open_store

@@ -16,7 +16,8 @@ from typing import Any, cast
 
 from inboxgpt.conversation.bot import Bot, ConversationSettings
 from inboxgpt.conversation.transcript import Transcripts
-from inboxgpt.model.gpt import ChatModel, Completion, ToolCall
+from inboxgpt.model.completion import Completion, ToolCall
+from inboxgpt.model.gpt import ChatModel
 from inboxgpt.model.knowledge import Chosen, Knowledge
 from inboxgpt.notify import HandoverNotifier
 from inboxgpt.service import Service

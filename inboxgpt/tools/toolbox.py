@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inboxgpt import metrics
-from inboxgpt.model.gpt import ToolCall
+from inboxgpt.model.completion import ToolCall
 from inboxgpt.tools.http import Caller, RefusedValue, ToolError, call_tool
 from inboxgpt.tools.leads import SAVE_CONTACT, SAVE_CONTACT_PARAMETERS, Leads
 from inboxgpt.tools.schema import argument_problems
