@@ -253,6 +253,7 @@ def test_a_stream_the_server_ended_for_another_request_teaches_no_window(post, g
     # without streaming, the answer finishes. Taken for an overflow, this once taught a window of 259 tokens, after
     # which every prompt with the page's knowledge was refused as too long.
     interrupted = streamed(completion("The old town is built around"), include_usage=False)
+    assert interrupted.chunks is not None
     interrupted.chunks = interrupted.chunks[:-1]  # no finish reason, yet "data: [DONE]"
     openai_server.script.extend([interrupted, completion("The old town is built around the river.")])
     with caplog.at_level(logging.INFO):
