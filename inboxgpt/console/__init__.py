@@ -18,6 +18,7 @@ from inboxgpt.console import reports  # noqa: F401 (adds the Leads and Usage pag
 from inboxgpt.console.staff import Staff
 from inboxgpt.console.views import CONSOLE, Console, blueprint
 from inboxgpt.conversation.desk import Desk
+from inboxgpt.conversation.outcomes import OutcomeSettings
 from inboxgpt.conversation.pauses import Pauses
 from inboxgpt.conversation.transcript import Transcripts
 from inboxgpt.media import Media
@@ -36,6 +37,8 @@ class ConsoleSettings:
     pause_minutes: float
     history_max_tokens: int
     timezone: str
+    outcomes: OutcomeSettings
+    people_cap: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConsoleSettings:
@@ -45,6 +48,8 @@ class ConsoleSettings:
             pause_minutes=settings.human_pause_minutes,
             history_max_tokens=settings.history_max_tokens,
             timezone=settings.timezone,
+            outcomes=OutcomeSettings.from_settings(settings),
+            people_cap=settings.max_conversations,
         )
 
 
@@ -73,5 +78,7 @@ def install(
         media=media,
         signing=settings.secret_key is not None,
         timezone=settings.timezone,
+        outcomes=settings.outcomes,
+        people_cap=settings.people_cap,
     )
     app.register_blueprint(blueprint)
