@@ -24,11 +24,13 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.serving import make_server
 
 from inboxgpt.console.staff import Staff
+from inboxgpt.conversation.transcript import Transcripts
 from inboxgpt.tools.leads import KIND, Lead
 from inboxgpt.web.app import EXTENSION
 from tests.fakes import completion
 from tests.helpers import DATA, PSID, load, meta_json, page_body, recent, signed_headers, text_event
 from tests.test_console import PASSWORD, SECRET_KEY, WA_KEY, WABA_ID
+from tests.test_console_outcomes import Clock, talk
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Playwright's waits: long enough for a loaded CI machine; each passes as soon as the page shows what is awaited.
@@ -362,3 +364,35 @@ def test_leads_fit_a_phone(chromium, live):
         shot(page, "leads-phone")
     finally:
         context.close()
+
+
+def test_the_usage_page_shows_the_outcomes_and_what_was_not_covered(chromium, live):
+    transcripts = Transcripts(live.app.extensions[EXTENSION].store, 90, clock=(clock := Clock()))
+    for number in range(6):
+        psid, hours = f"70000000000002{number:02d}", 30 + 24 * number
+        talk(transcripts, clock, psid, (hours, "person", "When do you open?"), (hours - 0.1, "assistant", "At 9."))
+    talk(transcripts, clock, "7000000000000300", (50, "person", "a person please"), (49.9, "handover", "asked"))
+    for number, question in enumerate(("Do you sell pizza?", "do you sell pizza", "Is there a play area?")):
+        answer = (100 + number, "assistant", "Sorry, I don't know that.")
+        talk(transcripts, clock, f"70000000000004{number:02d}", (100.1 + number, "person", question), answer)
+    for width, name in ((1000, "usage-outcomes"), (PHONE["width"], "usage-outcomes-phone")):
+        context = chromium.new_context(base_url=live.url, viewport={"width": width, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        try:
+            sign_in(page)
+            page.get_by_role("link", name="Usage").click()
+            plot = page.locator("svg#plot-conversations")
+            expect(plot).to_be_visible()
+            expect(plot.locator("rect.series-1 title")).to_have_count(1)  # handed over, one day
+            assert plot.locator("rect.series-1 title").text_content().endswith(": Handed over 1 conversations")
+            assert plot.bounding_box()["height"] > 100
+            first = page.locator("#not-covered tbody tr").first
+            expect(first).to_contain_text("pizza sell")
+            expect(first).to_contain_text("2")
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            section = page.locator("#outcomes")
+            if folder := os.environ.get("CONSOLE_SCREENSHOTS"):
+                section.screenshot(path=str(Path(folder) / f"{name}.png"))
+        finally:
+            context.close()

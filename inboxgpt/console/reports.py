@@ -88,6 +88,7 @@ class Plot:
     x_ticks: tuple[Tick, ...]
     legend: tuple[str, ...]
     marks: tuple[Mark, ...] = ()
+    legend_step: int = 95  # from one legend entry to the next, room for the longest name
 
 
 # --- leads ---
@@ -216,6 +217,7 @@ def conversations_plot(dates: Sequence[str], daily: dict[str, Counter[str]]) -> 
         lambda value, step=0: f"{value:,.0f}",
         "conversations",
         least_step=1,
+        legend_step=115,
     )
 
 
@@ -291,6 +293,7 @@ def _plot(
     show: Callable[..., str],
     unit: str,
     least_step: float,
+    legend_step: int = 95,
 ) -> Plot:
     """Stacked bars, one a day (YYYY-MM-DD), one part a series of the legend, on an axis from 0 to four round steps,
     the highest day within."""
@@ -317,7 +320,7 @@ def _plot(
     )
     total, most = sum(sum(day) for day in values), max((sum(day) for day in values), default=0.0)
     description = f"{show(total)}{unit} in all, at most {show(most)}{unit} a day."
-    return Plot(plot_id, title, description, tuple(bars), y_ticks, x_ticks, legend)
+    return Plot(plot_id, title, description, tuple(bars), y_ticks, x_ticks, legend, legend_step=legend_step)
 
 
 def _slot(count: int) -> float:
