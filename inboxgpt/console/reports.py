@@ -13,7 +13,7 @@ import io
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from http import HTTPStatus
@@ -24,7 +24,6 @@ from flask import Response, abort, render_template, request
 from inboxgpt.channels import NAMES
 from inboxgpt.console.views import CHANNEL_NAMES, Console, blueprint, console, short_key, staff_name
 from inboxgpt.conversation.outcomes import Outcomes, outcomes_by_day
-from inboxgpt.conversation.transcript import Entry
 from inboxgpt.periods import Periods
 from inboxgpt.tools.leads import Lead, kept_leads, write_csv
 from inboxgpt.usage import Totals, Usage
@@ -188,13 +187,8 @@ def _outcomes(found: Console, now: float, first_day: str) -> tuple[Outcomes, dic
     transcripts of the people active since (the store keeps at most MAX_CONVERSATIONS of them)."""
     zone = ZoneInfo(found.timezone)
     since = datetime.combine(date.fromisoformat(first_day), datetime.min.time(), zone).timestamp()
-    people: Iterator[list[Entry]] = (
-        found.transcripts.entries(psid)
-        for psid, summary in found.store.transcript_people(found.people_cap)
-        if float(summary.get("last_at") or 0) >= since  # nobody quiet since then started a conversation since
-    )
     return outcomes_by_day(
-        people,
+        found.transcripts.active_since(since, found.people_cap),
         now,
         (now - since) / 86400,
         found.outcomes,
