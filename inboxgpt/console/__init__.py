@@ -7,6 +7,7 @@ pages read the store only; nothing of it is on the webhook's path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,11 +17,13 @@ from inboxgpt.channels.base import Channels
 from inboxgpt.config import Secret, Settings
 from inboxgpt.console import reports  # noqa: F401 (adds the Leads and Usage pages to the blueprint)
 from inboxgpt.console.staff import Staff
+from inboxgpt.console.trying import TRYING, Trying
 from inboxgpt.console.views import CONSOLE, Console, blueprint
 from inboxgpt.conversation.desk import Desk
 from inboxgpt.conversation.outcomes import OutcomeSettings
 from inboxgpt.conversation.pauses import Pauses
 from inboxgpt.conversation.transcript import Transcripts
+from inboxgpt.evals.rehearsal import Rehearsal
 from inboxgpt.media import Media
 from inboxgpt.store import Store
 
@@ -54,10 +57,17 @@ class ConsoleSettings:
 
 
 def install(
-    app: Flask, settings: ConsoleSettings, store: Store, channels: Channels, transcripts: Transcripts, media: Media
+    app: Flask,
+    settings: ConsoleSettings,
+    store: Store,
+    channels: Channels,
+    transcripts: Transcripts,
+    media: Media,
+    rehearse: Callable[[], Rehearsal],
 ) -> None:
     """Add the console to the app: its pages, and session cookies signed with SECRET_KEY (HttpOnly, SameSite=Lax,
-    Secure unless CONSOLE_INSECURE_COOKIES), sent to /console/ only."""
+    Secure unless CONSOLE_INSECURE_COOKIES), sent to /console/ only; `rehearse` builds the rehearsal Try it
+    answers with."""
     if settings.secret_key is not None:
         app.secret_key = settings.secret_key.reveal()
     app.config.update(
@@ -81,4 +91,5 @@ def install(
         outcomes=settings.outcomes,
         people_cap=settings.people_cap,
     )
+    app.extensions[TRYING] = Trying(rehearse)
     app.register_blueprint(blueprint)

@@ -31,6 +31,7 @@ from inboxgpt.console import ConsoleSettings, install
 from inboxgpt.console.commands import staff_command
 from inboxgpt.conversation.outcomes import Outcomes, OutcomeSettings, outcomes
 from inboxgpt.conversation.routing import is_own_echo
+from inboxgpt.evals.rehearsal import Rehearsal
 from inboxgpt.events import BadBody, Comment, Echo, Event, Handover, Message, Undelivered
 from inboxgpt.logs import configure_logging
 from inboxgpt.model.knowledge.command import knowledge_command
@@ -102,6 +103,7 @@ def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
         service.channels,
         service.transcripts,
         service.media,
+        lambda: Rehearsal(settings),
     )
     DataDeletion(DataDeletionSettings.from_settings(settings), service.store, service.channels).install(app)
     _add_commands(app, config)
