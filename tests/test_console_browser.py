@@ -396,3 +396,35 @@ def test_the_usage_page_shows_the_outcomes_and_what_was_not_covered(chromium, li
                 section.screenshot(path=str(Path(folder) / f"{name}.png"))
         finally:
             context.close()
+
+
+def test_try_it_shows_the_answer_and_what_it_drew_on(chromium, make_app, config, openai_server, tmp_path):
+    config.update(KNOWLEDGE_DIR=str(Path(__file__).resolve().parent.parent / "examples" / "knowledge"))
+    config.update(STORE_URL=f"sqlite:///{tmp_path}/bot.db", SECRET_KEY=SECRET_KEY, CONSOLE_INSECURE_COOKIES="on")
+    config.update(MODEL_PRICES="gpt-4.1-mini=0.40/0.10/1.60")
+    app = make_app(config)
+    Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    openai_server.default = lambda request: completion("A small sourdough loaf is **£3.80**, the large one £5.50.")
+    for width, name in ((1000, "try-it"), (PHONE["width"], "try-it-phone")):
+        context = chromium.new_context(
+            base_url=f"http://127.0.0.1:{server.server_port}", viewport={"width": width, "height": 900}
+        )
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        try:
+            sign_in(page)
+            page.get_by_role("link", name="Try it").click()
+            page.get_by_label("Message").fill("how much is the sourdough?")
+            page.get_by_label("Channel").select_option("messenger")
+            page.get_by_role("button", name="Try").click()
+            expect(page.locator("#answer")).to_contain_text("A small sourdough loaf is £3.80")
+            expect(page.locator("#explanation")).to_contain_text("prices.md")
+            expect(page.locator("#tool-calls")).to_contain_text("No tool was called.")
+            expect(page.locator("#cost")).to_contain_text("50 prompt + 10 completion tokens in 1 model call")
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            shot(page, name)
+        finally:
+            context.close()
+    server.shutdown()
