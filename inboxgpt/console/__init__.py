@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from flask import Flask
 
@@ -17,13 +18,16 @@ from inboxgpt.channels.base import Channels
 from inboxgpt.config import Secret, Settings
 from inboxgpt.console import reports  # noqa: F401 (adds the Leads and Usage pages to the blueprint)
 from inboxgpt.console.staff import Staff
+from inboxgpt.console.testsets import TESTING, Tester
 from inboxgpt.console.trying import TRYING, Trying
 from inboxgpt.console.views import CONSOLE, Console, blueprint
 from inboxgpt.conversation.desk import Desk
 from inboxgpt.conversation.outcomes import OutcomeSettings
 from inboxgpt.conversation.pauses import Pauses
 from inboxgpt.conversation.transcript import Transcripts
+from inboxgpt.evals.cases import EvalFile
 from inboxgpt.evals.rehearsal import Rehearsal
+from inboxgpt.evals.runner import Runner
 from inboxgpt.media import Media
 from inboxgpt.store import Store
 
@@ -42,6 +46,7 @@ class ConsoleSettings:
     timezone: str
     outcomes: OutcomeSettings
     people_cap: int
+    evals_dir: Path | None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConsoleSettings:
@@ -53,6 +58,7 @@ class ConsoleSettings:
             timezone=settings.timezone,
             outcomes=OutcomeSettings.from_settings(settings),
             people_cap=settings.max_conversations,
+            evals_dir=settings.evals_dir or settings.knowledge_dir,
         )
 
 
@@ -64,10 +70,11 @@ def install(
     transcripts: Transcripts,
     media: Media,
     rehearse: Callable[[], Rehearsal],
+    run_evals: Callable[[EvalFile], Runner],
 ) -> None:
     """Add the console to the app: its pages, and session cookies signed with SECRET_KEY (HttpOnly, SameSite=Lax,
     Secure unless CONSOLE_INSECURE_COOKIES), sent to /console/ only; `rehearse` builds the rehearsal Try it
-    answers with."""
+    answers with, `run_evals` the runner of a test set."""
     if settings.secret_key is not None:
         app.secret_key = settings.secret_key.reveal()
     app.config.update(
@@ -92,4 +99,5 @@ def install(
         people_cap=settings.people_cap,
     )
     app.extensions[TRYING] = Trying(rehearse)
+    app.extensions[TESTING] = Tester(run_evals, settings.evals_dir, store)
     app.register_blueprint(blueprint)

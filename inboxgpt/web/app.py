@@ -32,6 +32,7 @@ from inboxgpt.console.commands import staff_command
 from inboxgpt.conversation.outcomes import Outcomes, OutcomeSettings, outcomes
 from inboxgpt.conversation.routing import is_own_echo
 from inboxgpt.evals.rehearsal import Rehearsal
+from inboxgpt.evals.runner import Runner
 from inboxgpt.events import BadBody, Comment, Echo, Event, Handover, Message, Undelivered
 from inboxgpt.logs import configure_logging
 from inboxgpt.model.knowledge.command import knowledge_command
@@ -104,6 +105,7 @@ def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
         service.transcripts,
         service.media,
         lambda: Rehearsal(settings),
+        lambda evals: Runner(settings, evals),
     )
     DataDeletion(DataDeletionSettings.from_settings(settings), service.store, service.channels).install(app)
     _add_commands(app, config)
