@@ -24,6 +24,7 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.serving import make_server
 
 from inboxgpt.console.staff import Staff
+from inboxgpt.console.testsets import TESTING
 from inboxgpt.conversation.transcript import Transcripts
 from inboxgpt.tools.leads import KIND, Lead
 from inboxgpt.web.app import EXTENSION
@@ -423,6 +424,47 @@ def test_try_it_shows_the_answer_and_what_it_drew_on(chromium, make_app, config,
             expect(page.locator("#explanation")).to_contain_text("prices.md")
             expect(page.locator("#tool-calls")).to_contain_text("No tool was called.")
             expect(page.locator("#cost")).to_contain_text("50 prompt + 10 completion tokens in 1 model call")
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            shot(page, name)
+        finally:
+            context.close()
+    server.shutdown()
+
+
+def test_test_sets_run_and_show_what_broke(chromium, make_app, config, openai_server, tmp_path):
+    folder = tmp_path / "evals"
+    folder.mkdir()
+    (folder / "bakery.toml").write_text(
+        '[[case]]\nname = "sunday hours"\nsay = "are you open on sunday?"\nmentions = ["9"]\n\n'
+        '[[case]]\nname = "no pizza"\nsay = "do you sell pizza?"\nnot_mentions = ["pizza"]\n'
+    )
+    config.update(STORE_URL=f"sqlite:///{tmp_path}/bot.db", SECRET_KEY=SECRET_KEY, CONSOLE_INSECURE_COOKIES="on")
+    app = make_app({**config, "EVALS_DIR": str(folder)})
+    Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    tester = app.extensions[TESTING]
+    for width, name in ((1000, "test-sets"), (PHONE["width"], "test-sets-phone")):
+        context = chromium.new_context(
+            base_url=f"http://127.0.0.1:{server.server_port}", viewport={"width": width, "height": 900}
+        )
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        try:
+            sign_in(page)
+            page.get_by_role("link", name="Test sets").click()
+            for answer in ("Sunday from 9 to 2. We only bake bread.", "Sunday from 10. We only bake bread."):
+                openai_server.default = lambda request, answer=answer: completion(answer)
+                page.get_by_label("Test set").select_option("bakery.toml")
+                page.get_by_role("button", name="Run").click()
+                assert tester.thread is not None
+                tester.thread.join()
+                page.goto("/console/tests?file=bakery.toml")
+            expect(page.locator("#summary")).to_contain_text("1 of 2 passed")
+            broke = page.locator("#cases tr.broke")
+            expect(broke).to_have_count(1)
+            expect(broke).to_contain_text("sunday hours")
+            expect(broke).to_contain_text("was passing")
             assert page.evaluate("document.documentElement.scrollWidth") <= width
             shot(page, name)
         finally:

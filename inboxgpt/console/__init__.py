@@ -1,8 +1,9 @@
 """The owner's console at /console/: every conversation across the channels, each transcript, and the staff's
-buttons (take over, send, hand back, note, resolve), as server-rendered pages with a small script for live updates.
+buttons (take over, send, hand back, note, resolve), the reports (leads, usage and outcomes), a rehearsed answer
+with its reasons (Try it) and test set runs, as server-rendered pages with a small script for live updates.
 
 `install(app, ...)` adds it to the Flask app. It is off (404) until a staff account exists and SECRET_KEY is set. Its
-pages read the store only; nothing of it is on the webhook's path.
+pages read the store (Try it and Test sets also ask the model, rehearsed); nothing of it is on the webhook's path.
 """
 
 from __future__ import annotations
