@@ -14,14 +14,17 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import multiprocess as multiprocess_mode
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
-from inboxgpt.conversation.outcomes import Outcomes
 from inboxgpt.store import StoreUnavailable
+
+if TYPE_CHECKING:  # at run time, outcomes.py's imports would come back here through the channels
+    from inboxgpt.conversation.outcomes import Outcomes
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
