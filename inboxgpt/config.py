@@ -158,6 +158,8 @@ class Settings:
     knowledge_max_tokens: int = 1500
     knowledge_max_file_bytes: int = 10 * 1024 * 1024
     knowledge_reload_seconds: float = 60.0
+    # Where the console's Test sets page finds eval files (*.toml); None: KNOWLEDGE_DIR.
+    evals_dir: Path | None = None
     # Served by the same OpenAI-compatible server; None: the knowledge is searched by words only.
     embedding_model: str | None = None
     # Where section embeddings are cached; None: .embeddings.sqlite3 in KNOWLEDGE_DIR.
@@ -443,6 +445,7 @@ OPTIONAL: dict[str, tuple[str, Callable[[str], object]]] = {
     "MODEL_ANSWER_SECONDS": ("model_answer_seconds", _positive_float),
     "MAX_MESSAGES_PER_REPLY": ("max_messages_per_reply", _positive_int),
     "KNOWLEDGE_DIR": ("knowledge_dir", _folder),
+    "EVALS_DIR": ("evals_dir", _folder),
     "KNOWLEDGE_MAX_TOKENS": ("knowledge_max_tokens", _positive_int),
     "KNOWLEDGE_MAX_FILE_BYTES": ("knowledge_max_file_bytes", _positive_int),
     "KNOWLEDGE_RELOAD_SECONDS": ("knowledge_reload_seconds", _non_negative_float),

@@ -3,20 +3,35 @@
 Under gunicorn each worker writes its samples to files in PROMETHEUS_MULTIPROC_DIR (set up by
 gunicorn.conf.py before prometheus_client is first imported) and a scrape sums them; under
 `flask run` the one process's registry is read. No label ever carries a person's id or text.
+
+The conversations' outcomes of the last OUTCOME_DAYS (docs/outcomes.md) are computed from the transcripts by a
+scrape, at most once every OUTCOME_EVERY seconds in each process, never by a webhook.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import multiprocess as multiprocess_mode
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
+from inboxgpt.store import StoreUnavailable
+
+if TYPE_CHECKING:  # at run time, outcomes.py's imports would come back here through the channels
+    from inboxgpt.conversation.outcomes import Outcomes
+
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# The outcomes' window, as `flask report --days 7`; and how long their figures serve scrapes before they are
+# computed again: they read every transcript of the window, too much for each scrape.
+OUTCOME_DAYS = 7
+OUTCOME_EVERY = 300.0
 # A chat reply takes seconds: buckets from a quarter second to two minutes.
 SECONDS_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120)
 
@@ -75,16 +90,44 @@ WHATSAPP_TOKEN_VALID = Gauge(
 )
 
 
-def exposition(queue_people: Callable[[], int]) -> bytes:
-    """Every series, in Prometheus' text format; `queue_people` counts people with events waiting (read now)."""
+def exposition(queue_people: Callable[[], int], outcomes: Callable[[], Outcomes | None]) -> bytes:
+    """Every series, in Prometheus' text format; `queue_people` counts people with events waiting (read now),
+    `outcomes` gives the last OUTCOME_DAYS' outcomes (cached by an `Every`; None while the store cannot say)."""
     if os.environ.get(MULTIPROCESS_DIR):
         registry = CollectorRegistry()
         multiprocess_mode.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    waiting = CollectorRegistry()
-    waiting.register(_QueuePeople(queue_people))
-    return generate_latest(registry) + generate_latest(waiting)
+    read = CollectorRegistry()
+    read.register(_QueuePeople(queue_people))
+    read.register(_Outcomes(outcomes))
+    return generate_latest(registry) + generate_latest(read)
+
+
+class Every:
+    """`compute`'s value, computed again at most once every `seconds` (the last one served meanwhile) and by one
+    caller at a time: concurrent scrapes wait for it rather than compute it twice. A failure (StoreUnavailable)
+    serves the last value, or None, and is tried again on the next call."""
+
+    def __init__(
+        self, compute: Callable[[], Outcomes], seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._compute = compute
+        self._seconds = seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._value: Outcomes | None = None
+        self._at: float | None = None
+
+    def __call__(self) -> Outcomes | None:
+        with self._lock:
+            if self._at is None or self._clock() - self._at >= self._seconds:
+                try:
+                    self._value = self._compute()
+                    self._at = self._clock()
+                except StoreUnavailable:
+                    pass
+            return self._value
 
 
 class _QueuePeople:
@@ -95,3 +138,35 @@ class _QueuePeople:
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("bot_queue_people", "People with events waiting to be answered.", value=self._count())
+
+
+class _Outcomes:
+    """`bot_outcome_conversations{outcome}` and `bot_outcome_resolution_rate`: the outcomes of the conversations
+    started in the last OUTCOME_DAYS, as `flask report` counts them (gauges: the window moves)."""
+
+    def __init__(self, figures: Callable[[], Outcomes | None]):
+        self._figures = figures
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self._figures()
+        if figures is None:
+            return
+        counted = GaugeMetricFamily(
+            "bot_outcome_conversations",
+            f"Conversations started in the last {OUTCOME_DAYS} days: all, and by outcome (docs/outcomes.md).",
+            labels=["outcome"],
+        )
+        for outcome in ("conversations", "resolved", "handed_over", "reopened", "greetings_only", "open"):
+            counted.add_metric([outcome], getattr(figures, outcome))
+        yield counted
+        yield GaugeMetricFamily(
+            "bot_outcome_resolution_rate",
+            f"Resolved by the assistant, of the last {OUTCOME_DAYS} days' conversations beyond greetings.",
+            value=figures.resolution_rate,
+        )
+        yield GaugeMetricFamily(
+            "bot_outcome_not_covered",
+            f"Answers of the last {OUTCOME_DAYS} days that said the knowledge did not cover the question "
+            "(of the 20 questions asked most).",
+            value=sum(group.count for group in figures.not_covered),
+        )

@@ -24,11 +24,14 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.serving import make_server
 
 from inboxgpt.console.staff import Staff
+from inboxgpt.console.testsets import TESTING
+from inboxgpt.conversation.transcript import Transcripts
 from inboxgpt.tools.leads import KIND, Lead
 from inboxgpt.web.app import EXTENSION
 from tests.fakes import completion
 from tests.helpers import DATA, PSID, load, meta_json, page_body, recent, signed_headers, text_event
 from tests.test_console import PASSWORD, SECRET_KEY, WA_KEY, WABA_ID
+from tests.test_console_outcomes import Clock, talk
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Playwright's waits: long enough for a loaded CI machine; each passes as soon as the page shows what is awaited.
@@ -362,3 +365,108 @@ def test_leads_fit_a_phone(chromium, live):
         shot(page, "leads-phone")
     finally:
         context.close()
+
+
+def test_the_usage_page_shows_the_outcomes_and_what_was_not_covered(chromium, live):
+    transcripts = Transcripts(live.app.extensions[EXTENSION].store, 90, clock=(clock := Clock()))
+    for number in range(6):
+        psid, hours = f"70000000000002{number:02d}", 30 + 24 * number
+        talk(transcripts, clock, psid, (hours, "person", "When do you open?"), (hours - 0.1, "assistant", "At 9."))
+    talk(transcripts, clock, "7000000000000300", (50, "person", "a person please"), (49.9, "handover", "asked"))
+    for number, question in enumerate(("Do you sell pizza?", "do you sell pizza", "Is there a play area?")):
+        answer = (100 + number, "assistant", "Sorry, I don't know that.")
+        talk(transcripts, clock, f"70000000000004{number:02d}", (100.1 + number, "person", question), answer)
+    for width, name in ((1000, "usage-outcomes"), (PHONE["width"], "usage-outcomes-phone")):
+        context = chromium.new_context(base_url=live.url, viewport={"width": width, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        try:
+            sign_in(page)
+            page.get_by_role("link", name="Usage").click()
+            plot = page.locator("svg#plot-conversations")
+            expect(plot).to_be_visible()
+            expect(plot.locator("rect.series-1 title")).to_have_count(1)  # handed over, one day
+            assert plot.locator("rect.series-1 title").text_content().endswith(": Handed over 1 conversations")
+            assert plot.bounding_box()["height"] > 100
+            first = page.locator("#not-covered tbody tr").first
+            expect(first).to_contain_text("pizza sell")
+            expect(first).to_contain_text("2")
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            section = page.locator("#outcomes")
+            if folder := os.environ.get("CONSOLE_SCREENSHOTS"):
+                section.screenshot(path=str(Path(folder) / f"{name}.png"))
+        finally:
+            context.close()
+
+
+def test_try_it_shows_the_answer_and_what_it_drew_on(chromium, make_app, config, openai_server, tmp_path):
+    config.update(KNOWLEDGE_DIR=str(Path(__file__).resolve().parent.parent / "examples" / "knowledge"))
+    config.update(STORE_URL=f"sqlite:///{tmp_path}/bot.db", SECRET_KEY=SECRET_KEY, CONSOLE_INSECURE_COOKIES="on")
+    config.update(MODEL_PRICES="gpt-4.1-mini=0.40/0.10/1.60")
+    app = make_app(config)
+    Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    openai_server.default = lambda request: completion("A small sourdough loaf is **£3.80**, the large one £5.50.")
+    for width, name in ((1000, "try-it"), (PHONE["width"], "try-it-phone")):
+        context = chromium.new_context(
+            base_url=f"http://127.0.0.1:{server.server_port}", viewport={"width": width, "height": 900}
+        )
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        try:
+            sign_in(page)
+            page.get_by_role("link", name="Try it").click()
+            page.get_by_label("Message").fill("how much is the sourdough?")
+            page.get_by_label("Channel").select_option("messenger")
+            page.get_by_role("button", name="Try").click()
+            expect(page.locator("#answer")).to_contain_text("A small sourdough loaf is £3.80")
+            expect(page.locator("#explanation")).to_contain_text("prices.md")
+            expect(page.locator("#tool-calls")).to_contain_text("No tool was called.")
+            expect(page.locator("#cost")).to_contain_text("50 prompt + 10 completion tokens in 1 model call")
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            shot(page, name)
+        finally:
+            context.close()
+    server.shutdown()
+
+
+def test_test_sets_run_and_show_what_broke(chromium, make_app, config, openai_server, tmp_path):
+    folder = tmp_path / "evals"
+    folder.mkdir()
+    (folder / "bakery.toml").write_text(
+        '[[case]]\nname = "sunday hours"\nsay = "are you open on sunday?"\nmentions = ["9"]\n\n'
+        '[[case]]\nname = "no pizza"\nsay = "do you sell pizza?"\nnot_mentions = ["pizza"]\n'
+    )
+    config.update(STORE_URL=f"sqlite:///{tmp_path}/bot.db", SECRET_KEY=SECRET_KEY, CONSOLE_INSECURE_COOKIES="on")
+    app = make_app({**config, "EVALS_DIR": str(folder)})
+    Staff(app.extensions[EXTENSION].store).add("maria", PASSWORD)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    tester = app.extensions[TESTING]
+    for width, name in ((1000, "test-sets"), (PHONE["width"], "test-sets-phone")):
+        context = chromium.new_context(
+            base_url=f"http://127.0.0.1:{server.server_port}", viewport={"width": width, "height": 900}
+        )
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        try:
+            sign_in(page)
+            page.get_by_role("link", name="Test sets").click()
+            for answer in ("Sunday from 9 to 2. We only bake bread.", "Sunday from 10. We only bake bread."):
+                openai_server.default = lambda request, answer=answer: completion(answer)
+                page.get_by_label("Test set").select_option("bakery.toml")
+                page.get_by_role("button", name="Run").click()
+                assert tester.thread is not None
+                tester.thread.join()
+                page.goto("/console/tests?file=bakery.toml")
+            expect(page.locator("#summary")).to_contain_text("1 of 2 passed")
+            broke = page.locator("#cases tr.broke")
+            expect(broke).to_have_count(1)
+            expect(broke).to_contain_text("sunday hours")
+            expect(broke).to_contain_text("was passing")
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            shot(page, name)
+        finally:
+            context.close()
+    server.shutdown()

@@ -30,10 +30,11 @@ def report_command(load: Callable[[], Settings]) -> click.Command:
         except (ConfigError, StoreUnavailable) as error:
             raise click.ClickException(str(error)) from None
         try:
-            transcripts = Transcripts(store, settings.transcript_days)
-            people = store.transcript_people(settings.max_conversations)
-            entries = (transcripts.entries(psid) for psid, _ in people)
-            figures = outcomes(entries, time.time(), days, OutcomeSettings.from_settings(settings))
+            now = time.time()
+            people = Transcripts(store, settings.transcript_days).active_since(
+                now - days * 86400, settings.max_conversations
+            )
+            figures = outcomes(people, now, days, OutcomeSettings.from_settings(settings))
         finally:
             store.close()
         click.echo(json.dumps(asdict(figures), indent=2, ensure_ascii=False) if as_json else lines(figures, settings))

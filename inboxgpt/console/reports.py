@@ -1,6 +1,7 @@
 """The console's reports: the leads the assistant took down (a table a page at a time, and the CSV `flask leads --csv`
 writes), and the model's usage over the last 30 days (replies and dollars per day by channel as plots drawn on the
-server in SVG, the top spenders, who a cap stopped), read from the store as `flask usage` reads it.
+server in SVG, the top spenders, who a cap stopped), read from the store as `flask usage` reads it, with the
+conversations' outcomes of the same days as `flask report` computes them (docs/outcomes.md).
 
 The plots need no script and no plotting library: each is an <svg> with its axes, labels, legend and a <title> on
 the plot and on every bar, with the figures also in a table beneath.
@@ -11,15 +12,18 @@ from __future__ import annotations
 import io
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from http import HTTPStatus
+from zoneinfo import ZoneInfo
 
 from flask import Response, abort, render_template, request
 
 from inboxgpt.channels import NAMES
-from inboxgpt.console.views import CHANNEL_NAMES, blueprint, console, short_key, staff_name
+from inboxgpt.console.views import CHANNEL_NAMES, Console, blueprint, console, short_key, staff_name
+from inboxgpt.conversation.outcomes import Outcomes, outcomes_by_day
 from inboxgpt.periods import Periods
 from inboxgpt.tools.leads import Lead, kept_leads, write_csv
 from inboxgpt.usage import Totals, Usage
@@ -28,6 +32,11 @@ from inboxgpt.usage import Totals, Usage
 LEADS_PER_PAGE = 50
 # Days the usage page plots, today last (the store keeps usage.DAYS_KEPT).
 DAYS = 30
+
+# The legend of the plots by channel.
+_CHANNELS = tuple(CHANNEL_NAMES.get(name, name) for name in NAMES)
+# The outcomes plotted, stacked: the rest of a day's conversations are open, unanswered or greetings only.
+OUTCOME_LEGEND = ("Resolved", "Handed over", "Other")
 
 # A plot's size in SVG units (it scales to the page's width), and the room its axes' labels take.
 WIDTH, HEIGHT = 400, 220
@@ -78,6 +87,7 @@ class Plot:
     x_ticks: tuple[Tick, ...]
     legend: tuple[str, ...]
     marks: tuple[Mark, ...] = ()
+    legend_step: int = 95  # from one legend entry to the next, room for the longest name
 
 
 # --- leads ---
@@ -144,11 +154,15 @@ def usage() -> str:
     counted = Usage(found.store, Periods(found.timezone))
     days = counted.recent(now, DAYS)[::-1]  # oldest first, as the plots read left to right
     today = days[-1]
+    dates = [day.date for day in days]
+    figures, daily = _outcomes(found, now, dates[0])
     return render_template(
         "console/usage.html",
         days=days,
         shown=[day for day in days[::-1] if day.replies or day.dollars or day.stopped],
         plots=(replies_plot(days), dollars_plot(days)),
+        outcome_plots=(conversations_plot(dates, daily), reopened_plot(dates, daily)),
+        outcomes=figures,
         today=today,
         month_replies=sum(day.replies for day in days),
         month_dollars=sum(day.dollars for day in days),
@@ -168,13 +182,61 @@ def usage() -> str:
     )
 
 
+def _outcomes(found: Console, now: float, first_day: str) -> tuple[Outcomes, dict[str, Counter[str]]]:
+    """The outcomes of the conversations started since `first_day` began, by the day they started: one read of the
+    transcripts of the people active since (the store keeps at most MAX_CONVERSATIONS of them)."""
+    zone = ZoneInfo(found.timezone)
+    since = datetime.combine(date.fromisoformat(first_day), datetime.min.time(), zone).timestamp()
+    return outcomes_by_day(
+        found.transcripts.active_since(since, found.people_cap),
+        now,
+        (now - since) / 86400,
+        found.outcomes,
+        lambda at: datetime.fromtimestamp(at, zone).date().isoformat(),
+    )
+
+
+def conversations_plot(dates: Sequence[str], daily: dict[str, Counter[str]]) -> Plot:
+    """Conversations per day by how they ended: resolved by the assistant, handed over, or neither yet."""
+    counts = [daily.get(day, Counter()) for day in dates]
+    return _plot(
+        "conversations",
+        f"Conversations per day by outcome, the last {len(dates)} days",
+        [
+            [day["resolved"], day["handed_over"], day["conversation"] - day["resolved"] - day["handed_over"]]
+            for day in counts
+        ],
+        dates,
+        OUTCOME_LEGEND,
+        lambda value, step=0: f"{value:,.0f}",
+        "conversations",
+        least_step=1,
+        legend_step=115,
+    )
+
+
+def reopened_plot(dates: Sequence[str], daily: dict[str, Counter[str]]) -> Plot:
+    """Conversations per day that the person reopened after a resolution."""
+    return _plot(
+        "reopened",
+        f"Reopened conversations per day, the last {len(dates)} days",
+        [[daily.get(day, Counter())["reopened"]] for day in dates],
+        dates,
+        ("Reopened",),
+        lambda value, step=0: f"{value:,.0f}",
+        "reopened",
+        least_step=1,
+    )
+
+
 def replies_plot(days: Sequence[Totals]) -> Plot:
     """Replies per day by channel."""
     return _plot(
         "replies",
         f"Replies per day by channel, the last {len(days)} days",
         [[day.replies_by_channel.get(name, 0) for name in NAMES] for day in days],
-        days,
+        [day.date for day in days],
+        _CHANNELS,
         lambda value, step=0: f"{value:,.0f}",
         "replies",
         least_step=1,
@@ -187,7 +249,8 @@ def dollars_plot(days: Sequence[Totals]) -> Plot:
         "dollars",
         f"Dollars per day by channel, the last {len(days)} days",
         [[(day.dollars_by_channel or {}).get(name, 0.0) for name in NAMES] for day in days],
-        days,
+        [day.date for day in days],
+        _CHANNELS,
         _dollars,
         "",
         least_step=0.005,
@@ -219,13 +282,15 @@ def _plot(
     plot_id: str,
     title: str,
     values: Sequence[Sequence[float]],
-    days: Sequence[Totals],
+    days: Sequence[str],
+    legend: tuple[str, ...],
     show: Callable[..., str],
     unit: str,
     least_step: float,
+    legend_step: int = 95,
 ) -> Plot:
-    """Stacked bars, one a day, one part a channel, on an axis from 0 to four round steps, the highest day within."""
-    legend = tuple(CHANNEL_NAMES.get(name, name) for name in NAMES)
+    """Stacked bars, one a day (YYYY-MM-DD), one part a series of the legend, on an axis from 0 to four round steps,
+    the highest day within."""
     unit = " " + unit if unit else ""
     step = _step(max((sum(day) for day in values), default=0.0) / 4, least_step)
     top = 4 * step
@@ -239,17 +304,17 @@ def _plot(
                 continue
             height = value * scale
             base -= height
-            label = f"{_day_label(day.date)}: {legend[series]} {show(value)}{unit}"
+            label = f"{_day_label(day)}: {legend[series]} {show(value)}{unit}"
             bars.append(Bar(LEFT + slot * (index + 0.15), base, slot * 0.7, height, index, series, label))
     y_ticks = tuple(Tick(HEIGHT - BOTTOM - count * step * scale, show(count * step, step)) for count in range(5))
     x_ticks = tuple(
-        Tick(LEFT + slot * (index + 0.5), _day_label(day.date))
+        Tick(LEFT + slot * (index + 0.5), _day_label(day))
         for index, day in enumerate(days)
         if (len(days) - 1 - index) % LABEL_EVERY == 0
     )
     total, most = sum(sum(day) for day in values), max((sum(day) for day in values), default=0.0)
     description = f"{show(total)}{unit} in all, at most {show(most)}{unit} a day."
-    return Plot(plot_id, title, description, tuple(bars), y_ticks, x_ticks, legend)
+    return Plot(plot_id, title, description, tuple(bars), y_ticks, x_ticks, legend, legend_step=legend_step)
 
 
 def _slot(count: int) -> float:

@@ -33,6 +33,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from inboxgpt.channels.base import Channels, Window
 from inboxgpt.console.staff import Login, Staff
 from inboxgpt.conversation.desk import Desk, NotSent
+from inboxgpt.conversation.outcomes import OutcomeSettings
 from inboxgpt.conversation.transcript import Entry, Kind, State, Transcripts
 from inboxgpt.media import Media, MediaError
 from inboxgpt.store import Store, StoreUnavailable
@@ -86,6 +87,8 @@ class Console:
     media: Media
     signing: bool  # SECRET_KEY is set
     timezone: str
+    outcomes: OutcomeSettings
+    people_cap: int  # MAX_CONVERSATIONS: the store keeps no more transcripts than this
 
 
 @dataclass(frozen=True)

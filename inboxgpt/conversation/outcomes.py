@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from inboxgpt.config import Settings
@@ -199,8 +199,21 @@ def conversations(entries: Sequence[Entry], gap_hours: float) -> list[list[Entry
 
 def outcomes(people: Iterable[Sequence[Entry]], now: float, days: float, settings: OutcomeSettings) -> Outcomes:
     """The figures of the conversations started in the last `days` before `now`, from each person's entries."""
+    return outcomes_by_day(people, now, days, settings, lambda at: "")[0]
+
+
+def outcomes_by_day(
+    people: Iterable[Sequence[Entry]],
+    now: float,
+    days: float,
+    settings: OutcomeSettings,
+    day_of: Callable[[float], str],
+) -> tuple[Outcomes, dict[str, Counter[str]]]:
+    """The figures of `outcomes`, and each figure by the day its conversation started (named by `day_of`), in one
+    pass over the entries."""
     since = now - days * 86400
     counts: Counter[str] = Counter()
+    daily: dict[str, Counter[str]] = {}
     missing: dict[str, list[str]] = {}
     for entries in people:
         talks = conversations(entries, settings.gap_hours)
@@ -210,12 +223,14 @@ def outcomes(people: Iterable[Sequence[Entry]], now: float, days: float, setting
                 continue
             following = talks[number + 1] if number + 1 < len(talks) else []
             next_said = next((entry.at for entry in following if entry.kind is Kind.PERSON), None)
-            counts.update(_outcome(talk, next_said, now, settings))
+            counted = _outcome(talk, next_said, now, settings)
+            counts.update(counted)
+            daily.setdefault(day_of(said[0].at), Counter()).update(counted)
             for question, answer in _exchanges(talk):
                 if NOT_KNOWN.search(answer):
                     missing.setdefault(question_words(question), []).append(question)
     groups = sorted(missing.items(), key=lambda item: (-len(item[1]), item[0]))[:NOT_COVERED_GROUPS]
-    return Outcomes(
+    figures = Outcomes(
         days=days,
         conversations=counts["conversation"],
         resolved=counts["resolved"],
@@ -225,6 +240,7 @@ def outcomes(people: Iterable[Sequence[Entry]], now: float, days: float, setting
         open=counts["open"],
         not_covered=tuple(NotCovered(words, len(asked), asked[0]) for words, asked in groups),
     )
+    return figures, daily
 
 
 def _outcome(talk: list[Entry], next_said: float | None, now: float, settings: OutcomeSettings) -> list[str]:

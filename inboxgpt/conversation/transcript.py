@@ -12,7 +12,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 
@@ -220,6 +220,13 @@ class Transcripts:
             for entry in entries
             if not (entry.kind is Kind.FAILURE and entry.mid in sent)
         ]
+
+    def active_since(self, since: float, limit: int) -> Iterator[list[Entry]]:
+        """The transcripts of the people who wrote or were written to since `since`, of the `limit` most recently
+        active; only theirs are read."""
+        for psid, summary in self._store.transcript_people(limit) if self.on else []:
+            if float(summary.get("last_at") or 0) >= since:
+                yield self.entries(psid)
 
     def _summary(self, psid: str) -> dict[str, str]:
         try:

@@ -29,7 +29,10 @@ from inboxgpt.commands.terminal import terminal_commands
 from inboxgpt.config import ConfigError, Settings, load_settings, settings_from_mapping
 from inboxgpt.console import ConsoleSettings, install
 from inboxgpt.console.commands import staff_command
+from inboxgpt.conversation.outcomes import Outcomes, OutcomeSettings, outcomes
 from inboxgpt.conversation.routing import is_own_echo
+from inboxgpt.evals.rehearsal import Rehearsal
+from inboxgpt.evals.runner import Runner
 from inboxgpt.events import BadBody, Comment, Echo, Event, Handover, Message, Undelivered
 from inboxgpt.logs import configure_logging
 from inboxgpt.model.knowledge.command import knowledge_command
@@ -49,6 +52,8 @@ MAX_BODY_BYTES = 1024 * 1024
 # thread (and Meta itself would have given up: some of its pages say 5 s).
 BODY_SECONDS = 5.0
 EXTENSION = "inboxgpt"
+# The outcomes /metrics serves, cached (metrics.Every).
+OUTCOMES = "inboxgpt_outcomes"
 # What a browser opening the service's address gets (Meta's verification carries hub.* parameters): the owner
 # trying the address sees that it is up and what it is for, not a bare 403.
 STATUS_PAGE = """<!doctype html>
@@ -87,6 +92,7 @@ def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
         # there are proxies of ours (a client cannot name itself past them).
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
     app.extensions[EXTENSION] = service
+    app.extensions[OUTCOMES] = metrics.Every(lambda: recent_outcomes(service), metrics.OUTCOME_EVERY)
     app.add_url_rule("/healthz", "health", health, methods=["GET"])
     app.add_url_rule("/metrics", "metrics", metrics_page, methods=["GET"])
     app.add_url_rule("/", "verify", verify, methods=["GET"])
@@ -98,6 +104,8 @@ def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
         service.channels,
         service.transcripts,
         service.media,
+        lambda: Rehearsal(settings),
+        lambda evals: Runner(settings, evals),
     )
     DataDeletion(DataDeletionSettings.from_settings(settings), service.store, service.channels).install(app)
     _add_commands(app, config)
@@ -282,9 +290,15 @@ def metrics_page() -> Response:
             response = plain("Unauthorized", HTTPStatus.UNAUTHORIZED)
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
-    return Response(
-        metrics.exposition(lambda: len(svc.store.pending())), mimetype=None, content_type=metrics.CONTENT_TYPE
-    )
+    exposed = metrics.exposition(lambda: len(svc.store.pending()), current_app.extensions[OUTCOMES])
+    return Response(exposed, mimetype=None, content_type=metrics.CONTENT_TYPE)
+
+
+def recent_outcomes(svc: WebhookService) -> Outcomes:
+    """The outcomes of the conversations started in the last metrics.OUTCOME_DAYS, as `flask report` counts them."""
+    now, settings = time.time(), svc.settings
+    people = svc.transcripts.active_since(now - metrics.OUTCOME_DAYS * 86400, settings.max_conversations)
+    return outcomes(people, now, metrics.OUTCOME_DAYS, OutcomeSettings.from_settings(settings))
 
 
 def plain(text: str, status: HTTPStatus) -> Response:
