@@ -17,6 +17,7 @@ import argparse
 import statistics
 
 from bench.common import FakeGraph, FakeOpenAI, machine, parse, start
+from inboxgpt.model.streaming import OWN_MESSAGES
 from tests.fakes import completion, streamed
 from tests.helpers import PAGE_ID
 
@@ -54,7 +55,8 @@ def timed(answer: str, rate: float, stream: bool, repeats: int) -> list[tuple[fl
             }
             sent_before = len(graph.texts())
             service.post({"object": "page", "entry": [{"id": PAGE_ID, "time": 0, "messaging": [event]}]})
-            expected = 1 if answer == ONE_PARAGRAPH or not stream else 4
+            # Streamed, the four paragraphs are the first OWN_MESSAGES on their own, then the rest filling one.
+            expected = 1 if answer == ONE_PARAGRAPH or not stream else OWN_MESSAGES + 1
             assert graph.wait_for(lambda: len(graph.texts(psid)) >= expected, timeout=60)  # noqa: B023
             asked = model.arrived[-1]
             arrivals = [
