@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import multiprocess as multiprocess_mode
@@ -25,6 +25,8 @@ from inboxgpt.store import StoreUnavailable
 
 if TYPE_CHECKING:  # at run time, outcomes.py's imports would come back here through the channels
     from inboxgpt.conversation.outcomes import Outcomes
+
+T = TypeVar("T")
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -104,22 +106,20 @@ def exposition(queue_people: Callable[[], int], outcomes: Callable[[], Outcomes 
     return generate_latest(registry) + generate_latest(read)
 
 
-class Every:
+class Every(Generic[T]):
     """`compute`'s value, computed again at most once every `seconds` (the last one served meanwhile) and by one
     caller at a time: concurrent scrapes wait for it rather than compute it twice. A failure (StoreUnavailable)
     serves the last value, or None, and is tried again on the next call."""
 
-    def __init__(
-        self, compute: Callable[[], Outcomes], seconds: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, compute: Callable[[], T], seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._compute = compute
         self._seconds = seconds
         self._clock = clock
         self._lock = threading.Lock()
-        self._value: Outcomes | None = None
+        self._value: T | None = None
         self._at: float | None = None
 
-    def __call__(self) -> Outcomes | None:
+    def __call__(self) -> T | None:
         with self._lock:
             if self._at is None or self._clock() - self._at >= self._seconds:
                 try:

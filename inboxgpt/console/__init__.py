@@ -17,7 +17,7 @@ from flask import Flask
 
 from inboxgpt.channels.base import Channels
 from inboxgpt.config import Secret, Settings
-from inboxgpt.console import reports  # noqa: F401 (adds the Leads and Usage pages to the blueprint)
+from inboxgpt.console.reports import usage_outcomes  # and, imported, the Leads and Usage pages join the blueprint
 from inboxgpt.console.staff import Staff
 from inboxgpt.console.testsets import TESTING, Tester
 from inboxgpt.console.trying import TRYING, Trying
@@ -98,6 +98,7 @@ def install(
         timezone=settings.timezone,
         outcomes=settings.outcomes,
         people_cap=settings.people_cap,
+        usage_outcomes=usage_outcomes(transcripts, settings.timezone, settings.outcomes, settings.people_cap),
     )
     app.extensions[TRYING] = Trying(rehearse)
     app.extensions[TESTING] = Tester(run_evals, settings.evals_dir, store)

@@ -15,15 +15,17 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
 from zoneinfo import ZoneInfo
 
 from flask import Response, abort, render_template, request
 
 from inboxgpt.channels import NAMES
-from inboxgpt.console.views import CHANNEL_NAMES, Console, blueprint, console, short_key, staff_name
-from inboxgpt.conversation.outcomes import Outcomes, outcomes_by_day
+from inboxgpt.console.views import CHANNEL_NAMES, blueprint, console, short_key, staff_name
+from inboxgpt.conversation.outcomes import ByDay, Outcomes, OutcomeSettings, outcomes_by_day
+from inboxgpt.conversation.transcript import Transcripts
+from inboxgpt.metrics import OUTCOME_EVERY, Every
 from inboxgpt.periods import Periods
 from inboxgpt.tools.leads import Lead, kept_leads, write_csv
 from inboxgpt.usage import Totals, Usage
@@ -155,7 +157,7 @@ def usage() -> str:
     days = counted.recent(now, DAYS)[::-1]  # oldest first, as the plots read left to right
     today = days[-1]
     dates = [day.date for day in days]
-    figures, daily = _outcomes(found, now, dates[0])
+    figures, daily = found.usage_outcomes() or (Outcomes(DAYS), {})
     return render_template(
         "console/usage.html",
         days=days,
@@ -182,18 +184,25 @@ def usage() -> str:
     )
 
 
-def _outcomes(found: Console, now: float, first_day: str) -> tuple[Outcomes, dict[str, Counter[str]]]:
-    """The outcomes of the conversations started since `first_day` began, by the day they started: one read of the
-    transcripts of the people active since (the store keeps at most MAX_CONVERSATIONS of them)."""
-    zone = ZoneInfo(found.timezone)
-    since = datetime.combine(date.fromisoformat(first_day), datetime.min.time(), zone).timestamp()
-    return outcomes_by_day(
-        found.transcripts.active_since(since, found.people_cap),
-        now,
-        (now - since) / 86400,
-        found.outcomes,
-        lambda at: datetime.fromtimestamp(at, zone).date().isoformat(),
-    )
+def usage_outcomes(transcripts: Transcripts, timezone: str, settings: OutcomeSettings, people_cap: int) -> Every[ByDay]:
+    """The outcomes of the conversations started in the Usage page's DAYS, by the day they started: one read of the
+    transcripts of the people active since (at most MAX_CONVERSATIONS of them), which takes seconds on Redis at the
+    store's bounds, so made again at most every OUTCOME_EVERY seconds, as /metrics does."""
+    zone = ZoneInfo(timezone)
+
+    def read() -> ByDay:
+        now = time.time()
+        first_day = datetime.fromtimestamp(now, zone).date() - timedelta(days=DAYS - 1)
+        since = datetime.combine(first_day, datetime.min.time(), zone).timestamp()
+        return outcomes_by_day(
+            transcripts.active_since(since, people_cap),
+            now,
+            (now - since) / 86400,
+            settings,
+            lambda at: datetime.fromtimestamp(at, zone).date().isoformat(),
+        )
+
+    return Every(read, OUTCOME_EVERY)
 
 
 def conversations_plot(dates: Sequence[str], daily: dict[str, Counter[str]]) -> Plot:

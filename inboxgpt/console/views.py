@@ -33,9 +33,10 @@ from werkzeug.wrappers import Response as BaseResponse
 from inboxgpt.channels.base import Channels, Window
 from inboxgpt.console.staff import Login, Staff
 from inboxgpt.conversation.desk import Desk, NotSent
-from inboxgpt.conversation.outcomes import OutcomeSettings
+from inboxgpt.conversation.outcomes import ByDay, OutcomeSettings
 from inboxgpt.conversation.transcript import Entry, Kind, State, Transcripts
 from inboxgpt.media import Media, MediaError
+from inboxgpt.metrics import Every
 from inboxgpt.store import Store, StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,8 @@ class Console:
     timezone: str
     outcomes: OutcomeSettings
     people_cap: int  # MAX_CONVERSATIONS: the store keeps no more transcripts than this
+    # The Usage page's outcomes, read again at most every metrics.OUTCOME_EVERY seconds (reports.usage_outcomes).
+    usage_outcomes: Every[ByDay]
 
 
 @dataclass(frozen=True)

@@ -202,13 +202,17 @@ def outcomes(people: Iterable[Sequence[Entry]], now: float, days: float, setting
     return outcomes_by_day(people, now, days, settings, lambda at: "")[0]
 
 
+# The figures of `outcomes`, and each figure by the day its conversation started.
+ByDay = tuple[Outcomes, dict[str, Counter[str]]]
+
+
 def outcomes_by_day(
     people: Iterable[Sequence[Entry]],
     now: float,
     days: float,
     settings: OutcomeSettings,
     day_of: Callable[[float], str],
-) -> tuple[Outcomes, dict[str, Counter[str]]]:
+) -> ByDay:
     """The figures of `outcomes`, and each figure by the day its conversation started (named by `day_of`), in one
     pass over the entries."""
     since = now - days * 86400
