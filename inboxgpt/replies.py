@@ -118,3 +118,7 @@ DATA_DELETION_UNKNOWN = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Unknown confirmation code</title></head>
 <body><h1>Unknown confirmation code</h1><p>No deletion request has this confirmation code.</p></body></html>
 """
+DATA_DELETION_UNAVAILABLE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Try again shortly</title></head>
+<body><h1>Try again shortly</h1><p>This page cannot be read for a moment. Please try again shortly.</p></body></html>
+"""

@@ -8,16 +8,18 @@ import hashlib
 import hmac
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 
 import pytest
 import redis
 
 from inboxgpt.conversation.forget import forget_everywhere
-from inboxgpt.store import Queued, Store, Turn
+from inboxgpt.store import Queued, Store, StoreUnavailable, Turn
 from inboxgpt.store.memory import MemoryStore
 from inboxgpt.store.redis import RedisStore
 from inboxgpt.store.sqlite import SQLiteStore
+from inboxgpt.web.app import EXTENSION
 from tests.helpers import APP_SECRET, PSID, load, page_body, poster, text_event
 from tests.test_store import BOUNDS, Clock
 
@@ -149,9 +151,14 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def signed_request(payload: dict | None = None, secret: str = APP_SECRET) -> str:
-    """A signed_request as Meta builds one: HMAC-SHA256 of the payload part, both parts base64url unpadded."""
-    part = b64(json.dumps(payload or load("meta/data_deletion_payload.json")).encode())
+def signed_request(payload: dict | None = None, secret: str = APP_SECRET, issued_ago: float = 5.0) -> str:
+    """A signed_request as Meta builds one, issued `issued_ago` seconds ago: HMAC-SHA256 of the payload part, both
+    parts base64url unpadded."""
+    if payload is None:
+        payload = load("meta/data_deletion_payload.json")
+        payload["issued_at"] = int(time.time() - issued_ago)
+        payload["expires"] = payload["issued_at"] + 3600
+    part = b64(json.dumps(payload).encode())
     return b64(hmac.new(secret.encode(), part.encode(), hashlib.sha256).digest()) + "." + part
 
 
@@ -184,6 +191,30 @@ def test_a_data_deletion_request_erases_the_person_on_every_channel(on_sqlite):
     assert code in text
     assert "erased everything it kept about you" in text
     assert PSID not in text
+
+
+@pytest.mark.parametrize("issued_ago", [2 * 86400, -3600])
+def test_a_data_deletion_request_from_long_ago_or_to_come_erases_nothing(on_sqlite, issued_ago):
+    # A request copied from a log cannot erase the person's later conversations whenever someone likes.
+    app, contents = on_sqlite
+    replayed = signed_request(issued_ago=issued_ago)
+    assert app.test_client().post("/data-deletion", data={"signed_request": replayed}).status_code == 400
+    assert PSID in contents()
+
+
+def test_the_status_page_says_to_come_back_when_the_store_is_down(on_sqlite, monkeypatch):
+    app, _ = on_sqlite
+    client = app.test_client()
+    code = client.post("/data-deletion", data={"signed_request": signed_request()}).json["confirmation_code"]
+    store = app.extensions[EXTENSION].store
+
+    def down(*args: object) -> list[str]:
+        raise StoreUnavailable("the store is down")
+
+    monkeypatch.setattr(store, "records", down)
+    page = client.get(f"/data-deletion/{code}")
+    assert page.status_code == 503
+    assert "try again shortly" in page.get_data(as_text=True)
 
 
 def test_a_data_deletion_request_signed_with_another_secret_is_refused(on_sqlite):

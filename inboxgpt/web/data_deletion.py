@@ -37,6 +37,12 @@ CODE = re.compile(r"[0-9a-f]{20}")
 USER_ID = re.compile(r"[0-9]{1,64}")
 # A request is only ever this long: a signature and a short JSON payload.
 MAX_SIGNED_REQUEST_CHARS = 4096
+# Meta sends a request as the person asks; one issued longer ago than this (or from the future, beyond a clock's
+# drift) is refused, so that a request copied from a log cannot erase the person's later conversations for ever.
+MAX_REQUEST_AGE = 24 * 3600.0
+CLOCK_DRIFT = 300.0
+# How long a confirmation code's status page answers.
+KEEP_STATUS = 365 * 24 * 3600.0
 
 
 class BadRequest(ValueError):
@@ -54,8 +60,9 @@ class DataDeletionSettings:
         return cls(app_secret=settings.app_secret)
 
 
-def signed_user_id(signed_request: str, app_secret: str) -> str | None:
-    """The user id a signed request names, or None if another secret signed it; BadRequest if it is not one."""
+def signed_user_id(signed_request: str, app_secret: str, now: float) -> str | None:
+    """The user id a signed request names, or None if another secret signed it; BadRequest if it is not one, or was
+    issued more than MAX_REQUEST_AGE before `now`."""
     if len(signed_request) > MAX_SIGNED_REQUEST_CHARS or signed_request.count(".") != 1:
         raise BadRequest("a signed_request is two parts joined by a dot")
     signature, payload = signed_request.split(".")
@@ -73,6 +80,11 @@ def signed_user_id(signed_request: str, app_secret: str) -> str | None:
     user_id = str(data.get("user_id", "")) if isinstance(data.get("user_id"), str | int) else ""
     if not USER_ID.fullmatch(user_id):
         raise BadRequest("the payload names no user id")
+    issued = data.get("issued_at")
+    if not isinstance(issued, int | float) or isinstance(issued, bool) or not now - issued >= -CLOCK_DRIFT:
+        raise BadRequest("the payload says no time it was issued, or one to come")
+    if now - issued > MAX_REQUEST_AGE:
+        raise BadRequest("the request was issued more than a day ago")
     return user_id
 
 
@@ -107,7 +119,7 @@ class DataDeletion:
         """Erase the person a signed request names: 403 if another secret signed it, 400 if it is not one, 503 if
         the store is down (Meta asks again); else the status page's address and the confirmation code."""
         try:
-            user_id = signed_user_id(request.form.get("signed_request", ""), self._secret.reveal())
+            user_id = signed_user_id(request.form.get("signed_request", ""), self._secret.reveal(), self._clock())
         except BadRequest as error:
             logger.warning("data deletion request refused: %s", error)
             return jsonify(error=str(error)), HTTPStatus.BAD_REQUEST
@@ -118,7 +130,7 @@ class DataDeletion:
         now = self._clock()
         try:
             erased = forget_everywhere(self._store, self._channels.keys_of(user_id))
-            self._store.keep_record(KIND, code, json.dumps({"code": code, "at": now}), now)
+            self._store.keep_record(KIND, code, json.dumps({"code": code, "at": now}), now, ttl=KEEP_STATUS)
         except StoreUnavailable as error:
             logger.error("data deletion request not done: the store is unavailable (%s)", error)
             return jsonify(error="the store is unavailable: ask again"), HTTPStatus.SERVICE_UNAVAILABLE
@@ -127,10 +139,15 @@ class DataDeletion:
         return jsonify(url=url, confirmation_code=code), HTTPStatus.OK
 
     def status(self, code: str) -> tuple[str, HTTPStatus]:
-        """The page a person reaches with their confirmation code: what was erased, and when."""
+        """The page a person reaches with their confirmation code: what was erased, and when (for KEEP_STATUS)."""
         found = None
         if CODE.fullmatch(code):
-            kept = (json.loads(record) for record in self._store.records(KIND, 0))
+            try:
+                records = self._store.records(KIND, self._clock() - KEEP_STATUS)
+            except StoreUnavailable as error:
+                logger.error("data deletion status not read: the store is unavailable (%s)", error)
+                return render_template_string(replies.DATA_DELETION_UNAVAILABLE), HTTPStatus.SERVICE_UNAVAILABLE
+            kept = (json.loads(record) for record in records)
             found = next((record for record in kept if record.get("code") == code), None)
         if found is None:
             return render_template_string(replies.DATA_DELETION_UNKNOWN), HTTPStatus.NOT_FOUND
