@@ -97,6 +97,21 @@ def page(chromium, live):
     context.close()
 
 
+@pytest.fixture
+def phone_page(chromium, live):
+    """A page as a phone shows it, signed in."""
+    context = chromium.new_context(base_url=live.url, viewport=PHONE, device_scale_factor=2, is_mobile=True)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    sign_in(page)
+    yield page
+    context.close()
+
+
+def fits_the_phone(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
 def sign_in(page, password: str = PASSWORD) -> None:
     page.goto("/console/login")
     page.get_by_label("Name").fill("maria")
@@ -204,23 +219,16 @@ def test_past_24_hours_on_whatsapp_an_approved_template_is_filled_in_and_sent(pa
     assert [p["text"] for p in template["components"][0]["parameters"]] == ["Ada", "A-1042"]
 
 
-def test_the_console_fits_a_phone(chromium, live):
+def test_the_console_fits_a_phone(phone_page, live):
     live.post("Can I book a table for 4 tonight?")
-    context = chromium.new_context(base_url=live.url, viewport=PHONE, device_scale_factor=2, is_mobile=True)
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    try:
-        sign_in(page)
-        page.get_by_role("link", name="Everyone").click()
-        expect(page.locator(".rows")).to_contain_text("book a table")
-        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-        shot(page, "conversations-phone")
-        page.locator(".row", has_text="book a table").click()
-        expect(page.get_by_role("button", name="Take over")).to_be_visible()
-        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-        shot(page, "conversation-phone")
-    finally:
-        context.close()
+    phone_page.get_by_role("link", name="Everyone").click()
+    expect(phone_page.locator(".rows")).to_contain_text("book a table")
+    assert fits_the_phone(phone_page)
+    shot(phone_page, "conversations-phone")
+    phone_page.locator(".row", has_text="book a table").click()
+    expect(phone_page.get_by_role("button", name="Take over")).to_be_visible()
+    assert fits_the_phone(phone_page)
+    shot(phone_page, "conversation-phone")
 
 
 # --- the bad paths ---
@@ -341,7 +349,7 @@ def test_the_usage_page_plots_the_days_by_channel(chromium, live, openai_server)
             context.close()
 
 
-def test_leads_fit_a_phone(chromium, live):
+def test_leads_fit_a_phone(phone_page, live):
     store = live.app.extensions[EXTENSION].store
     lead = Lead(
         "lead0",
@@ -354,17 +362,10 @@ def test_leads_fit_a_phone(chromium, live):
         note="Wants a cake for 12 people on Saturday, gluten free",
     )
     store.keep_record(KIND, lead.id, json.dumps(asdict(lead)), lead.time)
-    context = chromium.new_context(base_url=live.url, viewport=PHONE, device_scale_factor=2, is_mobile=True)
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    try:
-        sign_in(page)
-        page.get_by_role("link", name="Leads").click()
-        expect(page.locator("table.leads")).to_contain_text("Ada Lovelace")
-        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-        shot(page, "leads-phone")
-    finally:
-        context.close()
+    phone_page.get_by_role("link", name="Leads").click()
+    expect(phone_page.locator("table.leads")).to_contain_text("Ada Lovelace")
+    assert fits_the_phone(phone_page)
+    shot(phone_page, "leads-phone")
 
 
 def test_the_usage_page_shows_the_outcomes_and_what_was_not_covered(chromium, live):
